@@ -1,0 +1,84 @@
+"""Argument checks shared by every public function: one message template.
+
+Every check raises with the same shape of message, after scikit-learn:
+"The 'std' parameter of normal_ must be a finite number >= 0. Got -1.0 instead."
+followed, where it helps, by how to fix it. ``ValueError`` is for a bad value,
+``TypeError`` for a bad type.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable
+from numbers import Real
+
+__all__ = ["check_choice", "check_int", "check_real", "nearest", "param_message"]
+
+
+def param_message(fn: str, name: str, expected: str, got: object, fix: str = "") -> str:
+    """The one message template: what was expected, what was got, how to fix it."""
+    message = f"The {name!r} parameter of {fn} must be {expected}. Got {got!r} instead."
+    return f"{message} {fix}" if fix else message
+
+
+def nearest(word: str, options: Iterable[str]) -> str | None:
+    """The closest option to ``word`` by edit similarity, or None if nothing is close."""
+    matches = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def check_real(
+    fn: str,
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Check that ``value`` is a finite real number within the given bounds.
+
+    Raises:
+        TypeError: ``value`` is not a real number (bools are rejected).
+        ValueError: ``value`` is NaN, infinite, or outside the bounds.
+    """
+    expected = "a finite number"
+    if low is not None:
+        expected += f" {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        expected += f"{' and' if low is not None else ''} {'<' if high_open else '<='} {high:g}"
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(param_message(fn, name, expected, value))
+    number = float(value)
+    bad = not math.isfinite(number)
+    if low is not None:
+        bad = bad or number < low or (low_open and number == low)
+    if high is not None:
+        bad = bad or number > high or (high_open and number == high)
+    if bad:
+        raise ValueError(param_message(fn, name, expected, value))
+    return number
+
+
+def check_int(fn: str, name: str, value: object, *, low: int | None = None) -> int:
+    """Check that ``value`` is an integer (not a bool), at least ``low`` if given."""
+    expected = "an integer" + (f" >= {low}" if low is not None else "")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(param_message(fn, name, expected, value))
+    if low is not None and value < low:
+        raise ValueError(param_message(fn, name, expected, value))
+    return value
+
+
+def check_choice(fn: str, name: str, value: object, choices: Iterable[str]) -> str:
+    """Check that ``value`` is one of ``choices``; the error lists them and the nearest."""
+    options = list(choices)
+    if isinstance(value, str) and value in options:
+        return value
+    expected = "one of " + ", ".join(repr(o) for o in options)
+    guess = nearest(value, options) if isinstance(value, str) else None
+    fix = f"Did you mean {guess!r}?" if guess else ""
+    error = ValueError if isinstance(value, str) else TypeError
+    raise error(param_message(fn, name, expected, value, fix))

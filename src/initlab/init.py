@@ -1,0 +1,1832 @@
+"""Weight and bias initializers, exactly: fans, gains, variance scaling, specs, ``apply``.
+
+Every initializer fills a tensor in place under ``torch.no_grad()``, takes
+``generator=`` when it is random, and returns the tensor, as ``torch.nn.init`` does.
+Where torch has the same scheme, the same generator state gives bit-identical values.
+
+A scheme can also be named by a *spec*, a short string parsed by :func:`parse_spec`:
+``"he_normal"``, ``"normal(std=0.01)"``, ``"xavier_uniform(gain='tanh')"``,
+``"variance_scaling(scale=2.0, mode='fan_avg', distribution='truncated_normal')"``,
+``"constant(0.01)"``. :func:`apply` re-initializes a whole ``nn.Module`` from specs and
+returns a record of what it did.
+
+Example:
+    >>> import torch
+    >>> from initlab import init
+    >>> w = torch.empty(256, 128)
+    >>> _ = init.kaiming_normal_(w, generator=torch.Generator().manual_seed(0))
+    >>> round(w.std().item(), 2)  # √(2/128) = 0.125
+    0.13
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from initlab._validation import check_choice, check_int, check_real, nearest, param_message
+
+__all__ = [
+    "ACTIVATIONS",
+    "Draw",
+    "InitRecord",
+    "InitSpec",
+    "Scheme",
+    "apply",
+    "calculate_fans",
+    "calculate_gain",
+    "constant_",
+    "describe",
+    "dirac_",
+    "eye_",
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "lecun_normal_",
+    "lecun_uniform_",
+    "normal_",
+    "ones_",
+    "orthogonal_",
+    "parse_spec",
+    "schemes",
+    "sparse_",
+    "torch_default_",
+    "trunc_normal_",
+    "truncated_normal_std",
+    "uniform_",
+    "variance_scaling_",
+    "xavier_normal_",
+    "xavier_uniform_",
+    "zeros_",
+]
+
+FanMode: TypeAlias = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+Distribution: TypeAlias = Literal["normal", "truncated_normal", "uniform"]
+Bounds: TypeAlias = Literal["sigma", "absolute"]
+#: A gain: a number, an activation name ("tanh", "leaky_relu(0.2)", "measured:tanh"),
+#: or any callable φ, whose gain is then measured as 1/√E[φ(z)²], z ~ N(0, 1).
+Gain: TypeAlias = float | str | Callable[[Tensor], Tensor]
+
+_FAN_MODES: tuple[str, ...] = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+_DISTRIBUTIONS: tuple[str, ...] = ("normal", "truncated_normal", "uniform")
+_SQRT3 = math.sqrt(3.0)
+
+
+# --------------------------------------------------------------------------- fans
+
+
+def calculate_fans(tensor: Tensor | Sequence[int], *, transposed: bool = False) -> tuple[int, int]:
+    """Fan-in and fan-out of a weight, the receptive field included.
+
+    For a ``Linear`` weight of shape (out, in): fan_in = in, fan_out = out. For a
+    ``Conv{1,2,3}d`` weight (out, in/groups, k₁, …): fan_in = in/groups · ∏k and
+    fan_out = out · ∏k, as torch computes them (torch's fan_out ignores ``groups``).
+    A ``ConvTranspose`` weight is stored as (in, out/groups, k₁, …), so with
+    ``transposed=True`` the first two dimensions swap roles: fan_in = in · ∏k,
+    fan_out = out/groups · ∏k. torch itself does not swap them (its
+    ``nn.ConvTranspose`` default init uses dimension 1 as the input).
+
+    Args:
+        tensor: a weight, or its shape, with at least 2 dimensions.
+        transposed: the weight belongs to a ``ConvTranspose`` layer.
+
+    Returns:
+        ``(fan_in, fan_out)``.
+
+    Raises:
+        ValueError: fewer than 2 dimensions.
+
+    Example:
+        >>> calculate_fans((64, 3, 3, 3))
+        (27, 576)
+        >>> calculate_fans((3, 64, 3, 3), transposed=True)
+        (27, 576)
+    """
+    shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else tuple(tensor)
+    if len(shape) < 2:
+        raise ValueError(
+            "fan_in and fan_out need a weight with at least 2 dimensions "
+            f"(out_features, in_features, *kernel). Got shape {shape} instead. "
+            "Biases and other 1-D tensors take a constant (e.g. 'zeros'), a normal or "
+            "uniform scheme, or torch_default with fan_in=… given."
+        )
+    receptive_field = math.prod(shape[2:])
+    fan_in, fan_out = shape[1] * receptive_field, shape[0] * receptive_field
+    return (fan_out, fan_in) if transposed else (fan_in, fan_out)
+
+
+def _fan(fans: tuple[int, int], mode: str, fn: str) -> float:
+    mode = check_choice(fn, "mode", mode, _FAN_MODES)
+    fan_in, fan_out = fans
+    fan: float
+    if mode == "fan_in":
+        fan = fan_in
+    elif mode == "fan_out":
+        fan = fan_out
+    elif mode == "fan_avg":
+        fan = (fan_in + fan_out) / 2.0
+    else:
+        fan = math.sqrt(fan_in * fan_out)
+    if fan <= 0:
+        raise ValueError(
+            f"{fn} cannot scale by {mode} = {fan:g}: the weight has a zero-size dimension "
+            f"(fans {fans})."
+        )
+    return fan
+
+
+# --------------------------------------------------------------------------- gains
+
+
+@dataclass(frozen=True)
+class _Activation:
+    fn: Callable[[Tensor, float], Tensor]  # φ(x; param)
+    param: str | None  # the name of φ's parameter, if it has one
+    default: float  # that parameter's default
+    torch_gain: Callable[[float], float] | None  # torch's table entry; None: not in torch's table
+    note: str  # where the table value comes from
+
+
+def _identity(x: Tensor, _: float) -> Tensor:
+    return x
+
+
+def _leaky_gain(slope: float) -> float:
+    # torch's leaky_relu entry; also the exact second-moment gain (E[φ²] = (1+slope²)/2).
+    return math.sqrt(2.0 / (1 + slope**2))
+
+
+_LINEAR = _Activation(_identity, None, 0.0, lambda _: 1.0, "identity: Var is kept as is")
+
+#: Every activation initlab knows a gain for, by its ``torch.nn.functional`` name.
+ACTIVATIONS: dict[str, _Activation] = {
+    "linear": _LINEAR,
+    "identity": _LINEAR,
+    **{
+        name: _LINEAR
+        for name in (
+            "conv1d",
+            "conv2d",
+            "conv3d",
+            "conv_transpose1d",
+            "conv_transpose2d",
+            "conv_transpose3d",
+        )
+    },
+    "sigmoid": _Activation(
+        lambda x, _: torch.sigmoid(x),
+        None,
+        0.0,
+        lambda _: 1.0,
+        "torch's table: 1 (measured second-moment gain ≈ 1.8462, sigmoid's mean 1/2 counted)",
+    ),
+    "tanh": _Activation(
+        lambda x, _: torch.tanh(x),
+        None,
+        0.0,
+        lambda _: 5.0 / 3,
+        "torch's table: 5/3, an empirical choice (measured second-moment gain ≈ 1.5925)",
+    ),
+    "relu": _Activation(
+        lambda x, _: F.relu(x),
+        None,
+        0.0,
+        lambda _: math.sqrt(2.0),
+        "He et al. 2015: √2, exactly the second-moment gain",
+    ),
+    "leaky_relu": _Activation(
+        lambda x, s: F.leaky_relu(x, s),
+        "negative_slope",
+        0.01,
+        _leaky_gain,
+        "He et al. 2015: √(2/(1+slope²)), exactly the second-moment gain",
+    ),
+    "selu": _Activation(
+        lambda x, _: F.selu(x),
+        None,
+        0.0,
+        lambda _: 3.0 / 4,
+        "torch's table: 3/4, found empirically (pytorch PR 50664); self-normalizing "
+        "nets (Klambauer et al. 2017) need 1, the measured gain: use 'measured:selu' or 'linear'",
+    ),
+    "prelu": _Activation(
+        lambda x, s: F.leaky_relu(x, s),
+        "init",
+        0.25,
+        _leaky_gain,
+        "leaky_relu's formula at nn.PReLU's initial slope 0.25",
+    ),
+    "rrelu": _Activation(
+        lambda x, s: F.leaky_relu(x, s),
+        "slope",
+        (1 / 8 + 1 / 3) / 2,
+        _leaky_gain,
+        "leaky_relu's formula at nn.RReLU's mean slope (1/8 + 1/3)/2",
+    ),
+}
+
+# Activations missing from torch's table: their gain is the measured second-moment gain.
+_MEASURED_ONLY: dict[str, tuple[Callable[[Tensor, float], Tensor], str | None, float]] = {
+    "elu": (lambda x, a: F.elu(x, a), "alpha", 1.0),
+    "celu": (lambda x, a: F.celu(x, a), "alpha", 1.0),
+    "gelu": (lambda x, _: F.gelu(x), None, 0.0),
+    "gelu_tanh": (lambda x, _: F.gelu(x, approximate="tanh"), None, 0.0),
+    "silu": (lambda x, _: F.silu(x), None, 0.0),
+    "swish": (lambda x, _: F.silu(x), None, 0.0),
+    "mish": (lambda x, _: F.mish(x), None, 0.0),
+    "softplus": (lambda x, b: F.softplus(x, b), "beta", 1.0),
+    "hardtanh": (lambda x, _: F.hardtanh(x), None, 0.0),
+    "relu6": (lambda x, _: F.relu6(x), None, 0.0),
+    "hardswish": (lambda x, _: F.hardswish(x), None, 0.0),
+    "hardsigmoid": (lambda x, _: F.hardsigmoid(x), None, 0.0),
+    "logsigmoid": (lambda x, _: F.logsigmoid(x), None, 0.0),
+    "softsign": (lambda x, _: F.softsign(x), None, 0.0),
+    "tanhshrink": (lambda x, _: F.tanhshrink(x), None, 0.0),
+    "softshrink": (lambda x, t: F.softshrink(x, t), "lambd", 0.5),
+    "hardshrink": (lambda x, t: F.hardshrink(x, t), "lambd", 0.5),
+}
+ACTIVATIONS.update(
+    {
+        name: _Activation(fn, param, default, None, "measured second-moment gain 1/√E[φ(z)²]")
+        for name, (fn, param, default) in _MEASURED_ONLY.items()
+    }
+)
+
+_GAIN_STRING = re.compile(r"^(measured:)?([a-z0-9_]+)(?:\((.*)\))?$")
+
+
+def _gauss_legendre_panels() -> tuple[np.ndarray, np.ndarray]:
+    # Composite 16-point Gauss–Legendre on [-12, 12] in panels of width 1/8. Panel edges
+    # fall on every kink of torch's piecewise activations (0, ±1/2, ±1, ±3, 6), so each
+    # panel integrates a smooth function to machine precision; N(0,1) beyond ±12 weighs
+    # < 1e-32. Gauss–Hermite would converge only slowly across ReLU's kink.
+    x, w = np.polynomial.legendre.leggauss(16)
+    edges = np.arange(-12.0, 12.0 + 1e-12, 0.125)
+    half = (edges[1:] - edges[:-1]) / 2
+    mid = (edges[1:] + edges[:-1]) / 2
+    nodes = (mid[:, None] + half[:, None] * x[None, :]).ravel()
+    weights = (half[:, None] * w[None, :]).ravel()
+    density = np.exp(-(nodes**2) / 2) / math.sqrt(2 * math.pi)
+    return nodes, weights * density
+
+
+_NODES, _WEIGHTS = _gauss_legendre_panels()
+
+
+def _second_moment(phi: Callable[[Tensor], Tensor]) -> float:
+    """E[φ(z)²] for z ~ N(0, 1), by quadrature (deterministic, not sampled)."""
+    z = torch.from_numpy(_NODES)
+    with torch.no_grad():
+        values = phi(z)
+    if not isinstance(values, Tensor) or values.shape != z.shape:
+        raise ValueError(
+            "A measured gain needs φ to map a float64 tensor elementwise to a tensor of the "
+            f"same shape. Got {type(values).__name__} of shape "
+            f"{getattr(values, 'shape', None)} for input shape {tuple(z.shape)}."
+        )
+    moment = float(np.dot(_WEIGHTS, values.detach().to(torch.float64).cpu().numpy() ** 2))
+    if not math.isfinite(moment) or moment <= 0:
+        raise ValueError(
+            f"A measured gain needs 0 < E[φ(z)²] < ∞. Got E[φ(z)²] = {moment!r}: "
+            "φ is zero almost everywhere or grows too fast."
+        )
+    return moment
+
+
+@functools.cache
+def _measured_named_gain(name: str, param: float) -> float:
+    act = ACTIVATIONS[name]
+    return 1.0 / math.sqrt(_second_moment(lambda x: act.fn(x, param)))
+
+
+def calculate_gain(
+    nonlinearity: str | Callable[[Tensor], Tensor],
+    param: float | None = None,
+    *,
+    method: Literal["table", "measured"] | None = None,
+) -> float:
+    """The gain to multiply a unit-variance-preserving std by, for an activation.
+
+    Two definitions, which agree for identity (1), ReLU (√2) and leaky ReLU
+    (√(2/(1+slope²))) and differ elsewhere:
+
+    * ``method="table"`` (default for names): torch's ``calculate_gain`` values where
+      torch has one — tanh 5/3, sigmoid 1, selu 3/4 — so that initlab reproduces torch;
+      for activations torch lacks (elu, gelu, silu, mish, softplus, hardtanh, …) the
+      measured value.
+    * ``method="measured"`` (the only one for callables): the second-moment gain
+      g = 1/√E[φ(z)²], z ~ N(0, 1), computed by quadrature, which keeps
+      E[(g·φ(z))²] = 1: tanh ≈ 1.5925, sigmoid ≈ 1.8462, selu = 1 (the self-normalizing
+      value of Klambauer et al. 2017; torch's 3/4 was found empirically).
+
+    ``ACTIVATIONS[name].note`` says where each table value comes from;
+    ``initlab gains`` prints both numbers for every activation.
+
+    Args:
+        nonlinearity: a ``torch.nn.functional`` name (``"relu"``, ``"leaky_relu"``, …) or
+            any callable φ mapping a tensor elementwise.
+        param: the activation's parameter: leaky_relu's negative slope (default 0.01),
+            elu/celu alpha, softplus beta, softshrink/hardshrink lambda.
+        method: ``"table"`` or ``"measured"``; default ``"table"`` for names.
+
+    Returns:
+        The gain, a positive float.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones and the nearest),
+            a ``param`` for an activation that has none, or ``"table"`` for a callable.
+
+    References:
+        He et al., *Delving Deep into Rectifiers*, 2015; Klambauer et al.,
+        *Self-Normalizing Neural Networks*, 2017.
+
+    Example:
+        >>> calculate_gain("relu") == math.sqrt(2)
+        True
+        >>> calculate_gain("tanh"), round(calculate_gain("tanh", method="measured"), 4)
+        (1.6666666666666667, 1.5925)
+        >>> round(calculate_gain(torch.sin), 4)
+        1.5212
+    """
+    fn = "calculate_gain"
+    if method is not None:
+        check_choice(fn, "method", method, ("table", "measured"))
+    if not isinstance(nonlinearity, str):
+        if not callable(nonlinearity):
+            raise TypeError(
+                param_message(fn, "nonlinearity", "an activation name or a callable", nonlinearity)
+            )
+        if method == "table":
+            raise ValueError(
+                "A callable has no table gain: use method='measured' (the default for callables)."
+            )
+        if param is not None:
+            raise ValueError("param is only for named activations; bind it into the callable.")
+        return 1.0 / math.sqrt(_second_moment(nonlinearity))
+    name = check_choice(fn, "nonlinearity", nonlinearity.lower(), ACTIVATIONS)
+    act = ACTIVATIONS[name]
+    if param is not None:
+        if act.param is None:
+            raise ValueError(f"{name} takes no parameter. Got param={param!r}; leave it out.")
+        param = check_real(fn, "param", param)
+    value = act.default if param is None else param
+    if act.torch_gain is not None and method != "measured":
+        return act.torch_gain(value)
+    return _measured_named_gain(name, value)
+
+
+def _resolve_gain(gain: Gain, fn: str, name: str = "gain") -> float:
+    """A gain argument (number, activation string or callable) as a float."""
+    if isinstance(gain, str):
+        match = _GAIN_STRING.match(gain.strip().lower())
+        if match is None:
+            raise ValueError(
+                param_message(
+                    fn,
+                    name,
+                    "a number, an activation name such as 'tanh' or 'leaky_relu(0.2)', "
+                    "or 'measured:NAME'",
+                    gain,
+                )
+            )
+        measured, act, arg = match.groups()
+        param = None
+        if arg:
+            try:
+                param = float(arg)
+            except ValueError as error:
+                raise ValueError(
+                    param_message(fn, name, "NAME or NAME(number)", gain, f"({arg!r} is no number)")
+                ) from error
+        return calculate_gain(act, param, method="measured" if measured else "table")
+    if callable(gain):
+        return calculate_gain(gain)
+    return check_real(fn, name, gain, low=0.0)
+
+
+# --------------------------------------------------------------------------- draws
+
+
+@dataclass(frozen=True)
+class Draw:
+    """What a scheme draws for a tensor of a given shape (see :func:`describe`).
+
+    ``std`` is the standard deviation of the values drawn — for a truncated normal the
+    std after truncation, not the std of the underlying normal (``scale``).
+    """
+
+    distribution: str  # "constant", "uniform", "normal", "truncated_normal", "orthogonal", …
+    std: float  # std of the values drawn (0 for a constant)
+    mean: float = 0.0  # mean of the values drawn
+    low: float | None = None  # smallest value that can be drawn, if bounded
+    high: float | None = None  # largest value that can be drawn, if bounded
+    fan_in: int | None = None  # the fans of the shape, for fan-based schemes
+    fan_out: int | None = None
+    fan: str | None = None  # which fan the scale uses: "fan_in", "fan_avg", …
+    gain: float | None = None  # the gain used, if any
+    loc: float | None = None  # truncated normal: mean of the underlying normal
+    scale: float | None = None  # truncated normal: std of the underlying normal
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _normal_pdf(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi) if math.isfinite(x) else 0.0
+
+
+def _truncated_moments(a: float, b: float) -> tuple[float, float]:
+    """Mean and std of N(0, 1) truncated to [a, b] (a and b in units of σ)."""
+    # Above the mean, difference the upper tails, where the cdf keeps its precision.
+    z = _normal_cdf(-a) - _normal_cdf(-b) if a > 0 else _normal_cdf(b) - _normal_cdf(a)
+    pa, pb = _normal_pdf(a), _normal_pdf(b)
+    ta = a * pa if math.isfinite(a) else 0.0
+    tb = b * pb if math.isfinite(b) else 0.0
+    mean = (pa - pb) / z
+    var = 1.0 + (ta - tb) / z - mean * mean
+    return mean, math.sqrt(var)
+
+
+def truncated_normal_std(a: float = -2.0, b: float = 2.0) -> float:
+    """Std of a standard normal truncated to [a, b]: the σ correction of truncation.
+
+    Var = 1 + (a·φ(a) − b·φ(b))/Z − ((φ(a) − φ(b))/Z)², Z = Φ(b) − Φ(a). For ±2σ this
+    is 0.8796256610342398, the constant Keras and JAX divide by so that a truncated
+    normal initializer draws with the requested std.
+
+    Example:
+        >>> truncated_normal_std(-2.0, 2.0)
+        0.879625661034...
+    """
+    fn = "truncated_normal_std"
+    a, b = check_real(fn, "a", a), check_real(fn, "b", b)
+    if not a < b:
+        raise ValueError(f"{fn} needs a < b. Got a={a!r}, b={b!r}.")
+    return _truncated_moments(a, b)[1]
+
+
+def _constant_draw(value: float) -> Draw:
+    return Draw("constant", 0.0, mean=value, low=value, high=value)
+
+
+def _uniform_draw(low: float, high: float, **info: Any) -> Draw:
+    return Draw("uniform", (high - low) / math.sqrt(12.0), (low + high) / 2, low, high, **info)
+
+
+def _scaled_draw(std: float, distribution: str, fn: str, **info: Any) -> Draw:
+    """A zero-mean draw of std ``std``: normal, σ-corrected truncated normal or uniform."""
+    distribution = check_choice(fn, "distribution", distribution, _DISTRIBUTIONS)
+    if distribution == "normal":
+        return Draw("normal", std, **info)
+    if distribution == "uniform":
+        bound = _SQRT3 * std  # U(−b, b) has std b/√3
+        return _uniform_draw(-bound, bound, **info)
+    return _trunc_draw(0.0, std, -2.0, 2.0, "sigma", fn, **info)
+
+
+def _trunc_draw(
+    mean: float, std: float, a: float, b: float, bounds: str, fn: str, **info: Any
+) -> Draw:
+    bounds = check_choice(fn, "bounds", bounds, ("sigma", "absolute"))
+    if not a < b:
+        raise ValueError(f"{fn} needs a < b. Got a={a!r}, b={b!r}.")
+    if bounds == "sigma":
+        if std == 0:
+            return _constant_draw(mean)
+        # Choose the underlying N(loc, scale²) so the *drawn* values have mean and std.
+        m, s = _truncated_moments(a, b)
+        scale = std / s
+        loc = mean - scale * m
+        low, high = loc + a * scale, loc + b * scale
+        return Draw("truncated_normal", std, mean, low, high, loc=loc, scale=scale, **info)
+    if std == 0:
+        return _constant_draw(mean)
+    m, s = _truncated_moments((a - mean) / std, (b - mean) / std)
+    return Draw("truncated_normal", std * s, mean + std * m, a, b, loc=mean, scale=std, **info)
+
+
+def _ready(tensor: object, fn: str, generator: torch.Generator | None) -> bool:
+    """Validate the tensor and generator; False (with a warning) for a zero-element tensor."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(param_message(fn, "tensor", "a torch.Tensor", type(tensor).__name__))
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(param_message(fn, "generator", "a torch.Generator or None", generator))
+        if generator.device.type != tensor.device.type:
+            raise ValueError(
+                f"The generator passed to {fn} is on {generator.device} but the tensor is on "
+                f"{tensor.device}. Create it there: torch.Generator(device='{tensor.device}')."
+            )
+    if tensor.numel() == 0:
+        warnings.warn(
+            f"{fn}: the tensor has zero elements (shape {tuple(tensor.shape)}); nothing to "
+            "initialize.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return False
+    return True
+
+
+def _fill_(tensor: Tensor, draw: Draw, generator: torch.Generator | None) -> Tensor:
+    """Fill ``tensor`` with the distribution ``draw`` describes."""
+    with torch.no_grad():
+        if draw.distribution == "constant":
+            return tensor.fill_(draw.mean)
+        if draw.distribution == "uniform":
+            assert draw.low is not None and draw.high is not None
+            return tensor.uniform_(draw.low, draw.high, generator=generator)
+        if draw.distribution == "normal":
+            return tensor.normal_(draw.mean, draw.std, generator=generator)
+        if draw.distribution == "truncated_normal":
+            assert draw.loc is not None and draw.scale is not None
+            assert draw.low is not None and draw.high is not None
+            if tensor.is_meta:
+                return tensor
+            # torch's sampler is exact (rejection from the normal or from a uniform
+            # envelope), so both bound conventions share it and match torch bit for bit.
+            return nn.init.trunc_normal_(
+                tensor, draw.loc, draw.scale, draw.low, draw.high, generator=generator
+            )
+    raise AssertionError(f"no fill for {draw.distribution}")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- constants
+
+
+def _draw_constant(shape: Sequence[int], val: float) -> Draw:
+    return _constant_draw(check_real("constant_", "val", val))
+
+
+def zeros_(tensor: Tensor) -> Tensor:
+    """Fill with zeros: w = 0. Every unit of the layer computes the same function.
+
+    With all weights equal, all units of a layer receive the same gradient and stay
+    identical for ever: zero (or constant) weights never break symmetry. Zero is the
+    usual *bias* init.
+
+    Example:
+        >>> zeros_(torch.empty(2, 3)).sum().item()
+        0.0
+    """
+    if _ready(tensor, "zeros_", None):
+        _fill_(tensor, _constant_draw(0.0), None)
+    return tensor
+
+
+def ones_(tensor: Tensor) -> Tensor:
+    """Fill with ones: w = 1 (batch norm's γ; no symmetry breaking for weights).
+
+    Example:
+        >>> ones_(torch.empty(2, 3)).sum().item()
+        6.0
+    """
+    if _ready(tensor, "ones_", None):
+        _fill_(tensor, _constant_draw(1.0), None)
+    return tensor
+
+
+def constant_(tensor: Tensor, val: float) -> Tensor:
+    """Fill with a constant: w = val (e.g. a bias of 0.01 to keep ReLUs alive).
+
+    Example:
+        >>> constant_(torch.empty(3), 0.01)
+        tensor([0.0100, 0.0100, 0.0100])
+    """
+    if _ready(tensor, "constant_", None):
+        _fill_(tensor, _draw_constant(tensor.shape, val), None)
+    return tensor
+
+
+# --------------------------------------------------------------------------- plain random
+
+
+def _draw_uniform(shape: Sequence[int], a: float = 0.0, b: float = 1.0) -> Draw:
+    fn = "uniform_"
+    a, b = check_real(fn, "a", a), check_real(fn, "b", b)
+    if not a <= b:
+        raise ValueError(f"{fn} needs a <= b. Got a={a!r}, b={b!r}; swap them.")
+    return _uniform_draw(a, b)
+
+
+def uniform_(
+    tensor: Tensor, a: float = 0.0, b: float = 1.0, *, generator: torch.Generator | None = None
+) -> Tensor:
+    """Fill with draws from the uniform distribution U(a, b); std = (b − a)/√12.
+
+    Example:
+        >>> w = uniform_(torch.empty(1000), -1.0, 1.0, generator=torch.Generator().manual_seed(0))
+        >>> bool(w.min() >= -1 and w.max() <= 1)
+        True
+    """
+    if _ready(tensor, "uniform_", generator):
+        _fill_(tensor, _draw_uniform(tensor.shape, a, b), generator)
+    return tensor
+
+
+def _draw_normal(shape: Sequence[int], mean: float = 0.0, std: float = 1.0) -> Draw:
+    fn = "normal_"
+    return Draw("normal", check_real(fn, "std", std, low=0.0), check_real(fn, "mean", mean))
+
+
+def normal_(
+    tensor: Tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Fill with draws from N(mean, std²).
+
+    The classic lessons: "small random" is N(0, 1)·0.01 = ``normal(std=0.01)``, which
+    makes deep nets vanish; "large random" is N(0, 1)·10 = ``normal(std=10)``, which
+    saturates tanh/sigmoid and explodes ReLU nets.
+
+    Example:
+        >>> w = normal_(torch.empty(10_000), std=0.01, generator=torch.Generator().manual_seed(0))
+        >>> round(w.std().item(), 3)
+        0.01
+    """
+    if _ready(tensor, "normal_", generator):
+        _fill_(tensor, _draw_normal(tensor.shape, mean, std), generator)
+    return tensor
+
+
+def _draw_trunc_normal(
+    shape: Sequence[int],
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    bounds: Bounds = "sigma",
+) -> Draw:
+    fn = "trunc_normal_"
+    mean, std = check_real(fn, "mean", mean), check_real(fn, "std", std, low=0.0)
+    a, b = check_real(fn, "a", a), check_real(fn, "b", b)
+    return _trunc_draw(mean, std, a, b, bounds, fn)
+
+
+def trunc_normal_(
+    tensor: Tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    *,
+    bounds: Bounds = "sigma",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Fill with draws from a truncated normal, in one of two conventions.
+
+    ``bounds="sigma"`` (default; Keras and JAX): ``a`` and ``b`` are in units of the
+    underlying normal's σ, and σ is corrected for the truncation so that the *drawn*
+    values have exactly the requested ``mean`` and ``std``. For the default ±2:
+    σ = std / 0.87962566 (see :func:`truncated_normal_std`), so values lie within
+    ±2σ = ±2.27·std.
+
+    ``bounds="absolute"`` (torch's ``nn.init.trunc_normal_``): N(mean, std²) with values
+    outside the absolute interval [a, b] redrawn; no correction, so the drawn std is
+    smaller than ``std`` (0.88·std for a, b = mean ∓ 2·std; with torch's defaults
+    a, b = ∓2 a wide std makes the result nearly uniform). Bit-identical to torch.
+
+    ==============  ==============================  ==================================
+    convention      bounds                          std of the drawn values
+    ==============  ==============================  ==================================
+    ``"sigma"``     mean' + [a, b]·σ (σ corrected)  ``std``, exactly
+    ``"absolute"``  [a, b]                          less than ``std``
+    ==============  ==============================  ==================================
+
+    Args:
+        tensor: the tensor to fill.
+        mean: mean of the drawn values (sigma) or of the underlying normal (absolute).
+        std: std of the drawn values (sigma) or of the underlying normal (absolute).
+        a: lower bound, in σ units (sigma) or absolute.
+        b: upper bound, in σ units (sigma) or absolute; a < b.
+        bounds: ``"sigma"`` or ``"absolute"``.
+        generator: the generator to draw from.
+
+    Returns:
+        ``tensor``.
+
+    Raises:
+        ValueError: std < 0, a ≥ b, a non-finite argument, or an unknown ``bounds``.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> w = trunc_normal_(torch.empty(100_000), std=0.5, generator=g)
+        >>> round(w.std().item(), 2), bool(w.abs().max() <= 2 * 0.5 / 0.8796257)
+        (0.5, True)
+    """
+    if _ready(tensor, "trunc_normal_", generator):
+        _fill_(tensor, _draw_trunc_normal(tensor.shape, mean, std, a, b, bounds), generator)
+    return tensor
+
+
+# --------------------------------------------------------------------------- fan based
+
+
+def _draw_variance_scaling(
+    shape: Sequence[int],
+    scale: float = 1.0,
+    mode: FanMode = "fan_in",
+    distribution: Distribution = "truncated_normal",
+    *,
+    transposed: bool = False,
+) -> Draw:
+    fn = "variance_scaling_"
+    scale = check_real(fn, "scale", scale, low=0.0)
+    fans = calculate_fans(shape, transposed=transposed)
+    fan = _fan(fans, mode, fn)
+    std = math.sqrt(scale / fan)
+    return _scaled_draw(std, distribution, fn, fan_in=fans[0], fan_out=fans[1], fan=mode)
+
+
+def variance_scaling_(
+    tensor: Tensor,
+    scale: float = 1.0,
+    mode: FanMode = "fan_in",
+    distribution: Distribution = "truncated_normal",
+    *,
+    transposed: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The general rule: zero-mean draws with Var(w) = scale / fan.
+
+    fan is fan_in, fan_out, fan_avg = (fan_in + fan_out)/2 or fan_geo_avg =
+    √(fan_in·fan_out). ``distribution`` is ``"normal"``, ``"truncated_normal"``
+    (σ-corrected, within ±2σ, as Keras) or ``"uniform"`` (U(±√(3·scale/fan))). The
+    named schemes are special cases:
+
+    ===================  =======  =========  ===============
+    scheme               scale    mode       distribution
+    ===================  =======  =========  ===============
+    xavier / glorot      gain²    fan_avg    normal, uniform
+    kaiming / he (ReLU)  2        fan_in     normal, uniform
+    lecun                1        fan_in     normal, uniform
+    ===================  =======  =========  ===============
+
+    Keras's ``glorot_normal``, ``he_normal`` and ``lecun_normal`` are the
+    ``truncated_normal`` rows; initlab's ``*_normal_`` draw untruncated, as torch does.
+
+    Args:
+        tensor: a weight with at least 2 dimensions.
+        scale: the variance numerator, ≥ 0.
+        mode: which fan divides it.
+        distribution: the shape of the draws.
+        transposed: the weight is a ``ConvTranspose`` weight (see :func:`calculate_fans`).
+        generator: the generator to draw from.
+
+    Returns:
+        ``tensor``.
+
+    Raises:
+        ValueError: fewer than 2 dims, scale < 0, an unknown mode or distribution.
+
+    References:
+        Keras ``VarianceScaling``; Glorot & Bengio 2010; He et al. 2015; LeCun et al. 1998.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> w = variance_scaling_(torch.empty(400, 600), 2.0, "fan_avg", "uniform", generator=g)
+        >>> round(w.var().item() * 500, 2)  # Var = 2/fan_avg
+        2.0
+    """
+    if _ready(tensor, "variance_scaling_", generator):
+        _fill_(
+            tensor,
+            _draw_variance_scaling(tensor.shape, scale, mode, distribution, transposed=transposed),
+            generator,
+        )
+    return tensor
+
+
+def _draw_xavier(
+    shape: Sequence[int], gain: Gain, distribution: str, transposed: bool, fn: str
+) -> Draw:
+    g = _resolve_gain(gain, fn)
+    fan_in, fan_out = calculate_fans(shape, transposed=transposed)
+    _fan((fan_in, fan_out), "fan_avg", fn)
+    std = g * math.sqrt(2.0 / float(fan_in + fan_out))  # torch's expression, bit for bit
+    return _scaled_draw(
+        std, distribution, fn, fan_in=fan_in, fan_out=fan_out, fan="fan_avg", gain=g
+    )
+
+
+def _draw_xavier_uniform(
+    shape: Sequence[int], gain: Gain = 1.0, *, transposed: bool = False
+) -> Draw:
+    return _draw_xavier(shape, gain, "uniform", transposed, "xavier_uniform_")
+
+
+def _draw_xavier_normal(
+    shape: Sequence[int], gain: Gain = 1.0, *, transposed: bool = False
+) -> Draw:
+    return _draw_xavier(shape, gain, "normal", transposed, "xavier_normal_")
+
+
+def xavier_uniform_(
+    tensor: Tensor,
+    gain: Gain = 1.0,
+    *,
+    transposed: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Xavier/Glorot uniform: U(−b, b), b = gain·√(6/(fan_in + fan_out)).
+
+    Var = gain²·2/(fan_in + fan_out): the compromise between keeping the forward
+    variance (fan_in) and the backward variance (fan_out). Fits tanh and sigmoid.
+
+    Args:
+        tensor: a weight with at least 2 dimensions.
+        gain: a number, an activation name (``"tanh"`` → 5/3) or callable (see
+            :func:`calculate_gain`).
+        transposed: the weight is a ``ConvTranspose`` weight.
+        generator: the generator to draw from.
+
+    Returns:
+        ``tensor``.
+
+    References:
+        Glorot & Bengio, *Understanding the difficulty of training deep feedforward
+        neural networks*, 2010.
+
+    Example:
+        >>> w = xavier_uniform_(torch.empty(30, 20), gain="tanh")
+        >>> bool(w.abs().max() <= 5 / 3 * math.sqrt(6 / 50))
+        True
+    """
+    if _ready(tensor, "xavier_uniform_", generator):
+        _fill_(tensor, _draw_xavier_uniform(tensor.shape, gain, transposed=transposed), generator)
+    return tensor
+
+
+def xavier_normal_(
+    tensor: Tensor,
+    gain: Gain = 1.0,
+    *,
+    transposed: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Xavier/Glorot normal: N(0, σ²), σ = gain·√(2/(fan_in + fan_out)).
+
+    Untruncated, as torch; Keras's ``glorot_normal`` is
+    ``variance_scaling_(w, gain**2, "fan_avg", "truncated_normal")``.
+
+    Args:
+        tensor: a weight with at least 2 dimensions.
+        gain: a number, an activation name or a callable (see :func:`calculate_gain`).
+        transposed: the weight is a ``ConvTranspose`` weight.
+        generator: the generator to draw from.
+
+    Returns:
+        ``tensor``.
+
+    References:
+        Glorot & Bengio 2010.
+
+    Example:
+        >>> w = xavier_normal_(torch.empty(500, 300), generator=torch.Generator().manual_seed(0))
+        >>> round(w.std().item(), 3), round(math.sqrt(2 / 800), 3)
+        (0.05, 0.05)
+    """
+    if _ready(tensor, "xavier_normal_", generator):
+        _fill_(tensor, _draw_xavier_normal(tensor.shape, gain, transposed=transposed), generator)
+    return tensor
+
+
+def _kaiming_gain(a: float, nonlinearity: Gain, fn: str) -> float:
+    a = check_real(fn, "a", a)
+    if isinstance(nonlinearity, str) and nonlinearity.strip().lower() == "leaky_relu":
+        return calculate_gain("leaky_relu", a)  # torch: a is leaky_relu's negative slope
+    if a != 0:
+        raise ValueError(
+            f"{fn}: a={a!r} is leaky_relu's negative slope, but nonlinearity is "
+            f"{nonlinearity!r}. Use nonlinearity='leaky_relu', or leave a at 0."
+        )
+    return _resolve_gain(nonlinearity, fn, "nonlinearity")
+
+
+def _draw_kaiming(
+    shape: Sequence[int],
+    a: float,
+    mode: str,
+    nonlinearity: Gain,
+    distribution: str,
+    transposed: bool,
+    fn: str,
+) -> Draw:
+    gain = _kaiming_gain(a, nonlinearity, fn)
+    fans = calculate_fans(shape, transposed=transposed)
+    std = gain / math.sqrt(_fan(fans, mode, fn))  # torch's expression, bit for bit
+    return _scaled_draw(std, distribution, fn, fan_in=fans[0], fan_out=fans[1], fan=mode, gain=gain)
+
+
+def _draw_kaiming_uniform(
+    shape: Sequence[int],
+    a: float = 0.0,
+    mode: FanMode = "fan_in",
+    nonlinearity: Gain = "leaky_relu",
+    *,
+    transposed: bool = False,
+) -> Draw:
+    return _draw_kaiming(shape, a, mode, nonlinearity, "uniform", transposed, "kaiming_uniform_")
+
+
+def _draw_kaiming_normal(
+    shape: Sequence[int],
+    a: float = 0.0,
+    mode: FanMode = "fan_in",
+    nonlinearity: Gain = "leaky_relu",
+    *,
+    transposed: bool = False,
+) -> Draw:
+    return _draw_kaiming(shape, a, mode, nonlinearity, "normal", transposed, "kaiming_normal_")
+
+
+def kaiming_uniform_(
+    tensor: Tensor,
+    a: float = 0.0,
+    mode: FanMode = "fan_in",
+    nonlinearity: Gain = "leaky_relu",
+    *,
+    transposed: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Kaiming/He uniform: U(−b, b), b = gain·√(3/fan), gain from the nonlinearity.
+
+    For ReLU (gain √2, ``a=0`` with the default ``"leaky_relu"``) and mode fan_in,
+    Var = 2/fan_in keeps the forward variance of a ReLU net constant with depth;
+    ``mode="fan_out"`` keeps the backward variance instead.
+
+    Args:
+        tensor: a weight with at least 2 dimensions.
+        a: leaky_relu's negative slope (only with ``nonlinearity="leaky_relu"``).
+        mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
+        nonlinearity: an activation name, ``"measured:NAME"``, a number or a callable.
+        transposed: the weight is a ``ConvTranspose`` weight.
+        generator: the generator to draw from.
+
+    Returns:
+        ``tensor``.
+
+    References:
+        He et al., *Delving Deep into Rectifiers*, 2015.
+
+    Example:
+        >>> w = kaiming_uniform_(torch.empty(64, 32), nonlinearity="relu")
+        >>> bool(w.abs().max() <= math.sqrt(2) * math.sqrt(3 / 32))
+        True
+    """
+    if _ready(tensor, "kaiming_uniform_", generator):
+        _fill_(
+            tensor,
+            _draw_kaiming_uniform(tensor.shape, a, mode, nonlinearity, transposed=transposed),
+            generator,
+        )
+    return tensor
+
+
+def kaiming_normal_(
+    tensor: Tensor,
+    a: float = 0.0,
+    mode: FanMode = "fan_in",
+    nonlinearity: Gain = "leaky_relu",
+    *,
+    transposed: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Kaiming/He normal: N(0, σ²), σ = gain/√fan (√(2/fan_in) for ReLU).
+
+    Args:
+        tensor: a weight with at least 2 dimensions.
+        a: leaky_relu's negative slope (only with ``nonlinearity="leaky_relu"``).
+        mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
+        nonlinearity: an activation name, ``"measured:NAME"``, a number or a callable.
+        transposed: the weight is a ``ConvTranspose`` weight.
+        generator: the generator to draw from.
+
+    Returns:
+        ``tensor``.
+
+    References:
+        He et al., *Delving Deep into Rectifiers*, 2015.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> w = kaiming_normal_(torch.empty(512, 256), mode="fan_out", generator=g)
+        >>> round(w.std().item(), 2), round(math.sqrt(2 / 512), 2)
+        (0.06, 0.06)
+    """
+    if _ready(tensor, "kaiming_normal_", generator):
+        _fill_(
+            tensor,
+            _draw_kaiming_normal(tensor.shape, a, mode, nonlinearity, transposed=transposed),
+            generator,
+        )
+    return tensor
+
+
+def _draw_lecun_uniform(shape: Sequence[int], *, transposed: bool = False) -> Draw:
+    return _draw_kaiming(shape, 0.0, "fan_in", 1.0, "uniform", transposed, "lecun_uniform_")
+
+
+def _draw_lecun_normal(shape: Sequence[int], *, transposed: bool = False) -> Draw:
+    return _draw_kaiming(shape, 0.0, "fan_in", 1.0, "normal", transposed, "lecun_normal_")
+
+
+def lecun_uniform_(
+    tensor: Tensor, *, transposed: bool = False, generator: torch.Generator | None = None
+) -> Tensor:
+    """LeCun uniform: U(−b, b), b = √(3/fan_in), so Var = 1/fan_in.
+
+    References:
+        LeCun, Bottou, Orr & Müller, *Efficient BackProp*, 1998.
+
+    Example:
+        >>> w = lecun_uniform_(torch.empty(10, 12))
+        >>> bool(w.abs().max() <= 0.5)
+        True
+    """
+    if _ready(tensor, "lecun_uniform_", generator):
+        _fill_(tensor, _draw_lecun_uniform(tensor.shape, transposed=transposed), generator)
+    return tensor
+
+
+def lecun_normal_(
+    tensor: Tensor, *, transposed: bool = False, generator: torch.Generator | None = None
+) -> Tensor:
+    """LeCun normal: N(0, 1/fan_in) (untruncated; Keras truncates, see variance_scaling_).
+
+    With SELU this is the self-normalizing init of Klambauer et al. 2017.
+
+    References:
+        LeCun et al., *Efficient BackProp*, 1998; Klambauer et al. 2017.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> round(lecun_normal_(torch.empty(400, 100), generator=g).std().item(), 2)
+        0.1
+    """
+    if _ready(tensor, "lecun_normal_", generator):
+        _fill_(tensor, _draw_lecun_normal(tensor.shape, transposed=transposed), generator)
+    return tensor
+
+
+def _draw_torch_default(shape: Sequence[int], fan_in: int | None = None) -> Draw:
+    fn = "torch_default_"
+    if len(shape) < 2 and fan_in is None:
+        raise ValueError(
+            f"{fn} of a {len(shape)}-D tensor (a bias) needs the layer's fan_in, which only "
+            f"the weight knows. Got shape {tuple(shape)} and no fan_in: pass fan_in=…"
+        )
+    if fan_in is None:
+        fans = calculate_fans(shape)
+        # nn.Linear/nn.Conv: kaiming_uniform_(w, a=√5) → gain √(2/(1+5)), b = √3·gain/√fan_in
+        # = 1/√fan_in; computed as torch does it so the draws match bit for bit.
+        a = math.sqrt(5)
+        bound = _SQRT3 * (math.sqrt(2.0 / (1 + a**2)) / math.sqrt(_fan(fans, "fan_in", fn)))
+        return _uniform_draw(-bound, bound, fan_in=fans[0], fan_out=fans[1], fan="fan_in")
+    fan_in = check_int(fn, "fan_in", fan_in, low=0)
+    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return _uniform_draw(-bound, bound, fan_in=fan_in, fan="fan_in")
+
+
+def torch_default_(
+    tensor: Tensor, *, fan_in: int | None = None, generator: torch.Generator | None = None
+) -> Tensor:
+    """PyTorch's default for ``nn.Linear`` / ``nn.Conv*``: U(−1/√fan_in, 1/√fan_in).
+
+    torch writes it as ``kaiming_uniform_(w, a=√5)``: gain √(2/(1+a²)) = √(1/3) and bound
+    √3·gain/√fan_in = 1/√fan_in, i.e. Var = 1/(3·fan_in) — a third of LeCun's variance.
+    The bias draws from the same U(±1/√fan_in) with the *weight's* fan_in, so for a 1-D
+    tensor pass ``fan_in``. For ``ConvTranspose`` torch uses dimension 1 of the weight as
+    the input (see :func:`calculate_fans`), and so does this function.
+
+    Args:
+        tensor: a weight (≥ 2 dims), or a bias with ``fan_in`` given.
+        fan_in: the layer's fan-in, required for 1-D tensors.
+        generator: the generator to draw from.
+
+    Returns:
+        ``tensor``.
+
+    Example:
+        >>> torch.manual_seed(0); layer = nn.Linear(20, 5)  # doctest: +ELLIPSIS
+        <...>
+        >>> torch.manual_seed(0); w = torch_default_(torch.empty(5, 20))  # doctest: +ELLIPSIS
+        <...>
+        >>> torch.equal(w, layer.weight)
+        True
+    """
+    if _ready(tensor, "torch_default_", generator):
+        _fill_(tensor, _draw_torch_default(tensor.shape, fan_in), generator)
+    return tensor
+
+
+# --------------------------------------------------------------------------- structured
+
+
+def _orthogonal_gain(shape: Sequence[int], gain: Gain) -> float:
+    fn = "orthogonal_"
+    if len(shape) < 2:
+        raise ValueError(
+            f"{fn} needs a tensor with at least 2 dimensions. Got shape {tuple(shape)}."
+        )
+    return _resolve_gain(gain, fn)
+
+
+def _draw_orthogonal(shape: Sequence[int], gain: Gain = 1.0) -> Draw:
+    g = _orthogonal_gain(shape, gain)
+    rows = shape[0]
+    cols = math.prod(shape[1:])
+    # Orthonormal rows (wide) or columns (tall): the mean square entry is 1/max(rows, cols).
+    return Draw("orthogonal", g / math.sqrt(max(rows, cols, 1)), gain=g)
+
+
+def orthogonal_(
+    tensor: Tensor, gain: Gain = 1.0, *, generator: torch.Generator | None = None
+) -> Tensor:
+    """A (semi-)orthogonal matrix times ``gain``: WᵀW = gain²·I (tall) or WWᵀ = gain²·I (wide).
+
+    Dimensions after the first are flattened, so a conv weight (out, in, k, k) is an
+    out × (in·k·k) matrix. Q comes from the QR decomposition of a standard normal
+    matrix, with the signs of R's diagonal folded in so that Q is Haar-distributed
+    (Mezzadri 2007). Computed in float32 at least, so half-precision tensors work.
+
+    Args:
+        tensor: a tensor with at least 2 dimensions.
+        gain: a number, an activation name or a callable.
+        generator: the generator to draw from.
+
+    Returns:
+        ``tensor``.
+
+    References:
+        Saxe, McClelland & Ganguli, *Exact solutions to the nonlinear dynamics of learning
+        in deep linear neural networks*, 2014.
+
+    Example:
+        >>> w = orthogonal_(torch.empty(6, 4), gain=2.0)
+        >>> torch.allclose(w.T @ w, 4 * torch.eye(4), atol=1e-5)
+        True
+    """
+    if not _ready(tensor, "orthogonal_", generator):
+        return tensor
+    factor = _orthogonal_gain(tensor.shape, gain)
+    if tensor.is_meta:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    dtype = torch.promote_types(tensor.dtype, torch.float32)
+    with torch.no_grad():
+        flat = torch.empty((rows, cols), dtype=dtype, device=tensor.device)
+        flat.normal_(0, 1, generator=generator)
+        if rows < cols:
+            flat.t_()
+        q, r = torch.linalg.qr(flat)
+        q *= torch.diag(r, 0).sign()
+        if rows < cols:
+            q.t_()
+        tensor.view_as(q).copy_(q)
+        tensor.mul_(factor)
+    return tensor
+
+
+def _draw_eye(shape: Sequence[int], gain: float = 1.0) -> Draw:
+    fn = "eye_"
+    if len(shape) != 2:
+        raise ValueError(f"{fn} needs a 2-D tensor. Got shape {tuple(shape)}; for conv use dirac_.")
+    g = check_real(fn, "gain", gain)
+    rows, cols = shape
+    n, k = rows * cols, min(rows, cols)
+    mean = g * k / n if n else 0.0
+    return Draw("identity", math.sqrt(max(g * g * k / n - mean * mean, 0.0)) if n else 0.0, mean)
+
+
+def eye_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+    """The identity matrix times ``gain`` (rectangular: as many inputs kept as possible).
+
+    Identity recurrent weights make an RNN start as a perfect memory (Le et al. 2015).
+
+    References:
+        Le, Jaitly & Hinton, *A Simple Way to Initialize Recurrent Networks of Rectified
+        Linear Units*, 2015.
+
+    Example:
+        >>> eye_(torch.empty(2, 3))
+        tensor([[1., 0., 0.],
+                [0., 1., 0.]])
+    """
+    if _ready(tensor, "eye_", None):
+        _draw_eye(tensor.shape, gain)
+        with torch.no_grad():
+            tensor.copy_(torch.eye(*tensor.shape, dtype=tensor.dtype, device=tensor.device))
+            tensor.mul_(gain)
+    return tensor
+
+
+def _draw_dirac(shape: Sequence[int], groups: int = 1) -> Draw:
+    fn = "dirac_"
+    if len(shape) not in (3, 4, 5):
+        raise ValueError(
+            f"{fn} needs a conv weight with 3, 4 or 5 dimensions. Got shape {tuple(shape)}; "
+            "for a Linear weight use eye_."
+        )
+    groups = check_int(fn, "groups", groups, low=1)
+    if shape[0] % groups:
+        raise ValueError(
+            f"{fn}: out_channels {shape[0]} must be divisible by groups. Got groups={groups}."
+        )
+    n = math.prod(shape)
+    k = groups * min(shape[0] // groups, shape[1])
+    return Draw("dirac", math.sqrt(max(k / n - (k / n) ** 2, 0.0)), k / n)
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """The Dirac delta: a conv weight that passes input channel i to output channel i.
+
+    Each of the ``groups`` groups keeps as many of its input channels as it has outputs;
+    the centre tap is 1, everything else 0, so the layer starts as the identity.
+
+    Example:
+        >>> w = dirac_(torch.empty(2, 2, 3))
+        >>> torch.equal(torch.conv1d(torch.arange(6.0).view(1, 2, 3), w, padding=1),
+        ...             torch.arange(6.0).view(1, 2, 3))
+        True
+    """
+    if not _ready(tensor, "dirac_", None):
+        return tensor
+    _draw_dirac(tensor.shape, groups)
+    if tensor.is_meta:
+        return tensor
+    out_per_group = tensor.shape[0] // groups
+    k = min(out_per_group, tensor.shape[1])
+    outs = (torch.arange(groups)[:, None] * out_per_group + torch.arange(k)[None, :]).ravel()
+    ins = torch.arange(k).repeat(groups)
+    centre = [torch.tensor(s // 2) for s in tensor.shape[2:]]
+    with torch.no_grad():
+        tensor.zero_()
+        tensor[(outs, ins, *centre)] = 1
+    return tensor
+
+
+def _draw_sparse(shape: Sequence[int], sparsity: float, std: float = 0.01) -> Draw:
+    fn = "sparse_"
+    if len(shape) != 2:
+        raise ValueError(f"{fn} needs a 2-D tensor. Got shape {tuple(shape)}.")
+    sparsity = check_real(fn, "sparsity", sparsity, low=0.0, high=1.0, high_open=True)
+    std = check_real(fn, "std", std, low=0.0)
+    kept = 1 - math.ceil(sparsity * shape[0]) / shape[0] if shape[0] else 0.0
+    return Draw("sparse", std * math.sqrt(kept))
+
+
+def sparse_(
+    tensor: Tensor, sparsity: float, std: float = 0.01, *, generator: torch.Generator | None = None
+) -> Tensor:
+    """Sparse init: N(0, std²), then ⌈sparsity·rows⌉ entries of every column set to 0.
+
+    torch's ``sparse_`` draws the zero positions from the global RNG even when given a
+    generator; here every draw comes from ``generator``, so a seeded run is reproducible.
+    The non-zero values are the same draws as torch's.
+
+    Args:
+        tensor: a 2-D tensor.
+        sparsity: the fraction of each column set to zero, in [0, 1).
+        std: std of the non-zero values.
+        generator: the generator to draw from.
+
+    Returns:
+        ``tensor``.
+
+    References:
+        Martens, *Deep learning via Hessian-free optimization*, 2010.
+
+    Example:
+        >>> w = sparse_(torch.empty(10, 4), sparsity=0.3)
+        >>> (w == 0).sum(dim=0).tolist()
+        [3, 3, 3, 3]
+    """
+    if not _ready(tensor, "sparse_", generator):
+        return tensor
+    _draw_sparse(tensor.shape, sparsity, std)
+    if tensor.is_meta:
+        return tensor
+    rows, cols = tensor.shape
+    zeros = math.ceil(sparsity * rows)
+    with torch.no_grad():
+        tensor.normal_(0, std, generator=generator)
+        # A random subset of `zeros` rows per column: the first ranks of a random order.
+        order = torch.rand((rows, cols), generator=generator, device=tensor.device).argsort(dim=0)
+        tensor.scatter_(0, order[:zeros], 0.0)
+    return tensor
+
+
+# --------------------------------------------------------------------------- registry & specs
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A named scheme: the function that fills, the one that describes, and its formula."""
+
+    name: str
+    fill: Callable[..., Tensor]  # the public initializer
+    draw: Callable[..., Draw]  # same arguments, with a shape instead of a tensor
+    formula: str  # what it draws, in one line
+    fans: str = "—"  # which fans it uses
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # fixed arguments of an alias
+    example: Mapping[str, Any] = field(default_factory=dict)  # arguments for a table row
+    activation_arg: str | None = None  # the argument an activation name goes to
+    alias_of: str | None = None  # the scheme this name is a preset of
+
+
+def _schemes() -> dict[str, Scheme]:
+    fan_any = "fan_in (or mode)"
+    base = [
+        Scheme("zeros", zeros_, lambda shape: _constant_draw(0.0), "w = 0 (no symmetry breaking)"),
+        Scheme("ones", ones_, lambda shape: _constant_draw(1.0), "w = 1 (no symmetry breaking)"),
+        Scheme("constant", constant_, _draw_constant, "w = val", example={"val": 0.01}),
+        Scheme("uniform", uniform_, _draw_uniform, "U(a, b)"),
+        Scheme("normal", normal_, _draw_normal, "N(mean, std²)"),
+        Scheme(
+            "trunc_normal",
+            trunc_normal_,
+            _draw_trunc_normal,
+            "N(mean, σ²) in mean±2σ, σ corrected so std(w) = std",
+        ),
+        Scheme(
+            "xavier_uniform",
+            xavier_uniform_,
+            _draw_xavier_uniform,
+            "U(±gain·√(6/(fan_in+fan_out)))",
+            "fan_avg",
+            activation_arg="gain",
+        ),
+        Scheme(
+            "xavier_normal",
+            xavier_normal_,
+            _draw_xavier_normal,
+            "N(0, gain²·2/(fan_in+fan_out))",
+            "fan_avg",
+            activation_arg="gain",
+        ),
+        Scheme(
+            "kaiming_uniform",
+            kaiming_uniform_,
+            _draw_kaiming_uniform,
+            "U(±gain·√(3/fan))",
+            fan_any,
+            activation_arg="nonlinearity",
+        ),
+        Scheme(
+            "kaiming_normal",
+            kaiming_normal_,
+            _draw_kaiming_normal,
+            "N(0, gain²/fan)",
+            fan_any,
+            activation_arg="nonlinearity",
+        ),
+        Scheme("lecun_uniform", lecun_uniform_, _draw_lecun_uniform, "U(±√(3/fan_in))", "fan_in"),
+        Scheme("lecun_normal", lecun_normal_, _draw_lecun_normal, "N(0, 1/fan_in)", "fan_in"),
+        Scheme(
+            "variance_scaling",
+            variance_scaling_,
+            _draw_variance_scaling,
+            "Var = scale/fan; normal, truncated_normal or uniform",
+            fan_any,
+        ),
+        Scheme(
+            "orthogonal",
+            orthogonal_,
+            _draw_orthogonal,
+            "gain·Q, Q from QR of N(0,1): WᵀW = gain²·I",
+            activation_arg="gain",
+        ),
+        Scheme("eye", eye_, _draw_eye, "gain·I (2-D)"),
+        Scheme("dirac", dirac_, _draw_dirac, "identity conv: centre tap 1 (3-5-D)"),
+        Scheme(
+            "sparse",
+            sparse_,
+            _draw_sparse,
+            "N(0, std²), ⌈sparsity·rows⌉ zeros per column",
+            example={"sparsity": 0.1},
+        ),
+        Scheme(
+            "torch_default",
+            torch_default_,
+            _draw_torch_default,
+            "U(±1/√fan_in): nn.Linear / nn.Conv default",
+            "fan_in",
+        ),
+    ]
+    registry = {s.name: s for s in base}
+
+    def alias(name: str, of: str, **defaults: Any) -> None:
+        target = registry[of]
+        what = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+        formula = f"= {of}({what})" if what else f"= {of}"
+        registry[name] = Scheme(
+            name,
+            target.fill,
+            target.draw,
+            formula,
+            target.fans,
+            defaults,
+            alias_of=of,
+            activation_arg=target.activation_arg if target.activation_arg not in defaults else None,
+        )
+
+    alias("zero", "zeros")
+    alias("small_random", "normal", std=0.01)
+    alias("large_random", "normal", std=10.0)
+    alias("truncated_normal", "trunc_normal")
+    alias("glorot_uniform", "xavier_uniform")
+    alias("glorot_normal", "xavier_normal")
+    alias("he_uniform", "kaiming_uniform", nonlinearity="relu")
+    alias("he_normal", "kaiming_normal", nonlinearity="relu")
+    alias("identity", "eye")
+    alias("default", "torch_default")
+    return registry
+
+
+_SCHEMES = _schemes()
+
+
+def schemes() -> dict[str, Scheme]:
+    """Every scheme name a spec may use, aliases included, in table order.
+
+    Example:
+        >>> "he_normal" in schemes() and schemes()["he_normal"].alias_of
+        'kaiming_normal'
+    """
+    return dict(_SCHEMES)
+
+
+def _spec_value(node: ast.expr, text: str) -> Any:
+    # Bare identifiers are strings, so `xavier_normal(gain=tanh)` needs no quotes in a shell.
+    if isinstance(node, ast.Name):
+        return node.id
+    try:
+        return ast.literal_eval(node)
+    except ValueError as error:
+        raise ValueError(
+            f"Init spec {text!r}: arguments must be literals (numbers, strings, True/False). "
+            f"Got {ast.unparse(node)!r}."
+        ) from error
+
+
+@dataclass(frozen=True)
+class InitSpec:
+    """A parsed init spec: a scheme name and its arguments. Call it on a tensor.
+
+    Create with :func:`parse_spec`; ``str(spec)`` gives the canonical spec text.
+
+    Example:
+        >>> spec = parse_spec("normal(0.0, 0.01)")
+        >>> str(spec), spec.describe((3, 4)).std
+        ('normal(mean=0.0, std=0.01)', 0.01)
+    """
+
+    name: str  # the scheme name as written (an alias stays an alias)
+    kwargs: Mapping[str, Any] = field(default_factory=dict)  # the arguments given
+
+    @property
+    def scheme(self) -> Scheme:
+        return _SCHEMES[self.name]
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The arguments the scheme's function receives: an alias's presets, then kwargs."""
+        return {**self.scheme.defaults, **self.kwargs}
+
+    def __str__(self) -> str:
+        if not self.kwargs:
+            return self.name
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        return f"{self.name}({args})"
+
+    def _accepts(self, name: str) -> bool:
+        return name in inspect.signature(self.scheme.fill).parameters
+
+    def __call__(
+        self,
+        tensor: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        transposed: bool = False,
+    ) -> Tensor:
+        """Fill ``tensor`` in place with this scheme."""
+        kwargs = self.arguments
+        if transposed and self._accepts("transposed"):
+            kwargs["transposed"] = True
+        if self._accepts("generator"):
+            kwargs["generator"] = generator
+        return self.scheme.fill(tensor, **kwargs)
+
+    def describe(self, shape: Sequence[int], *, transposed: bool = False) -> Draw:
+        """What this spec draws for a tensor of ``shape`` (no tensor is made)."""
+        kwargs = self.arguments
+        if transposed and self._accepts("transposed"):
+            kwargs["transposed"] = True
+        return self.scheme.draw(tuple(shape), **kwargs)
+
+
+SpecLike: TypeAlias = str | InitSpec
+
+
+def parse_spec(spec: SpecLike) -> InitSpec:
+    """Parse an init spec: ``name`` or ``name(arg, key=value, …)`` with literal arguments.
+
+    Positional arguments bind in the order of the scheme's function signature; unknown
+    schemes and arguments are errors that list the valid ones and the nearest match.
+
+    ======================================================  ================================
+    spec                                                    means
+    ======================================================  ================================
+    ``"zeros"``, ``"ones"``, ``"constant(0.01)"``           constants
+    ``"small_random"`` = ``"normal(std=0.01)"``             N(0,1)·0.01
+    ``"large_random"`` = ``"normal(std=10)"``               N(0,1)·10
+    ``"uniform(-0.1, 0.1)"``                                U(−0.1, 0.1)
+    ``"xavier_uniform(gain='tanh')"``                       Glorot, tanh gain 5/3
+    ``"he_normal"``                                         kaiming_normal, ReLU
+    ``"variance_scaling(2.0, 'fan_avg', 'uniform')"``       the general rule
+    ======================================================  ================================
+
+    Args:
+        spec: the text, or an :class:`InitSpec` (returned as is).
+
+    Returns:
+        The parsed, validated :class:`InitSpec`.
+
+    Raises:
+        ValueError: bad syntax, an unknown scheme or argument, too many arguments.
+        TypeError: ``spec`` is neither a string nor an InitSpec.
+
+    Example:
+        >>> parse_spec("xavier_uniform(gain='tanh')").kwargs
+        {'gain': 'tanh'}
+        >>> parse_spec("he_norml")
+        Traceback (most recent call last):
+        ...
+        ValueError: Unknown init scheme 'he_norml'. Did you mean 'he_normal'? Known: ...
+    """
+    if isinstance(spec, InitSpec):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(param_message("parse_spec", "spec", "a string", spec))
+    text = spec.strip()
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError as error:
+        raise ValueError(
+            f"Init spec {spec!r} is not of the form name or name(arg, key=value). "
+            "Example: 'normal(std=0.01)'."
+        ) from error
+    call = node if isinstance(node, ast.Call) else None
+    head = call.func if call is not None else node
+    if not isinstance(head, ast.Name):
+        raise ValueError(
+            f"Init spec {spec!r} must start with a scheme name, e.g. 'he_normal' or "
+            "'normal(std=0.01)'."
+        )
+    name = head.id.lower()
+    if name not in _SCHEMES:
+        guess = nearest(name, _SCHEMES)
+        hint = f" Did you mean {guess!r}?" if guess else ""
+        raise ValueError(f"Unknown init scheme {head.id!r}.{hint} Known: {', '.join(_SCHEMES)}.")
+    scheme = _SCHEMES[name]
+    args = [_spec_value(a, spec) for a in call.args] if call else []
+    kwargs = {k.arg: _spec_value(k.value, spec) for k in call.keywords if k.arg} if call else {}
+    params = [
+        p
+        for p in inspect.signature(scheme.draw).parameters.values()
+        if p.name != "shape" and p.name not in scheme.defaults
+    ]
+    names = [p.name for p in params]
+    positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    if len(args) > len(positional):
+        raise ValueError(
+            f"Init spec {spec!r}: {name} takes at most {len(positional)} positional "
+            f"arguments ({', '.join(positional) or 'none'}). Got {len(args)}."
+        )
+    for key in kwargs:
+        if key not in names:
+            guess = nearest(key, names)
+            hint = f" Did you mean {guess!r}?" if guess else ""
+            raise ValueError(
+                f"Init spec {spec!r}: {name} has no argument {key!r}.{hint} "
+                f"Valid: {', '.join(names) or 'none'}."
+            )
+    bound = dict(zip(positional, args, strict=False))
+    twice = sorted(set(bound) & set(kwargs))
+    if twice:
+        raise ValueError(f"Init spec {spec!r}: {', '.join(twice)} given twice.")
+    bound.update(kwargs)
+    missing = [p.name for p in params if p.default is p.empty and p.name not in bound]
+    if missing:
+        raise ValueError(
+            f"Init spec {spec!r}: {name} needs {', '.join(missing)}, "
+            f"e.g. {name}({', '.join(f'{m}=…' for m in missing)})."
+        )
+    return InitSpec(name, bound)
+
+
+def describe(spec: SpecLike, shape: Sequence[int], *, transposed: bool = False) -> Draw:
+    """What ``spec`` draws for a tensor of ``shape``: distribution, std, bounds, fans, gain.
+
+    Example:
+        >>> d = describe("he_uniform", (256, 128))
+        >>> d.distribution, round(d.std, 4), round(d.high, 4), d.fan_in
+        ('uniform', 0.125, 0.2165, 128)
+    """
+    return parse_spec(spec).describe(shape, transposed=transposed)
+
+
+# --------------------------------------------------------------------------- apply
+
+
+@dataclass(frozen=True)
+class InitRecord:
+    """One parameter that :func:`apply` re-initialized, and how."""
+
+    parameter: str  # qualified name, e.g. "layers.0.weight"
+    module: str  # the module's class, e.g. "Linear"
+    shape: tuple[int, ...]
+    scheme: str  # canonical spec text, e.g. "kaiming_normal(nonlinearity='relu')"
+    std: float  # std of the distribution drawn (0 for constants)
+    fan_in: int | None  # the fans used, for fan-based schemes
+    fan_out: int | None
+
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_NORM = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+_KINDS: dict[str, tuple[type[nn.Module], ...]] = {
+    "linear": (nn.Linear, nn.Bilinear),
+    "conv": _CONV,
+    "conv_transpose": _CONV_T,
+    "embedding": (nn.Embedding,),
+    "norm": _NORM,
+}
+
+
+def _kind(module: nn.Module) -> str | None:
+    for kind, types in _KINDS.items():
+        if isinstance(module, types):
+            return kind
+    return None
+
+
+def _selector(
+    include: Iterable[str | type[nn.Module]] | Callable[[str, nn.Module], bool] | None,
+) -> Callable[[str, nn.Module], bool]:
+    if include is None:
+        return lambda name, module: True
+    if callable(include) and not isinstance(include, type):
+        return include
+    if isinstance(include, type):
+        include = [include]
+    kinds: list[str] = []
+    types: list[type[nn.Module]] = []
+    for item in include:
+        if isinstance(item, str):
+            kinds.append(check_choice("apply", "include", item, _KINDS))
+        elif isinstance(item, type) and issubclass(item, nn.Module):
+            types.append(item)
+        else:
+            raise TypeError(
+                param_message(
+                    "apply", "include", "kind names, nn.Module classes or a callable", item
+                )
+            )
+    return lambda name, module: _kind(module) in kinds or isinstance(module, tuple(types))
+
+
+def apply(
+    model: nn.Module,
+    weight: SpecLike | None,
+    bias: SpecLike | None = "zeros",
+    *,
+    generator: torch.Generator | None = None,
+    include: Iterable[str | type[nn.Module]] | Callable[[str, nn.Module], bool] | None = None,
+) -> list[InitRecord]:
+    """Re-initialize every Linear, Conv, ConvTranspose, Embedding and norm layer of a model.
+
+    Weights of Linear/Bilinear, Conv* and Embedding layers get ``weight``; their biases
+    get ``bias``; batch/layer/group norm layers get γ = 1, β = 0 and fresh running
+    statistics. ConvTranspose weights use the transposed fans (:func:`calculate_fans`),
+    except for ``torch_default``, which reproduces torch. With bias ``"torch_default"``,
+    the bias draws U(±1/√fan_in) with the weight's fan_in, as torch does. An
+    Embedding's ``padding_idx`` row is set back to zero. Parameters of other modules are
+    left alone, with a warning that names them.
+
+    Args:
+        model: any ``nn.Module``.
+        weight: a spec for weights (see :func:`parse_spec`), or None to keep them.
+        bias: a spec for biases, or None to keep them. Default ``"zeros"``.
+        generator: the generator every draw comes from, in module order.
+        include: which layers to touch: kind names (``"linear"``, ``"conv"``,
+            ``"conv_transpose"``, ``"embedding"``, ``"norm"``), module classes, or a
+            callable ``(qualified_name, module) -> bool``. Default: all of them.
+
+    Returns:
+        One :class:`InitRecord` per parameter touched, in module order.
+
+    Raises:
+        ValueError: a bad spec, or a spec that does not fit a parameter (e.g. ``eye`` on a
+            conv weight); the model is left unchanged.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+        >>> records = apply(model, weight="he_normal", bias="constant(0.01)")
+        >>> [(r.parameter, r.scheme, round(r.std, 3)) for r in records]
+        [('0.weight', 'he_normal', 0.707), ('0.bias', 'constant(val=0.01)', 0.0), ('2.weight', 'he_normal', 0.5), ('2.bias', 'constant(val=0.01)', 0.0)]
+    """  # noqa: E501
+    if not isinstance(model, nn.Module):
+        raise TypeError(param_message("apply", "model", "an nn.Module", type(model).__name__))
+    weight_spec = parse_spec(weight) if weight is not None else None
+    bias_spec = parse_spec(bias) if bias is not None else None
+    selected = _selector(include)
+    ones, zeros = parse_spec("ones"), parse_spec("zeros")
+
+    # Plan everything (and so check every spec against every shape) before touching any
+    # parameter: an error leaves the model as it was.
+    plan: list[tuple[InitRecord, nn.Module, Tensor, InitSpec, bool]] = []
+    seen: set[int] = set()
+    skipped: list[str] = []
+    for name, module in model.named_modules():
+        kind = _kind(module)
+        own = [(n, p) for n, p in module.named_parameters(recurse=False) if id(p) not in seen]
+        seen.update(id(p) for _, p in own)
+        if kind is None:
+            skipped += [f"{name}.{n}" if name else n for n, _ in own]
+            continue
+        if not selected(name, module):
+            continue
+        for pname, param in own:
+            qualified = f"{name}.{pname}" if name else pname
+            if isinstance(param, nn.parameter.UninitializedParameter):
+                raise ValueError(
+                    f"apply: {qualified} is not materialized yet (a Lazy module). "
+                    "Run one forward pass first."
+                )
+            spec: InitSpec | None
+            if kind == "norm":
+                spec = ones if pname == "weight" else zeros
+            else:
+                spec = weight_spec if pname == "weight" else bias_spec
+            if spec is None:
+                continue
+            # torch_default reproduces torch, which uses its own (untransposed) fans and
+            # gives the bias the weight's fan_in.
+            is_default = spec.scheme.fill is torch_default_
+            transposed = kind == "conv_transpose" and not is_default
+            if is_default and param.dim() < 2:
+                fan_in = calculate_fans(module.weight)[0]
+                spec = InitSpec(spec.name, {**spec.kwargs, "fan_in": fan_in})
+            try:
+                draw = spec.describe(param.shape, transposed=transposed)
+            except ValueError as error:
+                raise ValueError(
+                    f"apply: cannot initialize {qualified} {tuple(param.shape)} "
+                    f"({type(module).__name__}) with {str(spec)!r}: {error}"
+                ) from error
+            record = InitRecord(
+                qualified,
+                type(module).__name__,
+                tuple(param.shape),
+                str(spec),
+                draw.std,
+                draw.fan_in,
+                draw.fan_out,
+            )
+            plan.append((record, module, param, spec, transposed))
+
+    for _, module, param, spec, transposed in plan:
+        spec(param, generator=generator, transposed=transposed)
+        padding_idx = getattr(module, "padding_idx", None)
+        if isinstance(module, nn.Embedding) and param is module.weight and padding_idx is not None:
+            with torch.no_grad():
+                param[padding_idx].zero_()
+        if isinstance(module, nn.modules.batchnorm._NormBase):
+            module.reset_running_stats()
+    if skipped:
+        warnings.warn(
+            f"apply left {len(skipped)} parameter(s) of unsupported modules as they were: "
+            f"{', '.join(skipped[:8])}{' …' if len(skipped) > 8 else ''}. Initialize them "
+            "with the initlab.init functions directly.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return [record for record, *_ in plan]
