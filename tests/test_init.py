@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -354,9 +355,19 @@ def test_torch_default_reproduces_the_layers_own_init(make: Callable[[], nn.Modu
 
 
 def test_apply_torch_default_equals_fresh_layers() -> None:
+    def make() -> nn.Module:
+        return nn.Sequential(
+            nn.Linear(6, 9),
+            nn.Conv1d(9, 4, 3, bias=False),
+            nn.ConvTranspose1d(4, 2, 3),
+            nn.Conv2d(4, 6, 3, groups=2),
+            nn.Bilinear(3, 4, 5),
+            nn.Embedding(7, 3, padding_idx=1),
+        )
+
     torch.manual_seed(5)
-    fresh = nn.Sequential(nn.Linear(6, 9), nn.Conv1d(9, 4, 3), nn.ConvTranspose1d(4, 2, 3))
-    model = nn.Sequential(nn.Linear(6, 9), nn.Conv1d(9, 4, 3), nn.ConvTranspose1d(4, 2, 3))
+    fresh = make()
+    model = make()
     torch.manual_seed(5)
     init.apply(model, "torch_default", "torch_default", generator=None)
     for a, b in zip(fresh.parameters(), model.parameters(), strict=True):
@@ -819,11 +830,24 @@ def test_wrong_types_are_type_errors() -> None:
         init.normal_(torch.empty(3), generator=0)  # type: ignore[arg-type]
 
 
-def test_generator_on_the_wrong_device() -> None:
-    with pytest.raises(
-        ValueError, match=r"generator .* is on cpu but the tensor is on meta.*torch.Generator"
-    ):
-        init.kaiming_normal_(torch.empty(4, 4, device="meta"), generator=torch.Generator())
+def test_generator_on_the_wrong_device_is_rejected_before_drawing() -> None:
+    # No second device exists on a CPU-only machine: a generator that reports "cuda".
+    cuda_gen = mock.create_autospec(torch.Generator, instance=True)
+    cuda_gen.device = torch.device("cuda", 0)
+    t = torch.zeros(4, 4)
+    with pytest.raises(ValueError, match=r"generator .* is on cuda:0 but the tensor is on cpu"):
+        init.kaiming_normal_(t, generator=cuda_gen)
+    assert torch.all(t == 0) and not cuda_gen.method_calls
+    model = nn.Sequential(nn.Linear(3, 3))
+    before = model[0].weight.clone()
+    with pytest.raises(ValueError, match="torch.Generator\\(device='cpu'\\)"):
+        init.apply(model, "he_normal", generator=cuda_gen)
+    assert torch.equal(model[0].weight, before)
+
+
+def test_meta_tensors_accept_any_generator_and_draw_nothing() -> None:
+    t = init.normal_(torch.empty(4, 3, device="meta"), generator=torch.Generator())
+    assert t.is_meta
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -900,3 +924,84 @@ RANDOM_WITH_PAPERS = [
 @pytest.mark.parametrize("fn", RANDOM_WITH_PAPERS, ids=[f.__name__ for f in RANDOM_WITH_PAPERS])
 def test_schemes_from_papers_cite_them(fn: Callable[..., object]) -> None:
     assert "References:" in (fn.__doc__ or "")
+
+
+# ----------------------------------------------------------------------------- review fixes
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_apply_uses_true_fans_for_grouped_and_transposed_convs(groups: int) -> None:
+    # LeCun init keeps a linear layer's output variance at the input's (= 1) only if the
+    # fan_in is each output's true number of inputs.
+    # Tolerance: each output channel's Σw² has relative std √(2/fan_in); over 32
+    # channels the mean is within ~4 % (the wrong fans would be off by 2× or 4×).
+    x = torch.randn(64, 32, 16, 16, dtype=torch.float64)
+    for layer in (
+        nn.Conv2d(32, 32, 3, groups=groups, bias=False, dtype=torch.float64),
+        nn.ConvTranspose2d(32, 32, 3, groups=groups, bias=False, dtype=torch.float64),
+    ):
+        gen = torch.Generator().manual_seed(1)
+        records = init.apply(layer, "lecun_normal", None, generator=gen)
+        assert records[0].fan_in == 32 // groups * 9
+        with torch.no_grad():
+            y = layer(x)[..., 2:-2, 2:-2]  # interior: every output sees a full receptive field
+        assert y.var().item() == pytest.approx(1.0, rel=0.06)
+
+
+def test_grouped_fans_against_the_layer_definition() -> None:
+    conv = nn.Conv2d(32, 64, 3, groups=4)
+    assert init.calculate_fans(conv.weight, groups=4) == (8 * 9, 16 * 9)
+    convt = nn.ConvTranspose2d(32, 64, 3, groups=4)
+    assert init.calculate_fans(convt.weight, transposed=True, groups=4) == (8 * 9, 16 * 9)
+    with pytest.raises(ValueError, match="divisible by groups"):
+        init.calculate_fans((6, 2, 3), groups=4)
+
+
+def test_apply_resets_running_stats_of_non_affine_batch_norm() -> None:
+    bn = nn.BatchNorm1d(6, affine=False)
+    with torch.no_grad():
+        bn.running_mean.fill_(5.0)
+    assert init.apply(nn.Sequential(nn.Linear(3, 6), bn), "he_normal")
+    assert torch.all(bn.running_mean == 0) and torch.all(bn.running_var == 1)
+
+
+def test_apply_include_accepts_a_single_kind_string() -> None:
+    records = init.apply(
+        nn.Sequential(nn.Linear(3, 4), nn.Conv1d(4, 4, 1)), "zeros", include="conv"
+    )
+    assert [r.parameter for r in records] == ["1.weight", "1.bias"]
+
+
+def test_trunc_normal_far_in_the_tail_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="too far in the tail"):
+        init.trunc_normal_(torch.empty(3), 1.0, 0.01, 0.0, 0.5, bounds="absolute")
+    with pytest.raises(ValueError, match="too far in the tail"):
+        init.describe("trunc_normal(a=40, b=41)", (3,))
+
+
+def test_spec_rejects_repeated_and_starred_keywords() -> None:
+    with pytest.raises(ValueError, match="given twice"):
+        init.parse_spec("normal(std=0.01, std=0.02)")
+    with pytest.raises(ValueError, match=r"\*\*mapping"):
+        init.parse_spec("normal(**{'std': 5})")
+    with pytest.raises(ValueError, match="no argument 'fans'"):
+        init.parse_spec("lecun_normal(fans=(3, 4))")
+
+
+def test_gain_errors_name_the_gain_parameter() -> None:
+    with pytest.raises(ValueError, match=r"'gain' parameter of xavier_uniform_ must be a finite"):
+        init.describe("xavier_uniform(gain=nan)", (3, 3))
+    with pytest.raises(ValueError, match=r"'gain' parameter of orthogonal_ .*Did you mean"):
+        init.describe("orthogonal(gain=sine)", (3, 3))
+    with pytest.raises(ValueError, match=r"kaiming_normal\(a=0.1, nonlinearity='leaky_relu'\)"):
+        init.describe("he_normal(a=0.1)", (3, 3))
+
+
+def test_variance_scaling_zero_scale_keeps_its_fans() -> None:
+    draw = init.describe("variance_scaling(0.0)", (4, 6))
+    assert (draw.std, draw.fan_in, draw.fan_out) == (0.0, 6, 4)
+
+
+def test_init_spec_is_hashable_and_prints_canonically() -> None:
+    a, b = init.parse_spec("normal(0, 0.01)"), init.parse_spec("normal(mean=0, std=0.01)")
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1

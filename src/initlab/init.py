@@ -86,32 +86,42 @@ _SQRT3 = math.sqrt(3.0)
 # --------------------------------------------------------------------------- fans
 
 
-def calculate_fans(tensor: Tensor | Sequence[int], *, transposed: bool = False) -> tuple[int, int]:
+def calculate_fans(
+    tensor: Tensor | Sequence[int], *, transposed: bool = False, groups: int = 1
+) -> tuple[int, int]:
     """Fan-in and fan-out of a weight, the receptive field included.
 
-    For a ``Linear`` weight of shape (out, in): fan_in = in, fan_out = out. For a
+    fan_in is how many inputs each output unit sums over; fan_out how many outputs each
+    input feeds. For a ``Linear`` weight (out, in): fan_in = in, fan_out = out. For a
     ``Conv{1,2,3}d`` weight (out, in/groups, k₁, …): fan_in = in/groups · ∏k and
-    fan_out = out · ∏k, as torch computes them (torch's fan_out ignores ``groups``).
-    A ``ConvTranspose`` weight is stored as (in, out/groups, k₁, …), so with
-    ``transposed=True`` the first two dimensions swap roles: fan_in = in · ∏k,
-    fan_out = out/groups · ∏k. torch itself does not swap them (its
-    ``nn.ConvTranspose`` default init uses dimension 1 as the input).
+    fan_out = out/groups · ∏k. A ``ConvTranspose`` weight is stored as
+    (in, out/groups, k₁, …), so with ``transposed=True`` the roles of the first two
+    dimensions swap: fan_in = in/groups · ∏k, fan_out = out/groups · ∏k.
+
+    With the defaults (``groups=1``, not transposed) this is exactly torch's
+    ``_calculate_fan_in_and_fan_out``, which ignores groups (its fan_out of a grouped
+    conv is ``groups`` times too large) and treats a ConvTranspose weight as a Conv
+    weight (its fans are swapped). :func:`apply` passes the layer's groups and
+    transposition, so its fans are the true ones.
 
     Args:
         tensor: a weight, or its shape, with at least 2 dimensions.
         transposed: the weight belongs to a ``ConvTranspose`` layer.
+        groups: the layer's ``groups``.
 
     Returns:
         ``(fan_in, fan_out)``.
 
     Raises:
-        ValueError: fewer than 2 dimensions.
+        ValueError: fewer than 2 dimensions, or a first dimension not divisible by groups.
 
     Example:
         >>> calculate_fans((64, 3, 3, 3))
         (27, 576)
         >>> calculate_fans((3, 64, 3, 3), transposed=True)
         (27, 576)
+        >>> calculate_fans((64, 8, 3, 3), groups=4)  # Conv2d(32, 64, 3, groups=4)
+        (72, 144)
     """
     shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else tuple(tensor)
     if len(shape) < 2:
@@ -121,9 +131,26 @@ def calculate_fans(tensor: Tensor | Sequence[int], *, transposed: bool = False) 
             "Biases and other 1-D tensors take a constant (e.g. 'zeros'), a normal or "
             "uniform scheme, or torch_default with fan_in=… given."
         )
+    groups = check_int("calculate_fans", "groups", groups, low=1)
+    if shape[0] % groups:
+        raise ValueError(
+            f"calculate_fans: dimension 0 of the weight ({shape[0]}) must be divisible by "
+            f"groups. Got groups={groups}."
+        )
     receptive_field = math.prod(shape[2:])
-    fan_in, fan_out = shape[1] * receptive_field, shape[0] * receptive_field
-    return (fan_out, fan_in) if transposed else (fan_in, fan_out)
+    per_group = shape[0] // groups * receptive_field
+    other = shape[1] * receptive_field
+    return (per_group, other) if transposed else (other, per_group)
+
+
+def _fans_for(shape: Sequence[int], fans: tuple[int, int] | None, fn: str) -> tuple[int, int]:
+    """The fans given explicitly (validated), or those of the shape."""
+    if fans is None:
+        return calculate_fans(shape)
+    if not (isinstance(fans, tuple | list) and len(fans) == 2):
+        raise TypeError(param_message(fn, "fans", "a pair (fan_in, fan_out)", fans))
+    fan_in, fan_out = (check_int(fn, "fans", f, low=0) for f in fans)
+    return fan_in, fan_out
 
 
 def _fan(fans: tuple[int, int], mode: str, fn: str) -> float:
@@ -402,6 +429,7 @@ def _resolve_gain(gain: Gain, fn: str, name: str = "gain") -> float:
                 )
             )
         measured, act, arg = match.groups()
+        act = check_choice(fn, name, act, ACTIVATIONS)
         param = None
         if arg:
             try:
@@ -452,6 +480,12 @@ def _truncated_moments(a: float, b: float) -> tuple[float, float]:
     """Mean and std of N(0, 1) truncated to [a, b] (a and b in units of σ)."""
     # Above the mean, difference the upper tails, where the cdf keeps its precision.
     z = _normal_cdf(-a) - _normal_cdf(-b) if a > 0 else _normal_cdf(b) - _normal_cdf(a)
+    if not z > 0:
+        raise ValueError(
+            f"A normal truncated to [{a:g}σ, {b:g}σ] around its mean has probability "
+            f"{z!r} in floating point: the interval lies too far in the tail. Move the "
+            "bounds closer to the mean or widen the std."
+        )
     pa, pb = _normal_pdf(a), _normal_pdf(b)
     ta = a * pa if math.isfinite(a) else 0.0
     tb = b * pb if math.isfinite(b) else 0.0
@@ -478,8 +512,8 @@ def truncated_normal_std(a: float = -2.0, b: float = 2.0) -> float:
     return _truncated_moments(a, b)[1]
 
 
-def _constant_draw(value: float) -> Draw:
-    return Draw("constant", 0.0, mean=value, low=value, high=value)
+def _constant_draw(value: float, **info: Any) -> Draw:
+    return Draw("constant", 0.0, mean=value, low=value, high=value, **info)
 
 
 def _uniform_draw(low: float, high: float, **info: Any) -> Draw:
@@ -505,7 +539,7 @@ def _trunc_draw(
         raise ValueError(f"{fn} needs a < b. Got a={a!r}, b={b!r}.")
     if bounds == "sigma":
         if std == 0:
-            return _constant_draw(mean)
+            return _constant_draw(mean, **info)
         # Choose the underlying N(loc, scale²) so the *drawn* values have mean and std.
         m, s = _truncated_moments(a, b)
         scale = std / s
@@ -513,7 +547,7 @@ def _trunc_draw(
         low, high = loc + a * scale, loc + b * scale
         return Draw("truncated_normal", std, mean, low, high, loc=loc, scale=scale, **info)
     if std == 0:
-        return _constant_draw(mean)
+        return _constant_draw(mean, **info)
     m, s = _truncated_moments((a - mean) / std, (b - mean) / std)
     return Draw("truncated_normal", std * s, mean + std * m, a, b, loc=mean, scale=std, **info)
 
@@ -522,14 +556,7 @@ def _ready(tensor: object, fn: str, generator: torch.Generator | None) -> bool:
     """Validate the tensor and generator; False (with a warning) for a zero-element tensor."""
     if not isinstance(tensor, Tensor):
         raise TypeError(param_message(fn, "tensor", "a torch.Tensor", type(tensor).__name__))
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(param_message(fn, "generator", "a torch.Generator or None", generator))
-        if generator.device.type != tensor.device.type:
-            raise ValueError(
-                f"The generator passed to {fn} is on {generator.device} but the tensor is on "
-                f"{tensor.device}. Create it there: torch.Generator(device='{tensor.device}')."
-            )
+    _check_generator(tensor, fn, generator)
     if tensor.numel() == 0:
         warnings.warn(
             f"{fn}: the tensor has zero elements (shape {tuple(tensor.shape)}); nothing to "
@@ -539,6 +566,18 @@ def _ready(tensor: object, fn: str, generator: torch.Generator | None) -> bool:
         )
         return False
     return True
+
+
+def _check_generator(tensor: Tensor, fn: str, generator: torch.Generator | None) -> None:
+    """A generator must be a torch.Generator on the tensor's device (meta draws nothing)."""
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(param_message(fn, "generator", "a torch.Generator or None", generator))
+        if generator.device.type != tensor.device.type and not tensor.is_meta:
+            raise ValueError(
+                f"The generator passed to {fn} is on {generator.device} but the tensor is on "
+                f"{tensor.device}. Create it there: torch.Generator(device='{tensor.device}')."
+            )
 
 
 def _fill_(tensor: Tensor, draw: Draw, generator: torch.Generator | None) -> Tensor:
@@ -749,11 +788,11 @@ def _draw_variance_scaling(
     mode: FanMode = "fan_in",
     distribution: Distribution = "truncated_normal",
     *,
-    transposed: bool = False,
+    fans: tuple[int, int] | None = None,
 ) -> Draw:
     fn = "variance_scaling_"
     scale = check_real(fn, "scale", scale, low=0.0)
-    fans = calculate_fans(shape, transposed=transposed)
+    fans = _fans_for(shape, fans, fn)
     fan = _fan(fans, mode, fn)
     std = math.sqrt(scale / fan)
     return _scaled_draw(std, distribution, fn, fan_in=fans[0], fan_out=fans[1], fan=mode)
@@ -765,7 +804,7 @@ def variance_scaling_(
     mode: FanMode = "fan_in",
     distribution: Distribution = "truncated_normal",
     *,
-    transposed: bool = False,
+    fans: tuple[int, int] | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """The general rule: zero-mean draws with Var(w) = scale / fan.
@@ -791,7 +830,8 @@ def variance_scaling_(
         scale: the variance numerator, ≥ 0.
         mode: which fan divides it.
         distribution: the shape of the draws.
-        transposed: the weight is a ``ConvTranspose`` weight (see :func:`calculate_fans`).
+        fans: (fan_in, fan_out) to use instead of those of the shape, e.g.
+            ``calculate_fans(w, transposed=True, groups=g)`` for a ConvTranspose weight.
         generator: the generator to draw from.
 
     Returns:
@@ -812,17 +852,17 @@ def variance_scaling_(
     if _ready(tensor, "variance_scaling_", generator):
         _fill_(
             tensor,
-            _draw_variance_scaling(tensor.shape, scale, mode, distribution, transposed=transposed),
+            _draw_variance_scaling(tensor.shape, scale, mode, distribution, fans=fans),
             generator,
         )
     return tensor
 
 
 def _draw_xavier(
-    shape: Sequence[int], gain: Gain, distribution: str, transposed: bool, fn: str
+    shape: Sequence[int], gain: Gain, distribution: str, fans: tuple[int, int] | None, fn: str
 ) -> Draw:
     g = _resolve_gain(gain, fn)
-    fan_in, fan_out = calculate_fans(shape, transposed=transposed)
+    fan_in, fan_out = _fans_for(shape, fans, fn)
     _fan((fan_in, fan_out), "fan_avg", fn)
     std = g * math.sqrt(2.0 / float(fan_in + fan_out))  # torch's expression, bit for bit
     return _scaled_draw(
@@ -831,22 +871,22 @@ def _draw_xavier(
 
 
 def _draw_xavier_uniform(
-    shape: Sequence[int], gain: Gain = 1.0, *, transposed: bool = False
+    shape: Sequence[int], gain: Gain = 1.0, *, fans: tuple[int, int] | None = None
 ) -> Draw:
-    return _draw_xavier(shape, gain, "uniform", transposed, "xavier_uniform_")
+    return _draw_xavier(shape, gain, "uniform", fans, "xavier_uniform_")
 
 
 def _draw_xavier_normal(
-    shape: Sequence[int], gain: Gain = 1.0, *, transposed: bool = False
+    shape: Sequence[int], gain: Gain = 1.0, *, fans: tuple[int, int] | None = None
 ) -> Draw:
-    return _draw_xavier(shape, gain, "normal", transposed, "xavier_normal_")
+    return _draw_xavier(shape, gain, "normal", fans, "xavier_normal_")
 
 
 def xavier_uniform_(
     tensor: Tensor,
     gain: Gain = 1.0,
     *,
-    transposed: bool = False,
+    fans: tuple[int, int] | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Xavier/Glorot uniform: U(−b, b), b = gain·√(6/(fan_in + fan_out)).
@@ -858,7 +898,7 @@ def xavier_uniform_(
         tensor: a weight with at least 2 dimensions.
         gain: a number, an activation name (``"tanh"`` → 5/3) or callable (see
             :func:`calculate_gain`).
-        transposed: the weight is a ``ConvTranspose`` weight.
+        fans: (fan_in, fan_out) instead of those of the shape (see :func:`calculate_fans`).
         generator: the generator to draw from.
 
     Returns:
@@ -874,7 +914,7 @@ def xavier_uniform_(
         True
     """
     if _ready(tensor, "xavier_uniform_", generator):
-        _fill_(tensor, _draw_xavier_uniform(tensor.shape, gain, transposed=transposed), generator)
+        _fill_(tensor, _draw_xavier_uniform(tensor.shape, gain, fans=fans), generator)
     return tensor
 
 
@@ -882,7 +922,7 @@ def xavier_normal_(
     tensor: Tensor,
     gain: Gain = 1.0,
     *,
-    transposed: bool = False,
+    fans: tuple[int, int] | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Xavier/Glorot normal: N(0, σ²), σ = gain·√(2/(fan_in + fan_out)).
@@ -893,7 +933,7 @@ def xavier_normal_(
     Args:
         tensor: a weight with at least 2 dimensions.
         gain: a number, an activation name or a callable (see :func:`calculate_gain`).
-        transposed: the weight is a ``ConvTranspose`` weight.
+        fans: (fan_in, fan_out) instead of those of the shape (see :func:`calculate_fans`).
         generator: the generator to draw from.
 
     Returns:
@@ -908,7 +948,7 @@ def xavier_normal_(
         (0.05, 0.05)
     """
     if _ready(tensor, "xavier_normal_", generator):
-        _fill_(tensor, _draw_xavier_normal(tensor.shape, gain, transposed=transposed), generator)
+        _fill_(tensor, _draw_xavier_normal(tensor.shape, gain, fans=fans), generator)
     return tensor
 
 
@@ -919,7 +959,8 @@ def _kaiming_gain(a: float, nonlinearity: Gain, fn: str) -> float:
     if a != 0:
         raise ValueError(
             f"{fn}: a={a!r} is leaky_relu's negative slope, but nonlinearity is "
-            f"{nonlinearity!r}. Use nonlinearity='leaky_relu', or leave a at 0."
+            f"{nonlinearity!r}. For a leaky ReLU use kaiming_normal(a={a!r}, "
+            "nonlinearity='leaky_relu'); otherwise leave a at 0."
         )
     return _resolve_gain(nonlinearity, fn, "nonlinearity")
 
@@ -930,11 +971,11 @@ def _draw_kaiming(
     mode: str,
     nonlinearity: Gain,
     distribution: str,
-    transposed: bool,
+    fans: tuple[int, int] | None,
     fn: str,
 ) -> Draw:
     gain = _kaiming_gain(a, nonlinearity, fn)
-    fans = calculate_fans(shape, transposed=transposed)
+    fans = _fans_for(shape, fans, fn)
     std = gain / math.sqrt(_fan(fans, mode, fn))  # torch's expression, bit for bit
     return _scaled_draw(std, distribution, fn, fan_in=fans[0], fan_out=fans[1], fan=mode, gain=gain)
 
@@ -945,9 +986,9 @@ def _draw_kaiming_uniform(
     mode: FanMode = "fan_in",
     nonlinearity: Gain = "leaky_relu",
     *,
-    transposed: bool = False,
+    fans: tuple[int, int] | None = None,
 ) -> Draw:
-    return _draw_kaiming(shape, a, mode, nonlinearity, "uniform", transposed, "kaiming_uniform_")
+    return _draw_kaiming(shape, a, mode, nonlinearity, "uniform", fans, "kaiming_uniform_")
 
 
 def _draw_kaiming_normal(
@@ -956,9 +997,9 @@ def _draw_kaiming_normal(
     mode: FanMode = "fan_in",
     nonlinearity: Gain = "leaky_relu",
     *,
-    transposed: bool = False,
+    fans: tuple[int, int] | None = None,
 ) -> Draw:
-    return _draw_kaiming(shape, a, mode, nonlinearity, "normal", transposed, "kaiming_normal_")
+    return _draw_kaiming(shape, a, mode, nonlinearity, "normal", fans, "kaiming_normal_")
 
 
 def kaiming_uniform_(
@@ -967,7 +1008,7 @@ def kaiming_uniform_(
     mode: FanMode = "fan_in",
     nonlinearity: Gain = "leaky_relu",
     *,
-    transposed: bool = False,
+    fans: tuple[int, int] | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Kaiming/He uniform: U(−b, b), b = gain·√(3/fan), gain from the nonlinearity.
@@ -981,7 +1022,7 @@ def kaiming_uniform_(
         a: leaky_relu's negative slope (only with ``nonlinearity="leaky_relu"``).
         mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
         nonlinearity: an activation name, ``"measured:NAME"``, a number or a callable.
-        transposed: the weight is a ``ConvTranspose`` weight.
+        fans: (fan_in, fan_out) instead of those of the shape (see :func:`calculate_fans`).
         generator: the generator to draw from.
 
     Returns:
@@ -998,7 +1039,7 @@ def kaiming_uniform_(
     if _ready(tensor, "kaiming_uniform_", generator):
         _fill_(
             tensor,
-            _draw_kaiming_uniform(tensor.shape, a, mode, nonlinearity, transposed=transposed),
+            _draw_kaiming_uniform(tensor.shape, a, mode, nonlinearity, fans=fans),
             generator,
         )
     return tensor
@@ -1010,7 +1051,7 @@ def kaiming_normal_(
     mode: FanMode = "fan_in",
     nonlinearity: Gain = "leaky_relu",
     *,
-    transposed: bool = False,
+    fans: tuple[int, int] | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Kaiming/He normal: N(0, σ²), σ = gain/√fan (√(2/fan_in) for ReLU).
@@ -1020,7 +1061,7 @@ def kaiming_normal_(
         a: leaky_relu's negative slope (only with ``nonlinearity="leaky_relu"``).
         mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
         nonlinearity: an activation name, ``"measured:NAME"``, a number or a callable.
-        transposed: the weight is a ``ConvTranspose`` weight.
+        fans: (fan_in, fan_out) instead of those of the shape (see :func:`calculate_fans`).
         generator: the generator to draw from.
 
     Returns:
@@ -1038,22 +1079,22 @@ def kaiming_normal_(
     if _ready(tensor, "kaiming_normal_", generator):
         _fill_(
             tensor,
-            _draw_kaiming_normal(tensor.shape, a, mode, nonlinearity, transposed=transposed),
+            _draw_kaiming_normal(tensor.shape, a, mode, nonlinearity, fans=fans),
             generator,
         )
     return tensor
 
 
-def _draw_lecun_uniform(shape: Sequence[int], *, transposed: bool = False) -> Draw:
-    return _draw_kaiming(shape, 0.0, "fan_in", 1.0, "uniform", transposed, "lecun_uniform_")
+def _draw_lecun_uniform(shape: Sequence[int], *, fans: tuple[int, int] | None = None) -> Draw:
+    return _draw_kaiming(shape, 0.0, "fan_in", 1.0, "uniform", fans, "lecun_uniform_")
 
 
-def _draw_lecun_normal(shape: Sequence[int], *, transposed: bool = False) -> Draw:
-    return _draw_kaiming(shape, 0.0, "fan_in", 1.0, "normal", transposed, "lecun_normal_")
+def _draw_lecun_normal(shape: Sequence[int], *, fans: tuple[int, int] | None = None) -> Draw:
+    return _draw_kaiming(shape, 0.0, "fan_in", 1.0, "normal", fans, "lecun_normal_")
 
 
 def lecun_uniform_(
-    tensor: Tensor, *, transposed: bool = False, generator: torch.Generator | None = None
+    tensor: Tensor, *, fans: tuple[int, int] | None = None, generator: torch.Generator | None = None
 ) -> Tensor:
     """LeCun uniform: U(−b, b), b = √(3/fan_in), so Var = 1/fan_in.
 
@@ -1066,12 +1107,12 @@ def lecun_uniform_(
         True
     """
     if _ready(tensor, "lecun_uniform_", generator):
-        _fill_(tensor, _draw_lecun_uniform(tensor.shape, transposed=transposed), generator)
+        _fill_(tensor, _draw_lecun_uniform(tensor.shape, fans=fans), generator)
     return tensor
 
 
 def lecun_normal_(
-    tensor: Tensor, *, transposed: bool = False, generator: torch.Generator | None = None
+    tensor: Tensor, *, fans: tuple[int, int] | None = None, generator: torch.Generator | None = None
 ) -> Tensor:
     """LeCun normal: N(0, 1/fan_in) (untruncated; Keras truncates, see variance_scaling_).
 
@@ -1086,7 +1127,7 @@ def lecun_normal_(
         0.1
     """
     if _ready(tensor, "lecun_normal_", generator):
-        _fill_(tensor, _draw_lecun_normal(tensor.shape, transposed=transposed), generator)
+        _fill_(tensor, _draw_lecun_normal(tensor.shape, fans=fans), generator)
     return tensor
 
 
@@ -1486,7 +1527,7 @@ def schemes() -> dict[str, Scheme]:
 def _spec_value(node: ast.expr, text: str) -> Any:
     # Bare identifiers are strings, so `xavier_normal(gain=tanh)` needs no quotes in a shell.
     if isinstance(node, ast.Name):
-        return node.id
+        return {"nan": math.nan, "inf": math.inf}.get(node.id.lower(), node.id)
     try:
         return ast.literal_eval(node)
     except ValueError as error:
@@ -1526,6 +1567,9 @@ class InitSpec:
         args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
         return f"{self.name}({args})"
 
+    def __hash__(self) -> int:
+        return hash(str(self))
+
     def _accepts(self, name: str) -> bool:
         return name in inspect.signature(self.scheme.fill).parameters
 
@@ -1534,21 +1578,25 @@ class InitSpec:
         tensor: Tensor,
         *,
         generator: torch.Generator | None = None,
-        transposed: bool = False,
+        fans: tuple[int, int] | None = None,
     ) -> Tensor:
-        """Fill ``tensor`` in place with this scheme."""
+        """Fill ``tensor`` in place with this scheme.
+
+        ``fans`` overrides the fans of the shape for fan-based schemes (ignored by the
+        others); :func:`apply` uses it for grouped and transposed convolutions.
+        """
         kwargs = self.arguments
-        if transposed and self._accepts("transposed"):
-            kwargs["transposed"] = True
+        if fans is not None and self._accepts("fans"):
+            kwargs["fans"] = fans
         if self._accepts("generator"):
             kwargs["generator"] = generator
         return self.scheme.fill(tensor, **kwargs)
 
-    def describe(self, shape: Sequence[int], *, transposed: bool = False) -> Draw:
+    def describe(self, shape: Sequence[int], *, fans: tuple[int, int] | None = None) -> Draw:
         """What this spec draws for a tensor of ``shape`` (no tensor is made)."""
         kwargs = self.arguments
-        if transposed and self._accepts("transposed"):
-            kwargs["transposed"] = True
+        if fans is not None and self._accepts("fans"):
+            kwargs["fans"] = fans
         return self.scheme.draw(tuple(shape), **kwargs)
 
 
@@ -1617,11 +1665,17 @@ def parse_spec(spec: SpecLike) -> InitSpec:
         raise ValueError(f"Unknown init scheme {head.id!r}.{hint} Known: {', '.join(_SCHEMES)}.")
     scheme = _SCHEMES[name]
     args = [_spec_value(a, spec) for a in call.args] if call else []
-    kwargs = {k.arg: _spec_value(k.value, spec) for k in call.keywords if k.arg} if call else {}
+    keywords = call.keywords if call else []
+    if any(k.arg is None for k in keywords):
+        raise ValueError(f"Init spec {spec!r}: write arguments out as key=value, not **mapping.")
+    kwargs = {k.arg: _spec_value(k.value, spec) for k in keywords if k.arg}
+    if len(kwargs) < len(keywords):
+        raise ValueError(f"Init spec {spec!r}: an argument is given twice.")
     params = [
         p
         for p in inspect.signature(scheme.draw).parameters.values()
-        if p.name != "shape" and p.name not in scheme.defaults
+        # fans belong to a tensor, not to a scheme: apply() passes them per layer
+        if p.name not in ("shape", "fans") and p.name not in scheme.defaults
     ]
     names = [p.name for p in params]
     positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
@@ -1652,7 +1706,7 @@ def parse_spec(spec: SpecLike) -> InitSpec:
     return InitSpec(name, bound)
 
 
-def describe(spec: SpecLike, shape: Sequence[int], *, transposed: bool = False) -> Draw:
+def describe(spec: SpecLike, shape: Sequence[int], *, fans: tuple[int, int] | None = None) -> Draw:
     """What ``spec`` draws for a tensor of ``shape``: distribution, std, bounds, fans, gain.
 
     Example:
@@ -1660,7 +1714,7 @@ def describe(spec: SpecLike, shape: Sequence[int], *, transposed: bool = False) 
         >>> d.distribution, round(d.std, 4), round(d.high, 4), d.fan_in
         ('uniform', 0.125, 0.2165, 128)
     """
-    return parse_spec(spec).describe(shape, transposed=transposed)
+    return parse_spec(spec).describe(shape, fans=fans)
 
 
 # --------------------------------------------------------------------------- apply
@@ -1698,14 +1752,17 @@ def _kind(module: nn.Module) -> str | None:
     return None
 
 
-def _selector(
-    include: Iterable[str | type[nn.Module]] | Callable[[str, nn.Module], bool] | None,
-) -> Callable[[str, nn.Module], bool]:
+Include: TypeAlias = (
+    Iterable[str | type[nn.Module]] | str | type[nn.Module] | Callable[[str, nn.Module], bool]
+)
+
+
+def _selector(include: Include | None) -> Callable[[str, nn.Module], bool]:
     if include is None:
         return lambda name, module: True
     if callable(include) and not isinstance(include, type):
         return include
-    if isinstance(include, type):
+    if isinstance(include, type | str):
         include = [include]
     kinds: list[str] = []
     types: list[type[nn.Module]] = []
@@ -1723,23 +1780,37 @@ def _selector(
     return lambda name, module: _kind(module) in kinds or isinstance(module, tuple(types))
 
 
+def _torch_default_spec(spec: InitSpec, module: nn.Module, param: Tensor) -> InitSpec:
+    """What torch's own ``reset_parameters`` draws for this parameter, as a spec."""
+    weight = module.weight
+    assert isinstance(weight, Tensor)  # every layer kind apply() touches has a weight
+    if isinstance(module, nn.Embedding):
+        return InitSpec("normal")  # nn.Embedding: N(0, 1)
+    if isinstance(module, nn.Bilinear):  # U(±1/√in1) for weight and bias
+        return InitSpec(spec.name, {**spec.kwargs, "fan_in": weight.shape[1]})
+    if param.dim() < 2:  # a bias: U(±1/√fan_in) with the weight's fan_in, by torch's fans
+        return InitSpec(spec.name, {**spec.kwargs, "fan_in": calculate_fans(weight)[0]})
+    return spec
+
+
 def apply(
     model: nn.Module,
     weight: SpecLike | None,
     bias: SpecLike | None = "zeros",
     *,
     generator: torch.Generator | None = None,
-    include: Iterable[str | type[nn.Module]] | Callable[[str, nn.Module], bool] | None = None,
+    include: Include | None = None,
 ) -> list[InitRecord]:
     """Re-initialize every Linear, Conv, ConvTranspose, Embedding and norm layer of a model.
 
-    Weights of Linear/Bilinear, Conv* and Embedding layers get ``weight``; their biases
-    get ``bias``; batch/layer/group norm layers get γ = 1, β = 0 and fresh running
-    statistics. ConvTranspose weights use the transposed fans (:func:`calculate_fans`),
-    except for ``torch_default``, which reproduces torch. With bias ``"torch_default"``,
-    the bias draws U(±1/√fan_in) with the weight's fan_in, as torch does. An
-    Embedding's ``padding_idx`` row is set back to zero. Parameters of other modules are
-    left alone, with a warning that names them.
+    Weights of Linear/Bilinear, Conv*, ConvTranspose* and Embedding layers get ``weight``,
+    their biases ``bias``. Fan-based schemes use the layer's true fans: grouped and
+    transposed convolutions are accounted for (:func:`calculate_fans`). Norm layers
+    (batch, instance, layer, group norm) always get γ = 1, β = 0 and fresh running
+    statistics. ``"torch_default"`` reproduces each layer's own torch init (Embedding:
+    N(0, 1); Bilinear: U(±1/√in1); others: U(±1/√fan_in) with torch's fans, for the
+    bias too). An Embedding's ``padding_idx`` row is set back to zero. Parameters of
+    other modules are left alone, with a warning that names them.
 
     Args:
         model: any ``nn.Module``.
@@ -1754,8 +1825,8 @@ def apply(
         One :class:`InitRecord` per parameter touched, in module order.
 
     Raises:
-        ValueError: a bad spec, or a spec that does not fit a parameter (e.g. ``eye`` on a
-            conv weight); the model is left unchanged.
+        ValueError: a bad spec, a spec that does not fit a parameter (e.g. ``eye`` on a
+            conv weight), or a generator on another device; the model is then unchanged.
 
     Example:
         >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
@@ -1768,11 +1839,13 @@ def apply(
     weight_spec = parse_spec(weight) if weight is not None else None
     bias_spec = parse_spec(bias) if bias is not None else None
     selected = _selector(include)
-    ones, zeros = parse_spec("ones"), parse_spec("zeros")
+    ones, zeros = InitSpec("ones"), InitSpec("zeros")
 
-    # Plan everything (and so check every spec against every shape) before touching any
-    # parameter: an error leaves the model as it was.
-    plan: list[tuple[InitRecord, nn.Module, Tensor, InitSpec, bool]] = []
+    # Plan everything (and so check every spec against every shape, and the generator
+    # against every device) before touching any parameter: an error leaves the model as
+    # it was.
+    plan: list[tuple[InitRecord, nn.Module, Tensor, InitSpec, tuple[int, int] | None]] = []
+    norms: list[nn.modules.batchnorm._NormBase] = []
     seen: set[int] = set()
     skipped: list[str] = []
     for name, module in model.named_modules():
@@ -1784,6 +1857,8 @@ def apply(
             continue
         if not selected(name, module):
             continue
+        if isinstance(module, nn.modules.batchnorm._NormBase):
+            norms.append(module)
         for pname, param in own:
             qualified = f"{name}.{pname}" if name else pname
             if isinstance(param, nn.parameter.UninitializedParameter):
@@ -1791,6 +1866,7 @@ def apply(
                     f"apply: {qualified} is not materialized yet (a Lazy module). "
                     "Run one forward pass first."
                 )
+            _check_generator(param, "apply", generator)
             spec: InitSpec | None
             if kind == "norm":
                 spec = ones if pname == "weight" else zeros
@@ -1798,17 +1874,16 @@ def apply(
                 spec = weight_spec if pname == "weight" else bias_spec
             if spec is None:
                 continue
-            # torch_default reproduces torch, which uses its own (untransposed) fans and
-            # gives the bias the weight's fan_in.
-            is_default = spec.scheme.fill is torch_default_
-            transposed = kind == "conv_transpose" and not is_default
-            if is_default and param.dim() < 2:
-                fan_in = calculate_fans(module.weight)[0]
-                spec = InitSpec(spec.name, {**spec.kwargs, "fan_in": fan_in})
+            fans = None
+            if spec.scheme.fill is torch_default_:
+                spec = _torch_default_spec(spec, module, param)
+            elif kind in ("conv", "conv_transpose") and param.dim() >= 2:
+                groups = getattr(module, "groups", 1)
+                fans = calculate_fans(param, transposed=kind == "conv_transpose", groups=groups)
             try:
-                draw = spec.describe(param.shape, transposed=transposed)
-            except ValueError as error:
-                raise ValueError(
+                draw = spec.describe(param.shape, fans=fans)
+            except (ValueError, TypeError) as error:
+                raise type(error)(
                     f"apply: cannot initialize {qualified} {tuple(param.shape)} "
                     f"({type(module).__name__}) with {str(spec)!r}: {error}"
                 ) from error
@@ -1821,16 +1896,16 @@ def apply(
                 draw.fan_in,
                 draw.fan_out,
             )
-            plan.append((record, module, param, spec, transposed))
+            plan.append((record, module, param, spec, fans))
 
-    for _, module, param, spec, transposed in plan:
-        spec(param, generator=generator, transposed=transposed)
+    for _, module, param, spec, fans in plan:
+        spec(param, generator=generator, fans=fans)
         padding_idx = getattr(module, "padding_idx", None)
         if isinstance(module, nn.Embedding) and param is module.weight and padding_idx is not None:
             with torch.no_grad():
                 param[padding_idx].zero_()
-        if isinstance(module, nn.modules.batchnorm._NormBase):
-            module.reset_running_stats()
+    for norm in norms:
+        norm.reset_running_stats()
     if skipped:
         warnings.warn(
             f"apply left {len(skipped)} parameter(s) of unsupported modules as they were: "
