@@ -30,7 +30,7 @@ def test_schemes_lists_every_scheme_with_formula() -> None:
         "he_normal",
     ):
         assert name in result.output
-    assert "U(±1/√fan_in)" in result.output
+    assert "U(±1/√in)" in result.output
     assert "--shape" in result.output  # the hint to ask for numbers
 
 
@@ -39,24 +39,21 @@ def test_schemes_for_a_shape_and_activation_prints_the_std_drawn() -> None:
         app, ["schemes", "--shape", "256x128", "--activation", "relu"], env={"COLUMNS": "200"}
     )
     assert result.exit_code == 0, result.output
-    rows = {
-        line.split("│")[1].strip(): line
-        for line in result.output.splitlines()
-        if line.count("│") > 3
-    }
+    rows = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
     he = rows["he_normal"]
-    assert f"{math.sqrt(2 / 128):.4g}" in he and "fan_in=128" in he
-    xavier = rows["xavier_uniform(gain='relu')"]
+    assert f"{math.sqrt(2 / 128):.4g}" in he and "in=128" in he
+    assert "g = 1.414 (relu)" in result.output
+    xavier = rows["xavier_uniform"]
     std = math.sqrt(2) * math.sqrt(2 / 384)
     assert f"{std:.4g}" in xavier and f"±{math.sqrt(3) * std:.4g}" in xavier
     assert f"±{1 / math.sqrt(128):.4g}" in rows["torch_default"]
-    assert "shape does not fit" in rows["dirac"]
+    assert "wrong dims" in rows["dirac"]
 
 
 def test_schemes_for_a_conv_shape_uses_the_receptive_field() -> None:
     result = runner.invoke(app, ["schemes", "--shape", "64x3x3x3"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "fan_in=27, fan_out=576" in result.output
+    assert "fan_in 27, fan_out 576" in result.output and "in=27" in result.output
     assert f"{math.sqrt(1 / 27):.4g}" in result.output  # lecun_normal
 
 

@@ -6,6 +6,7 @@ import re
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -69,16 +70,15 @@ def _bounds(draw: initmod.Draw) -> str:
 
 
 def _fans(draw: initmod.Draw) -> str:
-    if draw.fan is None:
+    if draw.fan is None or draw.fan_in is None:
         return "—"
-    fan_in, fan_out = draw.fan_in, draw.fan_out
-    if draw.fan == "fan_in" or fan_out is None:
-        return f"fan_in={fan_in}"
+    if draw.fan == "fan_in" or draw.fan_out is None:
+        return f"in={draw.fan_in}"
     if draw.fan == "fan_out":
-        return f"fan_out={fan_out}"
+        return f"out={draw.fan_out}"
     if draw.fan == "fan_avg":
-        return f"avg({fan_in}, {fan_out})"
-    return f"geo_avg({fan_in}, {fan_out})"
+        return f"avg={(draw.fan_in + draw.fan_out) / 2:g}"
+    return f"geo={(draw.fan_in * draw.fan_out) ** 0.5:.4g}"
 
 
 @app.command()
@@ -101,17 +101,16 @@ def schemes(
             raise typer.BadParameter(str(error), param_hint="--activation") from error
     title = "init schemes"
     if dims is not None:
-        fans = ""
+        title += f" for a {'x'.join(map(str, dims))} weight"
         if len(dims) >= 2:
             fan_in, fan_out = initmod.calculate_fans(dims)
-            fans = f", fan_in={fan_in}, fan_out={fan_out}"
-        title += f" for a {'x'.join(map(str, dims))} weight{fans}"
+            title += f" (fan_in {fan_in}, fan_out {fan_out})"
     if activation is not None:
-        title += f", activation {activation} (gain {gain:.4g})"
-    table = Table(title=title, title_justify="left")
+        title += f"\ngain g = {gain:.4g} ({activation}) for xavier, kaiming, orthogonal"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("scheme", style="bold cyan", no_wrap=True)
-    table.add_column("formula")
-    table.add_column("fans")
+    table.add_column("draws")
+    table.add_column("fan", no_wrap=True)
     if dims is not None:
         table.add_column("std", justify="right")
         table.add_column("bounds", justify="right")
@@ -121,16 +120,16 @@ def schemes(
             kwargs[scheme.activation_arg] = activation
         spec = initmod.InitSpec(name, kwargs)
         style = "dim" if scheme.alias_of else None
-        label = str(spec) if scheme.example or kwargs else name
+        label = (
+            f"{name}({', '.join(map(repr, scheme.example.values()))})" if scheme.example else name
+        )
         if dims is None:
             table.add_row(label, scheme.formula, scheme.fans, style=style)
             continue
         try:
             draw = spec.describe(dims)
         except ValueError:
-            table.add_row(
-                label, scheme.formula, scheme.fans, "n/a", "shape does not fit", style=style
-            )
+            table.add_row(label, scheme.formula, scheme.fans, "n/a", "wrong dims", style=style)
             continue
         table.add_row(
             label, scheme.formula, _fans(draw), _fmt(draw.std), _bounds(draw), style=style

@@ -1394,8 +1394,8 @@ class Scheme:
     name: str
     fill: Callable[..., Tensor]  # the public initializer
     draw: Callable[..., Draw]  # same arguments, with a shape instead of a tensor
-    formula: str  # what it draws, in one line
-    fans: str = "—"  # which fans it uses
+    formula: str  # what it draws, in a few characters (g: gain, in/out: fan_in/fan_out)
+    fans: str = "—"  # which fans it uses: "in", "avg", "mode" (the mode argument)
     defaults: Mapping[str, Any] = field(default_factory=dict)  # fixed arguments of an alias
     example: Mapping[str, Any] = field(default_factory=dict)  # arguments for a table row
     activation_arg: str | None = None  # the argument an activation name goes to
@@ -1403,40 +1403,40 @@ class Scheme:
 
 
 def _schemes() -> dict[str, Scheme]:
-    fan_any = "fan_in (or mode)"
+    fan_any = "mode"
     base = [
-        Scheme("zeros", zeros_, lambda shape: _constant_draw(0.0), "w = 0 (no symmetry breaking)"),
-        Scheme("ones", ones_, lambda shape: _constant_draw(1.0), "w = 1 (no symmetry breaking)"),
-        Scheme("constant", constant_, _draw_constant, "w = val", example={"val": 0.01}),
+        Scheme("zeros", zeros_, lambda shape: _constant_draw(0.0), "0"),
+        Scheme("ones", ones_, lambda shape: _constant_draw(1.0), "1"),
+        Scheme("constant", constant_, _draw_constant, "val", example={"val": 0.01}),
         Scheme("uniform", uniform_, _draw_uniform, "U(a, b)"),
         Scheme("normal", normal_, _draw_normal, "N(mean, std²)"),
         Scheme(
             "trunc_normal",
             trunc_normal_,
             _draw_trunc_normal,
-            "N(mean, σ²) in mean±2σ, σ corrected so std(w) = std",
+            "N(mean, σ²) in ±2σ; std(w) = std",
         ),
         Scheme(
             "xavier_uniform",
             xavier_uniform_,
             _draw_xavier_uniform,
-            "U(±gain·√(6/(fan_in+fan_out)))",
-            "fan_avg",
+            "U(±g·√(6/(in+out)))",
+            "avg",
             activation_arg="gain",
         ),
         Scheme(
             "xavier_normal",
             xavier_normal_,
             _draw_xavier_normal,
-            "N(0, gain²·2/(fan_in+fan_out))",
-            "fan_avg",
+            "N(0, 2g²/(in+out))",
+            "avg",
             activation_arg="gain",
         ),
         Scheme(
             "kaiming_uniform",
             kaiming_uniform_,
             _draw_kaiming_uniform,
-            "U(±gain·√(3/fan))",
+            "U(±g·√(3/fan))",
             fan_any,
             activation_arg="nonlinearity",
         ),
@@ -1444,48 +1444,50 @@ def _schemes() -> dict[str, Scheme]:
             "kaiming_normal",
             kaiming_normal_,
             _draw_kaiming_normal,
-            "N(0, gain²/fan)",
+            "N(0, g²/fan)",
             fan_any,
             activation_arg="nonlinearity",
         ),
-        Scheme("lecun_uniform", lecun_uniform_, _draw_lecun_uniform, "U(±√(3/fan_in))", "fan_in"),
-        Scheme("lecun_normal", lecun_normal_, _draw_lecun_normal, "N(0, 1/fan_in)", "fan_in"),
+        Scheme("lecun_uniform", lecun_uniform_, _draw_lecun_uniform, "U(±√(3/in))", "in"),
+        Scheme("lecun_normal", lecun_normal_, _draw_lecun_normal, "N(0, 1/in)", "in"),
         Scheme(
             "variance_scaling",
             variance_scaling_,
             _draw_variance_scaling,
-            "Var = scale/fan; normal, truncated_normal or uniform",
+            "Var = scale/fan",
             fan_any,
         ),
         Scheme(
             "orthogonal",
             orthogonal_,
             _draw_orthogonal,
-            "gain·Q, Q from QR of N(0,1): WᵀW = gain²·I",
+            "g·Q: WᵀW = g²·I",
             activation_arg="gain",
         ),
-        Scheme("eye", eye_, _draw_eye, "gain·I (2-D)"),
-        Scheme("dirac", dirac_, _draw_dirac, "identity conv: centre tap 1 (3-5-D)"),
+        Scheme("eye", eye_, _draw_eye, "g·I"),
+        Scheme("dirac", dirac_, _draw_dirac, "identity conv"),
         Scheme(
             "sparse",
             sparse_,
             _draw_sparse,
-            "N(0, std²), ⌈sparsity·rows⌉ zeros per column",
+            "N(0, std²), zeros per col",
             example={"sparsity": 0.1},
         ),
         Scheme(
             "torch_default",
             torch_default_,
             _draw_torch_default,
-            "U(±1/√fan_in): nn.Linear / nn.Conv default",
-            "fan_in",
+            "U(±1/√in)",
+            "in",
         ),
     ]
     registry = {s.name: s for s in base}
 
     def alias(name: str, of: str, **defaults: Any) -> None:
         target = registry[of]
-        what = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+        what = ", ".join(
+            repr(v) if k == target.activation_arg else f"{k}={v!r}" for k, v in defaults.items()
+        )
         formula = f"= {of}({what})" if what else f"= {of}"
         registry[name] = Scheme(
             name,
