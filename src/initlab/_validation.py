@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 from numbers import Real
 
-__all__ = ["check_choice", "check_int", "check_real", "nearest", "param_message"]
+__all__ = ["check_choice", "check_int", "check_real", "did_you_mean", "nearest", "param_message"]
 
 
 def param_message(fn: str, name: str, expected: str, got: object, fix: str = "") -> str:
@@ -26,6 +26,12 @@ def nearest(word: str, options: Iterable[str]) -> str | None:
     """The closest option to ``word`` by edit similarity, or None if nothing is close."""
     matches = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
     return matches[0] if matches else None
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """ " Did you mean 'x'?" for the nearest option, or "" if nothing is close."""
+    guess = nearest(word, options)
+    return f" Did you mean {guess!r}?" if guess else ""
 
 
 def check_real(

@@ -50,7 +50,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from initlab._validation import check_choice, check_int, check_real, nearest, param_message
+from initlab._validation import (
+    check_choice,
+    check_int,
+    check_real,
+    did_you_mean,
+    nearest,
+    param_message,
+)
 
 __all__ = [
     "DATASETS",
@@ -1194,8 +1201,7 @@ def load_mnist1d(
     dtype = _check_dtype(fn, dtype)
     for key in args:
         if key not in _MNIST1D_ARGS:
-            guess = nearest(key, _MNIST1D_ARGS)
-            hint = f" Did you mean {guess!r}?" if guess else ""
+            hint = did_you_mean(key, _MNIST1D_ARGS)
             raise ValueError(
                 f"Unknown mnist1d argument {key!r}.{hint} Known: {', '.join(_MNIST1D_ARGS)} "
                 "(n, test_size and seed are load_mnist1d's own arguments)."
@@ -1277,8 +1283,7 @@ def load(name: str, **options: Any) -> Dataset:
     known = _options(loader)
     for key in options:
         if key not in known:
-            guess = nearest(key, known)
-            hint = f" Did you mean {guess!r}?" if guess else ""
+            hint = did_you_mean(key, known)
             raise ValueError(
                 f"Unknown option {key!r} for load({name!r}).{hint} Known: {', '.join(known)}."
             )

@@ -36,7 +36,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from initlab._validation import check_choice, check_int, check_real, nearest, param_message
+from initlab._validation import (
+    check_choice,
+    check_int,
+    check_real,
+    did_you_mean,
+    param_message,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -1667,8 +1673,7 @@ def parse_spec(spec: SpecLike) -> InitSpec:
         )
     name = head.id.lower()
     if name not in _SCHEMES:
-        guess = nearest(name, _SCHEMES)
-        hint = f" Did you mean {guess!r}?" if guess else ""
+        hint = did_you_mean(name, _SCHEMES)
         raise ValueError(f"Unknown init scheme {head.id!r}.{hint} Known: {', '.join(_SCHEMES)}.")
     scheme = _SCHEMES[name]
     args = [_spec_value(a, spec) for a in call.args] if call else []
@@ -1693,8 +1698,7 @@ def parse_spec(spec: SpecLike) -> InitSpec:
         )
     for key in kwargs:
         if key not in names:
-            guess = nearest(key, names)
-            hint = f" Did you mean {guess!r}?" if guess else ""
+            hint = did_you_mean(key, names)
             raise ValueError(
                 f"Init spec {spec!r}: {name} has no argument {key!r}.{hint} "
                 f"Valid: {', '.join(names) or 'none'}."
