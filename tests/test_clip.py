@@ -474,3 +474,12 @@ def test_no_host_device_sync_on_cuda(name: str, nonfinite: str) -> None:
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert r.fired.device.type == "cuda"
+
+
+def test_a_tensor_listed_twice_is_clipped_and_counted_once() -> None:
+    p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    p.grad = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    result = clip.clip_by_global_norm_([p, p], 1.0, eps=0.0)
+    assert result.norm_before.item() == pytest.approx(5.0)
+    assert result.norm_after.item() == pytest.approx(1.0)
+    assert p.grad.norm().item() == pytest.approx(1.0)

@@ -160,6 +160,15 @@ def test_missing_checksum_files_are_allowed_and_recorded(tmp_path: Path) -> None
     assert set(ds.params["verified"].values()) == {()}
 
 
+def test_a_file_the_checksum_lists_omit_is_read_with_a_warning(tmp_path: Path) -> None:
+    written = write_mnist(tmp_path)
+    listed = {k: v for k, v in written.items() if not k.startswith("train-labels")}
+    write_sums(tmp_path, listed)  # the lists no longer mention the training labels
+    with pytest.warns(UserWarning, match=r"train-labels-idx1-ubyte.gz is not listed"):
+        ds = data.load_mnist(root=tmp_path)
+    assert ds.params["verified"]["train-labels-idx1-ubyte.gz"] == ()
+
+
 def test_checksum_mismatch_is_an_error(tmp_path: Path) -> None:
     written = write_mnist(tmp_path / "mnist")
     name = "train-labels-idx1-ubyte.gz"

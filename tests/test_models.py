@@ -180,7 +180,55 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="odd"):
         cnn((1, 40), kernel_size=4)
     net = mlp([2, 3, 1], members=2)
-    with pytest.raises(ValueError, match=r"2 members.*Got input shape \(3, 5, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"\(2, B, …\) one per member.*Got input shape \(3, 5, 2\)"
+    ):
         net(torch.randn(3, 5, 2))
     with pytest.raises(ValueError, match="member 2 does not exist"):
         to_module(net, 2)
+
+
+def test_eval_without_running_stats_uses_batch_statistics() -> None:
+    plains = [
+        nn.Sequential(
+            nn.Linear(3, 4),
+            nn.BatchNorm1d(4, track_running_stats=False),
+            nn.ReLU(),
+            nn.Linear(4, 2),
+        )
+        .double()
+        .eval()
+        for _ in range(2)
+    ]
+    stack = from_modules(plains).eval()
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    y = stack(x)
+    for m in range(2):
+        assert _max_diff(y[m], plains[m](x[m])) < TOL
+
+
+def test_input_shapes_are_checked_not_reinterpreted() -> None:
+    net = cnn((1, 40), (4, 8), members=4)
+    with pytest.raises(ValueError, match=r"Got input shape \(4, 4, 40\)"):
+        net(torch.randn(4, 4, 40))  # the channel dim is missing
+    net2 = cnn((1, 8, 8), (3,), members=2)
+    with pytest.raises(ValueError, match="1 channels"):
+        net2(torch.randn(5, 2, 8, 8))
+    with pytest.raises(ValueError, match="3 features"):
+        mlp([3, 2], members=2)(torch.randn(2, 5, 4))
+    with pytest.raises(ValueError, match="flatten the input"):
+        from_modules([nn.Sequential(nn.Flatten(), nn.Linear(4, 2))])
+
+
+def test_load_member_compares_parameterless_layers_too() -> None:
+    stack = from_modules([nn.Sequential(nn.Linear(2, 3), nn.LeakyReLU(0.01), nn.Linear(3, 1))])
+    with pytest.raises(ValueError, match="layer 1"):
+        load_member(stack, 0, nn.Sequential(nn.Linear(2, 3), nn.LeakyReLU(0.5), nn.Linear(3, 1)))
+
+
+def test_exporting_members_does_not_touch_the_global_generator() -> None:
+    stack = cnn((1, 12, 12), (3,), members=2)
+    state = torch.get_rng_state()
+    to_module(stack, 1)
+    init_members(stack, "he_normal", seeds=0)
+    assert torch.equal(state, torch.get_rng_state())

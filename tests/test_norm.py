@@ -149,3 +149,23 @@ def test_negative_eps_and_bad_momentum() -> None:
         batch_norm(
             torch.randn(2, 4, 3), torch.zeros(2, 3), torch.ones(2, 3), training=True, momentum=None
         )
+
+
+@pytest.mark.parametrize(("member_dim", "channel_dim"), [(0, 1), (1, 2), (0, 2)])
+def test_eval_without_running_stats_on_every_path(member_dim: int, channel_dim: int) -> None:
+    bn = StackedBatchNorm(
+        3,
+        4,
+        track_running_stats=False,
+        member_dim=member_dim,
+        channel_dim=channel_dim,
+        dtype=torch.float64,
+    ).eval()
+    shape = [6, 6, 6, 5]
+    shape[member_dim], shape[channel_dim] = 3, 4
+    x = torch.randn(shape, dtype=torch.float64)
+    y = bn(x)
+    dims = [d for d in range(4) if d not in (member_dim, channel_dim)]
+    mean = x.mean(dim=dims, keepdim=True)
+    var = x.var(dim=dims, unbiased=False, keepdim=True)
+    assert torch.allclose(y, (x - mean) / torch.sqrt(var + 1e-5), atol=1e-12)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable
-from numbers import Real
+from numbers import Integral, Real
 
 __all__ = ["check_choice", "check_int", "check_real", "did_you_mean", "nearest", "param_message"]
 
@@ -71,11 +71,11 @@ def check_real(
 def check_int(fn: str, name: str, value: object, *, low: int | None = None) -> int:
     """Check that ``value`` is an integer (not a bool), at least ``low`` if given."""
     expected = "an integer" + (f" >= {low}" if low is not None else "")
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, Integral):
         raise TypeError(param_message(fn, name, expected, value))
     if low is not None and value < low:
         raise ValueError(param_message(fn, name, expected, value))
-    return value
+    return int(value)
 
 
 def check_choice(fn: str, name: str, value: object, choices: Iterable[str]) -> str:

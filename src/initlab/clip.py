@@ -187,9 +187,9 @@ def _gradients(fn: str, tensors: object, use_grad: object) -> list[Tensor]:
     """The gradients to clip: each tensor's ``.grad`` (None skipped), or the tensors."""
     if not isinstance(use_grad, bool):
         raise TypeError(param_message(fn, "use_grad", "True or False", use_grad))
-    found = [
-        t for t in _tensor_list(fn, "tensors", tensors, allow_none=not use_grad) if t is not None
-    ]
+    listed = _tensor_list(fn, "tensors", tensors, allow_none=not use_grad)
+    # A tensor listed twice (shared weights) is clipped once and counted once.
+    found = list({id(t): t for t in listed if t is not None}.values())
     if not use_grad:
         return found
     grads = [t.grad for t in found if t.grad is not None]

@@ -39,6 +39,7 @@ import math
 import os
 import random
 import struct
+import warnings
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -992,6 +993,14 @@ def _verify(
                 f"update {sums})."
             )
         checked.append(algorithm)
+    if listed and not checked:
+        warnings.warn(
+            f"{path} is not listed in the checksum files beside it "
+            f"({', '.join(sorted({str(s.name) for v in listed.values() for _, _, s in v}))}), "
+            "so it was read unverified. List it there to have it checked.",
+            UserWarning,
+            stacklevel=4,
+        )
     return tuple(checked)
 
 

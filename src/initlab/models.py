@@ -38,6 +38,7 @@ from typing import Any, Literal, TypeAlias
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.nn.utils import skip_init
 
 from initlab import init as initmod
 from initlab._validation import check_choice, check_int, param_message
@@ -92,6 +93,11 @@ _SHARED = (
     nn.MaxPool1d,
     nn.MaxPool2d,
 )
+
+
+def _uninitialized(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
+    """A layer built without drawing its initial values (they are copied in next)."""
+    return skip_init(cls, *args, **kwargs)  # type: ignore[no-untyped-call]
 
 
 class _MemberLayer(nn.Module):
@@ -156,7 +162,10 @@ class StackedLinear(_MemberLayer):
     def member(self, m: int) -> nn.Linear:
         """Member m as a plain ``nn.Linear`` (a copy)."""
         w = self.weight[m]
-        layer = nn.Linear(
+        # skip_init: the values are copied in, so drawing them would only advance the
+        # global generator and change the user's later random draws.
+        layer: nn.Linear = _uninitialized(
+            nn.Linear,
             self.in_features,
             self.out_features,
             self.bias is not None,
@@ -239,7 +248,8 @@ class StackedConv(_MemberLayer):
         """Member m as a plain ``nn.Conv1d`` / ``nn.Conv2d`` (a copy)."""
         w = self.weight[m]
         cls = nn.Conv1d if self.dims == 1 else nn.Conv2d
-        layer = cls(
+        layer: nn.Module = _uninitialized(
+            cls,
             self.in_channels,
             self.out_channels,
             self.kernel_size,
@@ -342,6 +352,11 @@ class Stack(nn.Module):
         super().__init__()
         if not layers or not isinstance(layers[-1], StackedLinear):
             raise ValueError("A Stack must end with a StackedLinear (its output layer).")
+        if not isinstance(layers[0], StackedLinear | StackedConv):
+            raise ValueError(
+                "A Stack must start with a StackedLinear or a StackedConv. Got "
+                f"{type(layers[0]).__name__}: flatten the input before it enters the stack."
+            )
         self.layers = nn.ModuleList(layers)
         self.members = members
 
@@ -349,14 +364,28 @@ class Stack(nn.Module):
     def convolutional(self) -> bool:
         return isinstance(self.layers[0], StackedConv)
 
+    def _is_shared(self, x: Tensor) -> bool:
+        """Whether x is one batch for all members (B, *in) or one per member (M, B, *in)."""
+        first = self.layers[0]
+        if isinstance(first, StackedLinear):
+            dims, features, what = 1, first.in_features, f"{first.in_features} features"
+        else:
+            assert isinstance(first, StackedConv)
+            dims, features = first.dims + 1, first.in_channels
+            what = f"{features} channels and {first.dims} spatial dims"
+        channel = -1 if isinstance(first, StackedLinear) else -dims
+        if x.dim() == dims + 1 and x.shape[channel] == features:
+            return True
+        if x.dim() == dims + 2 and x.shape[0] == self.members and x.shape[channel] == features:
+            return False
+        raise ValueError(
+            f"The stack expects (B, …) shared by its members or ({self.members}, B, …) one per "
+            f"member, with {what}. Got input shape {tuple(x.shape)}."
+        )
+
     def forward(self, x: Tensor) -> Tensor:
         first = self.layers[0]
-        shared = x.dim() == (2 if isinstance(first, StackedLinear) else first.dims + 2)  # type: ignore[operator]
-        if not shared and x.shape[0] != self.members:
-            raise ValueError(
-                f"The input's first dimension must be the {self.members} members, or the "
-                f"input must be shared, one batch for all. Got input shape {tuple(x.shape)}."
-            )
+        shared = self._is_shared(x)
         if isinstance(first, StackedLinear):
             h = x.T if shared else x.transpose(1, 2)
         else:
@@ -592,11 +621,8 @@ def load_member(stack: Stack, m: int, module: nn.Module) -> None:
     with torch.no_grad():
         for i, (layer, p) in enumerate(zip(stack.layers, plain, strict=True)):
             if not isinstance(layer, _MemberLayer):
-                if type(p) is not type(layer):
-                    raise ValueError(
-                        f"load_member: layer {i} is {type(p).__name__}, "
-                        f"expected {type(layer).__name__}."
-                    )
+                if type(p) is not type(layer) or repr(p) != repr(layer):
+                    raise ValueError(f"load_member: layer {i} is {p!r}, expected {layer!r}.")
                 continue
             expected = layer.member(0)
             if type(p) is not type(expected) or repr(p) != repr(expected):

@@ -163,7 +163,7 @@ def batch_norm(
             None if running_var is None else running_var.view(-1),
             None if weight is None else weight.reshape(-1),
             None if bias is None else bias.reshape(-1),
-            training,
+            training or running_mean is None or running_var is None,
             momentum,
             eps,
         )
