@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import ast
 import functools
 import inspect
 import math
@@ -36,6 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from initlab._spec import parse_call
 from initlab._validation import (
     check_choice,
     check_int,
@@ -1537,19 +1537,6 @@ def schemes() -> dict[str, Scheme]:
     return dict(_SCHEMES)
 
 
-def _spec_value(node: ast.expr, text: str) -> Any:
-    # Bare identifiers are strings, so `xavier_normal(gain=tanh)` needs no quotes in a shell.
-    if isinstance(node, ast.Name):
-        return {"nan": math.nan, "inf": math.inf}.get(node.id.lower(), node.id)
-    try:
-        return ast.literal_eval(node)
-    except ValueError as error:
-        raise ValueError(
-            f"Init spec {text!r}: arguments must be literals (numbers, strings, True/False). "
-            f"Got {ast.unparse(node)!r}."
-        ) from error
-
-
 @dataclass(frozen=True)
 class InitSpec:
     """A parsed init spec: a scheme name and its arguments. Call it on a tensor.
@@ -1656,33 +1643,11 @@ def parse_spec(spec: SpecLike) -> InitSpec:
         return spec
     if not isinstance(spec, str):
         raise TypeError(param_message("parse_spec", "spec", "a string", spec))
-    text = spec.strip()
-    try:
-        node = ast.parse(text, mode="eval").body
-    except SyntaxError as error:
-        raise ValueError(
-            f"Init spec {spec!r} is not of the form name or name(arg, key=value). "
-            "Example: 'normal(std=0.01)'."
-        ) from error
-    call = node if isinstance(node, ast.Call) else None
-    head = call.func if call is not None else node
-    if not isinstance(head, ast.Name):
-        raise ValueError(
-            f"Init spec {spec!r} must start with a scheme name, e.g. 'he_normal' or "
-            "'normal(std=0.01)'."
-        )
-    name = head.id.lower()
+    name, args, kwargs = parse_call(spec, "Init spec", "'he_normal' or 'normal(std=0.01)'")
     if name not in _SCHEMES:
         hint = did_you_mean(name, _SCHEMES)
-        raise ValueError(f"Unknown init scheme {head.id!r}.{hint} Known: {', '.join(_SCHEMES)}.")
+        raise ValueError(f"Unknown init scheme {name!r}.{hint} Known: {', '.join(_SCHEMES)}.")
     scheme = _SCHEMES[name]
-    args = [_spec_value(a, spec) for a in call.args] if call else []
-    keywords = call.keywords if call else []
-    if any(k.arg is None for k in keywords):
-        raise ValueError(f"Init spec {spec!r}: write arguments out as key=value, not **mapping.")
-    kwargs = {k.arg: _spec_value(k.value, spec) for k in keywords if k.arg}
-    if len(kwargs) < len(keywords):
-        raise ValueError(f"Init spec {spec!r}: an argument is given twice.")
     params = [
         p
         for p in inspect.signature(scheme.draw).parameters.values()

@@ -1,0 +1,756 @@
+"""The training engine: M independent members of one architecture, trained as one stack.
+
+:func:`train` takes a :class:`~initlab.models.Stack`, a :class:`~initlab.data.Dataset`
+and a :class:`TrainConfig`, and returns a :class:`TrainResult`. M = 1 is the ordinary
+run; there is no second engine. Member m's numbers are exactly those of its own
+``nn.Sequential`` trained alone with ``torch.optim``: the loss is a sum of per-member
+losses (so each member's gradient is its own), clipping and batch norm work per member,
+and the optimizers are torch's, stepped once over the stacked parameters.
+
+**Per-member learning rates.** Every optimizer here (SGD, momentum, Nesterov, RMSprop,
+Adam, AdamW) moves a parameter by lr times a step that depends on the gradients and the
+optimizer state, never on lr. So the optimizers run with lr = 1 and member m's step is
+scaled by its own lr — the *update* is scaled, not the gradient, which for Adam would be
+wrong. When all members share one lr, the step runs at that lr directly. Members may even
+use different optimizers: each optimizer steps from the same starting point and each
+member keeps the step of its own.
+
+**Stopping, per member.** A member whose loss or parameters stop being finite is
+*diverged*: from then on its parameters are held where they were and its NaN stays in its
+own slice of every tensor, so the other members are unaffected. A member whose cost has
+changed by less than ``tol`` over ``window`` steps is *converged* and held too. The rest
+run to the budget (``steps`` or ``epochs``). Checks read the device every
+``check_every`` steps only; nothing else syncs inside a step.
+
+**Interrupting.** Ctrl-C during :func:`train` finishes the current step, stops, and
+returns what was computed, marked ``interrupted``.
+
+Example:
+    >>> from initlab import data, models
+    >>> ds = data.load("circles", n=200, noise=0.05, seed=1)
+    >>> net = models.mlp([2, 8, 1], "relu", members=3)
+    >>> _ = models.init_members(net, "he_normal", seeds=0)
+    >>> config = TrainConfig(loss="bce", lr=[0.01, 0.1, 1.0], steps=200)
+    >>> result = train(net, ds, config)
+    >>> [m.status for m in result.members]
+    ['budget', 'budget', 'budget']
+    >>> result.loss.shape  # (logged steps, members)
+    torch.Size([200, 3])
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from initlab import clip as clipmod
+from initlab._spec import parse_call
+from initlab._validation import check_choice, check_int, check_real, param_message
+from initlab.data import Batcher, BatchSize, Dataset, check_dataset
+from initlab.models import Stack
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "LOSSES",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "BatchPlan",
+    "MemberResult",
+    "Progress",
+    "TrainConfig",
+    "TrainResult",
+    "schedule_factor",
+    "train",
+]
+
+LossName: TypeAlias = Literal["cross_entropy", "bce", "mse"]
+Schedule: TypeAlias = str | Callable[[int], float]
+ClipKind: TypeAlias = Literal["value", "norm", "agc"]
+#: A custom cost: (outputs (M, B, out), targets) → (M,) per-member cost of the batch.
+CostFn: TypeAlias = Callable[[Tensor, Tensor], Tensor]
+
+LOSSES: tuple[str, ...] = ("cross_entropy", "bce", "mse")
+OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
+SCHEDULES: tuple[str, ...] = ("constant", "step_decay", "exponential", "cosine")
+_CLIPS: tuple[str, ...] = ("value", "norm", "agc")
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about a run but the model and the data. Per-member fields take one
+    value for all members or a sequence of M values.
+
+    Example:
+        >>> TrainConfig(optimizer="adam", lr=[1e-3, 1e-2], batch_size=64, epochs=10).epochs
+        10
+    """
+
+    loss: LossName = "cross_entropy"  # cross_entropy (logits, int labels), bce (one logit), mse
+    optimizer: str | Sequence[str] = "sgd"  # sgd, momentum, nesterov, rmsprop, adam, adamw
+    lr: float | Sequence[float] = 0.01  # initial learning rate, > 0
+    momentum: float = 0.9  # β of momentum and nesterov (torch's undamped form)
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam/AdamW moment decay rates
+    alpha: float = 0.99  # RMSprop's square-average decay rate
+    eps: float = 1e-8  # Adam/AdamW/RMSprop denominator epsilon
+    weight_decay: float = 0.0  # L2 (coupled) for all but AdamW, where it is decoupled
+    schedule: Schedule | Sequence[Schedule] = "constant"  # per epoch; see schedule_factor
+    batch_size: BatchSize = "full"  # "full" (batch GD), 1 (SGD), k (mini-batch GD)
+    seeds: int | Sequence[int] = 0  # shuffle seed: one (all members see one order) or per member
+    drop_last: bool = False  # drop each epoch's last, smaller batch
+    clip: ClipKind | None = None  # value, norm (global, per member), agc, or None
+    clip_threshold: float | Sequence[float] = 1.0  # the clipping threshold, > 0
+    steps: int | None = None  # step budget (give steps or epochs)
+    epochs: int | None = None  # epoch budget
+    tol: float | None = None  # converged when |cost(t) − cost(t − window)| < tol
+    window: int = 100  # steps over which the cost change is measured
+    log_every: int = 1  # record the per-step history every k steps
+    eval_every: int | None = None  # steps between train/test accuracy evaluations (end always)
+    check_every: int = 100  # steps between stopping checks (each reads the device once)
+
+    def __post_init__(self) -> None:
+        fn = "TrainConfig"
+        check_choice(fn, "loss", self.loss, LOSSES)
+        for name in ("momentum", "alpha"):
+            check_real(fn, name, getattr(self, name), low=0.0, high=1.0)
+        b1, b2 = self.betas
+        check_real(fn, "betas", b1, low=0.0, high=1.0, high_open=True)
+        check_real(fn, "betas", b2, low=0.0, high=1.0, high_open=True)
+        check_real(fn, "eps", self.eps, low=0.0)
+        check_real(fn, "weight_decay", self.weight_decay, low=0.0)
+        if self.clip is not None:
+            check_choice(fn, "clip", self.clip, _CLIPS)
+        if self.steps is None and self.epochs is None:
+            raise ValueError(
+                "TrainConfig needs a budget: steps=… or epochs=… (with tol=… a member may "
+                "stop sooner)."
+            )
+        for name in ("steps", "epochs"):
+            if getattr(self, name) is not None:
+                check_int(fn, name, getattr(self, name), low=1)
+        if self.tol is not None:
+            check_real(fn, "tol", self.tol, low=0.0)
+        for name in ("window", "log_every", "check_every"):
+            check_int(fn, name, getattr(self, name), low=1)
+        if self.eval_every is not None:
+            check_int(fn, "eval_every", self.eval_every, low=1)
+        if self.batch_size != "full":
+            check_int(fn, "batch_size", self.batch_size, low=1)
+        for value in _as_list(self.optimizer):
+            check_choice(fn, "optimizer", value, OPTIMIZERS)
+        for value in _as_list(self.lr):
+            check_real(fn, "lr", value, low=0.0, low_open=True)
+        for value in _as_list(self.clip_threshold):
+            check_real(fn, "clip_threshold", value, low=0.0, low_open=True)
+        for value in _as_list(self.schedule):
+            schedule_factor(value, 0)  # validates a schedule spec
+
+    def per_member(self, name: str, members: int) -> list[Any]:
+        """Field ``name`` as a list of M values (a single value repeated)."""
+        values = _as_list(getattr(self, name))
+        if len(values) == 1:
+            return values * members
+        if len(values) != members:
+            raise ValueError(
+                param_message(
+                    "train", name, f"one value or {members} (one per member)", getattr(self, name)
+                )
+            )
+        return values
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, str) or callable(value) or not isinstance(value, Sequence):
+        return [value]
+    return list(value)
+
+
+def schedule_factor(schedule: Schedule, epoch: int) -> float:
+    """The learning-rate factor of ``schedule`` at ``epoch`` (lr = lr₀ · factor).
+
+    ``"constant"``: 1. ``"step_decay(interval, rate=1)"``: 1/(1 + rate·⌊epoch/interval⌋).
+    ``"exponential(gamma)"``: gammaᵉᵖᵒᶜʰ. ``"cosine(total)"``: (1 + cos(π·min(epoch,
+    total)/total))/2. Or any callable ``epoch -> factor``.
+
+    Example:
+        >>> [schedule_factor("step_decay(1000)", e) for e in (0, 999, 1000, 2500)]
+        [1.0, 1.0, 0.5, 0.3333333333333333]
+        >>> schedule_factor("exponential(0.5)", 3)
+        0.125
+    """
+    if callable(schedule):
+        return float(schedule(epoch))
+    fn = "schedule"
+    if not isinstance(schedule, str):
+        raise TypeError(param_message(fn, "schedule", "a schedule spec or a callable", schedule))
+    name, args, kwargs = parse_call(schedule, "Schedule", "'step_decay(1000)'")
+    name = check_choice(fn, "schedule", name, SCHEDULES)
+    names = {
+        "constant": [],
+        "step_decay": ["interval", "rate"],
+        "exponential": ["gamma"],
+        "cosine": ["total"],
+    }[name]
+    if len(args) > len(names) or any(k not in names for k in kwargs):
+        raise ValueError(
+            f"Schedule {schedule!r}: {name} takes {', '.join(names) or 'no arguments'}."
+        )
+    params = {**dict(zip(names, args, strict=False)), **kwargs}
+    if name == "constant":
+        return 1.0
+    if name == "step_decay":
+        interval = check_int(fn, "interval", params.get("interval", 1000), low=1)
+        rate = check_real(fn, "rate", params.get("rate", 1.0), low=0.0)
+        return 1.0 / (1.0 + rate * (epoch // interval))
+    if name == "exponential":
+        gamma = check_real(fn, "gamma", params.get("gamma", 0.99), low=0.0, low_open=True)
+        return float(gamma**epoch)
+    total = check_int(fn, "total", params.get("total", 100), low=1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(epoch, total) / total))
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    """How one member's run went."""
+
+    member: int  # its index in the stack
+    config: Mapping[str, Any]  # its own values of the per-member fields
+    status: Literal["converged", "diverged", "budget", "interrupted"]  # why it stopped
+    stopped_step: int  # the step it stopped at (steps done for budget/interrupted)
+    final_loss: float  # the last recorded cost (NaN/inf when diverged)
+    train_accuracy: float | None  # at the end, in eval mode (None for mse)
+    test_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Per-member summaries and histories; tensors are (rows, M) on the CPU.
+
+    ``to_frame()`` gives the per-step history in long form (one row per member and step),
+    ``summary_frame()`` one row per member.
+    """
+
+    members: tuple[MemberResult, ...]
+    steps: Tensor  # (S,) the steps recorded (every log_every)
+    loss: Tensor  # (S, M) the cost at those steps (the training loss, or the custom cost)
+    grad_norm: Tensor  # (S, M) the global gradient norm per member, before clipping
+    clipped: Tensor  # (S, M) bool, whether clipping fired
+    lr: Tensor  # (S, M) the learning rate used
+    epoch_loss: Tensor  # (E, M) mean cost of each epoch, weighted by batch size
+    eval_steps: Tensor  # (K,) steps at which accuracy was evaluated
+    train_accuracy: Tensor  # (K, M)
+    test_accuracy: Tensor  # (K, M)
+    interrupted: bool  # stopped by Ctrl-C
+    seconds: float  # wall time of the training loop
+    total_steps: int  # steps run
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-step history, one row per (member, step)."""
+        import pandas as pd
+
+        steps, members = self.loss.shape
+        return pd.DataFrame(
+            {
+                "member": torch.arange(members).repeat(steps).numpy(),
+                "step": self.steps.repeat_interleave(members).numpy(),
+                "loss": self.loss.reshape(-1).double().numpy(),
+                "grad_norm": self.grad_norm.reshape(-1).double().numpy(),
+                "clipped": self.clipped.reshape(-1).numpy(),
+                "lr": self.lr.reshape(-1).double().numpy(),
+            }
+        )
+
+    def summary_frame(self) -> pd.DataFrame:
+        """One row per member: its config, why and when it stopped, loss and accuracy."""
+        import pandas as pd
+
+        rows = []
+        for m in self.members:
+            rows.append(
+                {
+                    "member": m.member,
+                    **{k: str(v) if callable(v) else v for k, v in m.config.items()},
+                    "status": m.status,
+                    "stopped_step": m.stopped_step,
+                    "final_loss": m.final_loss,
+                    "train_accuracy": m.train_accuracy,
+                    "test_accuracy": m.test_accuracy,
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a progress display needs, passed to ``progress`` at every check."""
+
+    step: int  # steps done
+    total: int  # the step budget
+    active: int  # members still training
+    members: int  # M
+    best_loss: float  # lowest current cost among the members
+    worst_loss: float  # highest (inf/NaN when one diverged)
+    steps_per_second: float
+
+
+class BatchPlan(Protocol):
+    """What :func:`train` needs from a batching scheme (:class:`~initlab.data.Batcher`
+    is one): steps per epoch, and each epoch's index tensors, (B,) or (M, B)."""
+
+    @property
+    def steps_per_epoch(self) -> int: ...
+
+    def epoch(self, epoch: int) -> Iterator[Tensor]: ...
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def _member_losses(out: Tensor, y: Tensor, loss: str) -> Tensor:
+    """Per-member mean loss over the batch: out (M, B, k), y (1 or M, B, …) → (M,)."""
+    members, batch = out.shape[0], out.shape[1]
+    if loss == "cross_entropy":
+        target = y.expand(members, batch).reshape(-1)
+        per = F.cross_entropy(out.reshape(members * batch, -1), target, reduction="none")
+        return per.view(members, batch).mean(dim=1)
+    if loss == "bce":
+        logits = out[..., 0]
+        target = y.to(out.dtype).expand_as(logits)
+        return F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=1)
+    target = y.to(out.dtype)
+    if target.dim() < out.dim():  # one output per example: (…, B) → (…, B, 1)
+        target = target.unsqueeze(-1)
+    return (out - target).square().flatten(1).mean(dim=1)
+
+
+def _member_correct(out: Tensor, y: Tensor, loss: str) -> Tensor | None:
+    """Per-member count of correct predictions, (M,); None for mse (no classes)."""
+    if loss == "cross_entropy":
+        return (out.argmax(dim=-1) == y).sum(dim=1)
+    if loss == "bce":
+        return ((torch.sigmoid(out[..., 0]) > 0.5) == y.bool()).sum(dim=1)
+    return None
+
+
+# --------------------------------------------------------------------------- optimizers
+
+
+def _optimizer(name: str, params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """torch.optim, at lr 1: the engine scales every member's step by its own lr."""
+    wd = config.weight_decay
+    if name in ("sgd", "momentum", "nesterov"):
+        mom = 0.0 if name == "sgd" else config.momentum
+        return torch.optim.SGD(
+            params, lr=1.0, momentum=mom, nesterov=name == "nesterov", weight_decay=wd
+        )
+    if name == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=1.0, alpha=config.alpha, eps=config.eps, weight_decay=wd
+        )
+    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    return cls(params, lr=1.0, betas=config.betas, eps=config.eps, weight_decay=wd)
+
+
+class _Stepper:
+    """Steps the stacked parameters with one torch optimizer per distinct optimizer name,
+    each member taking the step of its own optimizer scaled by its own lr."""
+
+    def __init__(self, params: list[nn.Parameter], names: list[str], config: TrainConfig) -> None:
+        self.params = params
+        self.groups = sorted(set(names))
+        self.optimizers = [_optimizer(g, params, config) for g in self.groups]
+        device = params[0].device
+        self.masks = [torch.tensor([n == g for n in names], device=device) for g in self.groups]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, lr: Tensor, lr_uniform: float | None, active: Tensor, all_active: bool) -> None:
+        """One step; lr (M,) per member; lr_uniform when all members share one lr."""
+        if len(self.optimizers) == 1 and lr_uniform is not None and all_active:
+            opt = self.optimizers[0]
+            for group in opt.param_groups:
+                group["lr"] = lr_uniform
+            opt.step()
+            return
+        start = [p.detach().clone() for p in self.params]
+        new = [s.clone() for s in start]
+        for opt, mask in zip(self.optimizers, self.masks, strict=True):
+            for group in opt.param_groups:
+                group["lr"] = 1.0
+            opt.step()
+            keep = mask & active
+            for p, s, acc in zip(self.params, start, new, strict=True):
+                shape = (-1,) + (1,) * (p.dim() - 1)
+                moved = torch.addcmul(s, lr.view(shape), p - s)
+                acc.copy_(torch.where(keep.view(shape), moved, acc))
+                p.copy_(s)
+        for p, acc in zip(self.params, new, strict=True):
+            p.copy_(acc)
+
+
+def _per_member_norm(grads: list[Tensor], members: int) -> Tensor:
+    total = None
+    for g in grads:
+        sq = g.reshape(members, -1).square().sum(dim=1)
+        total = sq if total is None else total + sq
+    assert total is not None
+    return total.sqrt()
+
+
+# --------------------------------------------------------------------------- interrupt
+
+
+class _StopFlag:
+    """Ctrl-C sets a flag that the loop reads at a step boundary (main thread only)."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.stop = True
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _as_dataset(data: Dataset | Sequence[Tensor]) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    parts = list(data)
+    if len(parts) not in (2, 4):
+        raise ValueError(
+            param_message(
+                "train",
+                "data",
+                "a Dataset or (x_train, y_train[, x_test, y_test])",
+                f"a sequence of {len(parts)}",
+            )
+        )
+    x, y = parts[0], parts[1]
+    check_dataset(x, y)
+    x_test, y_test = (parts[2], parts[3]) if len(parts) == 4 else (x[:0], y[:0])
+    num_classes = int(y.max().item()) + 1 if y.dtype == torch.int64 and y.numel() else 1
+    return Dataset("tensors", x, y, x_test, y_test, max(num_classes, 1))
+
+
+def train(
+    model: Stack,
+    data: Dataset | Sequence[Tensor],
+    config: TrainConfig,
+    *,
+    batches: BatchPlan | None = None,
+    cost: CostFn | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> TrainResult:
+    """Train every member of ``model`` on ``data`` as ``config`` says; return the result.
+
+    Args:
+        model: a stack of M members (:func:`initlab.models.mlp`, ``cnn``, ``from_modules``).
+        data: a :class:`~initlab.data.Dataset`, or tensors (x_train, y_train[, x_test, y_test]).
+        config: the run's settings.
+        batches: a batching scheme to use instead of ``config.batch_size``/``seeds`` (e.g. a
+            published notebook's order); it must cover the training set each epoch.
+        cost: a per-member cost (outputs, targets) → (M,) to record instead of the training
+            loss (e.g. a notebook's own cost formula); training still uses ``config.loss``.
+        progress: called at every check with a :class:`Progress` (the CLI draws a bar).
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        ValueError: data that does not fit the model, per-member lists of the wrong
+            length, a batch size larger than the training set, non-finite data.
+    """
+    ds = _as_dataset(data)
+    members = model.members
+    param0 = next(model.parameters())
+    device, dtype = param0.device, param0.dtype
+    x_train, y_train = ds.x_train.to(device=device, dtype=dtype), ds.y_train.to(device)
+    x_test, y_test = ds.x_test.to(device=device, dtype=dtype), ds.y_test.to(device)
+    if config.loss == "bce":
+        y_train, y_test = y_train.to(dtype), y_test.to(dtype)
+    n = x_train.shape[0]
+    model._is_shared(x_train[:1])  # the features must fit the model: a clear error if not
+
+    names = config.per_member("optimizer", members)
+    lr0 = [float(v) for v in config.per_member("lr", members)]
+    schedules = config.per_member("schedule", members)
+    thresholds = [float(v) for v in config.per_member("clip_threshold", members)]
+    seeds = config.per_member("seeds", members) if not isinstance(config.seeds, int) else None
+    if batches is None:
+        if config.batch_size != "full" and config.batch_size > n:
+            raise ValueError(
+                param_message(
+                    "train",
+                    "batch_size",
+                    f"at most the {n} training examples",
+                    config.batch_size,
+                    "Use batch_size='full' for all of them.",
+                )
+            )
+        plan: BatchPlan | None = None
+        if config.batch_size != "full":
+            plan = Batcher(
+                n,
+                config.batch_size,
+                config.seeds if seeds is None else seeds,
+                drop_last=config.drop_last,
+                device=device,
+            )
+    else:
+        plan = batches
+    steps_per_epoch = 1 if plan is None else plan.steps_per_epoch
+    total = config.steps if config.steps is not None else 0
+    if config.epochs is not None:
+        by_epochs = config.epochs * steps_per_epoch
+        total = by_epochs if config.steps is None else min(total, by_epochs)
+
+    params = list(model.parameters())
+    stepper = _Stepper(params, names, config)
+    threshold = torch.tensor(thresholds, device=device, dtype=dtype)
+    active = torch.ones(members, dtype=torch.bool, device=device)
+    active_host = [True] * members
+    Status: TypeAlias = Literal["converged", "diverged", "budget", "interrupted"]
+    status: list[Status] = ["budget"] * members
+    stopped = [total] * members
+    diverged_at = torch.full((members,), -1, dtype=torch.long, device=device)
+    ring = torch.full((config.window + 1, members), math.nan, dtype=dtype, device=device)
+
+    rec_steps: list[int] = []
+    rec_loss: list[Tensor] = []
+    rec_norm: list[Tensor] = []
+    rec_clip: list[Tensor] = []
+    rec_lr: list[Tensor] = []
+    epoch_losses: list[Tensor] = []
+    eval_steps: list[int] = []
+    eval_train: list[Tensor] = []
+    eval_test: list[Tensor] = []
+
+    def evaluate(step: int) -> None:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            accs = []
+            for x, y in ((x_train, y_train), (x_test, y_test)):
+                correct = torch.zeros(members, device=device)
+                counted = False
+                for start in range(0, x.shape[0], 8192):
+                    out = model(x[start : start + 8192])
+                    c = _member_correct(out, y[start : start + 8192].unsqueeze(0), config.loss)
+                    if c is not None:
+                        correct += c
+                        counted = True
+                accs.append(
+                    correct / max(x.shape[0], 1)
+                    if counted and x.shape[0]
+                    else torch.full((members,), math.nan, device=device)
+                )
+        model.train(was_training)
+        eval_steps.append(step)
+        eval_train.append(accs[0].cpu())
+        eval_test.append(accs[1].cpu())
+
+    def check(step: int) -> None:
+        """Read the device: mark diverged and converged members (one sync)."""
+        finite_params = torch.stack(
+            [torch.isfinite(p.detach().reshape(members, -1)).all(dim=1) for p in params]
+        ).all(dim=0)
+        div_steps = diverged_at.tolist()
+        bad = (~finite_params).tolist()
+        last, first = ring[step % (config.window + 1)], ring[(step + 1) % (config.window + 1)]
+        change = (last - first).abs().tolist()
+        for m in range(members):
+            if not active_host[m]:
+                continue
+            if div_steps[m] >= 0 or bad[m]:
+                active_host[m], status[m] = False, "diverged"
+                stopped[m] = div_steps[m] if div_steps[m] >= 0 else step
+            elif config.tol is not None and step >= config.window and change[m] < config.tol:
+                active_host[m], status[m], stopped[m] = False, "converged", step
+        active.copy_(torch.tensor(active_host, device=device))
+
+    started = time.perf_counter()
+    step = 0
+    epoch = 0
+    interrupted = False
+    lr_uniform: float | None = None
+    with _StopFlag() as flag:
+        while step < total and any(active_host) and not interrupted:
+            factors = [schedule_factor(s, epoch) for s in schedules]
+            lrs = [a * f for a, f in zip(lr0, factors, strict=True)]
+            lr = torch.tensor(lrs, device=device, dtype=dtype)
+            lr_uniform = lrs[0] if len(set(lrs)) == 1 else None
+            epoch_sum = torch.zeros(members, device=device, dtype=dtype)
+            seen = 0
+            for idx in plan.epoch(epoch) if plan is not None else iter([None]):
+                if step >= total or flag.stop or not any(active_host):
+                    interrupted = flag.stop
+                    break
+                if idx is None:
+                    xb, yb = x_train, y_train.unsqueeze(0)
+                elif idx.dim() == 1:  # one order for all members: a shared batch
+                    xb, yb = x_train[idx], y_train[idx].unsqueeze(0)
+                else:
+                    xb, yb = x_train[idx], y_train[idx]
+                out = model(xb)
+                losses = _member_losses(out, yb, config.loss)
+                stepper.zero_grad()
+                losses.sum().backward()  # type: ignore[no-untyped-call]
+                grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+                if config.clip is None:
+                    norm = _per_member_norm(grads, members)
+                    fired = torch.zeros(members, dtype=torch.bool, device=device)
+                else:
+                    norm, fired = _clip(config.clip, params, grads, threshold, members)
+                stepper.step(lr, lr_uniform, active, all(active_host))
+                with torch.no_grad():
+                    shown = losses.detach() if cost is None else cost(out.detach(), yb)
+                    diverged_at.copy_(
+                        torch.where(
+                            (diverged_at < 0) & ~torch.isfinite(losses.detach()) & active,
+                            step,
+                            diverged_at,
+                        )
+                    )
+                    ring[step % (config.window + 1)] = shown
+                    batch = xb.shape[0] if idx is None or idx.dim() == 1 else idx.shape[-1]
+                    epoch_sum += shown * batch
+                    seen += batch
+                if step % config.log_every == 0:
+                    rec_steps.append(step)
+                    rec_loss.append(shown)
+                    rec_norm.append(norm.detach())
+                    rec_clip.append(fired)
+                    rec_lr.append(lr)
+                step += 1
+                if config.eval_every is not None and step % config.eval_every == 0:
+                    evaluate(step)
+                if step % config.check_every == 0 or step == total:
+                    check(step - 1)
+                    if progress is not None:
+                        progress(
+                            _progress(
+                                step,
+                                total,
+                                active_host,
+                                ring[(step - 1) % (config.window + 1)],
+                                started,
+                            )
+                        )
+            if seen:
+                epoch_losses.append((epoch_sum / seen).cpu())
+            epoch += 1
+            if flag.stop:
+                interrupted = True
+    seconds = time.perf_counter() - started
+    if step and step % config.check_every:
+        check(step - 1)
+    if interrupted:
+        status = [s if s != "budget" else "interrupted" for s in status]
+        stopped = [min(s, step) for s in stopped]
+    evaluate(step)
+
+    loss = torch.stack(rec_loss).cpu() if rec_loss else torch.empty(0, members)
+    final = loss[-1].tolist() if len(loss) else [math.nan] * members
+    train_acc, test_acc = eval_train[-1].tolist(), eval_test[-1].tolist()
+    summaries = []
+    for m in range(members):
+        cfg = {
+            "optimizer": names[m],
+            "lr": lr0[m],
+            "schedule": schedules[m],
+            "clip_threshold": thresholds[m] if config.clip else None,
+            "seed": seeds[m] if seeds is not None else config.seeds,
+        }
+        summaries.append(
+            MemberResult(
+                m,
+                cfg,
+                status[m],
+                stopped[m],
+                final[m],
+                None if math.isnan(train_acc[m]) else train_acc[m],
+                None if math.isnan(test_acc[m]) else test_acc[m],
+            )
+        )
+    return TrainResult(
+        members=tuple(summaries),
+        steps=torch.tensor(rec_steps, dtype=torch.long),
+        loss=loss,
+        grad_norm=torch.stack(rec_norm).cpu() if rec_norm else torch.empty(0, members),
+        clipped=torch.stack(rec_clip).cpu()
+        if rec_clip
+        else torch.empty(0, members, dtype=torch.bool),
+        lr=torch.stack(rec_lr).cpu() if rec_lr else torch.empty(0, members),
+        epoch_loss=torch.stack(epoch_losses) if epoch_losses else torch.empty(0, members),
+        eval_steps=torch.tensor(eval_steps, dtype=torch.long),
+        train_accuracy=torch.stack(eval_train),
+        test_accuracy=torch.stack(eval_test),
+        interrupted=interrupted,
+        seconds=seconds,
+        total_steps=step,
+    )
+
+
+def _clip(
+    kind: str, params: list[nn.Parameter], grads: list[Tensor], threshold: Tensor, members: int
+) -> tuple[Tensor, Tensor]:
+    """Clip per member; the global norm before clipping and whether it fired, (M,) each."""
+    if kind == "value":
+        r = clipmod.clip_by_value_(
+            grads, threshold, use_grad=False, nonfinite="pass", members=members
+        )
+    elif kind == "norm":
+        r = clipmod.clip_by_global_norm_(
+            grads, threshold, use_grad=False, nonfinite="pass", members=members
+        )
+    else:
+        r = clipmod.adaptive_clip_(
+            params, threshold, grads=grads, nonfinite="pass", members=members
+        )
+    return r.norm_before, r.fired
+
+
+def _progress(step: int, total: int, active: list[bool], last: Tensor, started: float) -> Progress:
+    values = last.tolist()
+    finite = [v for v in values if math.isfinite(v)]
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    return Progress(
+        step=step,
+        total=total,
+        active=sum(active),
+        members=len(active),
+        best_loss=min(finite) if finite else math.nan,
+        worst_loss=max(values) if finite and len(finite) == len(values) else math.inf,
+        steps_per_second=step / elapsed,
+    )

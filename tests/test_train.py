@@ -1,0 +1,341 @@
+"""The stacked engine against each member trained alone with torch.optim, in float64."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from initlab import data, models
+from initlab.train import Progress, TrainConfig, schedule_factor, train
+
+REL = 1e-10  # float64: the stack sums in another order and scales updates by lr
+
+
+def _toy(n: int = 24, features: int = 4, classes: int = 3, seed: int = 0) -> data.Dataset:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, features, generator=g, dtype=torch.float64)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return data.Dataset("toy", x, y, x[:6] + 0.1, y[:6], classes)
+
+
+def _reference(
+    plain: nn.Module,
+    ds: data.Dataset,
+    config: TrainConfig,
+    m: int,
+    lr: float,
+    optimizer: str,
+    schedule: str,
+    threshold: float,
+) -> tuple[list[float], nn.Module]:
+    """Member m alone: a plain module, torch.optim at its own lr, torch's clipping."""
+    params = list(plain.parameters())
+    wd = config.weight_decay
+    if optimizer in ("sgd", "momentum", "nesterov"):
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            params,
+            lr=lr,
+            momentum=0.0 if optimizer == "sgd" else config.momentum,
+            nesterov=optimizer == "nesterov",
+            weight_decay=wd,
+        )
+    elif optimizer == "rmsprop":
+        opt = torch.optim.RMSprop(
+            params, lr=lr, alpha=config.alpha, eps=config.eps, weight_decay=wd
+        )
+    else:
+        cls = torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW
+        opt = cls(params, lr=lr, betas=config.betas, eps=config.eps, weight_decay=wd)
+    n = ds.n_train
+    seeds = config.seeds if isinstance(config.seeds, int) else config.seeds[m]
+    batcher = None if config.batch_size == "full" else data.Batcher(n, config.batch_size, seeds)
+    losses: list[float] = []
+    assert config.steps is not None
+    epoch = 0
+    while len(losses) < config.steps:
+        for group in opt.param_groups:
+            group["lr"] = lr * schedule_factor(schedule, epoch)
+        for idx in batcher.epoch(epoch) if batcher else [torch.arange(n)]:
+            if len(losses) == config.steps:
+                break
+            out = plain(ds.x_train[idx])
+            if config.loss == "cross_entropy":
+                loss = F.cross_entropy(out, ds.y_train[idx])
+            elif config.loss == "bce":
+                loss = F.binary_cross_entropy_with_logits(out[:, 0], ds.y_train[idx].double())
+            else:
+                loss = F.mse_loss(out[:, 0], ds.y_train[idx].double())
+            opt.zero_grad()
+            loss.backward()
+            if config.clip == "norm":
+                nn.utils.clip_grad_norm_(params, threshold)
+            elif config.clip == "value":
+                nn.utils.clip_grad_value_(params, threshold)
+            opt.step()
+            losses.append(loss.item())
+        epoch += 1
+    return losses, plain
+
+
+def _compare(stack: models.Stack, ds: data.Dataset, config: TrainConfig) -> float:
+    """Train the stack and every member alone; the worst relative difference seen."""
+    M = stack.members
+    plains = [models.to_module(stack, m) for m in range(M)]
+    result = train(stack, ds, config)
+    lrs = config.per_member("lr", M)
+    opts = config.per_member("optimizer", M)
+    scheds = config.per_member("schedule", M)
+    thr = config.per_member("clip_threshold", M)
+    worst = 0.0
+    for m in range(M):
+        losses, plain = _reference(plains[m], ds, config, m, lrs[m], opts[m], scheds[m], thr[m])
+        ours = result.loss[:, m]
+        theirs = torch.tensor(losses, dtype=torch.float64)
+        worst = max(worst, ((ours - theirs).abs() / theirs.abs().clamp(min=1e-300)).max().item())
+        for a, b in zip(models.to_module(stack, m).parameters(), plain.parameters(), strict=True):
+            worst = max(worst, ((a - b).abs().max() / b.abs().max().clamp(min=1e-300)).item())
+    return worst
+
+
+# Batch norm needs more than one example per batch, so SGD (batch size 1) runs without it.
+ENGINE_CASES = [
+    (opt, bn, bs)
+    for opt in ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
+    for bn in (None, "before", "after")
+    for bs in ("full", 1, 5)
+    if not (bs == 1 and bn is not None)
+]
+
+
+@pytest.mark.parametrize(("optimizer", "batch_norm", "batch_size"), ENGINE_CASES)
+def test_stack_equals_members_trained_alone(
+    optimizer: str, batch_norm: str | None, batch_size: str | int
+) -> None:
+    torch.manual_seed(1)
+    stack = models.mlp([4, 6, 3], "tanh", batch_norm, members=3, dtype=torch.float64)  # type: ignore[arg-type]
+    models.init_members(stack, ["he_normal", "xavier_normal", "normal(std=0.3)"], "zeros", seeds=1)
+    config = TrainConfig(
+        optimizer=optimizer,
+        lr=[0.05, 0.01, 0.2],
+        batch_size=batch_size,  # type: ignore[arg-type]
+        seeds=[3, 4, 5],
+        steps=30,
+        weight_decay=0.01 if optimizer == "adamw" else 0.0,
+        schedule="step_decay(2)",
+        check_every=7,
+    )
+    assert _compare(stack, _toy(), config) < REL
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_one_lr_for_all_members_takes_the_direct_path_and_agrees(optimizer: str) -> None:
+    stack = models.mlp([4, 5, 3], "relu", members=2, dtype=torch.float64)
+    models.init_members(stack, "he_normal", seeds=2)
+    config = TrainConfig(optimizer=optimizer, lr=0.05, batch_size=6, seeds=0, steps=25)
+    assert _compare(stack, _toy(), config) < REL
+
+
+@pytest.mark.parametrize("clip", ["norm", "value"])
+def test_per_member_clipping_equals_torch_clipping_alone(clip: str) -> None:
+    stack = models.mlp([4, 6, 3], "relu", members=3, dtype=torch.float64)
+    models.init_members(stack, "normal(std=2)", seeds=5)
+    config = TrainConfig(
+        optimizer="momentum",
+        lr=0.1,
+        clip=clip,
+        clip_threshold=[0.05, 0.5, 50.0],  # type: ignore[arg-type]
+        steps=20,
+    )
+    assert _compare(stack, _toy(), config) < REL
+    result = train(models.mlp([4, 6, 3], members=3, dtype=torch.float64), _toy(), config)
+    # a tight threshold fires on most steps, a loose one never
+    assert result.clipped[:, 0].double().mean() > 0.5 and not result.clipped[:, 2].any()
+    fired = result.grad_norm[:, 2] > 50.0
+    assert not fired.any()
+
+
+def test_mixed_optimizers_in_one_stack() -> None:
+    stack = models.mlp([4, 6, 3], "tanh", members=3, dtype=torch.float64)
+    models.init_members(stack, "xavier_normal", seeds=3)
+    config = TrainConfig(
+        optimizer=["sgd", "momentum", "adam"], lr=[0.1, 0.05, 0.01], batch_size=8, seeds=1, steps=30
+    )
+    assert _compare(stack, _toy(), config) < REL
+
+
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+def test_other_losses(loss: str) -> None:
+    ds = _toy(classes=2)
+    stack = models.mlp([4, 5, 1], "relu", members=2, dtype=torch.float64)
+    models.init_members(stack, "he_normal", seeds=4)
+    config = TrainConfig(loss=loss, optimizer="adam", lr=[0.01, 0.03], steps=15)  # type: ignore[arg-type]
+    assert _compare(stack, ds, config) < REL
+
+
+def test_a_diverging_member_leaves_the_others_bit_identical() -> None:
+    ds = _toy()
+    config = TrainConfig(
+        optimizer="sgd",
+        lr=[0.1, 1e6, 0.05],
+        batch_size=6,
+        seeds=[1, 2, 3],
+        steps=40,
+        check_every=10,
+    )
+    full = models.mlp([4, 6, 3], "relu", members=3, dtype=torch.float64)
+    models.init_members(full, ["he_normal", "normal(std=100)", "xavier_normal"], seeds=[7, 8, 9])
+    pair = models.from_modules([models.to_module(full, 0), models.to_module(full, 2)])
+    result = train(full, ds, config)
+    alone = train(
+        pair,
+        ds,
+        TrainConfig(
+            optimizer="sgd", lr=[0.1, 0.05], batch_size=6, seeds=[1, 3], steps=40, check_every=10
+        ),
+    )
+    assert [m.status for m in result.members] == ["budget", "diverged", "budget"]
+    assert result.members[1].stopped_step < 40
+    assert torch.equal(result.loss[:, [0, 2]], alone.loss)
+    for a, b in zip(full.parameters(), pair.parameters(), strict=True):
+        assert torch.equal(a[[0, 2]], b)
+    assert torch.isfinite(result.loss[:, [0, 2]]).all()
+
+
+def test_convergence_stops_a_member_and_records_when() -> None:
+    stack = models.mlp([4, 6, 3], "tanh", members=2, dtype=torch.float64)
+    models.init_members(stack, "xavier_normal", seeds=0)
+    config = TrainConfig(
+        optimizer="adam", lr=[0.05, 1e-12], steps=2000, tol=1e-7, window=50, check_every=50
+    )
+    result = train(stack, _toy(), config)
+    slow = result.members[1]  # lr 1e-12: its cost hardly moves, so it converges at once
+    assert slow.status == "converged" and slow.stopped_step == 99
+    loss = result.loss[:, 1]
+    assert abs(loss[99] - loss[49]) < 1e-7
+    weights = models.to_module(stack, 1)[0].weight.clone()
+    assert result.members[0].stopped_step > slow.stopped_step
+    # frozen after converging: the weights it has are those it had when it stopped
+    assert torch.equal(models.to_module(stack, 1)[0].weight, weights)
+
+
+def test_history_and_frames() -> None:
+    stack = models.mlp([4, 5, 3], members=2, dtype=torch.float64)
+    config = TrainConfig(lr=0.1, batch_size=10, steps=9, log_every=2, eval_every=3)
+    result = train(stack, _toy(), config)
+    assert result.steps.tolist() == [0, 2, 4, 6, 8]
+    assert result.epoch_loss.shape == (3, 2)  # 24 examples, batches 10, 10, 4
+    assert result.eval_steps.tolist() == [3, 6, 9, 9]
+    frame = result.to_frame()
+    assert len(frame) == 10 and set(frame.columns) >= {"member", "step", "loss", "lr", "grad_norm"}
+    summary = result.summary_frame()
+    assert list(summary["status"]) == ["budget", "budget"]
+    assert 0 <= summary["train_accuracy"][0] <= 1
+
+
+def test_epoch_loss_is_the_batch_weighted_mean() -> None:
+    stack = models.mlp([4, 5, 3], members=1, dtype=torch.float64)
+    result = train(stack, _toy(), TrainConfig(lr=1e-12, batch_size=10, epochs=1))
+    weights = torch.tensor([10.0, 10.0, 4.0], dtype=torch.float64)
+    expected = (result.loss[:, 0] * weights).sum() / 24
+    assert result.epoch_loss[0, 0].item() == pytest.approx(expected.item(), rel=1e-12)
+
+
+def test_accuracy_matches_a_direct_evaluation() -> None:
+    ds = _toy()
+    stack = models.mlp([4, 8, 3], "relu", "before", members=2, dtype=torch.float64)
+    result = train(stack, ds, TrainConfig(optimizer="adam", lr=0.01, steps=30))
+    stack.eval()
+    for m in range(2):
+        plain = models.to_module(stack, m).eval()
+        acc = (plain(ds.x_test).argmax(1) == ds.y_test).double().mean().item()
+        assert result.members[m].test_accuracy == pytest.approx(acc)
+
+
+def test_ctrl_c_stops_at_a_step_boundary_and_keeps_the_history() -> None:
+    def interrupt(p: Progress) -> None:
+        if p.step == 20:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    stack = models.mlp([4, 5, 3], members=2, dtype=torch.float64)
+    result = train(
+        stack, _toy(), TrainConfig(lr=0.1, steps=1000, check_every=10), progress=interrupt
+    )
+    assert result.interrupted and result.total_steps == 20
+    assert [m.status for m in result.members] == ["interrupted", "interrupted"]
+    assert len(result.loss) == 20 and torch.isfinite(result.loss).all()
+
+
+def test_progress_reports() -> None:
+    seen: list[Progress] = []
+    train(
+        models.mlp([4, 5, 3], members=3),
+        _toy(),
+        TrainConfig(lr=0.1, steps=30, check_every=10),
+        progress=seen.append,
+    )
+    assert [p.step for p in seen] == [10, 20, 30]
+    assert seen[-1].active == 3 and seen[-1].best_loss <= seen[-1].worst_loss
+
+
+def test_schedules() -> None:
+    assert schedule_factor("constant", 10) == 1.0
+    assert schedule_factor("step_decay(interval=2, rate=0.5)", 5) == pytest.approx(1 / 2)
+    assert schedule_factor("cosine(total=10)", 5) == pytest.approx(0.5)
+    assert schedule_factor("cosine(10)", 20) == pytest.approx(0.0)
+    assert schedule_factor(lambda e: 0.1 * e, 3) == pytest.approx(0.3)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _net() -> models.Stack:
+    return models.mlp([4, 5, 3], members=2)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: TrainConfig(optimizer="adma", steps=1), r"Did you mean 'adam'"),
+        (lambda: TrainConfig(loss="crossentropy", steps=1), r"'loss' parameter.*cross_entropy"),  # type: ignore[arg-type]
+        (lambda: TrainConfig(schedule="step_dekay(10)", steps=1), r"Did you mean 'step_decay'"),
+        (lambda: TrainConfig(schedule="exponential(0.9, 2)", steps=1), "takes gamma"),
+        (lambda: TrainConfig(lr=0.0, steps=1), r"'lr' parameter .* > 0"),
+        (lambda: TrainConfig(lr=[0.1, -1.0], steps=1), r"'lr' parameter"),
+        (lambda: TrainConfig(clip="global", steps=1), r"'clip' parameter"),  # type: ignore[arg-type]
+        (lambda: TrainConfig(), "needs a budget"),
+        (lambda: TrainConfig(steps=0), r"'steps' parameter"),
+    ],
+)
+def test_bad_config(make: Callable[[], TrainConfig], match: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+def test_data_that_does_not_fit_the_model() -> None:
+    ds = _toy(features=3)
+    with pytest.raises(ValueError, match="4 features"):
+        train(_net(), ds, TrainConfig(steps=1))
+
+
+def test_per_member_list_of_the_wrong_length() -> None:
+    with pytest.raises(ValueError, match=r"one value or 2 \(one per member\)"):
+        train(_net(), _toy(), TrainConfig(lr=[0.1, 0.2, 0.3], steps=1))
+
+
+def test_batch_size_larger_than_the_set_names_both_numbers() -> None:
+    with pytest.raises(ValueError, match=r"at most the 24 training examples.*Got 25"):
+        train(_net(), _toy(), TrainConfig(batch_size=25, steps=1))
+
+
+def test_non_finite_data_is_rejected() -> None:
+    x = torch.randn(10, 4)
+    x[3, 2] = math.nan
+    with pytest.raises(ValueError, match="NaN"):
+        train(_net(), (x, torch.zeros(10, dtype=torch.long)), TrainConfig(steps=1))
