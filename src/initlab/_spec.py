@@ -50,8 +50,7 @@ def parse_call(text: str, what: str, example: str) -> tuple[str, list[Any], dict
         node = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as error:
         raise ValueError(
-            f"{what} {text!r} is not of the form name or name(arg, key=value). "
-            f"Example: {example}."
+            f"{what} {text!r} is not of the form name or name(arg, key=value). Example: {example}."
         ) from error
     call = node if isinstance(node, ast.Call) else None
     head = call.func if call is not None else node

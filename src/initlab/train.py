@@ -562,7 +562,8 @@ def train(
         with torch.no_grad():
             accs = []
             for x, y in ((x_train, y_train), (x_test, y_test)):
-                correct = torch.zeros(members, device=device)
+                # float64, so that 298/300 prints as 0.9933333333333333, as NumPy's mean does
+                correct = torch.zeros(members, device=device, dtype=torch.float64)
                 counted = False
                 for start in range(0, x.shape[0], 8192):
                     out = model(x[start : start + 8192])
@@ -573,7 +574,7 @@ def train(
                 accs.append(
                     correct / max(x.shape[0], 1)
                     if counted and x.shape[0]
-                    else torch.full((members,), math.nan, device=device)
+                    else torch.full((members,), math.nan, device=device, dtype=torch.float64)
                 )
         model.train(was_training)
         eval_steps.append(step)
