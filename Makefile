@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	$(BIN)/initlab schemes --shape 256x128 --activation relu
+	$(BIN)/initlab lesson init --out initlab-out/lesson-init
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -74,3 +74,59 @@ def test_gains_prints_both_conventions() -> None:
     assert "1.6667" in tanh and "1.5925" in tanh
     selu = next(line for line in result.output.splitlines() if "│ selu " in line)
     assert "0.7500" in selu and "1.0000" in selu
+
+
+def test_train_grid_prints_a_table_per_member_and_saves(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    history, figure = tmp_path / "h.parquet", tmp_path / "loss.png"
+    args = [
+        "train",
+        "--data",
+        "circles",
+        "--model",
+        "2,8,1",
+        "--init",
+        "he_normal,zeros,normal(std=10)",
+        "--seeds",
+        "2",
+        "--lr",
+        "0.05",
+        "--steps",
+        "200",
+        "--save-history",
+        str(history),
+        "--figure",
+        str(figure),
+    ]
+    result = runner.invoke(app, args, env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    assert "6 members" in result.output and "lr 0.05, optimizer sgd" in result.output
+    rows = [line for line in result.output.splitlines() if "budget 200" in line]
+    assert len(rows) == 6 and "normal(std=10)" in rows[-1]
+    zeros = [line for line in rows if " zeros " in line]
+    assert all("0.6931" in line for line in zeros)  # zero init: the cost never leaves log 2
+    import pandas as pd
+
+    frame = pd.read_parquet(history)
+    assert len(frame) == 6 * 200 and set(frame["init"]) == {"he_normal", "zeros", "normal(std=10)"}
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    csv = tmp_path / "h.csv"
+    assert runner.invoke(app, [*args[:-4], "--save-history", str(csv)]).exit_code == 0
+    assert csv.read_text().startswith("member,step,loss")
+
+
+def test_train_bad_options_are_clear_errors() -> None:
+    result = runner.invoke(app, ["train", "--model", "2,ten,1", "--steps", "1"])
+    assert result.exit_code == 2 and "2,10,5,1" in result.output
+    result = runner.invoke(app, ["train", "--model", "3,4,1", "--steps", "1"])
+    assert result.exit_code == 2 and "3 features" in result.output
+    result = runner.invoke(app, ["train", "--optimizer", "adma", "--steps", "1"])
+    assert result.exit_code == 2 and "Did you mean 'adam'" in result.output
+    result = runner.invoke(app, ["train", "--lr", "0.1,abc", "--steps", "1"])
+    assert result.exit_code == 2 and "numbers" in result.output
+    result = runner.invoke(app, ["train"])
+    assert result.exit_code == 2 and "budget" in result.output
+
+
+def test_lesson_name_is_checked() -> None:
+    result = runner.invoke(app, ["lesson", "initialization"])
+    assert result.exit_code == 2 and "init, optimizers" in result.output

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import re
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, NoReturn
 
+import torch
 import typer
 from rich import box
 from rich.console import Console
@@ -12,6 +15,7 @@ from rich.table import Table
 
 from initlab import __version__
 from initlab import init as initmod
+from initlab import train as train_mod
 
 app = typer.Typer(
     name="initlab",
@@ -158,6 +162,249 @@ def gains() -> None:
         style = "yellow" if abs(table_gain - measured) > 1e-9 else None
         table.add_row(name, f"{table_gain:.4f}", f"{measured:.4f}", act.note, style=style)
     Console().print(table)
+
+
+def split_list(text: str) -> list[str]:
+    """Split on top-level commas: ``"he_normal,normal(0, 1)"`` → two items."""
+    items, depth, current = [], 0, ""
+    for ch in text:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    items.append(current.strip())
+    return [item for item in items if item]
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    try:
+        return [float(item) for item in split_list(text)]
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"expected numbers separated by commas. Got {text!r}.", param_hint=option
+        ) from error
+
+
+def _fail(error: Exception) -> NoReturn:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(2)
+
+
+class _Bar:
+    """A rich progress bar fed by the engine's progress reports."""
+
+    def __init__(self, label: str) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self.task = self.progress.add_task(label, total=None, info="")
+
+    def __enter__(self) -> _Bar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, p: train_mod.Progress) -> None:
+        info = (
+            f"{p.active}/{p.members} training · {p.steps_per_second:,.0f} steps/s · "
+            f"loss {p.best_loss:.4g}…{p.worst_loss:.4g}"
+        )
+        self.progress.update(self.task, completed=p.step, total=p.total, info=info)
+
+
+@app.command("train")
+def train_command(
+    data: Annotated[
+        str,
+        typer.Option(
+            help="circles, moons, xor, blobs, spiral, digits, mnist, fashion-mnist, mnist1d"
+        ),
+    ] = "circles",
+    model: Annotated[str, typer.Option(help="MLP widths, e.g. 2,10,5,1")] = "2,10,5,1",
+    activation: Annotated[str, typer.Option(help="relu, tanh, sigmoid, …")] = "relu",
+    batch_norm: Annotated[str, typer.Option(help="none, before or after the activation")] = "none",
+    init: Annotated[
+        str, typer.Option(help="init specs, comma-separated: each is a member")
+    ] = "he_normal",
+    bias_init: Annotated[str, typer.Option(help="the bias init spec")] = "zeros",
+    seeds: Annotated[int, typer.Option(help="seeds per setting (0…n−1): init and shuffle")] = 1,
+    lr: Annotated[str, typer.Option(help="learning rates, comma-separated")] = "0.01",
+    optimizer: Annotated[
+        str, typer.Option(help="sgd, momentum, nesterov, rmsprop, adam, adamw; comma-separated")
+    ] = "sgd",
+    loss: Annotated[str, typer.Option(help="auto, cross_entropy, bce or mse")] = "auto",
+    batch_size: Annotated[str, typer.Option(help="full, 1 or k")] = "full",
+    steps: Annotated[int | None, typer.Option(help="step budget")] = None,
+    epochs: Annotated[int | None, typer.Option(help="epoch budget")] = None,
+    schedule: Annotated[
+        str, typer.Option(help="constant, step_decay(1000), exponential(0.99), cosine(100)")
+    ] = "constant",
+    clip: Annotated[str, typer.Option(help="none, value, norm or agc")] = "none",
+    clip_threshold: Annotated[str, typer.Option(help="thresholds, comma-separated")] = "1.0",
+    tol: Annotated[
+        float | None,
+        typer.Option(help="stop a member when its cost changes less than this over --window steps"),
+    ] = None,
+    window: Annotated[int, typer.Option(help="steps for --tol")] = 100,
+    dtype: Annotated[str, typer.Option(help="float32 or float64")] = "float32",
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    save_history: Annotated[
+        Path | None, typer.Option(help="write the history (.csv or .parquet)")
+    ] = None,
+    figure: Annotated[Path | None, typer.Option(help="write the loss curves (.png)")] = None,
+) -> None:
+    """Train every combination of --init × --seeds × --lr × --optimizer × --clip-threshold
+    as one stack, and print a table per member."""
+    from initlab import data as data_mod
+    from initlab import models
+
+    try:
+        widths = [int(w) for w in split_list(model)]
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected widths like 2,10,5,1. Got {model!r}.", param_hint="--model"
+        ) from None
+    if dtype not in ("float32", "float64"):
+        raise typer.BadParameter(
+            f"expected float32 or float64. Got {dtype!r}.", param_hint="--dtype"
+        )
+    size: data_mod.BatchSize = "full" if batch_size == "full" else _int(batch_size, "--batch-size")
+    grid = list(
+        itertools.product(
+            split_list(init),
+            range(seeds),
+            _numbers(lr, "--lr"),
+            split_list(optimizer),
+            _numbers(clip_threshold, "--clip-threshold"),
+        )
+    )
+    try:
+        ds = data_mod.load(data)
+        loss_name = loss if loss != "auto" else ("bce" if widths[-1] == 1 else "cross_entropy")
+        config = train_mod.TrainConfig(
+            loss=loss_name,  # type: ignore[arg-type]
+            optimizer=[g[3] for g in grid],
+            lr=[g[2] for g in grid],
+            schedule=schedule,
+            batch_size=size,
+            seeds=[g[1] for g in grid],
+            clip=None if clip == "none" else clip,  # type: ignore[arg-type]
+            clip_threshold=[g[4] for g in grid],
+            steps=steps,
+            epochs=epochs,
+            tol=tol,
+            window=window,
+            log_every=max(1, (steps or 1000) // 1000),
+            check_every=100,
+        )
+        stack = models.mlp(
+            widths,
+            activation,
+            None if batch_norm == "none" else batch_norm,  # type: ignore[arg-type]
+            members=len(grid),
+            dtype=getattr(torch, dtype),
+            device=device,
+        )
+        models.init_members(stack, [g[0] for g in grid], bias_init, seeds=[g[1] for g in grid])
+        with _Bar(f"{len(grid)} members") as bar:
+            result = train_mod.train(stack, ds, config, progress=bar)
+    except (ValueError, TypeError) as error:
+        _fail(error)
+    # Columns only for what varies across members; what is fixed goes in the title.
+    dims = ["init", "seed", "lr", "optimizer", "clip"]
+    shown = [d for d in dims if d != "clip" or clip != "none"]
+    varying = [d for d in shown if len({g[dims.index(d)] for g in grid}) > 1]
+    fixed = [f"{d} {_show(grid[0][dims.index(d)])}" for d in shown if d not in varying]
+    title = f"{ds.name}: {len(grid)} members, {result.total_steps} steps in {result.seconds:.1f} s"
+    title += " (interrupted)" if result.interrupted else ""
+    title += f"\n{', '.join(fixed)}" if fixed else ""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("#", justify="right")
+    for d in varying:
+        table.add_column(d, no_wrap=d == "init")
+    for column in ("stopped", "final loss", "train acc", "test acc"):
+        table.add_column(column, justify="right", no_wrap=True)
+    styles = {"diverged": "red", "converged": "green", "interrupted": "yellow"}
+    for g, m in zip(grid, result.members, strict=True):
+        acc = [f"{a:.4f}" if a is not None else "—" for a in (m.train_accuracy, m.test_accuracy)]
+        cells = [_show(g[dims.index(d)]) for d in varying]
+        table.add_row(
+            str(m.member),
+            *cells,
+            f"{m.status} {m.stopped_step}",
+            f"{m.final_loss:.4g}",
+            *acc,
+            style=styles.get(m.status),
+        )
+    Console().print(table)
+    if save_history is not None:
+        frame = result.to_frame()
+        labels = {
+            i: {"init": g[0], "seed": g[1], "lr": g[2], "optimizer": g[3]}
+            for i, g in enumerate(grid)
+        }
+        for key in ("init", "seed", "lr", "optimizer"):
+            frame[key] = frame["member"].map(lambda i, k=key: labels[i][k])
+        save_history.parent.mkdir(parents=True, exist_ok=True)
+        if save_history.suffix == ".parquet":
+            frame.to_parquet(save_history)
+        else:
+            frame.to_csv(save_history, index=False)
+        Console().print(f"history: {save_history}")
+    if figure is not None:
+        from initlab.report import loss_curves
+
+        names = [f"{g[0]} s{g[1]} lr{g[2]:g} {g[3]}" for g in grid]
+        Console().print(f"figure: {loss_curves(result.steps, result.loss, names, figure)}")
+
+
+def _show(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _int(text: str, option: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected 'full' or an integer. Got {text!r}.", param_hint=option
+        ) from None
+
+
+@app.command("lesson")
+def lesson_command(
+    name: Annotated[str, typer.Argument(help="init or optimizers")],
+    out: Annotated[Path | None, typer.Option(help="where to write the report")] = None,
+) -> None:
+    """Reproduce a classic lesson exactly, print what the notebook prints, draw the figures."""
+    from initlab.experiments import lesson_init, lesson_optimizers
+
+    lessons = {"init": lesson_init, "optimizers": lesson_optimizers}
+    if name not in lessons:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(lessons)}. Got {name!r}.", param_hint="NAME"
+        )
+    folder = out if out is not None else Path("initlab-out") / f"lesson-{name}"
+    with _Bar(f"lesson {name}") as bar:
+        lesson = lessons[name](folder, progress=bar)
+    console = Console()
+    for line in lesson.lines:
+        console.print(line, highlight=False)
+    console.print(
+        f"[dim]{len(lesson.runs)} runs as one stack in {lesson.seconds:.1f} s; "
+        f"report: {', '.join(str(p) for p in lesson.figures)}[/]"
+    )
 
 
 def main() -> None:
