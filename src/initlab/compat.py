@@ -9,7 +9,7 @@ ordinary engine, not a second one.
 Example:
     >>> x, y = legacy_make_circles(300, noise=0.05, seed=1)
     >>> x.shape, y[:5].tolist()
-    ((300, 2), [0, 1, 0, 1, 0])
+    ((300, 2), [1, 0, 1, 1, 0])
 """
 
 from __future__ import annotations
