@@ -557,7 +557,11 @@ def train(
 
     params = list(model.parameters())
     stepper = _Stepper(params, names, config)
-    threshold = torch.tensor(thresholds, device=device, dtype=dtype)
+    # One threshold: a number (no tensor at all). Several: a CPU tensor, which the
+    # clipper checks on the host and copies over, so no step waits on the device.
+    threshold: float | Tensor = (
+        thresholds[0] if len(set(thresholds)) == 1 else torch.tensor(thresholds, dtype=dtype)
+    )
     active = torch.ones(members, dtype=torch.bool, device=device)
     active_host = [True] * members
     Status: TypeAlias = Literal["converged", "diverged", "budget", "interrupted"]
@@ -751,7 +755,11 @@ def train(
 
 
 def _clip(
-    kind: str, params: list[nn.Parameter], grads: list[Tensor], threshold: Tensor, members: int
+    kind: str,
+    params: list[nn.Parameter],
+    grads: list[Tensor],
+    threshold: float | Tensor,
+    members: int,
 ) -> tuple[Tensor, Tensor]:
     """Clip per member; the global norm before clipping and whether it fired, (M,) each."""
     if kind == "value":
