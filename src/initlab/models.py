@@ -391,6 +391,11 @@ class Stack(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """(M, B, *in) or shared (B, *in) → (M, B, out)."""
+        return self.logits(x).transpose(1, 2)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """The outputs in the stack's own layout, (M, out, B): no transposition back."""
         first = self.layers[0]
         shared = self._is_shared(x)
         if isinstance(first, StackedLinear):
@@ -399,7 +404,7 @@ class Stack(nn.Module):
             h = x if shared else x.transpose(0, 1).reshape(x.shape[1], -1, *x.shape[3:])
         for layer in self.layers:
             h = layer(h)
-        return h.transpose(1, 2)
+        return h
 
     def extra_repr(self) -> str:
         return f"members={self.members}"

@@ -336,24 +336,24 @@ class BatchPlan(Protocol):
 # --------------------------------------------------------------------------- losses
 
 
-def _member_losses(out: Tensor, y: Tensor, loss: str) -> Tensor:
-    """Per-member mean loss over the batch: out (M, B, k), y (1 or M, B, …) → (M,)."""
-    members, batch = out.shape[0], out.shape[1]
-    if members == 1 and loss == "cross_entropy":  # one member: torch's fused mean
-        return F.cross_entropy(out[0], y.reshape(-1)).reshape(1)
+def _member_losses(logits: Tensor, y: Tensor, loss: str) -> Tensor:
+    """Per-member mean loss over the batch, (M,), from logits in the stack's own layout
+    (M, out, B) and targets (1 or M, B, …)."""
+    members, batch = logits.shape[0], logits.shape[2]
     if loss == "cross_entropy":
-        # The stack computes logits as (M, classes, B): cross-entropy reads them in place,
-        # with classes as its dim 1 (3× faster than flattening a transposed view).
-        per = F.cross_entropy(out.transpose(1, 2), y.expand(members, batch), reduction="none")
-        return per.mean(dim=1)
+        # cross-entropy takes classes as dim 1: the logits are read in place.
+        target = y.expand(members, batch)
+        if members == 1:  # one member: torch's own mean, one op fewer
+            return F.cross_entropy(logits, target).reshape(1)
+        return F.cross_entropy(logits, target, reduction="none").mean(dim=1)
     if loss == "bce":
-        logits = out[..., 0]
-        target = y.to(out.dtype).expand_as(logits)
-        return F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=1)
-    target = y.to(out.dtype)
-    if target.dim() < out.dim():  # one output per example: (…, B) → (…, B, 1)
-        target = target.unsqueeze(-1)
-    return (out - target).square().flatten(1).mean(dim=1)
+        z = logits[:, 0]
+        return F.binary_cross_entropy_with_logits(
+            z, y.to(z.dtype).expand_as(z), reduction="none"
+        ).mean(dim=1)
+    target = y.to(logits.dtype)
+    target = target.unsqueeze(1) if target.dim() == 2 else target.transpose(1, 2)
+    return (logits - target).square().flatten(1).mean(dim=1)
 
 
 def _member_correct(out: Tensor, y: Tensor, loss: str) -> Tensor | None:
@@ -376,8 +376,9 @@ def _optimizer(name: str, params: list[nn.Parameter], config: TrainConfig) -> to
             params, lr=1.0, alpha=config.alpha, eps=config.eps, weight_decay=wd, foreach=True
         )
     # The fused kernels do the same arithmetic in one pass: on 2 CPU cores Adam's step
-    # takes a third of the time of the for-loop form (benchmarks/stack.py).
-    fused = {"fused": True} if params[0].dtype in (torch.float32, torch.float64) else {}
+    # takes a third of the time of the for-loop form; plain SGD gains nothing from it.
+    fusable = params[0].dtype in (torch.float32, torch.float64) and name != "sgd"
+    fused = {"fused": True} if fusable else {"foreach": True}
     if name in ("sgd", "momentum", "nesterov"):
         mom = 0.0 if name == "sgd" else config.momentum
         return torch.optim.SGD(
@@ -570,6 +571,7 @@ def train(
     stopped = [total] * members
     pending: list[Tensor] = []  # training losses since the last check
     no_clip = torch.zeros(members, dtype=torch.bool, device=device)
+    ones = torch.ones(members, dtype=dtype, device=device)
     norm, fired = torch.zeros(members, device=device, dtype=dtype), no_clip
     last_shown = torch.full((members,), math.nan, device=device, dtype=dtype)
     ring = torch.full((config.window + 1, members), math.nan, dtype=dtype, device=device)
@@ -656,7 +658,8 @@ def train(
                 lr = torch.tensor(lrs, device=device, dtype=dtype)
                 lr_uniform = lrs[0] if len(set(lrs)) == 1 else None
                 last_lrs = lrs
-            epoch_sum = torch.zeros(members, device=device, dtype=dtype)
+            one_step = steps_per_epoch == 1  # full batch: the epoch cost is the step's
+            epoch_sum = last_shown if one_step else torch.zeros(members, device=device, dtype=dtype)
             seen = 0
             for idx in plan.epoch(epoch) if plan is not None else iter([None]):
                 if step >= total or flag.stop or not any(active_host):
@@ -668,10 +671,12 @@ def train(
                     xb, yb = x_train[idx], y_train[idx].unsqueeze(0)
                 else:
                     xb, yb = x_train[idx], y_train[idx]
-                out = model(xb)
+                out = model.logits(xb)  # (M, out, B)
                 losses = _member_losses(out, yb, config.loss)
                 stepper.zero_grad()
-                losses.sum().backward()  # type: ignore[no-untyped-call]
+                # d(Σ losses)/d(loss_m) = 1: each member gets its own gradient, and no
+                # sum node is built for it.
+                losses.backward(ones)  # type: ignore[no-untyped-call]
                 logging = step % config.log_every == 0
                 if config.clip is not None:  # the clipper measures the norm anyway
                     norm, fired = _clip(config.clip, params, _grads(params), threshold, members)
@@ -679,12 +684,18 @@ def train(
                     norm, fired = _per_member_norm(_grads(params), members), no_clip
                 stepper.step(lr, lr_uniform, active, all(active_host))
                 with torch.no_grad():
-                    shown = losses.detach() if cost is None else cost(out.detach(), yb)
+                    if cost is None:
+                        shown = losses.detach()
+                    else:  # the documented (M, B, out) layout
+                        shown = cost(out.detach().transpose(1, 2), yb)
                     pending.append(losses.detach())  # read at the next check, for divergence
                     if config.tol is not None:
                         ring[step % (config.window + 1)] = shown
                     batch = xb.shape[0] if idx is None or idx.dim() == 1 else idx.shape[-1]
-                    epoch_sum.add_(shown, alpha=batch)
+                    if one_step:
+                        epoch_sum = shown
+                    else:
+                        epoch_sum.add_(shown, alpha=batch)
                     seen += batch
                 if logging:
                     rec_steps.append(step)
@@ -701,7 +712,8 @@ def train(
                     if progress is not None:
                         progress(_progress(step, total, active_host, last_shown, started))
             if seen:
-                epoch_losses.append(epoch_sum.div_(seen))  # on the device: no sync
+                # on the device: no sync
+                epoch_losses.append(epoch_sum if one_step else epoch_sum.div_(seen))
             epoch += 1
             if flag.stop:
                 interrupted = True
