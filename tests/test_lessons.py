@@ -89,11 +89,15 @@ def test_init_lesson_he_matches_the_notebook(init_lesson) -> None:  # type: igno
 def test_init_lesson_large_random_saturates(init_lesson) -> None:  # type: ignore[no-untyped-def]
     costs = [c for _, c in init_lesson.costs["random"]]
     assert costs[0] == math.inf  # the sigmoid saturates to exactly 1: log(0)
-    # From there the run is chaotic (saturated units, inf/nan in the cost): rounding
-    # differences between NumPy and torch grow to the 3rd digit (0.6 % at iteration 7000
-    # here); rebuilds of the notebook itself in other environments drift as much. The
-    # accuracies agree exactly.
-    assert costs[1:] == pytest.approx(RANDOM[1:], rel=1e-2)
+    # From there the run is chaotic (saturated units, inf/nan in the cost): NumPy's and
+    # torch's rounding differ, and the run amplifies it; rebuilds of the notebook itself
+    # in other environments drift as much. Away from the sharp drop around iteration
+    # 7000 the costs agree to 0.2 %; at 7000, mid-drop, a shift of a few iterations in
+    # its timing moves the cost by ~1.5 %. The accuracies agree exactly.
+    steady = [k for k in range(1, 15) if k != 7]
+    assert [costs[k] for k in steady] == pytest.approx([RANDOM[k] for k in steady], rel=2e-3)
+    assert costs[7] == pytest.approx(RANDOM[7], rel=3e-2)
+    assert costs[6] > costs[7] > costs[8]  # mid-drop, as in the notebook
     assert init_lesson.train_accuracy["random"] == 0.83
     assert init_lesson.test_accuracy["random"] == 0.86
 
