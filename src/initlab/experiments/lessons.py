@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from initlab.compat import (
     load_weights,
 )
 from initlab.data import Dataset
-from initlab.models import mlp
+from initlab.models import Stack, mlp
 from initlab.report import decision_boundaries, loss_curves
 from initlab.train import Progress, TrainConfig, TrainResult, train
 
@@ -133,27 +133,18 @@ def lesson_init(
         lines += [f"Cost after iteration {i}: {c}" for i, c in costs[label]]
         lines += ["On the train set:", f"Accuracy: {train_acc[label]}"]
         lines += ["On the test set:", f"Accuracy: {test_acc[label]}", ""]
-    figures: tuple[Path, ...] = ()
-    if out is not None:
-        folder = Path(out)
-        figures = (
-            loss_curves(
-                result.steps,
-                result.loss,
-                labels,
-                folder / "cost.png",
-                title="cost (notebook formula)",
-                xlabel="iteration",
-            ),
-            decision_boundaries(
-                stack,
-                ds.x_train,
-                ds.y_train,
-                [f"{k} init" for k in labels],
-                folder / "decision-boundaries.png",
-            ),
-        )
-        (folder / "output.txt").write_text("\n".join(lines) + "\n")
+    figures = _report(
+        out,
+        stack,
+        ds,
+        lines,
+        result.steps,
+        result.loss,
+        labels,
+        "cost (notebook formula)",
+        "iteration",
+        [f"{k} init" for k in labels],
+    )
     return LessonResult(
         "init",
         labels,
@@ -165,6 +156,32 @@ def lesson_init(
         result,
         time.perf_counter() - started,
     )
+
+
+def _report(
+    out: str | Path | None,
+    stack: Stack,
+    ds: Dataset,
+    lines: list[str],
+    steps: Tensor,
+    costs: Tensor,
+    labels: Sequence[str],
+    title: str,
+    xlabel: str,
+    panels: Sequence[str],
+) -> tuple[Path, ...]:
+    """Write a lesson's report into ``out``: cost curves, decision boundaries, the text."""
+    if out is None:
+        return ()
+    folder = Path(out)
+    figures = (
+        loss_curves(steps, costs, labels, folder / "cost.png", title=title, xlabel=xlabel),
+        decision_boundaries(
+            stack, ds.x_train, ds.y_train, panels, folder / "decision-boundaries.png"
+        ),
+    )
+    (folder / "output.txt").write_text("\n".join(lines) + "\n")
+    return figures
 
 
 def _after_epoch(decay: Callable[[int], float]) -> Callable[[int], float]:
@@ -235,24 +252,19 @@ def lesson_optimizers(
             if schedule is not constant:
                 lines.append(f"learning rate after epoch {epoch}: {lr0 * schedule(epoch + 1):f}")
         lines += [f"Accuracy: {train_acc[label]}", ""]
-    figures: tuple[Path, ...] = ()
-    if out is not None:
-        folder = Path(out)
-        epochs = torch.arange(result.epoch_loss.shape[0])
-        figures = (
-            loss_curves(
-                epochs,
-                result.epoch_loss,
-                labels,
-                folder / "cost.png",
-                title="epoch cost",
-                xlabel="epoch",
-            ),
-            decision_boundaries(
-                stack, ds.x_train, ds.y_train, list(labels), folder / "decision-boundaries.png"
-            ),
-        )
-        (folder / "output.txt").write_text("\n".join(lines) + "\n")
+    epochs = torch.arange(result.epoch_loss.shape[0])
+    figures = _report(
+        out,
+        stack,
+        ds,
+        lines,
+        epochs,
+        result.epoch_loss,
+        labels,
+        "epoch cost",
+        "epoch",
+        list(labels),
+    )
     return LessonResult(
         "optimizers",
         labels,

@@ -28,6 +28,15 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def loss_curves(
     steps: Tensor,
     loss: Tensor,
@@ -54,12 +63,7 @@ def loss_curves(
     ax.set_ylabel(title)
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def decision_boundaries(
@@ -109,9 +113,4 @@ def decision_boundaries(
             linewidths=0.2,
         )
         ax.set_title(labels[m], fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
