@@ -130,3 +130,32 @@ def test_train_bad_options_are_clear_errors() -> None:
 def test_lesson_name_is_checked() -> None:
     result = runner.invoke(app, ["lesson", "initialization"])
     assert result.exit_code == 2 and "init, optimizers" in result.output
+
+
+def test_train_records_clip_thresholds_and_checks_seeds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    history = tmp_path / "h.csv"
+    args = [
+        "train",
+        "--model",
+        "2,6,1",
+        "--steps",
+        "20",
+        "--clip",
+        "norm",
+        "--clip-threshold",
+        "0.1,10",
+        "--save-history",
+        str(history),
+    ]
+    result = runner.invoke(app, args, env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    assert "clip" in result.output  # the varying thresholds get a column
+    import pandas as pd
+
+    frame = pd.read_csv(history)
+    assert sorted(frame["clip_threshold"].unique()) == [0.1, 10.0]
+    assert runner.invoke(app, ["train", "--seeds", "0", "--steps", "1"]).exit_code == 2
+    bad = runner.invoke(
+        app, ["train", "--model", "2,6,1", "--loss", "cross_entropy", "--steps", "1"]
+    )
+    assert bad.exit_code == 2 and "labels go up to 1" in bad.output

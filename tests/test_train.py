@@ -216,7 +216,7 @@ def test_convergence_stops_a_member_and_records_when() -> None:
     )
     result = train(stack, _toy(), config)
     slow = result.members[1]  # lr 1e-12: its cost hardly moves, so it converges at once
-    assert slow.status == "converged" and slow.stopped_step == 99
+    assert slow.status == "converged" and slow.stopped_step == 100  # steps taken: 0…99
     loss = result.loss[:, 1]
     assert abs(loss[99] - loss[49]) < 1e-7
     weights = models.to_module(stack, 1)[0].weight.clone()
@@ -231,7 +231,7 @@ def test_history_and_frames() -> None:
     result = train(stack, _toy(), config)
     assert result.steps.tolist() == [0, 2, 4, 6, 8]
     assert result.epoch_loss.shape == (3, 2)  # 24 examples, batches 10, 10, 4
-    assert result.eval_steps.tolist() == [3, 6, 9, 9]
+    assert result.eval_steps.tolist() == [3, 6, 9]  # the end, once
     frame = result.to_frame()
     assert len(frame) == 10 and set(frame.columns) >= {"member", "step", "loss", "lr", "grad_norm"}
     summary = result.summary_frame()
@@ -339,3 +339,48 @@ def test_non_finite_data_is_rejected() -> None:
     x[3, 2] = math.nan
     with pytest.raises(ValueError, match="NaN"):
         train(_net(), (x, torch.zeros(10, dtype=torch.long)), TrainConfig(steps=1))
+
+
+def test_a_frozen_member_keeps_its_batch_norm_statistics() -> None:
+    stack = models.mlp([4, 6, 3], "tanh", "before", members=2, dtype=torch.float64)
+    config = TrainConfig(
+        optimizer="adam", lr=[0.05, 1e-12], steps=400, tol=1e-7, window=5, check_every=10
+    )
+    result = train(stack, _toy(), config)
+    assert result.members[1].status == "converged"
+    bn = models.to_module(stack, 1)[1]
+    assert isinstance(bn, nn.BatchNorm1d)
+    assert bn.num_batches_tracked.item() == result.members[1].stopped_step
+    alone = models.to_module(stack, 0)[1]
+    assert alone.num_batches_tracked.item() == 400
+
+
+def test_training_starts_in_train_mode() -> None:
+    stack = models.mlp([4, 6, 3], "relu", "before", members=1, dtype=torch.float64).eval()
+    result = train(stack, _toy(), TrainConfig(lr=0.1, steps=3))
+    assert stack.training and result.total_steps == 3
+    assert models.to_module(stack, 0)[1].num_batches_tracked.item() == 3
+
+
+@pytest.mark.parametrize(
+    ("widths", "loss", "classes", "match"),
+    [
+        ([4, 5, 2], "cross_entropy", 3, "labels go up to 2"),
+        ([4, 5, 2], "bce", 2, "bce needs one output"),
+        ([4, 5, 1], "bce", 3, r"labels in \[0, 2\]"),
+        ([4, 5, 3], "mse", 3, "mse compares one output"),
+    ],
+)
+def test_outputs_that_do_not_fit_the_loss(
+    widths: list[int], loss: str, classes: int, match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        train(models.mlp(widths), _toy(classes=classes), TrainConfig(loss=loss, steps=1))  # type: ignore[arg-type]
+
+
+def test_a_last_batch_of_one_with_batch_norm_is_refused_up_front() -> None:
+    net = models.mlp([4, 5, 3], batch_norm="before")
+    with pytest.raises(ValueError, match="drop_last"):
+        train(net, _toy(n=25), TrainConfig(batch_size=8, steps=10))
+    result = train(net, _toy(n=25), TrainConfig(batch_size=8, steps=10, drop_last=True))
+    assert result.total_steps == 10

@@ -245,6 +245,7 @@ def train_command(
     ] = "sgd",
     loss: Annotated[str, typer.Option(help="auto, cross_entropy, bce or mse")] = "auto",
     batch_size: Annotated[str, typer.Option(help="full, 1 or k")] = "full",
+    drop_last: Annotated[bool, typer.Option(help="drop each epoch's last, smaller batch")] = False,
     steps: Annotated[int | None, typer.Option(help="step budget")] = None,
     epochs: Annotated[int | None, typer.Option(help="epoch budget")] = None,
     schedule: Annotated[
@@ -280,6 +281,13 @@ def train_command(
             f"expected float32 or float64. Got {dtype!r}.", param_hint="--dtype"
         )
     size: data_mod.BatchSize = "full" if batch_size == "full" else _int(batch_size, "--batch-size")
+    if seeds < 1:
+        raise typer.BadParameter(f"expected at least 1. Got {seeds}.", param_hint="--seeds")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise typer.BadParameter(
+            f"{device!r} asked for, but this torch build sees no CUDA device. Use --device cpu.",
+            param_hint="--device",
+        )
     grid = list(
         itertools.product(
             split_list(init),
@@ -298,6 +306,7 @@ def train_command(
             lr=[g[2] for g in grid],
             schedule=schedule,
             batch_size=size,
+            drop_last=drop_last,
             seeds=[g[1] for g in grid],
             clip=None if clip == "none" else clip,  # type: ignore[arg-type]
             clip_threshold=[g[4] for g in grid],
@@ -350,12 +359,9 @@ def train_command(
     Console().print(table)
     if save_history is not None:
         frame = result.to_frame()
-        labels = {
-            i: {"init": g[0], "seed": g[1], "lr": g[2], "optimizer": g[3]}
-            for i, g in enumerate(grid)
-        }
-        for key in ("init", "seed", "lr", "optimizer"):
-            frame[key] = frame["member"].map(lambda i, k=key: labels[i][k])
+        keys = ["init", "seed", "lr", "optimizer"] + (["clip_threshold"] if clip != "none" else [])
+        for k, key in enumerate(keys):
+            frame[key] = frame["member"].map(lambda i, k=k: grid[i][k])
         save_history.parent.mkdir(parents=True, exist_ok=True)
         if save_history.suffix == ".parquet":
             frame.to_parquet(save_history)
@@ -365,7 +371,11 @@ def train_command(
     if figure is not None:
         from initlab.report import loss_curves
 
-        names = [f"{g[0]} s{g[1]} lr{g[2]:g} {g[3]}" for g in grid]
+        clipped = clip != "none"
+        names = [
+            f"{g[0]} s{g[1]} lr{g[2]:g} {g[3]}" + (f" clip{g[4]:g}" if clipped else "")
+            for g in grid
+        ]
         Console().print(f"figure: {loss_curves(result.steps, result.loss, names, figure)}")
 
 

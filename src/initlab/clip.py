@@ -149,8 +149,10 @@ def _check_threshold(fn: str, name: str, value: object, members: int | None) -> 
     if value.shape != (members,) or not value.is_floating_point():
         got = f"a {value.dtype} tensor of shape {tuple(value.shape)}"
         raise ValueError(param_message(fn, name, expected + " (floating point)", got))
-    # One host read, documented: a wrong threshold would silently disable clipping.
-    if not bool((torch.isfinite(value) & (value > 0)).all()):
+    # One host read, documented: a wrong threshold would silently disable clipping. A
+    # threshold already on an accelerator is not read back (that would wait for the
+    # device): the caller has checked it.
+    if value.device.type == "cpu" and not bool((torch.isfinite(value) & (value > 0)).all()):
         raise ValueError(param_message(fn, name, expected, value.tolist()))
     return value
 

@@ -394,8 +394,12 @@ class Stack(nn.Module):
         """(M, B, *in) or shared (B, *in) → (M, B, out)."""
         return self.logits(x).transpose(1, 2)
 
-    def logits(self, x: Tensor) -> Tensor:
-        """The outputs in the stack's own layout, (M, out, B): no transposition back."""
+    def logits(self, x: Tensor, update: Tensor | None = None) -> Tensor:
+        """The outputs in the stack's own layout, (M, out, B): no transposition back.
+
+        ``update`` (M,) bool says which members' batch norms update their running
+        statistics in training (a frozen member keeps its own); None for all.
+        """
         first = self.layers[0]
         shared = self._is_shared(x)
         if isinstance(first, StackedLinear):
@@ -403,7 +407,7 @@ class Stack(nn.Module):
         else:
             h = x if shared else x.transpose(0, 1).reshape(x.shape[1], -1, *x.shape[3:])
         for layer in self.layers:
-            h = layer(h)
+            h = layer(h, update) if isinstance(layer, StackedBatchNorm) else layer(h)
         return h
 
     def extra_repr(self) -> str:

@@ -428,6 +428,42 @@ class _Stepper:
             p.copy_(acc)
 
 
+def _has_batch_norm(model: nn.Module) -> bool:
+    from initlab.norm import StackedBatchNorm
+
+    return any(isinstance(m, StackedBatchNorm) for m in model.modules())
+
+
+def _on_device(values: Sequence[float], device: torch.device, dtype: torch.dtype) -> Tensor:
+    """A small tensor on the device without waiting for it: from pinned memory on CUDA."""
+    if device.type != "cuda":
+        return torch.tensor(values, dtype=dtype, device=device)
+    return torch.tensor(values, dtype=dtype).pin_memory().to(device, non_blocking=True)
+
+
+def _check_outputs(model: Stack, ds: Dataset, loss: str) -> None:
+    """The output width must fit the loss and the labels: a clear error, once, up front."""
+    last = model.layers[-1]
+    width = int(last.out_features)  # type: ignore[arg-type]
+    labels = ds.y_train
+    top = int(labels.max().item()) if labels.numel() else 0
+    low = int(labels.min().item()) if labels.numel() else 0
+    if loss == "cross_entropy" and width <= top:
+        raise ValueError(
+            f"The model has {width} output(s) but the labels go up to {top}: cross_entropy "
+            f"needs one output per class, {top + 1} here. Make the last width {top + 1}."
+        )
+    if loss == "bce" and (width != 1 or low < 0 or top > 1):
+        raise ValueError(
+            f"bce needs one output and labels 0/1. Got {width} output(s) and labels in "
+            f"[{low}, {top}]. For {top + 1} classes use cross_entropy with {top + 1} outputs."
+        )
+    if loss == "mse" and width != 1:
+        raise ValueError(
+            f"mse compares one output with the label. Got {width} outputs; make the last width 1."
+        )
+
+
 def _grads(params: list[nn.Parameter]) -> list[Tensor]:
     return [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
 
@@ -523,12 +559,20 @@ def train(
         y_train, y_test = y_train.to(dtype), y_test.to(dtype)
     n = x_train.shape[0]
     model._is_shared(x_train[:1])  # the features must fit the model: a clear error if not
+    _check_outputs(model, ds, config.loss)
+    model.train()
 
     names = config.per_member("optimizer", members)
     lr0 = [float(v) for v in config.per_member("lr", members)]
     schedules = config.per_member("schedule", members)
     thresholds = [float(v) for v in config.per_member("clip_threshold", members)]
     seeds = config.per_member("seeds", members) if not isinstance(config.seeds, int) else None
+    # Equal seeds are one order: the members then share each batch (no per-member gather).
+    shuffle: int | list[int]
+    if seeds is None:
+        shuffle = int(config.seeds)  # type: ignore[arg-type]
+    else:
+        shuffle = int(seeds[0]) if len(set(seeds)) == 1 else [int(v) for v in seeds]
     if batches is None:
         if config.batch_size != "full" and config.batch_size > n:
             raise ValueError(
@@ -542,13 +586,14 @@ def train(
             )
         plan: BatchPlan | None = None
         if config.batch_size != "full":
-            plan = Batcher(
-                n,
-                config.batch_size,
-                config.seeds if seeds is None else seeds,
-                drop_last=config.drop_last,
-                device=device,
-            )
+            plan = Batcher(n, config.batch_size, shuffle, drop_last=config.drop_last, device=device)
+            last = n % config.batch_size
+            if last == 1 and not config.drop_last and _has_batch_norm(model):
+                raise ValueError(
+                    f"With {n} examples and batch_size={config.batch_size} each epoch ends with "
+                    "a batch of 1, and batch norm needs more than one value per channel in "
+                    "training. Use drop_last=True (--drop-last) or another batch size."
+                )
     else:
         plan = batches
     steps_per_epoch = 1 if plan is None else plan.steps_per_epoch
@@ -559,16 +604,18 @@ def train(
 
     params = list(model.parameters())
     stepper = _Stepper(params, names, config)
-    # One threshold: a number (no tensor at all). Several: a CPU tensor, which the
-    # clipper checks on the host and copies over, so no step waits on the device.
+    # One threshold: a number (no tensor at all). Several: a tensor moved to the device
+    # once (TrainConfig has checked them), so no step copies or reads it.
     threshold: float | Tensor = (
-        thresholds[0] if len(set(thresholds)) == 1 else torch.tensor(thresholds, dtype=dtype)
+        thresholds[0]
+        if len(set(thresholds)) == 1
+        else torch.tensor(thresholds, dtype=dtype, device=device)
     )
     active = torch.ones(members, dtype=torch.bool, device=device)
     active_host = [True] * members
     Status: TypeAlias = Literal["converged", "diverged", "budget", "interrupted"]
     status: list[Status] = ["budget"] * members
-    stopped = [total] * members
+    stopped = [total] * members  # steps each member took
     pending: list[Tensor] = []  # training losses since the last check
     no_clip = torch.zeros(members, dtype=torch.bool, device=device)
     ones = torch.ones(members, dtype=dtype, device=device)
@@ -638,11 +685,12 @@ def train(
                 continue
             if any_bad[m] or bad_params[m]:
                 active_host[m], status[m] = False, "diverged"
-                stopped[m] = first + first_bad[m] if any_bad[m] else step
+                stopped[m] = first + first_bad[m] + 1 if any_bad[m] else step + 1
             elif config.tol is not None and step >= config.window and change[m] < config.tol:
-                active_host[m], status[m], stopped[m] = False, "converged", step
+                active_host[m], status[m], stopped[m] = False, "converged", step + 1
         active.copy_(torch.tensor(active_host, device=device))
 
+    all_active = True
     started = time.perf_counter()
     step = 0
     epoch = 0
@@ -655,7 +703,7 @@ def train(
         while step < total and any(active_host) and not interrupted:
             lrs = tuple(a * f(epoch) for a, f in zip(lr0, factor_fns, strict=True))
             if lrs != last_lrs:  # a new tensor only when a rate changes
-                lr = torch.tensor(lrs, device=device, dtype=dtype)
+                lr = _on_device(lrs, device, dtype)
                 lr_uniform = lrs[0] if len(set(lrs)) == 1 else None
                 last_lrs = lrs
             one_step = steps_per_epoch == 1  # full batch: the epoch cost is the step's
@@ -663,7 +711,7 @@ def train(
             seen = 0
             for idx in plan.epoch(epoch) if plan is not None else iter([None]):
                 if step >= total or flag.stop or not any(active_host):
-                    interrupted = flag.stop
+                    interrupted = flag.stop and step < total
                     break
                 if idx is None:
                     xb, yb = x_train, y_train.unsqueeze(0)
@@ -671,7 +719,7 @@ def train(
                     xb, yb = x_train[idx], y_train[idx].unsqueeze(0)
                 else:
                     xb, yb = x_train[idx], y_train[idx]
-                out = model.logits(xb)  # (M, out, B)
+                out = model.logits(xb, None if all_active else active)  # (M, out, B)
                 losses = _member_losses(out, yb, config.loss)
                 stepper.zero_grad()
                 # d(Σ losses)/d(loss_m) = 1: each member gets its own gradient, and no
@@ -682,7 +730,7 @@ def train(
                     norm, fired = _clip(config.clip, params, _grads(params), threshold, members)
                 elif logging:
                     norm, fired = _per_member_norm(_grads(params), members), no_clip
-                stepper.step(lr, lr_uniform, active, all(active_host))
+                stepper.step(lr, lr_uniform, active, all_active)
                 with torch.no_grad():
                     if cost is None:
                         shown = losses.detach()
@@ -709,13 +757,14 @@ def train(
                     evaluate(step)
                 if step % config.check_every == 0 or step == total:
                     check(step - 1)
+                    all_active = all(active_host)
                     if progress is not None:
                         progress(_progress(step, total, active_host, last_shown, started))
             if seen:
                 # on the device: no sync
                 epoch_losses.append(epoch_sum if one_step else epoch_sum.div_(seen))
             epoch += 1
-            if flag.stop:
+            if flag.stop and step < total:
                 interrupted = True
     seconds = time.perf_counter() - started
     if step and step % config.check_every:
@@ -723,7 +772,8 @@ def train(
     if interrupted:
         status = [s if s != "budget" else "interrupted" for s in status]
         stopped = [min(s, step) for s in stopped]
-    evaluate(step)
+    if not eval_steps or eval_steps[-1] != step:
+        evaluate(step)
 
     loss = torch.stack(rec_loss).cpu() if rec_loss else torch.empty(0, members)
     final = loss[-1].tolist() if len(loss) else [math.nan] * members
