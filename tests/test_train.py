@@ -384,3 +384,18 @@ def test_a_last_batch_of_one_with_batch_norm_is_refused_up_front() -> None:
         train(net, _toy(n=25), TrainConfig(batch_size=8, steps=10))
     result = train(net, _toy(n=25), TrainConfig(batch_size=8, steps=10, drop_last=True))
     assert result.total_steps == 10
+
+
+def test_compiled_step_equals_the_eager_one() -> None:
+    # torch.compile fuses kernels, so sums may round differently: 1e-10, as for the stack.
+    def run(compiled: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        stack = models.mlp([4, 6, 3], "relu", members=3, dtype=torch.float64)
+        models.init_members(stack, "he_normal", seeds=4)
+        config = TrainConfig(optimizer="adam", lr=[0.01, 0.02, 0.05], steps=8, compile=compiled)
+        return train(stack, _toy(), config).loss, [p.detach() for p in stack.parameters()]
+
+    eager_loss, eager_params = run(False)
+    compiled_loss, compiled_params = run(True)
+    assert torch.allclose(compiled_loss, eager_loss, rtol=1e-10, atol=0)
+    for a, b in zip(compiled_params, eager_params, strict=True):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-14)

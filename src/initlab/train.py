@@ -122,6 +122,8 @@ class TrainConfig:
     log_every: int = 1  # record the per-step history every k steps
     eval_every: int | None = None  # steps between train/test accuracy evaluations (end always)
     check_every: int = 100  # steps between stopping checks (each reads the device once)
+    compile: bool = False  # torch.compile the forward and backward: seconds to start, then
+    #                        fused kernels (1.5–2× per step for a tiny net at M = 1024 on CPU)
 
     def __post_init__(self) -> None:
         fn = "TrainConfig"
@@ -690,6 +692,13 @@ def train(
                 active_host[m], status[m], stopped[m] = False, "converged", step + 1
         active.copy_(torch.tensor(active_host, device=device))
 
+    def forward(xb: Tensor, yb: Tensor, update: Tensor | None) -> tuple[Tensor, Tensor]:
+        out = model.logits(xb, update)  # (M, out, B)
+        return out, _member_losses(out, yb, config.loss)
+
+    if config.compile:
+        forward = torch.compile(forward)
+
     all_active = True
     started = time.perf_counter()
     step = 0
@@ -719,8 +728,7 @@ def train(
                     xb, yb = x_train[idx], y_train[idx].unsqueeze(0)
                 else:
                     xb, yb = x_train[idx], y_train[idx]
-                out = model.logits(xb, None if all_active else active)  # (M, out, B)
-                losses = _member_losses(out, yb, config.loss)
+                out, losses = forward(xb, yb, None if all_active else active)
                 stepper.zero_grad()
                 # d(Σ losses)/d(loss_m) = 1: each member gets its own gradient, and no
                 # sum node is built for it.
