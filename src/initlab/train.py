@@ -248,7 +248,7 @@ class MemberResult:
     member: int  # its index in the stack
     config: Mapping[str, Any]  # its own values of the per-member fields
     status: Literal["converged", "diverged", "budget", "interrupted"]  # why it stopped
-    stopped_step: int  # the step it stopped at (steps done for budget/interrupted)
+    stopped_step: int  # how many steps it took (a diverged member: up to its first bad loss)
     final_loss: float  # the last recorded cost (NaN/inf when diverged)
     train_accuracy: float | None  # at the end, in eval mode (None for mse)
     test_accuracy: float | None
