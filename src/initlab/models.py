@@ -367,10 +367,6 @@ class Stack(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.members = members
 
-    @property
-    def convolutional(self) -> bool:
-        return isinstance(self.layers[0], StackedConv)
-
     def _is_shared(self, x: Tensor) -> bool:
         """Whether x is one batch for all members (B, *in) or one per member (M, B, *in)."""
         first = self.layers[0]

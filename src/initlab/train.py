@@ -79,6 +79,7 @@ __all__ = [
 LossName: TypeAlias = Literal["cross_entropy", "bce", "mse"]
 Schedule: TypeAlias = str | Callable[[int], float]
 ClipKind: TypeAlias = Literal["value", "norm", "agc"]
+Status: TypeAlias = Literal["converged", "diverged", "budget", "interrupted"]
 #: A custom cost: (outputs (M, B, out), targets) → (M,) per-member cost of the batch.
 CostFn: TypeAlias = Callable[[Tensor, Tensor], Tensor]
 
@@ -247,7 +248,7 @@ class MemberResult:
 
     member: int  # its index in the stack
     config: Mapping[str, Any]  # its own values of the per-member fields
-    status: Literal["converged", "diverged", "budget", "interrupted"]  # why it stopped
+    status: Status  # why it stopped
     stopped_step: int  # how many steps it took (a diverged member: up to its first bad loss)
     final_loss: float  # the last recorded cost (NaN/inf when diverged)
     train_accuracy: float | None  # at the end, in eval mode (None for mse)
@@ -358,13 +359,11 @@ def _member_losses(logits: Tensor, y: Tensor, loss: str) -> Tensor:
     return (logits - target).square().flatten(1).mean(dim=1)
 
 
-def _member_correct(out: Tensor, y: Tensor, loss: str) -> Tensor | None:
-    """Per-member count of correct predictions, (M,); None for mse (no classes)."""
+def _member_correct(out: Tensor, y: Tensor, loss: str) -> Tensor:
+    """Per-member count of correct predictions, (M,), for cross_entropy or bce."""
     if loss == "cross_entropy":
         return (out.argmax(dim=-1) == y).sum(dim=1)
-    if loss == "bce":
-        return ((torch.sigmoid(out[..., 0]) > 0.5) == y.bool()).sum(dim=1)
-    return None
+    return ((torch.sigmoid(out[..., 0]) > 0.5) == y.bool()).sum(dim=1)
 
 
 # --------------------------------------------------------------------------- optimizers
@@ -615,7 +614,6 @@ def train(
     )
     active = torch.ones(members, dtype=torch.bool, device=device)
     active_host = [True] * members
-    Status: TypeAlias = Literal["converged", "diverged", "budget", "interrupted"]
     status: list[Status] = ["budget"] * members
     stopped = [total] * members  # steps each member took
     pending: list[Tensor] = []  # training losses since the last check
@@ -642,19 +640,16 @@ def train(
             accs = []
             for x, y in ((x_train, y_train), (x_test, y_test)):
                 # float64, so that 298/300 prints as 0.9933333333333333, as NumPy's mean does
-                correct = torch.zeros(members, device=device, dtype=torch.float64)
-                counted = False
-                for start in range(0, x.shape[0], 8192):
-                    out = model(x[start : start + 8192])
-                    c = _member_correct(out, y[start : start + 8192].unsqueeze(0), config.loss)
-                    if c is not None:
-                        correct += c
-                        counted = True
-                accs.append(
-                    correct / max(x.shape[0], 1)
-                    if counted and x.shape[0]
-                    else torch.full((members,), math.nan, device=device, dtype=torch.float64)
-                )
+                acc = torch.full((members,), math.nan, device=device, dtype=torch.float64)
+                if config.loss != "mse" and x.shape[0]:  # mse has no classes to count
+                    acc.zero_()
+                    for start in range(0, x.shape[0], 8192):
+                        out = model(x[start : start + 8192])
+                        acc += _member_correct(
+                            out, y[start : start + 8192].unsqueeze(0), config.loss
+                        )
+                    acc /= x.shape[0]
+                accs.append(acc)
         model.train(was_training)
         eval_steps.append(step)
         eval_train.append(accs[0].cpu())
@@ -707,7 +702,6 @@ def train(
     lr_uniform: float | None = None
     factor_fns = [_compiled(sch) for sch in schedules]
     last_lrs: tuple[float, ...] = ()
-    lr = torch.empty(0)
     with _StopFlag() as flag:
         while step < total and any(active_host) and not interrupted:
             lrs = tuple(a * f(epoch) for a, f in zip(lr0, factor_fns, strict=True))
