@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -160,3 +161,68 @@ def test_train_records_clip_thresholds_and_checks_seeds(tmp_path) -> None:  # ty
         app, ["train", "--model", "2,6,1", "--loss", "cross_entropy", "--steps", "1"]
     )
     assert bad.exit_code == 2 and "labels go up to 1" in bad.output
+
+
+# ----------------------------------------------------------------------------- probe
+
+NETS = f"{Path(__file__).parents[1] / 'examples' / 'deep_nets.py'}:deep_mlp"
+
+
+def _probe(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["probe", *args], env={"COLUMNS": "200"})
+    return result.exit_code, result.output
+
+
+def test_probe_diagnoses_xavier_relu_and_passes_he(tmp_path: Path) -> None:
+    code, out = _probe(
+        f"{NETS}(depth=12, width=128, inputs=64)", "--input-shape", "256x64", "--init",
+        "xavier_normal", "--figure", str(tmp_path / "p.png"),
+    )  # fmt: skip
+    assert code == 0, out
+    assert "vanishing: relu layers 1–13 shrink the signal by 0.7" in out
+    assert "weight='he_normal'" in out
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+    code, out = _probe(
+        f"{NETS}(depth=12, width=128, inputs=64)", "--input-shape", "256x64", "--init", "he_normal"
+    )
+    assert code == 0, out
+    assert "healthy: no verdict." in out
+
+
+def test_probe_on_real_data_with_steps_shows_the_update_ratio() -> None:
+    code, out = _probe(
+        f"{NETS}(depth=2, width=32, inputs=64)", "--data", "digits", "--steps", "2", "--lr", "0.1"
+    )
+    assert code == 0, out
+    assert "ΔW/W" in out and "loss" in out
+
+
+def test_probe_marks_dead_layers_in_the_table() -> None:
+    code, out = _probe(
+        f"{NETS}(depth=3, width=32, inputs=8)", "--input-shape", "64x8", "--init", "he_normal",
+        "--bias-init", "constant(-10)",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "dead:" in out and "units output 0 for every example" in out
+
+
+def test_probe_needs_exactly_one_input() -> None:
+    code, out = _probe(NETS)
+    assert code == 2 and "exactly one of --input-shape" in out
+    code, out = _probe(NETS, "--input-shape", "4x256", "--data", "digits")
+    assert code == 2 and "exactly one of --input-shape" in out
+
+
+def test_probe_names_a_bad_factory() -> None:
+    code, out = _probe(NETS.replace("deep_mlp", "nothing"), "--input-shape", "4x256")
+    assert code == 2 and "has no attribute 'nothing'" in out and "deep_mlp" in out
+    code, out = _probe("no_such_module_xyz:build", "--input-shape", "4x256")
+    assert code == 2 and "cannot import 'no_such_module_xyz'" in out
+    code, out = _probe("deep_mlp", "--input-shape", "4x256")
+    assert code == 2 and "expected MODULE:FACTORY" in out
+
+
+def test_probe_names_the_layer_when_the_shape_is_wrong() -> None:
+    code, out = _probe(NETS, "--input-shape", "4x100")
+    assert code == 2
+    assert "layer '0'" in out and "(…, 256)" in out and "(4, 100)" in out

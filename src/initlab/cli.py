@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import torch
 import typer
@@ -415,6 +415,217 @@ def lesson_command(
         f"[dim]{len(lesson.runs)} runs as one stack in {lesson.seconds:.1f} s; "
         f"report: {', '.join(str(p) for p in lesson.figures)}[/]"
     )
+
+
+def load_factory(target: str) -> torch.nn.Module:
+    """Build the model named by ``MODULE:FACTORY`` or ``path/to/file.py:FACTORY(arg=1)``.
+
+    MODULE is imported (the current directory is on the path); FACTORY is an attribute of
+    it: an ``nn.Module``, or a callable returning one, called with the literal arguments
+    given in parentheses.
+    """
+    import importlib
+    import importlib.util
+    import sys
+
+    from initlab._spec import parse_call
+
+    where, sep, call = target.rpartition(":")
+    if not sep or not where or not call:
+        raise typer.BadParameter(
+            f"expected MODULE:FACTORY, e.g. mypackage.models:build or nets.py:deep(depth=30). "
+            f"Got {target!r}.",
+            param_hint="MODEL",
+        )
+    name = call.split("(", 1)[0].strip()
+    try:
+        _, args, kwargs = parse_call(call, "Factory call", "'deep_mlp(depth=30)'")
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="MODEL") from error
+    try:
+        if where.endswith(".py"):
+            path = Path(where)
+            if not path.is_file():
+                raise FileNotFoundError(f"no file {where!r}")
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))
+            module = importlib.import_module(where)
+    except (ImportError, FileNotFoundError) as error:
+        raise typer.BadParameter(
+            f"cannot import {where!r}: {error}. Give a module importable from here or a .py file.",
+            param_hint="MODEL",
+        ) from error
+    if not name.isidentifier() or not hasattr(module, name):
+        public = sorted(n for n in vars(module) if not n.startswith("_"))
+        raise typer.BadParameter(
+            f"{where!r} has no attribute {name!r}. It has: {', '.join(public[:20])}.",
+            param_hint="MODEL",
+        )
+    factory = getattr(module, name)
+    built = factory if isinstance(factory, torch.nn.Module) else None
+    if built is None and callable(factory):
+        built = factory(*args, **kwargs)
+    if not isinstance(built, torch.nn.Module):
+        raise typer.BadParameter(
+            f"{target!r} must be an nn.Module or return one. Got {type(built).__name__}.",
+            param_hint="MODEL",
+        )
+    return built
+
+
+_VERDICT_STYLE = {
+    "vanishing": "bold red",
+    "exploding": "bold red",
+    "nonfinite": "bold red",
+    "saturated": "yellow",
+    "dead": "yellow",
+    "symmetric": "magenta",
+    "redundant_bias": "cyan",
+}
+
+
+@app.command("probe")
+def probe_command(
+    model: Annotated[
+        str, typer.Argument(help="MODULE:FACTORY or file.py:FACTORY(args): builds the model")
+    ],
+    input_shape: Annotated[
+        str | None, typer.Option(help="a random N(0, 1) batch of this shape, e.g. 256x784")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="or a batch of real data: mnist, digits, circles, …")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="examples taken from --data")] = 256,
+    init: Annotated[
+        str | None, typer.Option(help="re-initialize the weights first, e.g. he_normal")
+    ] = None,
+    bias_init: Annotated[str, typer.Option(help="the bias init spec, with --init")] = "zeros",
+    loss: Annotated[
+        str, typer.Option(help="auto, cross_entropy, mse or none (∂loss/∂output ~ N(0, 1))")
+    ] = "auto",
+    steps: Annotated[int, typer.Option(help="SGD steps on a copy, for the update ratio")] = 0,
+    lr: Annotated[float, typer.Option(help="their learning rate")] = 0.01,
+    seed: Annotated[int, typer.Option(help="seeds the batch, the init and the probe")] = 0,
+    figure: Annotated[
+        Path | None, typer.Option(help="write histograms and std against depth (.png)")
+    ] = None,
+) -> None:
+    """Why a model will not train: per-layer statistics beside the theory's forecast,
+    verdicts and the fix to try."""
+    from torch.nn import functional as F
+
+    from initlab import data as data_mod
+    from initlab import probe as probe_mod
+
+    if (input_shape is None) == (data is None):
+        raise typer.BadParameter(
+            "give exactly one of --input-shape (random input) or --data (real data).",
+            param_hint="--input-shape / --data",
+        )
+    if loss not in ("auto", "cross_entropy", "mse", "none"):
+        raise typer.BadParameter(
+            f"expected auto, cross_entropy, mse or none. Got {loss!r}.", param_hint="--loss"
+        )
+    net = load_factory(model)
+    generator = torch.Generator().manual_seed(seed)
+    target: torch.Tensor | None = None
+    try:
+        if input_shape is not None:
+            x = torch.randn(parse_shape(input_shape), generator=generator)
+        else:
+            assert data is not None
+            ds = data_mod.load(data)
+            if batch_size < 1:
+                raise ValueError(f"--batch-size must be at least 1. Got {batch_size}.")
+            x, target = ds.x_train[:batch_size], ds.y_train[:batch_size]
+        if init is not None:
+            initmod.apply(net, weight=init, bias=bias_init, generator=generator)
+        chosen = loss if loss != "auto" else ("cross_entropy" if target is not None else "none")
+        if chosen != "none" and target is None:
+            raise ValueError(f"--loss {chosen} needs labels: use --data, or --loss none.")
+        loss_fn = {"cross_entropy": F.cross_entropy, "mse": _mse, "none": None}[chosen]
+        batch = x if target is None else (x, target)
+        result = probe_mod.probe(net, batch, loss_fn, steps, lr=lr, seed=seed)
+    except (ValueError, TypeError) as error:
+        _fail(error)
+    reports = result if isinstance(result, list) else [result]
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file: room for the whole table
+        console.width = max(console.width, 120)
+    for report in reports:
+        _print_probe(console, report, model, steps > 0)
+        if figure is not None:
+            from initlab.report import probe_figure
+
+            path = (
+                figure
+                if report.member is None
+                else figure.with_stem(f"{figure.stem}-member{report.member}")
+            )
+            console.print(f"figure: {probe_figure(report, path, title=model)}")
+
+
+def _mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    from torch.nn import functional as F
+
+    if target.dtype == torch.int64 and output.shape[-1] > 1:
+        return F.mse_loss(output, F.one_hot(target, output.shape[-1]).to(output.dtype))
+    return F.mse_loss(output.reshape(target.shape), target.to(output.dtype))
+
+
+def _print_probe(console: Console, report: Any, model: str, steps: bool) -> None:
+    def cell(value: float | None) -> str:
+        return "—" if value is None or value != value else f"{value:.3g}"
+
+    title = f"probe of {model}" + (f", member {report.member}" if report.member is not None else "")
+    title += f" — loss {report.loss:.4g}" if report.loss == report.loss else ""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    columns = ["#", "layer", "φ", "h rms", "theory", "∂h rms", "theory", "satur.", "dead"]
+    columns += ["copies", "∇W/W"] + (["ΔW/W"] if steps else []) + ["verdict"]
+    for c in columns:
+        table.add_column(c, justify="left" if c in ("layer", "φ", "verdict") else "right")
+    marks: dict[int, list[str]] = {}
+    for v in report.verdicts:
+        if v.kind in ("vanishing", "exploding"):
+            continue
+        for i in v.layers:
+            marks.setdefault(i, []).append(v.kind)
+    for s in report.layers:
+        row = [
+            str(s.index),
+            s.name,
+            s.activation or "?",
+            cell(s.preact_rms),
+            cell(s.forecast_preact_rms),
+            cell(s.grad_rms),
+            cell(s.forecast_grad_rms),
+            "—" if s.saturated != s.saturated else f"{s.saturated:.0%}",
+            f"{s.dead:.0%}",
+            f"{s.symmetry:.0%}",
+            cell(s.grad_weight_ratio),
+        ]
+        row += [cell(s.update_weight_ratio)] if steps else []
+        row.append(", ".join(f"[{_VERDICT_STYLE[k]}]{k}[/]" for k in marks.get(s.index, [])))
+        table.add_row(*row)
+    console.print(table)
+    console.print(
+        f"per layer: signal ×{report.forward_factor:.3g} forward, "
+        f"gradient ×{report.backward_factor:.3g} backward"
+        + (f"; no forecast: {report.forecast_note}" if report.forecast_note else ""),
+        highlight=False,
+    )
+    if report.healthy:
+        console.print("[bold green]healthy:[/] no verdict.")
+    for v in report.verdicts:
+        console.print(
+            f"[{_VERDICT_STYLE[v.kind]}]{v.kind}[/]: {v.evidence}\n  [bold]fix:[/] {v.advice}",
+            highlight=False,
+        )
 
 
 def main() -> None:

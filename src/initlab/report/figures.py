@@ -9,14 +9,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from initlab.models import Stack
 
-__all__ = ["decision_boundaries", "loss_curves"]
+if TYPE_CHECKING:
+    from initlab.probe import Probe
+
+__all__ = ["OKABE_ITO", "decision_boundaries", "loss_curves", "probe_figure"]
 
 
 def _pyplot() -> Any:
@@ -113,4 +116,61 @@ def decision_boundaries(
             linewidths=0.2,
         )
         ax.set_title(labels[m], fontsize=9)
+    return _save(plt, fig, path)
+
+
+# Okabe & Ito's colour-blind-safe palette.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442")
+
+
+def probe_figure(report: Probe, path: str | Path, *, title: str = "", rows: int = 10) -> Path:
+    """The probe as a picture: RMS of h and of ∂loss/∂h against depth, measured (solid)
+    and forecast by the theory (dashed), and a ridge of per-layer histograms of the
+    activations and of the gradients (up to ``rows`` layers, evenly spaced)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), dpi=120, width_ratios=[1.2, 1, 1])
+    depth = [s.index for s in report.layers]
+    ax = axes[0]
+    for key, forecast, label, colour in (
+        ("preact_rms", "forecast_preact_rms", "activations h", OKABE_ITO[0]),
+        ("grad_rms", "forecast_grad_rms", "gradients ∂loss/∂h", OKABE_ITO[3]),
+    ):
+        values = [getattr(s, key) for s in report.layers]
+        ax.plot(depth, values, "o-", color=colour, label=f"{label}, measured", markersize=3)
+        expected = [getattr(s, forecast) for s in report.layers]
+        if all(v is not None for v in expected):
+            ax.plot(depth, expected, "--", color=colour, label=f"{label}, theory", linewidth=1.2)
+    finite = [v for s in report.layers for v in (s.preact_rms, s.grad_rms) if v == v and v > 0]
+    if finite and max(finite) / min(finite) > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel("layer (depth)")
+    ax.set_ylabel("root mean square")
+    ax.set_title("scale of signal and gradient by depth")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=8)
+    step = max(1, math.ceil(len(report.layers) / rows))
+    chosen = report.layers[::step]
+    panels = ((axes[1], "act_hist", "activations"), (axes[2], "grad_hist", "∂loss/∂h"))
+    for ax, attr, what in panels:
+        for k, s in enumerate(chosen):
+            hist = getattr(s, attr)
+            if hist is None or hist.counts.sum() == 0:
+                continue
+            centres = (hist.edges[:-1] + hist.edges[1:]) / 2
+            height = hist.counts / hist.counts.max() * 0.9
+            colour = OKABE_ITO[k % len(OKABE_ITO)]
+            # Each layer on its own baseline, x in units of that layer's own RMS, so a
+            # shrinking layer keeps its shape on the page; the RMS is printed beside it.
+            spread = math.hypot(s.act_mean, s.act_std) if attr == "act_hist" else s.grad_rms
+            spread = spread if spread > 0 and math.isfinite(spread) else 1.0
+            ax.fill_between(centres / spread, -k, -k + height, color=colour, alpha=0.6)
+            ax.text(
+                1.02, -k + 0.2, f"rms {spread:.2g}", fontsize=7, transform=ax.get_yaxis_transform()
+            )
+        ax.set_yticks([-k for k in range(len(chosen))], [f"layer {s.index}" for s in chosen])
+        ax.set_xlabel(f"{what} ÷ the layer's RMS")
+        ax.set_title(f"histograms of {what}")
+        ax.set_xlim(-4, 4)
+    verdicts = ", ".join(sorted({v.kind for v in report.verdicts})) or "healthy"
+    fig.suptitle(f"{title + ': ' if title else ''}{verdicts}", fontsize=11)
     return _save(plt, fig, path)

@@ -1,0 +1,459 @@
+"""The probe: known pathologies are diagnosed, healthy nets are not, numbers checked against
+formulas computed here (the per-layer factor σ_w·√n, the Gaussian tail of a saturated tanh,
+SGD's update = lr·gradient) and the forecast against measurement at width 1024."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from initlab import init as initmod
+from initlab import meanfield
+from initlab.models import init_members, mlp, to_module
+from initlab.probe import Probe, Thresholds, Watch, probe
+
+
+def deep(
+    depth: int,
+    width: int,
+    act: type[nn.Module],
+    weight: str,
+    *,
+    bias: float = 0.0,
+    bn: bool = False,
+    inputs: int | None = None,
+    outputs: int = 10,
+    seed: int = 0,
+) -> nn.Sequential:
+    """depth hidden layers of `width` (Linear → [BN] → act), then Linear(width, outputs)."""
+    g = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        lin = nn.Linear(inputs if i == 0 and inputs else width, width, bias=not bn)
+        layers += [lin] + ([nn.BatchNorm1d(width)] if bn else []) + [act()]
+    layers.append(nn.Linear(width, outputs))
+    model = nn.Sequential(*layers)
+    initmod.apply(model, weight=weight, bias=f"constant({bias})", generator=g)
+    nn.init.zeros_(layers[-1].bias)
+    return model
+
+
+def batch(n: int = 512, features: int = 256, seed: int = 1) -> torch.Tensor:
+    return torch.randn(n, features, generator=torch.Generator().manual_seed(seed))
+
+
+def report(model: nn.Module, x: torch.Tensor, **kwargs: object) -> Probe:
+    result = probe(model, x, **kwargs)  # type: ignore[arg-type]
+    assert isinstance(result, Probe)
+    return result
+
+
+def kinds(r: Probe) -> set[str]:
+    return {v.kind for v in r.verdicts}
+
+
+# ----------------------------------------------------------------------- pathologies
+
+
+def test_small_random_tanh_vanishes_by_sigma_sqrt_n_per_layer() -> None:
+    r = report(deep(20, 256, nn.Tanh, "normal(std=0.01)"), batch())
+    assert kinds(r) == {"vanishing"}
+    # tanh is the identity near 0, so each layer scales h by σ_w·√n = 0.01·√256 = 0.16.
+    assert r.forward_factor == pytest.approx(0.01 * math.sqrt(256), rel=0.05)
+    assert r.backward_factor == pytest.approx(0.01 * math.sqrt(256), rel=0.05)
+    forward, backward = (v for v in r.verdicts if v.kind == "vanishing")
+    assert "0.16× per layer going forward" in forward.evidence
+    assert "0.16× per layer going back toward the input" in backward.evidence
+    assert "xavier_normal(gain='tanh')" in forward.advice
+
+
+def test_large_random_tanh_saturates_as_the_gaussian_tail_says() -> None:
+    r = report(deep(20, 256, nn.Tanh, "normal(std=1)"), batch())
+    verdict = r.verdict("saturated")
+    assert verdict is not None and verdict.value > 0.8
+    # h ~ N(0, rms²): the fraction of |tanh(h)| > 0.97 is P(|z| > atanh(0.97)/rms).
+    for layer in r.layers[1:-1]:
+        tail = math.erfc(math.atanh(0.97) / layer.preact_rms / math.sqrt(2))
+        assert layer.saturated == pytest.approx(tail, abs=0.03)
+
+
+def test_xavier_relu_30_layers_vanishes_by_one_over_sqrt2() -> None:
+    r = report(deep(30, 256, nn.ReLU, "xavier_normal"), batch())
+    assert kinds(r) == {"vanishing"}
+    # Var(h) halves per layer: n·(2/(n+n))·E[relu(z)²] = 1/2, so the RMS shrinks by 1/√2.
+    assert r.forward_factor == pytest.approx(1 / math.sqrt(2), rel=0.05)
+    assert r.backward_factor == pytest.approx(1 / math.sqrt(2), rel=0.05)
+    assert "he_normal" in r.verdicts[0].advice
+
+
+def test_he_relu_30_layers_is_healthy() -> None:
+    r = report(deep(30, 256, nn.ReLU, "he_normal"), batch())
+    assert r.healthy, [str(v) for v in r.verdicts]
+    assert r.forward_factor == pytest.approx(1.0, rel=0.05)
+    assert r.backward_factor == pytest.approx(1.0, rel=0.05)
+
+
+def test_zero_init_is_symmetric() -> None:
+    r = report(deep(4, 64, nn.Tanh, "zeros"), batch(features=64))
+    assert "symmetric" in kinds(r)
+    assert all(layer.distinct_units == 1 for layer in r.layers)
+    verdict = r.verdict("symmetric")
+    assert verdict is not None and verdict.value == pytest.approx(63 / 64)
+
+
+def test_constant_init_is_symmetric_but_random_is_not() -> None:
+    assert "symmetric" in kinds(report(deep(3, 64, nn.Tanh, "constant(0.1)"), batch(features=64)))
+    r = report(deep(3, 64, nn.Tanh, "xavier_normal"), batch(features=64))
+    assert all(layer.symmetry == 0 for layer in r.layers)
+
+
+def test_relu_with_bias_minus_10_is_dead() -> None:
+    r = report(deep(5, 256, nn.ReLU, "he_normal", bias=-10.0), batch())
+    verdict = r.verdict("dead")
+    assert verdict is not None and verdict.value == 1.0
+    # h = Wx − 10 with std(Wx) ≈ √2: P(h > 0) = P(z > 7) ≈ 1e-12, so every unit is off.
+    assert r.layers[0].dead == 1.0 and r.layers[0].always_positive == 0.0
+    assert "bias" in verdict.advice
+
+
+def test_deep_sigmoid_vanishes_in_the_gradient() -> None:
+    r = report(deep(20, 256, nn.Sigmoid, "xavier_normal"), batch())
+    verdict = next(v for v in r.verdicts if v.kind == "vanishing")
+    assert "gradient" in verdict.evidence
+    # σ' ≤ 1/4, and Xavier keeps n·Var(W) = 1: the gradient shrinks by at most 1/4 per layer.
+    assert r.backward_factor < 0.3
+    assert "batch norm" in verdict.advice
+
+
+@pytest.mark.parametrize(
+    ("act", "weight"),
+    [
+        (nn.Tanh, "normal(std=0.01)"),
+        (nn.Tanh, "normal(std=1)"),
+        (nn.ReLU, "xavier_normal"),
+        (nn.Sigmoid, "xavier_normal"),
+    ],
+)
+def test_batch_norm_after_every_layer_rescues_the_bad_inits(
+    act: type[nn.Module], weight: str
+) -> None:
+    depth = 30 if act is nn.ReLU else 20
+    r = report(deep(depth, 256, act, weight, bn=True), batch())
+    assert r.healthy, [str(v) for v in r.verdicts]
+
+
+def test_bias_before_batch_norm_is_redundant() -> None:
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    r = report(model, torch.randn(32, 8))
+    verdict = r.verdict("redundant_bias")
+    assert verdict is not None and verdict.layers == (1,)
+    assert r.layers[0].batch_norm == "before"
+
+
+def test_nonfinite_weights_are_reported() -> None:
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    with torch.no_grad():
+        model[2].weight[0, 0] = math.inf
+    r = report(model, torch.randn(32, 8))
+    verdict = r.verdict("nonfinite")
+    # The Inf weight of layer 2 makes layer 2's output and both layers' gradients non-finite.
+    assert verdict is not None and verdict.layers == (1, 2)
+    # ∂loss/∂output is finite (drawn from N(0, 1)); Wᵀ of layer 2 spreads the Inf backward.
+    assert r.layers[1].nonfinite == "h, W" and r.layers[0].nonfinite == "∂h, ∂W"
+    assert "layer 2: h, W" in verdict.evidence
+
+
+def test_advice_specs_are_valid_init_specs() -> None:
+    """Every init the advice names must be a spec initlab.init.apply accepts."""
+    cases = [
+        deep(20, 64, nn.Tanh, "normal(std=0.01)"),
+        deep(20, 64, nn.ReLU, "xavier_normal"),
+        deep(20, 64, nn.LeakyReLU, "normal(std=0.01)"),
+        deep(20, 64, nn.SELU, "normal(std=0.01)"),
+        deep(20, 64, nn.GELU, "normal(std=0.01)"),
+        deep(20, 64, nn.Identity, "normal(std=0.01)"),
+    ]
+    seen = 0
+    for model in cases:
+        for verdict in report(model, batch(features=64)).verdicts:
+            for spec in re.findall(r"weight='((?:[^'()]|\([^)]*\))*)'", verdict.advice):
+                initmod.parse_spec(spec)
+                seen += 1
+    assert seen >= 6
+
+
+# -------------------------------------------------------------------------- forecast
+
+
+@pytest.mark.parametrize(
+    ("act", "weight", "bias"),
+    [
+        (nn.Identity, "lecun_normal", "zeros"),
+        (nn.ReLU, "he_normal", "zeros"),
+        (nn.Tanh, "xavier_normal(gain=1.2)", "normal(std=0.2)"),
+    ],
+)
+def test_forecast_matches_measurement_at_width_1024(
+    act: type[nn.Module], weight: str, bias: str
+) -> None:
+    """Within 5 % per layer, averaged over 12 seeds. One seed's per-layer ratios wander by
+    up to ±7 % (finite width: each layer's gain is that of one random matrix on a batch
+    whose examples grow alike with depth), so the mean of 12 has a standard error of
+    about 1.5 % at the top (measured over 16 seeds: mean ratio 0.97–1.0 per layer). The
+    top layer is 1024 wide too: 10 outputs would make a noisy estimate of their RMS."""
+    seeds, depth = 12, 6
+    measured = torch.zeros(depth + 1, 2, dtype=torch.float64)
+    forecast = torch.zeros(depth + 1, 2, dtype=torch.float64)
+    for seed in range(seeds):
+        model = deep(depth, 1024, act, weight, inputs=128, outputs=1024)
+        g = torch.Generator().manual_seed(seed)
+        initmod.apply(model, weight=weight, bias=bias, generator=g)
+        r = report(model, batch(128, 128, seed=10 + seed), histograms=False)
+        assert r.forecast_note == ""
+        measured += torch.tensor([(s.preact_rms, s.grad_rms) for s in r.layers])
+        forecast += torch.tensor([(s.forecast_preact_rms, s.forecast_grad_rms) for s in r.layers])
+    ratio = measured / forecast
+    assert torch.allclose(ratio, torch.ones_like(ratio), atol=0.05), ratio
+
+
+def test_forecast_first_layer_is_the_variance_formula() -> None:
+    """q¹ = fan_in·E[W²]·E[x²] + E[b²], computed here from the weights."""
+    model = deep(2, 64, nn.Tanh, "xavier_normal", bias=0.1, inputs=32)
+    x = batch(256, 32)
+    r = report(model, x)
+    w, b = model[0].weight.double(), model[0].bias.double()
+    q = (32 * w.square().mean() * x.double().square().mean() + b.square().mean()).detach()
+    assert r.layers[0].forecast_preact_rms == pytest.approx(math.sqrt(float(q)), rel=1e-9)
+
+
+def test_forecast_is_skipped_with_a_reason_where_the_theory_does_not_apply() -> None:
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2))
+    model.append(nn.Softmax(dim=1))
+    r = report(model, torch.randn(32, 8))
+    assert r.layers[0].forecast_preact_rms is None
+    assert r.forecast_note
+
+
+def test_chi1_is_one_at_the_edge_of_chaos_measured() -> None:
+    """At the critical σ_w² for tanh (σ_b² = 0.05) gradients neither vanish nor explode."""
+    sw2 = meanfield.critical_sigma_w2("tanh", 0.05)
+    assert meanfield.chi1("tanh", sw2, 0.05) == pytest.approx(1.0, abs=1e-6)
+    weight = f"normal(std={math.sqrt(sw2 / 512)})"
+    model = deep(30, 512, nn.Tanh, weight, bias=0.0, inputs=512)
+    with torch.no_grad():
+        for layer in model:
+            if isinstance(layer, nn.Linear):
+                layer.bias.normal_(0.0, math.sqrt(0.05), generator=torch.Generator().manual_seed(3))
+    r = report(model, batch(256, 512))
+    assert r.backward_factor == pytest.approx(1.0, abs=0.03)
+
+
+# -------------------------------------------------------------- hooks and untouched model
+
+
+def test_hooks_are_removed_and_the_model_is_untouched_after_steps() -> None:
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
+    model(x).sum().backward()  # the user's gradients and BN statistics must survive
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    r = probe(model, (x, y), F.cross_entropy, steps=3, lr=0.1)
+    assert isinstance(r, Probe) and math.isfinite(r.loss_after_steps)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads, strict=True))
+    for m in model.modules():
+        assert not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
+
+
+def test_hooks_are_removed_when_the_forward_raises() -> None:
+    class Broken(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("boom")
+
+    model = Broken()
+    with pytest.raises(RuntimeError, match="boom"):
+        probe(model, torch.randn(2, 4))
+    with pytest.raises(RuntimeError, match="boom"), Watch(model):
+        model(torch.randn(2, 4))
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_one_sgd_step_updates_by_lr_times_the_gradient() -> None:
+    model = deep(3, 32, nn.Tanh, "xavier_normal", inputs=8)
+    x, y = torch.randn(64, 8), torch.randint(0, 10, (64,))
+    r = report(model, (x, y), loss_fn=F.cross_entropy, steps=1, lr=0.05)
+    for layer in r.layers:
+        # SGD: ΔW = −lr·∇W, so ‖ΔW‖/‖W‖ = lr·‖∇W‖/‖W‖.
+        assert layer.update_weight_ratio == pytest.approx(0.05 * layer.grad_weight_ratio, rel=1e-5)
+    assert r.loss == pytest.approx(float(F.cross_entropy(model(x), y).detach()), rel=1e-6)
+    assert r.loss_after_steps < r.loss
+
+
+def test_weight_statistics_are_those_of_the_weights() -> None:
+    model = deep(2, 32, nn.ReLU, "he_normal", inputs=8)
+    x, y = torch.randn(64, 8), torch.randint(0, 10, (64,))
+    r = report(model, (x, y), loss_fn=F.cross_entropy)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    for layer, module in zip(r.layers, [model[0], model[2], model[4]], strict=True):
+        assert layer.weight_std == pytest.approx(float(module.weight.std()), rel=1e-6)
+        assert layer.weight_grad_norm == pytest.approx(float(module.weight.grad.norm()), rel=1e-5)
+        ratio = float(module.weight.grad.norm() / module.weight.norm())
+        assert layer.grad_weight_ratio == pytest.approx(ratio, rel=1e-5)
+
+
+# ------------------------------------------------------------------ any module, stacks
+
+
+def test_functional_activations_are_recognised() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2, self.out = nn.Linear(8, 32), nn.Linear(32, 32), nn.Linear(32, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(torch.tanh(self.fc2(F.relu(self.fc1(x)))))
+
+    r = report(Net(), torch.randn(64, 8))
+    assert [s.activation for s in r.layers] == ["relu", "tanh", "linear"]
+    assert [s.name for s in r.layers] == ["fc1", "fc2", "out"]
+    assert r.layers[0].forecast_preact_rms is not None
+
+
+def test_inplace_relu_is_measured_before_and_after() -> None:
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(inplace=True), nn.Linear(32, 2))
+    r = report(model, torch.randn(256, 8))
+    assert r.layers[0].act_mean > 0 and r.layers[0].preact_rms > 0
+    # h is symmetric about 0; kept from before the in-place ReLU, its mean is not the ReLU's.
+    plain = report(nn.Sequential(model[0], nn.ReLU(), model[2]), torch.randn(256, 8))
+    assert r.layers[0].act_mean == pytest.approx(plain.layers[0].act_mean, rel=0.2)
+
+
+def test_conv_nets_are_probed_per_channel() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16, 3)
+    )
+    nn.init.zeros_(model[0].weight)
+    nn.init.zeros_(model[0].bias)
+    r = report(model, torch.randn(16, 1, 4, 4))
+    assert r.layers[0].units == 8 and r.layers[0].distinct_units == 1
+    assert r.layers[0].fan_in == 9 and r.layers[0].fan_out == 72
+    assert "symmetric" in kinds(r)
+
+
+def test_a_stack_is_probed_per_member_as_each_member_alone() -> None:
+    stack = mlp([16, 32, 32, 4], "tanh", members=3, dtype=torch.float64)
+    init_members(stack, ["normal(std=0.01)", "xavier_normal", "zeros"], seeds=[0, 1, 2])
+    x = torch.randn(128, 16, dtype=torch.float64)
+    reports = probe(stack, x)
+    assert isinstance(reports, list) and len(reports) == 3
+    for m, r in enumerate(reports):
+        alone = report(to_module(stack, m), x)
+        assert r.member == m
+        assert [v.kind for v in r.verdicts] == [v.kind for v in alone.verdicts]
+        for a, b in zip(r.layers, alone.layers, strict=True):
+            for name in ("preact_rms", "act_std", "grad_rms", "weight_std", "symmetry"):
+                assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-10), name
+            assert a.forecast_preact_rms == pytest.approx(b.forecast_preact_rms, rel=1e-10)
+    assert "symmetric" in kinds(reports[2]) and "symmetric" not in kinds(reports[1])
+
+
+def test_watch_records_the_training_step_itself() -> None:
+    model = deep(4, 32, nn.ReLU, "he_normal", inputs=8)
+    x, y = torch.randn(64, 8), torch.randint(0, 10, (64,))
+    expected = report(model, (x, y), loss_fn=F.cross_entropy)
+    with Watch(model) as watch:
+        F.cross_entropy(model(x), y).backward()
+        model(x)  # a second forward is not recorded
+    r = watch.report()
+    assert isinstance(r, Probe)
+    for a, b in zip(r.layers, expected.layers, strict=True):
+        assert a.grad_rms == pytest.approx(b.grad_rms, rel=1e-6)
+        assert a.weight_grad_norm == pytest.approx(b.weight_grad_norm, rel=1e-6)
+
+
+def test_to_frame_has_a_row_per_layer() -> None:
+    r = report(deep(3, 16, nn.ReLU, "he_normal", inputs=4), torch.randn(32, 4))
+    frame = r.to_frame()
+    assert len(frame) == 4 and {"preact_rms", "dead", "forecast_grad_rms"} <= set(frame.columns)
+    assert r.layers[0].act_hist is not None and r.layers[0].act_hist.counts.sum() == 32 * 16
+
+
+# ------------------------------------------------------------------------- bad input
+
+
+def test_a_model_without_parameters_is_refused() -> None:
+    with pytest.raises(ValueError, match="no parameters"):
+        probe(nn.Sequential(nn.ReLU()), torch.randn(2, 3))
+
+
+def test_a_model_without_weight_layers_is_refused() -> None:
+    with pytest.raises(ValueError, match="no Linear or Conv layer"):
+        probe(nn.Sequential(nn.BatchNorm1d(3)), torch.randn(2, 3))
+
+
+def test_a_batch_of_the_wrong_shape_names_the_layer_and_both_shapes() -> None:
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    with pytest.raises(ValueError, match=r"layer '0'.*expects input \(…, 8\) and got \(4, 5\)"):
+        probe(model, torch.randn(4, 5))
+
+
+def test_a_loss_that_is_not_a_scalar_is_refused() -> None:
+    model = nn.Sequential(nn.Linear(8, 2))
+    x, y = torch.randn(4, 8), torch.randint(0, 2, (4,))
+    with pytest.raises(ValueError, match="scalar"):
+        probe(model, (x, y), lambda out, t: F.cross_entropy(out, t, reduction="none"))
+
+
+def test_non_finite_inputs_are_refused() -> None:
+    x = torch.randn(4, 8)
+    x[1, 2] = math.nan
+    with pytest.raises(ValueError, match="1 non-finite"):
+        probe(nn.Sequential(nn.Linear(8, 2)), x)
+
+
+def test_steps_without_a_loss_are_refused() -> None:
+    with pytest.raises(ValueError, match="'loss_fn' parameter of probe"):
+        probe(nn.Sequential(nn.Linear(8, 2)), torch.randn(4, 8), steps=2)
+
+
+@pytest.mark.parametrize("bad", [[torch.randn(2, 3)], "x", (1, 2)])
+def test_a_batch_that_is_not_a_tensor_or_pair_is_refused(bad: object) -> None:
+    with pytest.raises(TypeError, match="'batch' parameter of probe"):
+        probe(nn.Sequential(nn.Linear(3, 2)), bad)  # type: ignore[arg-type]
+
+
+def test_a_model_that_is_not_a_module_is_refused() -> None:
+    with pytest.raises(TypeError, match="'model' parameter of probe"):
+        probe(lambda x: x, torch.randn(2, 3))  # type: ignore[arg-type]
+
+
+def test_watch_without_a_forward_pass_is_an_error() -> None:
+    model = nn.Sequential(nn.Linear(3, 2))
+    with Watch(model) as watch:
+        pass
+    with pytest.raises(RuntimeError, match="no forward pass"):
+        watch.report()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("dead", 1.5), ("vanishing", 0.0), ("exploding", 0.5), ("saturated", -1)]
+)
+def test_thresholds_are_validated(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"'{field}' parameter of Thresholds"):
+        Thresholds(**{field: value})  # type: ignore[arg-type]
+
+
+def test_thresholds_change_the_verdicts() -> None:
+    model = deep(30, 256, nn.ReLU, "xavier_normal")
+    assert report(model, batch(), thresholds=Thresholds(vanishing=0.5)).healthy
