@@ -614,55 +614,120 @@ def _std(mean: Tensor, square: Tensor, n: int) -> Tensor:
     return ((square - mean.square()) * (n / max(n - 1, 1))).clamp_min(0.0).sqrt()
 
 
+@dataclass(eq=False)
+class _Views:
+    """One block's tensors as (M, units, samples), weights as (M, N)."""
+
+    name: str | None
+    h: Tensor
+    out: Tensor
+    post: Tensor
+    g: Tensor | None
+    w: Tensor
+    wg: Tensor | None
+    b: Tensor | None
+
+    def key(self) -> tuple[Any, ...]:
+        """Blocks with equal keys are measured together, as one tensor."""
+        shapes = [None if v is None else (v.shape, v.dtype) for v in self.tensors()]
+        return (self.name, self.post is self.out, *shapes)
+
+    def tensors(self) -> list[Tensor | None]:
+        return [self.h, self.out, self.post, self.g, self.w, self.wg, self.b]
+
+
+def _views(block: _Block) -> _Views:
+    mm = block.members
+    out = _units(block.out if block.out is not None else block.h, block.layout, mm)
+    name, post = _block_activation(block)
+    weight, grad, bias = _weights(block.module, mm)
+    return _Views(
+        name,
+        _units(block.h, block.layout, mm),
+        out,
+        _units(post, block.layout, mm) if post is not None else out,
+        _units(block.h_grad, block.layout, mm) if block.h_grad is not None else None,
+        weight.reshape(mm, -1),
+        grad.reshape(mm, -1) if grad is not None else None,
+        bias.reshape(mm, -1) if bias is not None else None,
+    )
+
+
+def _group_stats(v: _Views, t: Thresholds) -> list[list[float]]:
+    """The numbers of :class:`LayerStats`, one row each, per leading index."""
+    nan = math.nan
+    h_ms = _moments(v.h)[1]
+    o_mean, o_ms = _moments(v.out)
+    w_mean, w_ms = _moments(v.w)
+    missing = torch.full_like(h_ms, nan)
+    g_mean, g_ms = _moments(v.g) if v.g is not None else (missing, missing)
+    wg_mean, wg_ms = _moments(v.wg) if v.wg is not None else (missing, missing)
+    b_ms = _moments(v.b)[1] if v.b is not None else torch.zeros_like(h_ms)
+    saturated = _saturation(v.post, v.name, t)
+    distinct, _ = _symmetry(v.h, t.symmetry_tolerance)
+    units, n_h, n_w = v.h.shape[1], v.h[0].numel(), v.w.shape[1]
+    rows: list[list[float]] = torch.stack(
+        [
+            h_ms.sqrt(),
+            o_mean,
+            _std(o_mean, o_ms, v.out[0].numel()),
+            saturated if saturated is not None else missing,
+            (v.post == 0).all(dim=2).sum(dim=1).double() / units,
+            (v.h > 0).all(dim=2).sum(dim=1).double() / units,
+            g_ms.sqrt(),
+            _std(g_mean, g_ms, n_h),
+            _std(w_mean, w_ms, n_w),
+            (wg_ms * n_w).sqrt(),
+            _std(wg_mean, wg_ms, n_w),
+            (w_ms * n_w).sqrt(),
+            distinct.double(),
+            b_ms,
+        ]
+    ).tolist()
+    return rows
+
+
 def _measure(blocks: list[_Block], t: Thresholds, histograms: bool) -> list[dict[str, Any]]:
     """Per block, every statistic of :class:`LayerStats` (lists are per member).
 
-    Every per-member number of a layer is gathered into one tensor and read at once: the
-    report runs during training (:class:`Watch`), where each small op's overhead counts.
+    The report runs during training (:class:`Watch`), where each small op's overhead
+    counts: layers of the same shape are concatenated and measured by one set of ops
+    (a 20-layer MLP costs as many ops as one layer), and all numbers are read at once.
     """
-    rows = []
+    views = [_views(block) for block in blocks]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, v in enumerate(views):
+        groups.setdefault(v.key(), []).append(i)
+    numbers: list[list[list[float]]] = [[] for _ in blocks]
+    for indices in groups.values():
+        first = views[indices[0]]
+        if len(indices) == 1:
+            joined = first
+        else:
+            parts = [views[i].tensors() for i in indices]
+            cat = [
+                None if p[0] is None else torch.cat([x for x in p if x is not None])
+                for p in zip(*parts, strict=True)
+            ]
+            h, out, post, g, w, wg, b = cat
+            assert h is not None and out is not None and post is not None and w is not None
+            post = out if first.post is first.out else post
+            joined = _Views(first.name, h, out, post, g, w, wg, b)
+        rows = _group_stats(joined, t)
+        start = 0
+        for i in indices:
+            mm = blocks[i].members
+            numbers[i] = [row[start : start + mm] for row in rows]
+            start += mm
+    out_rows = []
     members = max(b.members for b in blocks)
     nan = math.nan
-    for i, block in enumerate(blocks):
+    for i, (block, v) in enumerate(zip(blocks, views, strict=True)):
         mm = block.members
-        h = _units(block.h, block.layout, mm)
-        out = _units(block.out if block.out is not None else block.h, block.layout, mm)
-        name, post = _block_activation(block)
-        post_u = _units(post, block.layout, mm) if post is not None else out
-        g = _units(block.h_grad, block.layout, mm) if block.h_grad is not None else None
-        weight, grad, bias = _weights(block.module, mm)
-        w = weight.reshape(mm, -1)
-        h_ms = _moments(h)[1]
-        o_mean, o_ms = _moments(out)
-        w_mean, w_ms = _moments(w)
-        missing = torch.full_like(h_ms, nan)
-        g_mean, g_ms = _moments(g) if g is not None else (missing, missing)
-        wg_mean, wg_ms = _moments(grad.reshape(mm, -1)) if grad is not None else (missing, missing)
-        b_ms = _moments(bias.reshape(mm, -1))[1] if bias is not None else torch.zeros_like(h_ms)
-        saturated = _saturation(post_u, name, t)
-        distinct, _ = _symmetry(h, t.symmetry_tolerance)
-        n_h, n_w = h[0].numel(), w.shape[1]
-        values = torch.stack(
-            [
-                h_ms.sqrt(),
-                o_mean,
-                _std(o_mean, o_ms, out[0].numel()),
-                saturated if saturated is not None else missing,
-                (post_u == 0).all(dim=2).sum(dim=1).double() / h.shape[1],
-                (h > 0).all(dim=2).sum(dim=1).double() / h.shape[1],
-                g_ms.sqrt(),
-                _std(g_mean, g_ms, n_h),
-                _std(w_mean, w_ms, n_w),
-                (wg_ms * n_w).sqrt(),
-                _std(wg_mean, wg_ms, n_w),
-                (w_ms * n_w).sqrt(),
-                distinct.double(),
-                b_ms,
-            ]
-        ).tolist()
-        (rms, a_mean, a_std, sat, dead, positive, g_rms, g_std, w_std) = values[:9]
-        (wg_norm, wg_std, w_norm, distinct_units, b_sq) = values[9:]
-        units = h.shape[1]
+        (rms, a_mean, a_std, sat, dead, positive, g_rms, g_std, w_std) = numbers[i][:9]
+        (wg_norm, wg_std, w_norm, distinct_units, b_sq) = numbers[i][9:]
+        units = v.h.shape[1]
+        g, grad, name, post_u = v.g, v.wg, v.name, v.post
         # A mean square accumulated in float64 is finite exactly when every value is.
         finite = {"h": rms, "∂h": g_rms if g is not None else None, "W": w_norm}
         finite |= {"∂W": wg_norm if grad is not None else None, "b": b_sq}
@@ -702,9 +767,9 @@ def _measure(blocks: list[_Block], t: Thresholds, histograms: bool) -> list[dict
             "grad_hist": _histograms(g) if histograms and g is not None else [None] * mm,
         }
         if mm != members:  # a plain layer inside a stack's model: the same for every member
-            row = {k: v * members if isinstance(v, list) else v for k, v in row.items()}
-        rows.append(row)
-    return rows
+            row = {k: x * members if isinstance(x, list) else x for k, x in row.items()}
+        out_rows.append(row)
+    return out_rows
 
 
 # ---------------------------------------------------------------------------- forecast
