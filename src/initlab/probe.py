@@ -1141,7 +1141,8 @@ def probe(
     Runs one forward and backward pass of a copy of ``model`` on ``batch`` with hooks on
     every layer (removed afterwards, also on error). With ``loss_fn`` the gradient is that
     of ``loss_fn(model(x), target)`` (or ``loss_fn(model(x))`` for a batch without
-    targets); without, ∂loss/∂output is drawn from N(0, 1), the assumption of the
+    targets); without, ∂loss/∂output is drawn from N(0, 1) (divided by the batch size, as
+    for a mean loss), the assumption of the
     signal-propagation theory, which then forecasts every layer's gradient. With
     ``steps > 0``, runs that many optimizer steps on the copy and reports the mean
     update:weight ratio per step (≈ 1e-3 is the usual healthy rule of thumb).
@@ -1247,7 +1248,8 @@ def _loss(
         # A stack's members all get the gradient a member alone would get.
         shape = output.shape[1:] if stacked else output.shape
         grad = torch.randn(shape, generator=g, device=output.device, dtype=output.dtype)
-        return (output * grad).sum()
+        # Averaged over the examples, as a mean loss is, so ‖∇W‖/‖W‖ reads on its scale.
+        return (output * grad).sum() / shape[0]
     loss = loss_fn(output) if target is None else loss_fn(output, target)
     if not isinstance(loss, Tensor) or loss.numel() != 1:
         got = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
