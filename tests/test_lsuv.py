@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -16,17 +16,6 @@ from initlab.lsuv import LSUVLayer, lsuv
 from initlab.models import Stack, cnn, mlp, to_module
 
 TOL = 0.1  # lsuv's default tolerance on the output variance
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # These layers (≤ 64 wide) are far too small to gain from intra-op threads; on a
-    # machine whose cores are busy, the threads' contention made the acceptance test 30×
-    # slower (2 min instead of 4 s).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 _PLAIN = (nn.Linear, nn.Conv1d, nn.Conv2d)
