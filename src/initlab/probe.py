@@ -492,8 +492,10 @@ class Watch:
         members = max(b.members for b in self._blocks)
         stats = _measure(self._blocks, self.thresholds, self.histograms)
         forecasts, note = (
-            _forecast(self._blocks, members) if self.forecast else ([], "not asked for")
+            _forecast(self._blocks, stats, members) if self.forecast else ([], "not asked for")
         )
+        for row in stats:
+            del row["weight_ms"], row["bias_ms"]
         probes = []
         for m in range(members):
             layers = [
@@ -759,6 +761,8 @@ def _measure(blocks: list[_Block], t: Thresholds, histograms: bool) -> list[dict
             "update_weight_ratio": [nan] * mm,  # filled in by probe(steps > 0)
             "symmetry": [1.0 - d / units for d in distinct_units],
             "distinct_units": [int(d) for d in distinct_units],
+            "weight_ms": [n * n / v.w.shape[1] for n in w_norm],  # for the forecast only
+            "bias_ms": b_sq,  # for the forecast only
             "nonfinite": [
                 ", ".join(k for k, v in finite.items() if v is not None and not math.isfinite(v[m]))
                 for m in range(mm)
@@ -775,14 +779,17 @@ def _measure(blocks: list[_Block], t: Thresholds, histograms: bool) -> list[dict
 # ---------------------------------------------------------------------------- forecast
 
 
-def _forecast(blocks: list[_Block], members: int) -> tuple[list[list[tuple[float, float]]], str]:
-    """Per member, per layer, the theory's (RMS of h, RMS of ∂loss/∂h); or why not."""
+def _forecast(
+    blocks: list[_Block], rows: list[dict[str, Any]], members: int
+) -> tuple[list[list[tuple[float, float]]], str]:
+    """Per member, per layer, the theory's (RMS of h, RMS of ∂loss/∂h); or why not.
+
+    The weights' and biases' mean squares and the top gradient come from ``rows``, the
+    measurements of :func:`_measure`: nothing is computed twice.
+    """
     specs_by_member: list[list[meanfield.LayerSpec]] = [[] for _ in range(members)]
-    for i, block in enumerate(blocks):
-        name, _ = _block_activation(block)
-        last = i == len(blocks) - 1
-        if last and name is None and block.next_x is None and block.batch_norm is None:
-            name = "linear"
+    for i, (block, row) in enumerate(zip(blocks, rows, strict=True)):
+        name = row["activation"]
         if name is None:
             return [], (
                 f"layer {i + 1} ({block.name}) is followed by an activation the theory does "
@@ -800,38 +807,26 @@ def _forecast(blocks: list[_Block], members: int) -> tuple[list[list[tuple[float
             assert prev is not None
             if prev.numel() != block.x.numel():
                 return [], f"layer {i + 1} ({block.name}) does not take the previous output"
-        fan_in, fan_out = _fans(block.module)
-        weight, _, bias = _weights(block.module, block.members)
-        w2 = weight.double().reshape(block.members, -1).square().mean(dim=1)
-        b2 = (
-            torch.zeros_like(w2)
-            if bias is None
-            else bias.double().reshape(block.members, -1).square().mean(dim=1)
-        )
         for m in range(members):
-            mm = m if block.members > 1 else 0
             try:
                 spec = meanfield.LayerSpec(
-                    fan_in=fan_in,
-                    fan_out=fan_out,
-                    weight_var=float(w2[mm]),
-                    bias_var=float(b2[mm]),
+                    fan_in=row["fan_in"],
+                    fan_out=row["fan_out"],
+                    weight_var=row["weight_ms"][m],
+                    bias_var=row["bias_ms"][m],
                     activation=name,
                     batch_norm=block.batch_norm == "before",
                 )
             except ValueError as error:  # non-finite weights
                 return [], f"layer {i + 1} ({block.name}) has no forecast: {error}"
             specs_by_member[m].append(spec)
-    first, last_block = blocks[0], blocks[-1]
-    x2 = _input_second_moment(first)
-    if last_block.h_grad is None:
+    x2 = _input_second_moment(blocks[0])
+    if blocks[-1].h_grad is None:
         return [], "no gradient reached the last layer"
-    g = _units(last_block.h_grad, last_block.layout, last_block.members).double()
-    g2 = g.square().mean(dim=(1, 2))
     result = []
     for m in range(members):
         xm = float(x2[m if x2.numel() > 1 else 0])
-        gm = float(g2[m if g2.numel() > 1 else 0])
+        gm = rows[-1]["grad_rms"][m] ** 2
         try:
             layers = meanfield.forecast(specs_by_member[m], xm, gm)
         except (ValueError, OverflowError) as error:
