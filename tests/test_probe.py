@@ -91,8 +91,10 @@ def test_xavier_relu_30_layers_vanishes_by_one_over_sqrt2() -> None:
     assert "he_normal" in r.verdicts[0].advice
 
 
-def test_he_relu_30_layers_is_healthy() -> None:
-    r = report(deep(30, 256, nn.ReLU, "he_normal"), batch())
+@pytest.mark.parametrize("batch_seed", [1, 2, 3])
+def test_he_relu_30_layers_is_healthy(batch_seed: int) -> None:
+    # Batch seed 2 once drew a chance excess of 10 % off-for-the-batch units in layer 14.
+    r = report(deep(30, 256, nn.ReLU, "he_normal"), batch(seed=batch_seed))
     assert r.healthy, [str(v) for v in r.verdicts]
     assert r.forward_factor == pytest.approx(1.0, rel=0.05)
     assert r.backward_factor == pytest.approx(1.0, rel=0.05)
