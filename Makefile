@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	$(BIN)/initlab lesson init --out initlab-out/lesson-init
+	$(BIN)/initlab lesson init
+	@echo "open initlab-reports/init/index.html in a browser to see the report"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples

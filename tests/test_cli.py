@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+import torch
 from typer.testing import CliRunner
 
 import initlab
@@ -128,9 +130,23 @@ def test_train_bad_options_are_clear_errors() -> None:
     assert result.exit_code == 2 and "budget" in result.output
 
 
+def test_lessons_lists_all_eight() -> None:
+    result = runner.invoke(app, ["lessons"])
+    assert result.exit_code == 0
+    for name in ("init", "optimizers", "batching", "batchnorm", "clipping", "gradients"):
+        assert name in result.output
+    assert "landscape" in result.output and "chaos" in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_lesson_device_is_checked() -> None:
+    result = runner.invoke(app, ["lesson", "optimizers", "--quick", "--device", "cuda"])
+    assert result.exit_code == 2 and "no CUDA GPU" in result.output
+
+
 def test_lesson_name_is_checked() -> None:
     result = runner.invoke(app, ["lesson", "initialization"])
-    assert result.exit_code == 2 and "init, optimizers" in result.output
+    assert result.exit_code == 2 and "init, optimizers, batching" in result.output
 
 
 def test_train_records_clip_thresholds_and_checks_seeds(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from initlab.experiments import lesson_init, lesson_optimizers
+from initlab.lessons.notebooks import lesson_init, lesson_optimizers
 
 HE = [
     0.8830537463419761,

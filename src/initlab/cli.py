@@ -199,7 +199,7 @@ class _Bar:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(
-            TextColumn(f"[bold]{label}"),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             TextColumn("{task.completed}/{task.total} steps"),
             TextColumn("{task.fields[info]}"),
@@ -392,28 +392,68 @@ def _int(text: str, option: str) -> int:
         ) from None
 
 
+class _LessonBar(_Bar):
+    """The progress bar of a lesson: its stage on the left, the engine's numbers after."""
+
+    def stage(self, text: str) -> None:
+        self.progress.reset(self.task, description=text, total=None, info="")
+
+
+@app.command("lessons")
+def lessons_command() -> None:
+    """List the lessons: each is one command, `initlab lesson NAME`."""
+    from initlab.lessons import LESSONS
+
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("lesson", style="bold")
+    table.add_column("what it shows")
+    for name, summary in LESSONS.items():
+        table.add_row(name, summary)
+    console = Console()
+    console.print(table)
+    console.print("[dim]Run one with: initlab lesson NAME [--quick] [--device cuda] [--out DIR][/]")
+
+
 @app.command("lesson")
 def lesson_command(
-    name: Annotated[str, typer.Argument(help="init or optimizers")],
-    out: Annotated[Path | None, typer.Option(help="where to write the report")] = None,
+    name: Annotated[str, typer.Argument(help="the lesson: see `initlab lessons`")],
+    out: Annotated[
+        Path | None, typer.Option(help="the report's folder [default: ./initlab-reports/NAME]")
+    ] = None,
+    quick: Annotated[bool, typer.Option(help="a short run (seconds), same lesson")] = False,
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
 ) -> None:
-    """Reproduce a classic lesson exactly, print what the notebook prints, draw the figures."""
-    from initlab.experiments import lesson_init, lesson_optimizers
+    """Run a lesson as one stack, print its findings, write its HTML report and figures."""
+    from initlab.lessons import LESSONS, resolve_device, run
 
-    lessons = {"init": lesson_init, "optimizers": lesson_optimizers}
-    if name not in lessons:
+    if name not in LESSONS:
         raise typer.BadParameter(
-            f"expected one of {', '.join(lessons)}. Got {name!r}.", param_hint="NAME"
+            f"expected one of {', '.join(LESSONS)} (see `initlab lessons`). Got {name!r}.",
+            param_hint="NAME",
         )
-    folder = out if out is not None else Path("initlab-out") / f"lesson-{name}"
-    with _Bar(f"lesson {name}") as bar:
-        lesson = lessons[name](folder, progress=bar)
+    try:
+        resolve_device(device)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--device") from None
+    folder = out if out is not None else Path("initlab-reports") / name
     console = Console()
+    try:
+        bar = _LessonBar(f"lesson {name}")
+        with bar:
+            lesson = run(name, folder, quick=quick, device=device, progress=bar)
+    except KeyboardInterrupt:
+        report = folder / "index.html"
+        where = f"; the report so far: {report}" if report.exists() else ""
+        console.print(f"[yellow]interrupted{where}[/]")
+        raise typer.Exit(130) from None
     for line in lesson.lines:
         console.print(line, highlight=False)
+    console.print(f"\n[bold]{lesson.title}[/]")
+    for finding in lesson.findings:
+        console.print(f" • {finding}", highlight=False)
     console.print(
-        f"[dim]{len(lesson.runs)} runs as one stack in {lesson.seconds:.1f} s; "
-        f"report: {', '.join(str(p) for p in lesson.figures)}[/]"
+        f"[dim]{lesson.seconds:.1f} s; report: {lesson.report} "
+        f"({len(lesson.figures)} figures beside it)[/]"
     )
 
 

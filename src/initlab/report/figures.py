@@ -19,7 +19,15 @@ from initlab.models import Stack
 if TYPE_CHECKING:
     from initlab.probe import Probe
 
-__all__ = ["OKABE_ITO", "decision_boundaries", "loss_curves", "probe_figure"]
+__all__ = [
+    "OKABE_ITO",
+    "decision_boundaries",
+    "draw_decision_boundaries",
+    "draw_loss_curves",
+    "draw_probe",
+    "loss_curves",
+    "probe_figure",
+]
 
 
 def _pyplot() -> Any:
@@ -54,6 +62,18 @@ def loss_curves(
 
     Non-finite costs (a diverged member, or log(0) in a cost) are left out of the line.
     """
+    return _save(_pyplot(), draw_loss_curves(steps, loss, labels, title, xlabel, log), path)
+
+
+def draw_loss_curves(
+    steps: Tensor,
+    loss: Tensor,
+    labels: Sequence[str],
+    title: str = "cost",
+    xlabel: str = "step",
+    log: bool = True,
+) -> Any:
+    """:func:`loss_curves`'s figure, not saved (for a :class:`~initlab.report.html.Report`)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     x = steps.double().numpy()
@@ -66,7 +86,7 @@ def loss_curves(
     ax.set_ylabel(title)
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, fontsize=9)
-    return _save(plt, fig, path)
+    return fig
 
 
 def decision_boundaries(
@@ -79,6 +99,14 @@ def decision_boundaries(
     resolution: int = 200,
 ) -> Path:
     """For a 2-D binary problem: each member's decision regions with the points on top."""
+    fig = draw_decision_boundaries(model, x, y, labels, resolution=resolution)
+    return _save(_pyplot(), fig, path)
+
+
+def draw_decision_boundaries(
+    model: Stack, x: Tensor, y: Tensor, labels: Sequence[str], *, resolution: int = 200
+) -> Any:
+    """:func:`decision_boundaries`'s figure, not saved."""
     plt = _pyplot()
     members = model.members
     cols = min(members, 4)
@@ -116,7 +144,7 @@ def decision_boundaries(
             linewidths=0.2,
         )
         ax.set_title(labels[m], fontsize=9)
-    return _save(plt, fig, path)
+    return fig
 
 
 # Okabe & Ito's colour-blind-safe palette.
@@ -127,6 +155,11 @@ def probe_figure(report: Probe, path: str | Path, *, title: str = "", rows: int 
     """The probe as a picture: RMS of h and of ∂loss/∂h against depth, measured (solid)
     and forecast by the theory (dashed), and a ridge of per-layer histograms of the
     activations and of the gradients (up to ``rows`` layers, evenly spaced)."""
+    return _save(_pyplot(), draw_probe(report, title=title, rows=rows), path)
+
+
+def draw_probe(report: Probe, *, title: str = "", rows: int = 10) -> Any:
+    """:func:`probe_figure`'s figure, not saved."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), dpi=120, width_ratios=[1.2, 1, 1])
     depth = [s.index for s in report.layers]
@@ -173,4 +206,4 @@ def probe_figure(report: Probe, path: str | Path, *, title: str = "", rows: int 
         ax.set_xlim(-4, 4)
     verdicts = ", ".join(sorted({v.kind for v in report.verdicts})) or "healthy"
     fig.suptitle(f"{title + ': ' if title else ''}{verdicts}", fontsize=11)
-    return _save(plt, fig, path)
+    return fig

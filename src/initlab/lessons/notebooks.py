@@ -55,6 +55,7 @@ class LessonResult:
     figures: tuple[Path, ...]  # PNGs written (none without an output folder)
     result: TrainResult
     seconds: float
+    model: Stack  # the trained stack, one member per run
 
 
 def notebook_cost(out: Tensor, y: Tensor) -> Tensor:
@@ -155,6 +156,7 @@ def lesson_init(
         figures,
         result,
         time.perf_counter() - started,
+        stack,
     )
 
 
@@ -190,7 +192,11 @@ def _after_epoch(decay: Callable[[int], float]) -> Callable[[int], float]:
 
 
 def lesson_optimizers(
-    out: str | Path | None = None, *, progress: Callable[[Progress], None] | None = None
+    out: str | Path | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    epochs: int = 5000,
+    device: str | torch.device = "cpu",
 ) -> LessonResult:
     """Week 2, "Optimization Methods": GD, momentum and Adam on moons, with and without
     learning-rate decay, as one stack of seven members.
@@ -202,7 +208,11 @@ def lesson_optimizers(
     (lr₀/(1 + epoch)), and GD, momentum (lr₀ 0.1) and Adam (lr₀ 0.01) with
     ``schedule_lr_decay`` (lr₀/(1 + ⌊epoch/1000⌋)). Prints the epoch cost (the summed
     cross-entropy of the epoch over m) every 1000 epochs and the training accuracy.
+    ``epochs`` below 5000 runs the same lesson shorter (the printed costs then stop
+    early); ``device`` is where the stack trains (float64 everywhere).
     """
+    if not 1 <= epochs <= 5000:
+        raise ValueError(f"expected 1 <= epochs <= 5000, the notebook's run. Got {epochs}.")
     started = time.perf_counter()
     x, y = legacy_make_moons(300, 0.2, seed=3)
     ds = _dataset("moons (notebook)", (x, y), None)
@@ -225,6 +235,7 @@ def lesson_optimizers(
     he = legacy_randn_weights(widths, 3, lambda fan_in: math.sqrt(2.0 / fan_in))
     for m in range(len(runs)):
         load_weights(stack, m, he)
+    stack = stack.to(device)
     names = [o for o, _, _ in runs.values()]
     config = TrainConfig(
         loss="bce",
@@ -232,9 +243,9 @@ def lesson_optimizers(
         lr=[lr * (1 - beta) if o == "momentum" else lr for o, lr, _ in runs.values()],
         schedule=[s for _, _, s in runs.values()],
         momentum=beta,
-        epochs=5000,
+        epochs=epochs,
         log_every=1000,
-        check_every=5000,
+        check_every=epochs,
     )
     batches = LegacyMiniBatches(300, 64, first_seed=10)
     result = train(stack, ds, config, batches=batches, cost=notebook_cost, progress=progress)
@@ -244,7 +255,7 @@ def lesson_optimizers(
     costs: dict[str, list[tuple[int, float]]] = {}
     train_acc = {}
     for m, (label, (_, lr0, schedule)) in enumerate(runs.items()):
-        costs[label] = [(e, float(result.epoch_loss[e, m])) for e in range(0, 5000, 1000)]
+        costs[label] = [(e, float(result.epoch_loss[e, m])) for e in range(0, epochs, 1000)]
         train_acc[label] = result.members[m].train_accuracy or 0.0
         lines.append(f"{label}:")
         for epoch, cost in costs[label]:
@@ -252,13 +263,13 @@ def lesson_optimizers(
             if schedule is not constant:
                 lines.append(f"learning rate after epoch {epoch}: {lr0 * schedule(epoch + 1):f}")
         lines += [f"Accuracy: {train_acc[label]}", ""]
-    epochs = torch.arange(result.epoch_loss.shape[0])
+    epoch_axis = torch.arange(result.epoch_loss.shape[0])
     figures = _report(
         out,
         stack,
         ds,
         lines,
-        epochs,
+        epoch_axis,
         result.epoch_loss,
         labels,
         "epoch cost",
@@ -275,4 +286,5 @@ def lesson_optimizers(
         figures,
         result,
         time.perf_counter() - started,
+        stack,
     )

@@ -1,0 +1,45 @@
+"""The optimizers lesson's quick run: the notebook's first printed costs, and the report."""
+
+from __future__ import annotations
+
+import html5lib
+import pytest
+
+from initlab.lessons import run
+
+# The notebook's published "Cost after epoch 0" (deeplearning.ai, course 2 week 2).
+EPOCH0 = {"gd": 0.702405, "momentum": 0.702413, "adam": 0.702166, "gd, update_lr": 0.701091}
+
+
+@pytest.fixture(scope="module")
+def lesson(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    return run("optimizers", tmp_path_factory.mktemp("optimizers"), quick=True)
+
+
+def test_quick_run_prints_the_notebook_costs(lesson) -> None:  # type: ignore[no-untyped-def]
+    for label, cost in EPOCH0.items():
+        block = lesson.lines[lesson.lines.index(f"{label}:") :]
+        assert block[1] == f"Cost after epoch 0: {cost:f}", label
+    acc = lesson.facts["train_accuracy"]
+    # 400 epochs: Adam has already separated the moons, plain GD at lr 0.0007 has not.
+    assert acc["adam"] > 0.9 > 0.75 > acc["gd"]
+    assert f"{acc['adam']:.1%}" in lesson.findings[0]
+
+
+def test_report_has_every_figure_embedded(lesson) -> None:  # type: ignore[no-untyped-def]
+    page = lesson.report.read_text()
+    assert len(lesson.figures) == 2 and all(p.exists() for p in lesson.figures)
+    assert page.count("data:image/png;base64,") == len(lesson.figures)
+    html5lib.HTMLParser(strict=True).parse(page)
+    assert "http://" not in page and "https://" not in page
+
+
+def test_unknown_lesson_and_missing_cuda_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="expected a lesson among init, optimizers"):
+        run("initialisation")
+    from initlab.lessons import resolve_device
+
+    with pytest.raises(ValueError, match="expected a device"):
+        resolve_device("gpu")
+    with pytest.raises(ValueError, match="expected device 'cpu' or 'cuda'"):
+        resolve_device("meta")

@@ -1,0 +1,72 @@
+"""The HTML report: self-contained, valid, escaped, written as it grows."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import html5lib
+import pytest
+
+from initlab.lessons._lesson import pyplot
+from initlab.report import Report
+
+
+def _figure():  # type: ignore[no-untyped-def]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(2, 2), dpi=50)
+    ax.plot([0, 1], [1, 0])
+    ax.set_title("a <line> & more")
+    return fig
+
+
+def test_report_embeds_every_figure_and_saves_it_beside(tmp_path: Path) -> None:
+    report = Report("demo", "Demo <report>", tmp_path, subtitle="one & two")
+    report.findings(["Loss fell from 0.69 to 0.07 (<0.1)."])
+    report.section("Curves", "Costs & accuracy.")
+    first = report.figure(_figure(), "cost curve", "the cost")
+    second = report.figure(_figure(), "boundaries")
+    report.table(["run", "loss"], [["he", 0.0712345], ["zeros", 0.6931]], caption="final")
+    report.preformatted(["Cost after iteration 0: 0.69", "<done>"])
+    page = report.write().read_text()
+
+    assert first == tmp_path / "cost-curve.png" and second == tmp_path / "boundaries.png"
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert [base64.b64decode(e) for e in embedded] == [first.read_bytes(), second.read_bytes()]
+    html5lib.HTMLParser(strict=True).parse(page)  # raises on any parse error
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    # user text is escaped, not markup
+    assert "Demo &lt;report&gt;" in page and "&lt;done&gt;" in page and "one &amp; two" in page
+    assert "0.07123" in page and "<li>Loss fell from 0.69 to 0.07 (&lt;0.1).</li>" in page
+    assert page.index("Findings") < page.index("Curves")
+
+
+def test_report_is_rewritten_after_each_part_so_an_interrupt_keeps_it(tmp_path: Path) -> None:
+    report = Report("demo", "Demo", tmp_path)
+    report.figure(_figure(), "first")
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 1
+    report.figure(_figure(), "second")
+    assert (tmp_path / "index.html").read_text().count("data:image/png;base64,") == 2
+
+
+def test_report_in_memory_writes_nothing(tmp_path: Path) -> None:
+    report = Report("demo", "Demo")
+    assert report.figure(_figure(), "f") is None
+    assert "data:image/png;base64," in report.html()
+    with pytest.raises(ValueError, match="no output folder"):
+        report.write()
+
+
+def test_report_rejects_bad_input(tmp_path: Path) -> None:
+    report = Report("demo", "Demo", tmp_path)
+    report.figure(_figure(), "f")
+    with pytest.raises(ValueError, match="already has a figure named 'f'"):
+        report.figure(_figure(), "F")
+    with pytest.raises(ValueError, match="needs a name"):
+        report.image(b"\x89PNG....", "!!!")
+    with pytest.raises(ValueError, match="expected PNG bytes"):
+        report.image(b"GIF89a", "gif")
+    with pytest.raises(ValueError, match="2 cells"):
+        report.table(["a", "b"], [[1, 2, 3]])
