@@ -232,3 +232,25 @@ def test_exporting_members_does_not_touch_the_global_generator() -> None:
     to_module(stack, 1)
     init_members(stack, "he_normal", seeds=0)
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_hooks_see_the_linear_output_before_the_activation() -> None:
+    # The activation runs in place on a linear output only when nothing can hold it.
+    stack = mlp([3, 4, 2], "relu", members=2, dtype=torch.float64)
+    x = torch.randn(5, 3, dtype=torch.float64)
+    linear = stack.layers[0]
+    pre = linear(x.T.contiguous())  # (2, 4, 5), as the stack computes it
+    seen: list[torch.Tensor] = []
+    handle = linear.register_forward_hook(lambda module, args, out: seen.append(out))
+    out = stack(x)
+    handle.remove()
+    assert torch.equal(seen[0], pre.detach()) and (pre < 0).any()
+    global_handle = nn.modules.module.register_module_forward_hook(
+        lambda module, args, out: seen.append(out) if module is linear else None
+    )
+    try:
+        assert torch.equal(stack(x), out)
+    finally:
+        global_handle.remove()
+    assert torch.equal(seen[1], pre.detach())
+    assert torch.equal(stack(x), out)  # no hooks: in place, the same values

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from initlab import data, models
-from initlab.train import Progress, TrainConfig, schedule_factor, train
+from initlab.train import Progress, TrainConfig, _member_losses, schedule_factor, train
 
 REL = 1e-10  # float64: the stack sums in another order and scales updates by lr
 
@@ -399,3 +399,48 @@ def test_compiled_step_equals_the_eager_one() -> None:
     assert torch.allclose(compiled_loss, eager_loss, rtol=1e-10, atol=0)
     for a, b in zip(compiled_params, eager_params, strict=True):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-14)
+
+
+def test_per_member_schedules_are_each_their_own() -> None:
+    # Equal schedules are evaluated once per epoch and shared; a callable is kept as is.
+    stack = models.mlp([4, 5, 3], "relu", members=4, dtype=torch.float64)
+    models.init_members(stack, "he_normal", seeds=6)
+
+    def halving(epoch: int) -> float:
+        return 0.5**epoch
+
+    config = TrainConfig(
+        optimizer="sgd",
+        lr=[0.1, 0.1, 0.05, 0.2],
+        schedule=["step_decay(1)", "constant", "step_decay(1)", halving],
+        batch_size=8,
+        seeds=[1, 2, 3, 4],
+        steps=12,
+    )
+    assert _compare(stack, _toy(), config) < REL
+
+
+@pytest.mark.parametrize("members", [1, 3])
+@pytest.mark.parametrize("shared", [True, False])
+def test_member_losses_equal_torch_cross_entropy(members: int, shared: bool) -> None:
+    # Shared targets take a one-hot matrix-vector product, the rest torch's own loss.
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(members, 4, 7, dtype=torch.float64, generator=g, requires_grad=True)
+    y = torch.randint(0, 4, (1 if shared else members, 7), generator=g)
+    ours = _member_losses(logits, y, "cross_entropy")
+    ours.sum().backward()  # type: ignore[no-untyped-call]
+    assert logits.grad is not None
+    for m in range(members):
+        z = logits.detach()[m].T.clone().requires_grad_()  # (B, classes), as torch wants
+        theirs = F.cross_entropy(z, y[0 if shared else m])
+        theirs.backward()  # type: ignore[no-untyped-call]
+        assert z.grad is not None
+        assert abs(ours[m].item() - theirs.item()) < 1e-14
+        assert torch.allclose(logits.grad[m], z.grad.T, rtol=0, atol=1e-15)
+
+
+def test_a_non_finite_member_keeps_its_loss_to_itself() -> None:
+    logits = torch.randn(3, 2, 5, dtype=torch.float64)
+    logits[1, 0, 2] = math.nan
+    losses = _member_losses(logits, torch.tensor([[0, 1, 1, 0, 1]]), "cross_entropy")
+    assert math.isnan(losses[1]) and torch.isfinite(losses[[0, 2]]).all()

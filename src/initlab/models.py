@@ -95,6 +95,37 @@ _SHARED = (
 )
 
 
+# Activations applied in place to a linear or convolutional layer's output, which is a
+# fresh tensor that nothing else holds: their gradients need only their result, so
+# autograd allows it, and one allocation and pass over the largest tensors is saved
+# (1.25× faster fwd+bwd for a 2-10-5-1 ReLU net at M = 1024).
+_IN_PLACE: dict[type[nn.Module], Callable[[Tensor], Tensor]] = {
+    nn.ReLU: torch.relu_,
+    nn.Tanh: torch.tanh_,
+    nn.Sigmoid: torch.sigmoid_,
+}
+
+
+def _hooked(module: nn.Module) -> bool:
+    """Whether hooks may see the module's input or output (then nothing runs in place)."""
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or module._backward_pre_hooks
+    )
+
+
+def _global_hooks() -> bool:
+    m = nn.modules.module
+    return bool(
+        m._global_forward_hooks
+        or m._global_forward_pre_hooks
+        or m._global_backward_hooks
+        or m._global_backward_pre_hooks
+    )
+
+
 def _uninitialized(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
     """A layer built without drawing its initial values (they are copied in next)."""
     return skip_init(cls, *args, **kwargs)  # type: ignore[no-untyped-call]
@@ -153,18 +184,26 @@ class StackedLinear(_MemberLayer):
                 initmod.torch_default_(self.bias[m], fan_in=self.in_features)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.forward_act(x, None)
+
+    def forward_act(self, x: Tensor, act: Callable[[Tensor], Tensor] | None) -> Tensor:
+        """``forward``, then ``act`` applied in place (before the shared input's view:
+        in place on a view, autograd would copy the whole tensor)."""
         if x.dim() == 2:
             # One input (in, B) shared by all members: all M·out rows of the weights meet
             # it in one matrix product, rather than M small ones (2.5× faster for a
             # 2-10-5-1 net at M = 1024).
             w = self.weight.reshape(-1, self.in_features)
-            if self.bias is None:
-                return torch.mm(w, x).view(self.members, self.out_features, -1)
-            y = torch.addmm(self.bias.reshape(-1, 1), w, x)
+            b = self.bias
+            y = torch.mm(w, x) if b is None else torch.addmm(b.reshape(-1, 1), w, x)
+            if act is not None:
+                y = act(y)
             return y.view(self.members, self.out_features, -1)
         if self.bias is None:
-            return torch.bmm(self.weight, x)
-        return torch.baddbmm(self.bias.unsqueeze(-1), self.weight, x)
+            y = torch.bmm(self.weight, x)
+        else:
+            y = torch.baddbmm(self.bias.unsqueeze(-1), self.weight, x)
+        return y if act is None else act(y)
 
     def member(self, m: int) -> nn.Linear:
         """Member m as a plain ``nn.Linear`` (a copy)."""
@@ -250,6 +289,11 @@ class StackedConv(_MemberLayer):
         shared = x.shape[1] == self.in_channels and self.members > 1
         groups = 1 if shared else self.members
         return conv(x, weight, bias, padding=self.padding, groups=groups)
+
+    def forward_act(self, x: Tensor, act: Callable[[Tensor], Tensor] | None) -> Tensor:
+        """``forward``, then ``act`` applied in place."""
+        y = self.forward(x)
+        return y if act is None else act(y)
 
     def member(self, m: int) -> nn.Module:
         """Member m as a plain ``nn.Conv1d`` / ``nn.Conv2d`` (a copy)."""
@@ -396,14 +440,37 @@ class Stack(nn.Module):
         ``update`` (M,) bool says which members' batch norms update their running
         statistics in training (a frozen member keeps its own); None for all.
         """
-        first = self.layers[0]
+        layers = list(self.layers)
+        first = layers[0]
         shared = self._is_shared(x)
         if isinstance(first, StackedLinear):
             h = x.T if shared else x.transpose(1, 2)
+            if shared and first.in_features <= 8:
+                # A few features: the weight gradient's product (M·out, B) @ (B, in) is
+                # 3.5× faster with (B, in) column-major, i.e. with x.T contiguous (the
+                # step of a 2-10-5-1 net at M = 1024: 1.2× faster); with hundreds of
+                # features the copy costs more than it saves.
+                h = h.contiguous()
         else:
             h = x if shared else x.transpose(0, 1).reshape(x.shape[1], -1, *x.shape[3:])
-        for layer in self.layers:
-            h = layer(h, update) if isinstance(layer, StackedBatchNorm) else layer(h)
+        # Compiled, the in-place activation only gets in the way of the compiler's own
+        # fusion (2× slower).
+        fuse = not _global_hooks() and not torch.compiler.is_compiling()
+        skip = False
+        for i, layer in enumerate(layers):
+            if skip:  # the activation already applied in place
+                skip = False
+                continue
+            if isinstance(layer, StackedBatchNorm):
+                h = layer(h, update)
+                continue
+            if fuse and isinstance(layer, StackedLinear | StackedConv) and i + 1 < len(layers):
+                act = _IN_PLACE.get(type(layers[i + 1]))
+                if act is not None and not _hooked(layer) and not _hooked(layers[i + 1]):
+                    h = layer.forward_act(h, act)
+                    skip = True
+                    continue
+            h = layer(h)
         return h
 
     def extra_repr(self) -> str:
