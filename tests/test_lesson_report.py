@@ -1,16 +1,21 @@
-"""The HTML report: self-contained, valid, escaped, written as it grows."""
+"""A lesson's report and context: self-contained HTML, written as it grows, kept on Ctrl-C."""
 
 from __future__ import annotations
 
 import base64
+import os
 import re
+import signal
 from pathlib import Path
 
 import html5lib
 import pytest
 
-from initlab.lessons._lesson import pyplot
+from initlab import data
+from initlab.lessons._lesson import Context, pyplot
+from initlab.models import mlp
 from initlab.report import Report
+from initlab.train import Progress, TrainConfig
 
 
 def _figure():  # type: ignore[no-untyped-def]
@@ -70,3 +75,43 @@ def test_report_rejects_bad_input(tmp_path: Path) -> None:
         report.image(b"GIF89a", "gif")
     with pytest.raises(ValueError, match="2 cells"):
         report.table(["a", "b"], [[1, 2, 3]])
+
+
+class _Interrupting:
+    """A progress display that presses Ctrl-C at the engine's first report."""
+
+    def __init__(self) -> None:
+        self.stages: list[str] = []
+        self.reports = 0
+
+    def stage(self, text: str) -> None:
+        self.stages.append(text)
+
+    def __call__(self, progress: Progress, /) -> None:
+        self.reports += 1
+        if self.reports == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_an_interrupted_lesson_keeps_the_figures_it_made(tmp_path: Path) -> None:
+    display = _Interrupting()
+    ctx = Context("demo", "Demo", tmp_path, quick=True, device="cpu", progress=display)
+    ctx.stage("drawing")
+    ctx.figure(_figure(), "before")
+    ds = data.load("circles", n=64, seed=0)
+    stack = mlp([2, 4, 1], "relu", members=2)
+    config = TrainConfig(loss="bce", lr=0.1, batch_size="full", steps=50, check_every=5)
+    ctx.stage("training")
+    with pytest.raises(KeyboardInterrupt):
+        ctx.train(stack, ds, config)
+    assert display.stages == ["drawing", "training"] and display.reports == 1
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 1 and (tmp_path / "before.png").exists()
+
+
+def test_a_lesson_must_find_something(tmp_path: Path) -> None:
+    ctx = Context("demo", "Demo", tmp_path, quick=True, device="cpu", progress=None)
+    with pytest.raises(ValueError, match="without a finding"):
+        ctx.finish([], {})
+    lesson = ctx.finish(["It ran."], {"ran": True})
+    assert lesson.report == tmp_path / "index.html" and "It ran." in lesson.html
