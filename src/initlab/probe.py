@@ -307,18 +307,21 @@ def _members(module: nn.Module) -> int:
     return int(getattr(module, "members", 1)) if isinstance(module, _STACKED_WEIGHT) else 1
 
 
-def _units(t: Tensor, layout: Layout, members: int) -> Tensor:
-    """Any recorded activation as (M, units, samples)."""
+def _units(t: Tensor, layout: Layout, members: int) -> tuple[Tensor, int]:
+    """Any recorded activation as (M, units, samples), or as (M, samples, units) where
+    that is its own memory order (a plain Linear's (…, units) output): no copy, so
+    same-shaped layers are joined by a plain memory copy and reduced contiguously.
+    Returns the tensor and the dimension that holds the units (1 or 2)."""
     if layout == "stack_linear":
         if t.dim() == 2:  # a shared input (features, B)
-            return t.unsqueeze(0).expand(members, -1, -1)
-        return t
+            return t.unsqueeze(0).expand(members, -1, -1), 1
+        return t, 1
     if layout == "stack_conv":  # (B, M·C, *spatial); a shared input is one member
         v = t.reshape(t.shape[0], members, t.shape[1] // members, -1)
-        return v.permute(1, 2, 0, 3).reshape(members, v.shape[2], -1)
+        return v.permute(1, 2, 0, 3).reshape(members, v.shape[2], -1), 1
     if layout == "linear" or t.dim() < 2:
-        return t.reshape(-1, t.shape[-1]).T.unsqueeze(0)
-    return t.transpose(0, 1).reshape(t.shape[1], -1).unsqueeze(0)
+        return t.reshape(-1, t.shape[-1]).unsqueeze(0), 2
+    return t.transpose(0, 1).reshape(t.shape[1], -1).unsqueeze(0), 1
 
 
 def _weights(module: nn.Module, members: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -618,8 +621,9 @@ def _std(mean: Tensor, square: Tensor, n: int) -> Tensor:
 
 @dataclass(eq=False)
 class _Views:
-    """One block's tensors as (M, units, samples), weights as (M, N)."""
+    """One block's tensors as (M, units, samples) or (M, samples, units), weights as (M, N)."""
 
+    unit_dim: int  # 1: (M, units, samples); 2: (M, samples, units)
     name: str | None
     h: Tensor
     out: Tensor
@@ -632,7 +636,7 @@ class _Views:
     def key(self) -> tuple[Any, ...]:
         """Blocks with equal keys are measured together, as one tensor."""
         shapes = [None if v is None else (v.shape, v.dtype) for v in self.tensors()]
-        return (self.name, self.post is self.out, *shapes)
+        return (self.unit_dim, self.name, self.post is self.out, *shapes)
 
     def tensors(self) -> list[Tensor | None]:
         return [self.h, self.out, self.post, self.g, self.w, self.wg, self.b]
@@ -640,15 +644,16 @@ class _Views:
 
 def _views(block: _Block) -> _Views:
     mm = block.members
-    out = _units(block.out if block.out is not None else block.h, block.layout, mm)
+    out, unit_dim = _units(block.out if block.out is not None else block.h, block.layout, mm)
     name, post = _block_activation(block)
     weight, grad, bias = _weights(block.module, mm)
     return _Views(
+        unit_dim,
         name,
-        _units(block.h, block.layout, mm),
+        _units(block.h, block.layout, mm)[0],
         out,
-        _units(post, block.layout, mm) if post is not None else out,
-        _units(block.h_grad, block.layout, mm) if block.h_grad is not None else None,
+        _units(post, block.layout, mm)[0] if post is not None else out,
+        _units(block.h_grad, block.layout, mm)[0] if block.h_grad is not None else None,
         weight.reshape(mm, -1),
         grad.reshape(mm, -1) if grad is not None else None,
         bias.reshape(mm, -1) if bias is not None else None,
@@ -666,16 +671,17 @@ def _group_stats(v: _Views, t: Thresholds) -> list[list[float]]:
     wg_mean, wg_ms = _moments(v.wg) if v.wg is not None else (missing, missing)
     b_ms = _moments(v.b)[1] if v.b is not None else torch.zeros_like(h_ms)
     saturated = _saturation(v.post, v.name, t)
-    distinct, _ = _symmetry(v.h, t.symmetry_tolerance)
-    units, n_h, n_w = v.h.shape[1], v.h[0].numel(), v.w.shape[1]
+    across = 3 - v.unit_dim  # the samples' dimension
+    distinct, _ = _symmetry(v.h if v.unit_dim == 1 else v.h.transpose(1, 2), t.symmetry_tolerance)
+    units, n_h, n_w = v.h.shape[v.unit_dim], v.h[0].numel(), v.w.shape[1]
     rows: list[list[float]] = torch.stack(
         [
             h_ms.sqrt(),
             o_mean,
             _std(o_mean, o_ms, v.out[0].numel()),
             saturated if saturated is not None else missing,
-            (v.post == 0).all(dim=2).sum(dim=1).double() / units,
-            (v.h > 0).all(dim=2).sum(dim=1).double() / units,
+            (v.post == 0).all(dim=across).sum(dim=1).double() / units,
+            (v.h > 0).all(dim=across).sum(dim=1).double() / units,
             g_ms.sqrt(),
             _std(g_mean, g_ms, n_h),
             _std(w_mean, w_ms, n_w),
@@ -714,7 +720,7 @@ def _measure(blocks: list[_Block], t: Thresholds, histograms: bool) -> list[dict
             h, out, post, g, w, wg, b = cat
             assert h is not None and out is not None and post is not None and w is not None
             post = out if first.post is first.out else post
-            joined = _Views(first.name, h, out, post, g, w, wg, b)
+            joined = _Views(first.unit_dim, first.name, h, out, post, g, w, wg, b)
         rows = _group_stats(joined, t)
         start = 0
         for i in indices:
@@ -728,7 +734,7 @@ def _measure(blocks: list[_Block], t: Thresholds, histograms: bool) -> list[dict
         mm = block.members
         (rms, a_mean, a_std, sat, dead, positive, g_rms, g_std, w_std) = numbers[i][:9]
         (wg_norm, wg_std, w_norm, distinct_units, b_sq) = numbers[i][9:]
-        units = v.h.shape[1]
+        units = v.h.shape[v.unit_dim]
         g, grad, name, post_u = v.g, v.wg, v.name, v.post
         # A mean square accumulated in float64 is finite exactly when every value is.
         finite = {"h": rms, "∂h": g_rms if g is not None else None, "W": w_norm}
@@ -842,7 +848,7 @@ def _input_second_moment(block: _Block) -> Tensor:
     """E[x²] of the first layer's input, per member, or one value for a shared input."""
     x, module = block.x, block.module
     if isinstance(module, StackedConv) and x.shape[1] == module.in_channels * block.members:
-        return _units(x, "stack_conv", block.members).double().square().mean(dim=(1, 2))
+        return _units(x, "stack_conv", block.members)[0].double().square().mean(dim=(1, 2))
     if isinstance(module, StackedLinear) and x.dim() == 3:
         return x.double().square().mean(dim=(1, 2))
     return x.double().square().mean().reshape(1)
