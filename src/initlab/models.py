@@ -665,10 +665,13 @@ def to_module(stack: Stack, m: int) -> nn.Sequential:
     """Member ``m`` as a plain ``nn.Sequential`` (a copy, batch-norm running stats included).
 
     Example:
-        >>> net = mlp([3, 4, 2], "tanh", batch_norm="after", members=2)
-        >>> x = torch.randn(5, 3)
-        >>> torch.allclose(net(x)[1], to_module(net, 1)(x))
+        >>> net = mlp([3, 4, 2], "tanh", batch_norm="after", members=2, dtype=torch.float64)
+        >>> x = torch.randn(5, 3, dtype=torch.float64)
+        >>> torch.allclose(net(x)[1], to_module(net, 1)(x), rtol=1e-12, atol=1e-12)
         True
+
+    (The stack and the copy multiply in different orders, so they agree to rounding:
+    a few units in the last place, which batch norm over 5 examples can magnify.)
     """
     m = _check_member(stack, m, "to_module")
     plain = [

@@ -18,15 +18,19 @@ runs at the rate computed after epoch e − 1; the schedules here do the same.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from initlab._validation import check_int, param_message
 from initlab.compat import (
     LegacyMiniBatches,
     legacy_make_circles,
@@ -39,7 +43,15 @@ from initlab.models import Stack, mlp
 from initlab.report import decision_boundaries, loss_curves
 from initlab.train import Progress, TrainConfig, TrainResult, train
 
-__all__ = ["LessonResult", "lesson_init", "lesson_optimizers", "notebook_cost"]
+__all__ = [
+    "INIT_WIDTHS",
+    "LessonResult",
+    "init_data",
+    "init_weights",
+    "lesson_init",
+    "lesson_optimizers",
+    "notebook_cost",
+]
 
 
 @dataclass(frozen=True)
@@ -82,8 +94,47 @@ def _dataset(name: str, train: tuple, test: tuple | None) -> Dataset:  # type: i
     return Dataset(name, x, y, xt, yt, 2)
 
 
+#: The notebook's net for "Initialization": [2, 10, 5, 1], ReLU, ReLU, sigmoid output.
+INIT_WIDTHS: tuple[int, ...] = (2, 10, 5, 1)
+
+Weights: TypeAlias = Sequence[tuple[np.ndarray, np.ndarray]]
+
+
+def init_data() -> Dataset:
+    """The notebook's circles: ``numpy.random.seed(1); make_circles(300, noise=0.05)`` for
+    training and seed 2, 100 points, for the test (float64)."""
+    return _dataset(
+        "circles (notebook)",
+        legacy_make_circles(300, 0.05, seed=1),
+        legacy_make_circles(100, 0.05, seed=2),
+    )
+
+
+def init_weights() -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """The notebook's three initial weights, (W, b) per layer of :data:`INIT_WIDTHS`:
+    ``"zeros"``, ``"random"`` (``randn·10`` after ``numpy.random.seed(3)``) and ``"he"``
+    (``randn·√(2/n_{l−1})`` after the same seed); biases zero.
+
+    Example:
+        >>> w = init_weights()
+        >>> list(w), float(abs(w["zeros"][0][0]).max())
+        (['zeros', 'random', 'he'], 0.0)
+    """
+    scales: dict[str, tuple[int | None, Callable[[int], float]]] = {
+        "zeros": (None, lambda fan_in: 0.0),
+        "random": (3, lambda fan_in: 10.0),
+        "he": (3, lambda fan_in: math.sqrt(2.0 / fan_in)),
+    }
+    return {k: legacy_randn_weights(INIT_WIDTHS, seed, f) for k, (seed, f) in scales.items()}
+
+
 def lesson_init(
-    out: str | Path | None = None, *, progress: Callable[[Progress], None] | None = None
+    out: str | Path | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    extra: Mapping[str, Weights] | None = None,
+    steps: int = 15_000,
+    device: str | torch.device = "cpu",
 ) -> LessonResult:
     """Week 1, "Initialization": zeros, large random (×10) and He init on circles.
 
@@ -93,34 +144,54 @@ def lesson_init(
     ``numpy.random.seed(3)``, biases zero. Prints the cost every 1000 iterations and the
     train/test accuracy per init; with ``out``, writes the cost curves and the decision
     boundaries there.
+
+    Args:
+        out: a folder for the cost curves, the decision boundaries and ``output.txt``.
+        progress: called at every check (every 1000 iterations) with the engine's progress.
+        extra: further initial weights, label → (W, b) per layer, trained as further
+            members of the same stack (so at almost no extra cost). The printed ``lines``
+            stay the notebook's three runs; ``costs``, the accuracies and the figures
+            cover every member.
+        steps: iterations (15,000 in the notebook; fewer for a quick look).
+        device: where to train (the notebook's numbers are those of the CPU).
+
+    Raises:
+        ValueError: an ``extra`` label that is one of the notebook's, weights of the
+            wrong shapes, ``steps`` < 1.
     """
     started = time.perf_counter()
-    ds = _dataset(
-        "circles (notebook)",
-        legacy_make_circles(300, 0.05, seed=1),
-        legacy_make_circles(100, 0.05, seed=2),
-    )
-    widths = [2, 10, 5, 1]
-    runs: dict[str, tuple[int | None, Callable[[int], float]]] = {
-        "zeros": (None, lambda fan_in: 0.0),
-        "random": (3, lambda fan_in: 10.0),
-        "he": (3, lambda fan_in: math.sqrt(2.0 / fan_in)),
-    }
-    stack = mlp(widths, "relu", bias=True, members=len(runs), dtype=torch.float64)
-    for m, (seed, scale) in enumerate(runs.values()):
-        load_weights(stack, m, legacy_randn_weights(widths, seed, scale))
+    steps = check_int("lesson_init", "steps", steps, low=1)
+    ds = init_data()
+    inits: dict[str, Weights] = dict(init_weights())
+    for label, weights in (extra or {}).items():
+        if label in inits:
+            raise ValueError(
+                param_message(
+                    "lesson_init",
+                    "extra",
+                    f"labels other than the notebook's {', '.join(map(repr, inits))}",
+                    label,
+                    "Rename the extra run.",
+                )
+            )
+        inits[label] = weights
+    widths = list(INIT_WIDTHS)
+    stack = mlp(widths, "relu", bias=True, members=len(inits), dtype=torch.float64)
+    for m, weights in enumerate(inits.values()):
+        load_weights(stack, m, weights)
+    stack.to(device)
     config = TrainConfig(
         loss="bce",
         optimizer="sgd",
         lr=0.01,
         batch_size="full",
-        steps=15_000,
+        steps=steps,
         log_every=1000,
         check_every=1000,
     )
     result = train(stack, ds, config, cost=notebook_cost, progress=progress)
 
-    labels = tuple(runs)
+    labels = tuple(inits)
     lines: list[str] = []
     costs: dict[str, list[tuple[int, float]]] = {}
     train_acc, test_acc = {}, {}
@@ -130,13 +201,15 @@ def lesson_init(
         ]
         train_acc[label] = result.members[m].train_accuracy or 0.0
         test_acc[label] = result.members[m].test_accuracy or 0.0
+        if m >= 3:  # the notebook prints its own three runs
+            continue
         lines.append(f"initialization = {label!r}")
         lines += [f"Cost after iteration {i}: {c}" for i, c in costs[label]]
         lines += ["On the train set:", f"Accuracy: {train_acc[label]}"]
         lines += ["On the test set:", f"Accuracy: {test_acc[label]}", ""]
     figures = _report(
         out,
-        stack,
+        copy.deepcopy(stack).cpu() if out is not None else stack,  # drawn on the CPU
         ds,
         lines,
         result.steps,

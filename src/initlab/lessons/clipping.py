@@ -1,0 +1,718 @@
+"""Lesson 5, clipping: the gradient cliff of a one-neuron RNN, and clipping a net that blows up.
+
+What it teaches. A recurrent net applies the same weights at every time step, so its
+gradient is a product of many factors: over most of parameter space the product is tiny,
+but where the dynamics change qualitatively (a bifurcation) it is huge. The loss surface
+then has *cliffs*: flat regions next to walls whose slope is many orders of magnitude
+steeper. Gradient descent that lands on a wall takes a step proportional to that slope and
+is thrown far away, often onto a plateau where it stays. Clipping the gradient's norm
+keeps the direction and bounds the step, so the descent stays where it was going
+(Pascanu, Mikolov & Bengio 2013, §2.3, Fig. 6, and §3.2).
+
+The same happens in an ordinary net trained with too large a learning rate: one step
+overshoots, the loss and the gradients grow, the next step overshoots more, and within a
+few steps the weights are infinite. Clipping bounds every step, so the same learning rate
+trains. Three kinds of clipping are compared, each reporting the norm it saw and whether
+it fired (:mod:`initlab.clip`): by value (clamp every component to ±c), by global norm
+(rescale g to c when ‖g‖ > c) and adaptive clipping (AGC: rescale a unit's gradient when
+‖Gᵢ‖ > λ‖Wᵢ‖, Brock et al. 2021).
+
+The setup. Part 1, Pascanu et al.'s single-neuron recurrent net with no input,
+xₜ = w·σ(xₜ₋₁) + b, σ the logistic sigmoid, run for 50 steps from x₀ = 0.5 (our choice of the
+starting state), with loss (σ(x₅₀) − 0.7)². The loss and its gradient (autograd, float64) are
+computed over a grid of (w, b) at once, one tensor; then plain gradient descent at
+learning rate 1 runs from a grid of starting points, with and without clipping the
+gradient's norm at 0.5, all starts and both variants as one batch. A start is *thrown* when
+a single step of its unclipped descent is longer than 3 (the plotted frame is 10 wide).
+Part 2, an MLP 784–128–128–128–10 with ReLU and He-normal weights on 10,000 MNIST
+training images, plain SGD on mini-batches of 100 at learning rate 2, trained four times
+from the same weights and batches: without clipping (beside it, at learning rate 0.1, the
+safe slow alternative), and with value, global-norm and adaptive clipping. The engine
+takes one kind of clipping per stack, so each kind is its own stack. The norm before
+clipping and whether clipping fired come from the engine; the norm after clipping is
+measured as the length of the step the weights took divided by the learning rate (plain
+SGD moves θ by −lr·g, g the clipped gradient).
+
+Sources. R. Pascanu, T. Mikolov and Y. Bengio, "On the difficulty of training recurrent
+neural networks", ICML 2013, §2.3 and Fig. 6 (the one-neuron net and its cliff) and
+§3.2 with Alg. 1 (clipping the norm);
+T. Mikolov, "Statistical Language Models Based on Neural Networks", PhD thesis, 2012
+(clipping by value); A. Brock, S. De, S. L. Smith and K. Simonyan, "High-Performance
+Large-Scale Image Recognition Without Normalization", ICML 2021, §4 (AGC).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from initlab import clip as clipmod
+from initlab import data, models
+from initlab.lessons._lesson import Context, Lesson, LessonProgress, pyplot
+from initlab.report import OKABE_ITO
+from initlab.train import ClipKind, TrainConfig, TrainResult
+
+__all__ = ["rnn_loss", "run"]
+
+NAME = "clipping"
+TITLE = "Gradient clipping: the cliff, and a net that blows up"
+
+# Part 1: Pascanu, Mikolov & Bengio 2013, §2.3 and Fig. 6
+X0 = 0.5  # the initial state x₀
+STEPS_RNN = 50  # time steps: the loss looks at x₅₀
+TARGET = 0.7  # the loss is (σ(x₅₀) − 0.7)²
+W_RANGE = (0.0, 10.0)  # the plotted frame
+B_RANGE = (-7.0, 3.0)
+GD_LR = 1.0  # plain gradient descent on (w, b)
+GD_CLIP = 0.5  # the norm threshold of the clipped descent
+GD_STEPS = 300
+THROWN = 3.0  # a step longer than this (the frame is 10 wide) throws the descent away
+
+# Part 2: a net that diverges at a high learning rate
+WIDTHS = [784, 128, 128, 128, 10]
+LR = 2.0  # too high for this net without clipping
+SAFE_LR = 0.1  # the same net without clipping, at a rate that trains
+BATCH = 100
+#: kind → (threshold, how the report names it)
+KINDS: tuple[ClipKind, ...] = ("value", "norm", "agc")
+CLIPS: dict[str, tuple[float, str]] = {
+    "value": (0.01, "by value, ±0.01"),
+    "norm": (1.0, "by global norm, 1"),
+    "agc": (0.02, "adaptive (AGC), λ = 0.02"),
+}
+RATE_WINDOW = 20  # steps over which the clip rate is averaged
+N_PARAMS = sum(a * b + b for a, b in itertools.pairwise(WIDTHS))  # weights and biases
+
+
+@dataclass(frozen=True)
+class _Plan:
+    grid: int  # points per side of the (w, b) grid
+    starts: int  # starting points per side for the descents
+    limit: int  # MNIST examples per split
+    steps: int  # training steps of the net
+
+
+_DEFAULT = _Plan(grid=401, starts=10, limit=10000, steps=600)
+_QUICK = _Plan(grid=151, starts=10, limit=2000, steps=120)
+
+
+# --------------------------------------------------------------------------- part 1
+
+
+def rnn_loss(
+    w: Tensor, b: Tensor, *, x0: float = X0, steps: int = STEPS_RNN, target: float = TARGET
+) -> Tensor:
+    """Pascanu et al.'s one-neuron RNN: xₜ = w·σ(xₜ₋₁) + b from x₀, loss (σ(x_T) − target)².
+
+    Elementwise over ``w`` and ``b`` (broadcast), so a whole grid of parameters is one call.
+
+    Example:
+        >>> w = torch.tensor([0.0], dtype=torch.float64)
+        >>> b = torch.tensor([math.log(0.7 / 0.3)], dtype=torch.float64)  # x = b from step 1
+        >>> float(rnn_loss(w, b)) < 1e-30
+        True
+    """
+    x = torch.full_like(w + b, x0)  # the broadcast shape
+    for _ in range(steps):
+        x = w * torch.sigmoid(x) + b
+    return (torch.sigmoid(x) - target).square()
+
+
+def _loss_and_grad(w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """The loss and its gradient (∂/∂w, ∂/∂b) stacked last, for every point at once: the
+    points are independent, so the gradient of the sum is each point's own gradient."""
+    w = w.detach().requires_grad_()
+    b = b.detach().requires_grad_()
+    loss = rnn_loss(w, b)
+    gw, gb = torch.autograd.grad(loss.sum(), (w, b))
+    return loss.detach(), torch.stack([gw, gb], dim=-1)
+
+
+@dataclass(frozen=True)
+class _Descent:
+    path: Tensor  # (steps + 1, N, 2) the (w, b) visited
+    norm: Tensor  # (steps, N) gradient norm before clipping
+    loss: Tensor  # (N,) final loss
+
+
+def _descend(starts: Tensor, clip: float) -> tuple[_Descent, _Descent]:
+    """Plain gradient descent on (w, b) from every start, twice: as it is, and with the
+    gradient's norm clipped at ``clip`` (initlab.clip, one member per start). All starts
+    of both variants are one batch of independent points; the results are on the CPU."""
+    n = len(starts)
+    p = torch.cat([starts, starts])  # rows n… are the clipped twins
+    path, norms = [p.clone()], []
+    for _ in range(GD_STEPS):
+        _, g = _loss_and_grad(p[:, 0], p[:, 1])
+        norms.append(torch.linalg.vector_norm(g, dim=1))
+        clipmod.clip_by_global_norm_([g[n:]], clip, use_grad=False, nonfinite="pass", members=n)
+        p = p - GD_LR * g
+        path.append(p.clone())
+    final, _ = _loss_and_grad(p[:, 0], p[:, 1])
+    paths, before, final = torch.stack(path).cpu(), torch.stack(norms).cpu(), final.cpu()
+    plain = _Descent(paths[:, :n], before[:, :n], final[:n])
+    return plain, _Descent(paths[:, n:], before[:, n:], final[n:])
+
+
+def _draw_surface(
+    ctx: Context,
+    w: Tensor,
+    b: Tensor,
+    loss: Tensor,
+    grad_norm: Tensor,
+    plain: _Descent,
+    clipped: _Descent,
+    shown: list[int],
+) -> None:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.4), dpi=120)
+    extent = (W_RANGE[0], W_RANGE[1], B_RANGE[0], B_RANGE[1])
+    log_loss = torch.log10(loss.clamp(min=1e-12)).T.numpy()  # rows: b, columns: w
+    log_grad = torch.log10(grad_norm.clamp(min=1e-12)).T.numpy()
+    panels = (
+        (axes[0], log_loss, "viridis", "log₁₀ loss", "Loss (σ(x₅₀) − 0.7)², log scale"),
+        (axes[1], log_grad, "cividis", "log₁₀ ‖∇loss‖", "Gradient norm, log scale"),
+    )
+    for ax, values, cmap, label, title in panels:
+        image = ax.imshow(values, origin="lower", extent=extent, aspect="auto", cmap=cmap)
+        fig.colorbar(image, ax=ax, label=label)
+        ax.set_xlim(*W_RANGE)
+        ax.set_ylim(*B_RANGE)
+        ax.set_xlabel("recurrent weight w")
+        ax.set_ylabel("bias b")
+        ax.set_title(title)
+    axes[0].contour(
+        w.numpy(),
+        b.numpy(),
+        loss.numpy(),
+        levels=[1e-3, 1e-2, 0.05],
+        colors="white",
+        linewidths=0.7,
+        alpha=0.8,
+    )
+    for i in shown:
+        for ax in axes:
+            for descent, colour, style, label in (
+                (plain, OKABE_ITO[3], "-", "GD"),
+                (clipped, OKABE_ITO[5], "--", f"GD, norm clipped at {GD_CLIP:g}"),
+            ):
+                path = descent.path[:, i]
+                inside = _inside(path)
+                last = int(inside.nonzero().max()) if bool(inside.any()) else 0
+                ax.plot(
+                    path[: last + 1, 0],
+                    path[: last + 1, 1],
+                    style,
+                    color=colour,
+                    linewidth=1.8,
+                    label=label if i == shown[0] else None,
+                )
+                if last < len(path) - 1:  # thrown out of the frame: point where it went
+                    a, z = path[last], path[last + 1]
+                    edge = _exit_point(a, z)
+                    ax.annotate(
+                        "",
+                        xy=(float(edge[0]), float(edge[1])),
+                        xytext=(float(a[0]), float(a[1])),
+                        arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 1.8},
+                    )
+                    end = path[-1]
+                    ax.text(
+                        float(a[0]) + 0.25,
+                        float(a[1]) - 0.2,
+                        f"thrown to ({float(z[0]):.0f}, {float(z[1]):.0f})\nin one step;\n"
+                        f"ends at ({float(end[0]):.0f}, {float(end[1]):.0f})",
+                        color="black",
+                        fontsize=8,
+                        va="top",
+                        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+                    )
+                else:
+                    ax.plot(*path[-1].tolist(), "s", color=colour, markersize=6)
+            ax.plot(*plain.path[0, i].tolist(), "o", color="white", markeredgecolor="black")
+    axes[0].legend(loc="lower left", fontsize=8)
+    fig.suptitle(
+        f"One-neuron RNN xₜ = w·σ(xₜ₋₁) + b, {STEPS_RNN} steps from x₀ = {X0:g}: the cliff, "
+        f"and gradient descent (lr {GD_LR:g}) across it"
+    )
+    ctx.figure(
+        fig,
+        "surface",
+        "Left: the loss over (w, b), log scale, with contours at 0.001, 0.01 and 0.05; "
+        "right: the norm of its gradient, log scale. Where the net's dynamics switch "
+        "between a low and a high fixed point the loss drops off a cliff and the gradient "
+        "is orders of magnitude larger than around it. Circles: starts; squares: where "
+        f"{GD_STEPS} steps ended; arrows: a step that left the frame.",
+    )
+
+
+def _exit_point(a: Tensor, z: Tensor) -> Tensor:
+    """Where the segment from ``a`` (inside the frame) to ``z`` (outside) leaves it."""
+    d = z - a
+    t = 1.0
+    for k, (low, high) in enumerate((W_RANGE, B_RANGE)):
+        if float(d[k]) > 0:
+            t = min(t, (high - float(a[k])) / float(d[k]))
+        elif float(d[k]) < 0:
+            t = min(t, (low - float(a[k])) / float(d[k]))
+    return a + t * d
+
+
+def _inside(path: Tensor) -> Tensor:
+    return (
+        (path[:, 0] >= W_RANGE[0])
+        & (path[:, 0] <= W_RANGE[1])
+        & (path[:, 1] >= B_RANGE[0])
+        & (path[:, 1] <= B_RANGE[1])
+    )
+
+
+# --------------------------------------------------------------------------- part 2
+
+
+class _StepLength:
+    """Measures the norm of the gradient the optimizer applied, per member, as
+    ‖θₜ₊₁ − θₜ‖ / lr: plain SGD moves θ by −lr·g, g the gradient after clipping.
+
+    A forward pre-hook on the stack sees the weights at the start of every training
+    step; the difference from the previous step's weights is that step's update.
+    """
+
+    def __init__(self, net: models.Stack, lrs: list[float]) -> None:
+        self.net = net
+        self.members = net.members
+        self.lr = torch.tensor(lrs, dtype=torch.float64)
+        self.previous: list[Tensor] | None = None
+        self.norms: list[Tensor] = []
+        # on the first layer: the engine calls the stack's logits(), not its forward()
+        self.handle = net.layers[0].register_forward_pre_hook(self._hook)
+
+    def _snapshot(self) -> list[Tensor]:
+        return [p.detach().clone() for p in self.net.parameters()]
+
+    def _record(self, now: list[Tensor]) -> None:
+        assert self.previous is not None
+        squares = [
+            (a - b).double().reshape(self.members, -1).square().sum(dim=1)
+            for a, b in zip(now, self.previous, strict=True)
+        ]
+        self.norms.append(torch.stack(squares).sum(dim=0).sqrt().cpu() / self.lr)
+
+    def _hook(self, module: Any, inputs: Any) -> None:
+        if not self.net.training:  # the engine's evaluation: not a step
+            return
+        now = self._snapshot()
+        if self.previous is not None:
+            self._record(now)
+        self.previous = now
+
+    def finish(self) -> Tensor:
+        """Stop measuring; the norms of every step, (steps, M)."""
+        self.handle.remove()
+        if self.previous is not None:
+            self._record(self._snapshot())  # the last step's update
+        return torch.stack(self.norms)
+
+
+@dataclass(frozen=True)
+class _NetRun:
+    label: str
+    result: TrainResult
+    after: Tensor  # (steps, M) gradient norm after clipping (the step over lr)
+
+
+def _train_net(
+    ctx: Context,
+    ds: data.Dataset,
+    plan: _Plan,
+    label: str,
+    lrs: list[float],
+    clip: ClipKind | None,
+    threshold: float,
+) -> _NetRun:
+    net = models.mlp(WIDTHS, "relu", members=len(lrs), device=ctx.device)
+    models.init_members(net, "he_normal", seeds=[0] * len(lrs))  # the same weights for all
+    config = TrainConfig(
+        lr=lrs,
+        batch_size=BATCH,
+        steps=plan.steps,
+        seeds=0,
+        clip=clip,
+        clip_threshold=threshold,
+        check_every=10,
+    )
+    meter = _StepLength(net, lrs)
+    try:
+        result = ctx.train(net, ds, config)
+    finally:
+        after = meter.finish()
+    return _NetRun(label, result, after[: len(result.loss)])
+
+
+def _smooth(values: Tensor, window: int) -> Tensor:
+    """Trailing moving average over ``window`` steps (shorter at the start)."""
+    cumulative = torch.cat([torch.zeros(1, dtype=torch.float64), values.double().cumsum(0)])
+    ends = torch.arange(1, len(values) + 1)
+    starts = (ends - window).clamp(min=0)
+    return (cumulative[ends] - cumulative[starts]) / (ends - starts)
+
+
+def _draw_losses(ctx: Context, runs: dict[str, _NetRun], first: int) -> None:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), dpi=120)
+    colours = iter(OKABE_ITO)
+    for net_run in runs.values():
+        for m, member in enumerate(net_run.result.members):
+            colour = next(colours)
+            loss = net_run.result.loss[:, m]
+            steps = net_run.result.steps
+            label = net_run.label
+            if net_run.label.startswith("no"):
+                label = f"{label} (lr {member.config['lr']:g})"
+            finite = torch.isfinite(loss)
+            head = finite & (steps < first)
+            axes[0].plot(
+                steps[head], loss[head], color=colour, linewidth=1.6, marker=".", label=label
+            )
+            if member.status == "diverged":
+                k = int((~finite).nonzero()[0]) if bool((~finite).any()) else len(loss)
+                x, y = float(steps[k - 1]), float(loss[k - 1])
+                axes[0].plot([x], [y], "X", color=colour, markersize=11)
+                axes[0].annotate(
+                    f"non-finite at step {member.stopped_step}",
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(8, -4),
+                    color=colour,
+                    fontsize=9,
+                )
+            else:
+                axes[1].plot(
+                    steps, _smooth(loss, RATE_WINDOW), color=colour, linewidth=1.6, label=label
+                )
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("training step")
+    axes[0].set_ylabel("training loss (cross-entropy of the batch)")
+    axes[0].set_title(f"The first {first} steps")
+    axes[0].legend(fontsize=8, loc="center right")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("training step (mini-batches of 100)")
+    axes[1].set_ylabel(f"training loss, mean of the last {RATE_WINDOW} steps")
+    axes[1].set_title("The runs that stayed finite, to the end")
+    axes[1].legend(fontsize=8, loc="upper right")
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(f"An MLP on MNIST at learning rate {LR:g}, with and without clipping")
+    ctx.figure(
+        fig,
+        "losses",
+        f"Left: at learning rate {LR:g} without clipping the loss grows by orders of magnitude "
+        "in a few steps until it is no longer a number (×: the last finite loss); every kind "
+        f"of clipping keeps the same rate in check. Right: the runs that trained; learning "
+        f"rate {SAFE_LR:g} without clipping is the safe, slower alternative.",
+    )
+
+
+def _draw_norms(ctx: Context, runs: dict[str, _NetRun]) -> None:
+    plt = pyplot()
+    kinds = [k for k in runs if k != "none"]
+    fig, axes = plt.subplots(
+        len(kinds), 2, figsize=(12, 3.1 * len(kinds)), dpi=120, sharex=True, squeeze=False
+    )
+    for row, kind in zip(axes, kinds, strict=True):
+        net_run = runs[kind]
+        steps = net_run.result.steps
+        before, after = net_run.result.grad_norm[:, 0], net_run.after[:, 0]
+        ax = row[0]
+        ax.plot(steps, before, color=OKABE_ITO[3], linewidth=1.0, label="before clipping")
+        ax.plot(steps, after, color=OKABE_ITO[0], linewidth=1.0, label="after clipping")
+        if kind == "norm":
+            threshold = CLIPS["norm"][0]
+            ax.axhline(threshold, color="black", linestyle=":", label=f"threshold {threshold:g}")
+        ax.set_yscale("log")
+        ax.set_ylabel("global gradient norm")
+        ax.set_title(f"Clipping {net_run.label}: the norm")
+        ax.legend(fontsize=8, loc="upper right")
+        ax.grid(alpha=0.3, which="both")
+        ax = row[1]
+        rate = _smooth(net_run.result.clipped[:, 0].double(), RATE_WINDOW) * 100
+        kept = _smooth((after / before).double(), RATE_WINDOW) * 100
+        ax.plot(steps, rate, color=OKABE_ITO[2], linewidth=1.6, label="steps on which it fired")
+        ax.plot(
+            steps,
+            kept,
+            color=OKABE_ITO[0],
+            linewidth=1.6,
+            linestyle="--",
+            label="norm after ÷ norm before",
+        )
+        ax.set_ylim(-3, 103)
+        ax.set_ylabel(f"%, mean of the last {RATE_WINDOW} steps")
+        ax.set_title(f"Clipping {net_run.label}: how often, how much")
+        ax.legend(fontsize=8, loc="center right")
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("training step")
+    ctx.figure(
+        fig,
+        "norms",
+        "Left: the global gradient norm before clipping (measured by the engine) and after "
+        "(the step the weights took, divided by the learning rate). Right: the clip rate, "
+        f"the share of the last {RATE_WINDOW} steps on which clipping changed the gradient, "
+        "and how much of the norm it kept. Value clipping and AGC fire whenever any "
+        f"component or any unit of the {N_PARAMS:,} parameters is over its limit, and shrink "
+        "the norm by a steady factor; norm clipping fires while the gradients are large and "
+        "less and less as the net settles. Value clipping clamps components, so it changes "
+        "the direction too; norm clipping keeps the direction; AGC limits each unit's "
+        "gradient relative to that unit's weights.",
+    )
+
+
+# --------------------------------------------------------------------------- the lesson
+
+
+def run(
+    out: str | Path | None = None,
+    *,
+    quick: bool = False,
+    device: str = "cpu",
+    progress: LessonProgress | None = None,
+) -> Lesson:
+    """Run the clipping lesson; write its report into ``out`` (when given).
+
+    Args:
+        out: the folder for ``index.html`` and the PNG figures, or None for none.
+        quick: a short run (seconds), for the tests.
+        device: ``"cpu"`` or ``"cuda"``.
+        progress: a progress display (the CLI's bar), or None.
+
+    Returns:
+        The :class:`~initlab.lessons.Lesson`, its ``facts`` holding the numbers behind
+        each finding.
+
+    Raises:
+        ValueError: a device that is not available.
+        FileNotFoundError: MNIST is not on disk (see :func:`initlab.data.locate`).
+    """
+    plan = _QUICK if quick else _DEFAULT
+    ctx = Context(
+        NAME,
+        TITLE,
+        out,
+        quick=quick,
+        device=device,
+        progress=progress,
+        subtitle=(
+            "Pascanu, Mikolov & Bengio 2013's one-neuron RNN and its gradient cliff; an MLP "
+            f"on MNIST that blows up at learning rate {LR:g}, clipped by value, norm and AGC."
+        ),
+    )
+
+    # ---- part 1: the surface, float64 (the gradient spans many orders of magnitude)
+    ctx.stage("the one-neuron RNN's loss surface")
+    f64: dict[str, Any] = {"dtype": torch.float64, "device": ctx.device}
+    w_axis = torch.linspace(*W_RANGE, plan.grid, **f64)
+    b_axis = torch.linspace(*B_RANGE, plan.grid, **f64)
+    w, b = torch.meshgrid(w_axis, b_axis, indexing="ij")
+    loss, grad = _loss_and_grad(w, b)
+    grad_norm = torch.linalg.vector_norm(grad, dim=-1)
+    top = int(grad_norm.argmax())
+    flat = int(grad_norm.argmin())
+    ctx.stage("gradient descent across the cliff")
+    margin = 0.5  # starts inside the frame, on a grid
+    ws = torch.linspace(W_RANGE[0] + margin, W_RANGE[1] - margin, plan.starts, **f64)
+    bs = torch.linspace(B_RANGE[0] + margin, B_RANGE[1] - margin, plan.starts, **f64)
+    starts = torch.cartesian_prod(ws, bs)
+    plain, clipped = _descend(starts, GD_CLIP)
+    jump = torch.linalg.vector_norm(plain.path[1:] - plain.path[:-1], dim=2).amax(dim=0)
+    thrown = (jump > THROWN).nonzero().flatten().tolist()
+    worst = int(jump.argmax())
+    # and a start far from the cliff, where clipping changes little: the one whose two
+    # descents end closest together, among those that reach a low loss
+    ends_apart = torch.linalg.vector_norm(plain.path[-1] - clipped.path[-1], dim=1)
+    calm = int(torch.where(plain.loss < 1e-3, ends_apart, math.inf).argmin())
+    shown = [worst, calm]
+    worst_step = int(
+        torch.linalg.vector_norm(plain.path[1:, worst] - plain.path[:-1, worst], dim=1).argmax()
+    )
+    landing = plain.path[worst_step + 1, worst]
+
+    ctx.report.section(
+        "The gradient cliff of a one-neuron recurrent net",
+        f"xₜ = w·σ(xₜ₋₁) + b, x₀ = {X0:g}, {STEPS_RNN} steps, loss (σ(x₅₀) − {TARGET:g})² "
+        f"(Pascanu et al. 2013, §2.3 and Fig. 6). The loss and its gradient are computed by "
+        f"autograd in float64 over a {plan.grid}×{plan.grid} grid of (w, b) in one tensor. "
+        f"Gradient descent at learning rate {GD_LR:g} runs for {GD_STEPS} steps from "
+        f"{len(starts)} starting points, with and without clipping the gradient's norm at "
+        f"{GD_CLIP:g}; two are drawn: the one thrown farthest without clipping, and one far "
+        "from the cliff.",
+    )
+    _draw_surface(ctx, w.cpu(), b.cpu(), loss.cpu(), grad_norm.cpu(), plain, clipped, shown)
+    thrown_plain = plain.loss[thrown] if thrown else torch.empty(0)
+    thrown_clipped = clipped.loss[thrown] if thrown else torch.empty(0)
+    ctx.report.table(
+        ["start (w, b)", "longest step", "final loss, GD", f"final loss, clipped at {GD_CLIP:g}"],
+        [
+            [
+                f"({starts[i, 0]:.1f}, {starts[i, 1]:.1f})",
+                float(jump[i]),
+                float(plain.loss[i]),
+                float(clipped.loss[i]),
+            ]
+            for i in sorted(thrown, key=lambda i: -float(jump[i]))
+        ],
+        caption=f"Every start whose unclipped descent took a step longer than {THROWN:g}.",
+    )
+    probes = [top, flat]
+    probe_points = []
+    for idx in probes:
+        i, j = divmod(idx, plan.grid)
+        probe_points.append(
+            {
+                "w": float(w[i, j]),
+                "b": float(b[i, j]),
+                "loss": float(loss[i, j]),
+                "grad": [float(grad[i, j, 0]), float(grad[i, j, 1])],
+            }
+        )
+    start = starts[worst]
+    _, g_start = _loss_and_grad(start[:1], start[1:])
+    probe_points.append(
+        {
+            "w": float(start[0]),
+            "b": float(start[1]),
+            "loss": float(rnn_loss(start[:1], start[1:])),
+            "grad": g_start[0].tolist(),
+        }
+    )
+
+    # ---- part 2: a net that blows up, and three ways to clip it
+    ctx.stage("loading MNIST")
+    ds = data.load("mnist", limit=plan.limit).to(ctx.device)
+    runs: dict[str, _NetRun] = {}
+    ctx.stage(f"training without clipping, learning rates {LR:g} and {SAFE_LR:g}")
+    runs["none"] = _train_net(ctx, ds, plan, "no clipping", [LR, SAFE_LR], None, 1.0)
+    for kind in KINDS:
+        threshold, label = CLIPS[kind]
+        ctx.stage(f"training with clipping {label}")
+        runs[kind] = _train_net(ctx, ds, plan, label, [LR], kind, threshold)
+
+    none = runs["none"].result
+    diverged = none.members[0]
+    initial_loss = float(none.loss[0, 0])
+    finite_before = none.loss[:, 0][torch.isfinite(none.loss[:, 0])]
+    ctx.report.section(
+        "A net that blows up, clipped three ways",
+        f"An MLP {WIDTHS} with ReLU and He-normal weights, {ds.n_train} MNIST training "
+        f"images, plain SGD on batches of {BATCH} at learning rate {LR:g} for {plan.steps} "
+        "steps; every run starts from the same weights and sees the same batches.",
+    )
+    _draw_losses(ctx, runs, first=min(40, plan.steps))
+    _draw_norms(ctx, runs)
+    tail = max(1, plan.steps // 10)
+    rows, per_kind = [], {}
+    for name, net_run in runs.items():
+        r = net_run.result
+        for m, member in enumerate(r.members):
+            final = float(r.loss[-tail:, m].double().mean())  # mean of the last tenth
+            rate = float(r.clipped[:, m].double().mean())
+            early = float(r.clipped[: plan.steps // 10, m].double().mean())
+            late = float(r.clipped[-tail:, m].double().mean())
+            rows.append(
+                [
+                    net_run.label,
+                    member.config["lr"],
+                    {"budget": "ran all steps"}.get(member.status, member.status),
+                    member.stopped_step,
+                    final,
+                    "" if member.test_accuracy is None else f"{member.test_accuracy:.1%}",
+                    f"{rate:.0%}",
+                ]
+            )
+            if name != "none":
+                per_kind[name] = {
+                    "threshold": CLIPS[name][0],
+                    "status": member.status,
+                    "final_loss": final,
+                    "test_accuracy": member.test_accuracy,
+                    "clip_rate": rate,
+                    "clip_rate_first_tenth": early,
+                    "clip_rate_last_tenth": late,
+                    "norm_kept_median": float((net_run.after[:, m] / r.grad_norm[:, m]).median()),
+                    "norm_before": r.grad_norm[:, 0].tolist(),
+                    "norm_after": net_run.after[:, 0].tolist(),
+                }
+    ctx.report.table(
+        ["clipping", "lr", "status", "steps run", "final loss", "test accuracy", "clip rate"],
+        rows,
+        caption=(
+            f"Final loss: the mean batch loss of the last {tail} steps (NaN: diverged). "
+            "Clip rate: the share of steps on which clipping changed the gradient."
+        ),
+    )
+    safe = none.members[1]
+    safe_loss = float(none.loss[-tail:, 1].double().mean())
+
+    # ---- findings, from the numbers above
+    orders = math.log10(float(grad_norm.max()) / float(grad_norm.min()))
+    clipped_text = "; ".join(
+        f"{CLIPS[k][1]}: {v['final_loss']:.3f} ({v['test_accuracy']:.1%} test accuracy)"
+        for k, v in per_kind.items()
+    )
+    findings = [
+        f"Over the (w, b) grid the one-neuron RNN's gradient norm ranges from "
+        f"{float(grad_norm.min()):.1e} to {float(grad_norm.max()):.1e}, {orders:.0f} orders "
+        f"of magnitude; the steepest point, on the cliff, is (w, b) = "
+        f"({probe_points[0]['w']:.2f}, {probe_points[0]['b']:.2f}).",
+        f"From {len(thrown)} of {len(starts)} starting points plain gradient descent was "
+        f"thrown off the cliff (one step longer than {THROWN:g}); the worst, from "
+        f"({float(start[0]):.1f}, {float(start[1]):.1f}), took a step of "
+        f"{float(jump[worst]):.0f} at step {worst_step + 1} to "
+        f"({float(landing[0]):.0f}, {float(landing[1]):.0f}) and ended at loss "
+        f"{float(plain.loss[worst]):.3f}; with the norm clipped at {GD_CLIP:g} it ended at "
+        f"{float(clipped.loss[worst]):.1e}.",
+        f"Without clipping, at learning rate {LR:g}, the MLP's loss became non-finite at "
+        f"step {diverged.stopped_step} (it started at {initial_loss:.2f}); at learning rate "
+        f"{SAFE_LR:g} it fell to {safe_loss:.3f}. Clipped at learning rate {LR:g}, the final "
+        f"loss was {clipped_text}.",
+        "Clipping fired on "
+        + "; ".join(
+            f"{v['clip_rate']:.0%} of the steps {CLIPS[k][1].split(',')[0]} "
+            f"({v['clip_rate_first_tenth']:.0%} in the first tenth of training, "
+            f"{v['clip_rate_last_tenth']:.0%} in the last) and kept a median "
+            f"{v['norm_kept_median']:.0%} of the gradient's norm"
+            for k, v in per_kind.items()
+        )
+        + ".",
+    ]
+    facts: dict[str, Any] = {
+        "x0": X0,
+        "rnn_steps": STEPS_RNN,
+        "target": TARGET,
+        "grad_norm_max": float(grad_norm.max()),
+        "grad_norm_min": float(grad_norm.min()),
+        "probe_points": probe_points,  # the steepest, the flattest, the worst start
+        "starts": len(starts),
+        "thrown": len(thrown),
+        "thrown_final_loss_plain": thrown_plain.tolist(),
+        "thrown_final_loss_clipped": thrown_clipped.tolist(),
+        "longest_step": float(jump[worst]),
+        "gd_clip": GD_CLIP,
+        "unclipped_status": diverged.status,
+        "unclipped_stopped_step": diverged.stopped_step,
+        "unclipped_final_loss": diverged.final_loss,
+        "unclipped_max_finite_loss": float(finite_before.max()),
+        "initial_loss": initial_loss,
+        "safe_lr": SAFE_LR,
+        "safe_status": safe.status,
+        "safe_final_loss": safe_loss,
+        "clipped": per_kind,
+        "lr": LR,
+    }
+    return ctx.finish(findings, facts)

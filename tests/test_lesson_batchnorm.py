@@ -1,0 +1,122 @@
+"""The batch-norm lesson (issue 7, lesson 4): Ioffe & Szegedy §4.1, the grid, two modes.
+
+The acceptance claims of the issue are asserted on the quick run's facts: BN has the
+higher test accuracy at the same step and the steadier percentile band, and wins more
+cells of the init × learning-rate grid. Inference mode is checked against the formula of
+Ioffe & Szegedy's Alg. 2 written out here in float64 from the member's own parameters
+and running averages (independent of initlab's batch norm), and training mode against
+Alg. 1 (the batch's mean and biased variance).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import html5lib
+import pytest
+import torch
+
+from initlab.lessons import Lesson
+from initlab.lessons.batchnorm import run
+
+HIDDEN = 3  # Linear (no bias) → BatchNorm1d → Sigmoid, three times, then Linear
+
+
+@pytest.fixture(scope="module")
+def lesson(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
+    return run(tmp_path_factory.mktemp("batchnorm"), quick=True)
+
+
+def _forward(facts: dict[str, Any], statistics: str) -> torch.Tensor:
+    """The BN member's logits by the paper's formulas, in float64: with the running
+    averages (inference) or with the batch's own mean and biased variance (training)."""
+    state = {k: v.double() for k, v in facts["bn_member_state"].items()}
+    eps = facts["bn_eps"]
+    h = facts["mode_batch"].double()
+    for i in range(HIDDEN):
+        a = h @ state[f"{3 * i}.weight"].T
+        if statistics == "running":
+            mean, var = state[f"{3 * i + 1}.running_mean"], state[f"{3 * i + 1}.running_var"]
+        else:
+            mean, var = a.mean(dim=0), a.var(dim=0, unbiased=False)
+        a = (a - mean) / torch.sqrt(var + eps) * state[f"{3 * i + 1}.weight"]
+        h = torch.sigmoid(a + state[f"{3 * i + 1}.bias"])
+    return h @ state[f"{3 * HIDDEN}.weight"].T + state[f"{3 * HIDDEN}.bias"]
+
+
+def test_bn_has_the_higher_test_accuracy_at_the_same_step(lesson: Lesson) -> None:
+    facts = lesson.facts
+    plain, bn = facts["accuracy_plain"], facts["accuracy_bn"]
+    assert facts["steps"][0] == 0 and len(plain) == len(bn) == len(facts["steps"])
+    # At step 0 both nets are untrained: near a tenth right, like any 10-class guess.
+    assert plain[0] == pytest.approx(0.1, abs=0.07) and bn[0] == pytest.approx(0.1, abs=0.07)
+    for i in range(1, len(bn)):  # every measurement after training began
+        assert bn[i] > plain[i], (facts["steps"][i], bn[i], plain[i])
+    assert bn[1] > plain[1] + 0.3  # the first measurement: BN far ahead
+
+
+def test_bn_holds_the_percentile_band_steadier(lesson: Lesson) -> None:
+    facts = lesson.facts
+    assert facts["drift_unit_bn"] < facts["drift_unit_plain"]
+    assert facts["drift_all_bn"] < 0.5 * facts["drift_all_plain"]
+    assert facts["drift_late_bn"] < facts["drift_late_plain"]
+    for band in facts["percentiles_plain"] + facts["percentiles_bn"]:
+        assert band[0] <= band[1] <= band[2]  # 15th ≤ 50th ≤ 85th
+    # At init γ = 1, β = 0: the input to the sigmoid is the pre-activation standardized over
+    # the batch; for a near-normal unit the 15th–85th range is 2·Φ⁻¹(0.85) = 2.073. The
+    # tolerance allows for the unit's distribution not being exactly normal.
+    first = facts["percentiles_bn"][0]
+    assert first[2] - first[0] == pytest.approx(2 * 1.0364334, abs=0.35)
+
+
+def test_bn_wins_more_cells_of_the_init_and_lr_grid(lesson: Lesson) -> None:
+    facts = lesson.facts
+    cells = len(facts["grid_gains"]) * len(facts["grid_lrs"])
+    assert facts["grid_bn_wins"] + facts["grid_plain_wins"] <= cells
+    assert facts["grid_bn_wins"] > facts["grid_plain_wins"]
+    assert facts["grid_trained_bn"] > facts["grid_trained_plain"]
+    # Recount from the grids themselves (a diverged cell, NaN, is the worse one).
+    plain = torch.tensor(facts["grid_loss_plain"]).nan_to_num(math.inf)
+    bn = torch.tensor(facts["grid_loss_bn"]).nan_to_num(math.inf)
+    assert int((bn < plain).sum()) == facts["grid_bn_wins"]
+    # The smallest init scale without BN: the sigmoid net stays at chance, ln 10.
+    assert facts["grid_loss_plain"][0][0] == pytest.approx(math.log(10), abs=0.1)
+
+
+def test_inference_mode_equals_the_formula_with_running_averages(lesson: Lesson) -> None:
+    facts = lesson.facts
+    expected = _forward(facts, "running")
+    # float32 lesson against a float64 reference: logits of size ~10, rounding ~1e-6.
+    torch.testing.assert_close(facts["mode_eval_logits"].double(), expected, atol=1e-4, rtol=0)
+    assert facts["by_hand_error"] < 1e-4
+
+
+def test_training_mode_uses_the_batch_statistics(lesson: Lesson) -> None:
+    facts = lesson.facts
+    expected = _forward(facts, "batch")
+    torch.testing.assert_close(facts["mode_train_logits"].double(), expected, atol=1e-4, rtol=0)
+    # and the two modes differ less once the running averages have caught up
+    assert facts["mode_gap_trained"] < facts["mode_gap_init"]
+
+
+def test_the_report_embeds_every_figure_and_parses(lesson: Lesson) -> None:
+    assert lesson.report is not None and lesson.report.exists()
+    assert len(lesson.figures) == 4
+    text = lesson.report.read_text(encoding="utf-8")
+    for png in lesson.figures:
+        assert Path(png).exists() and Path(png).read_bytes().startswith(b"\x89PNG")
+        assert f'id="{Path(png).stem}"' in text
+    assert text.count("data:image/png;base64,") == len(lesson.figures)
+    html5lib.HTMLParser(strict=True).parse(text)
+    assert "http://" not in text and "https://" not in text
+    for finding in lesson.findings:
+        assert re.search(r"\d", finding), finding  # every finding carries the run's numbers
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        run(tmp_path, quick=True, device="cuda")
