@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from pathlib import Path
 from typing import Any
 
-import html5lib
 import pytest
 import torch
+from lesson_checks import check_report
 
 from initlab.lessons import Lesson
 from initlab.lessons.batching import run
@@ -97,16 +96,7 @@ def test_findings_quote_the_run(lesson: Lesson) -> None:
 
 
 def test_report_embeds_every_figure_and_parses(lesson: Lesson) -> None:
-    assert lesson.report is not None and lesson.report.exists()
-    text = lesson.report.read_text(encoding="utf-8")
-    assert len(lesson.figures) >= 5
-    for png in lesson.figures:
-        assert Path(png).exists() and Path(png).read_bytes().startswith(b"\x89PNG")
-    assert text.count("data:image/png;base64,") == len(lesson.figures)
-    html5lib.HTMLParser(strict=True).parse(text)
-    assert not re.search(r"https?://", text)
-    for sentence in lesson.findings:
-        assert len(sentence) > 20
+    check_report(lesson, 5)
 
 
 def test_an_unavailable_device_is_a_clear_error(tmp_path: Path) -> None:

@@ -9,12 +9,11 @@ global norm leaves exactly min(‖g‖, c) (its definition); no clipping increas
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
-import html5lib
 import pytest
 import torch
+from lesson_checks import check_report
 
 from initlab.lessons import Lesson
 from initlab.lessons.clipping import run
@@ -104,17 +103,7 @@ def test_clipping_never_grows_the_norm_and_norm_clipping_caps_it(lesson: Lesson)
 
 
 def test_the_report_embeds_every_figure_and_parses(lesson: Lesson) -> None:
-    assert lesson.report is not None and lesson.report.exists()
-    assert len(lesson.figures) == 3
-    text = lesson.report.read_text(encoding="utf-8")
-    for png in lesson.figures:
-        assert Path(png).exists() and Path(png).read_bytes().startswith(b"\x89PNG")
-        assert f'id="{Path(png).stem}"' in text
-    assert text.count("data:image/png;base64,") == len(lesson.figures)
-    html5lib.HTMLParser(strict=True).parse(text)
-    assert "http://" not in text and "https://" not in text
-    for finding in lesson.findings:
-        assert re.search(r"\d", finding), finding
+    check_report(lesson, 3)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

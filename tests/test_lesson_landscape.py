@@ -8,13 +8,12 @@ loss at its centre is recomputed with a plain ``nn.Sequential``.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import html5lib
 import numpy as np
 import pytest
 import torch
+from lesson_checks import check_report
 from torch.nn import functional as F
 
 from initlab import models
@@ -171,14 +170,7 @@ def test_loss_slice_wants_one_member() -> None:
 
 
 def test_report_embeds_every_figure_and_parses(lesson: Lesson) -> None:
-    assert lesson.report is not None and lesson.report.exists()
-    text = lesson.report.read_text(encoding="utf-8")
-    assert len(lesson.figures) == 6
-    for png in lesson.figures:
-        assert Path(png).exists() and Path(png).read_bytes().startswith(b"\x89PNG")
-    assert text.count("data:image/png;base64,") == len(lesson.figures)
-    html5lib.HTMLParser(strict=True).parse(text)
-    assert not re.search(r"https?://", text)
+    check_report(lesson, 6)
     assert "reached 3 different minima" in lesson.findings[0]
 
 
