@@ -444,3 +444,40 @@ def test_a_non_finite_member_keeps_its_loss_to_itself() -> None:
     logits[1, 0, 2] = math.nan
     losses = _member_losses(logits, torch.tensor([[0, 1, 1, 0, 1]]), "cross_entropy")
     assert math.isnan(losses[1]) and torch.isfinite(losses[[0, 2]]).all()
+
+
+def test_freed_memory_is_recycled_only_during_a_cpu_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from initlab import train as train_mod
+
+    calls: list[tuple[str, int, int]] = []
+
+    class FakeLibc:
+        def mallopt(self, option: int, value: int) -> int:
+            calls.append(("mallopt", option, value))
+            return 1
+
+        def malloc_trim(self, pad: int) -> int:
+            calls.append(("trim", pad, 0))
+            return 1
+
+    monkeypatch.setattr(train_mod._RecycledMemory, "_glibc", staticmethod(lambda: FakeLibc()))
+    stack = models.mlp([4, 5, 3], "relu", members=2, dtype=torch.float64)
+    seen: list[list[tuple[str, int, int]]] = []
+    config = TrainConfig(lr=0.1, steps=3, check_every=1)
+    train(stack, _toy(), config, progress=lambda p: seen.append(list(calls)))
+    big = 2**31 - 1
+    # raised for the run (mmap threshold −3, trim threshold −1), set back and trimmed after
+    assert seen[0] == [("mallopt", -3, big), ("mallopt", -1, big)]
+    assert calls[2:] == [("mallopt", -3, 128 * 1024), ("mallopt", -1, 128 * 1024), ("trim", 0, 0)]
+    assert train_mod._RecycledMemory._depth == 0
+    calls.clear()
+    with train_mod._RecycledMemory(torch.device("meta")):  # not the CPU: nothing is touched
+        pass
+    assert calls == []
+
+
+def test_users_malloc_settings_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from initlab import train as train_mod
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
+    assert train_mod._RecycledMemory._glibc() is None
