@@ -1,12 +1,13 @@
 """Overhead of probing a model during training, measured in the same run.
 
-A 20-layer ReLU MLP (width 256, batch 128, He init) trains with SGD on random data;
-(A) plain steps, (B) the same steps with every 10th one run inside ``initlab.probe.Watch``
-and its report computed (statistics, verdicts, the theory's forecast; no histograms).
-Prints time per step and the ratio B / A (target ≤ 1.10×). A and B alternate, repeated;
-the ratio is that of the medians, so background noise weighs on both alike.
+A 20-layer ReLU MLP (width 256, batch 128, He init) trains with SGD on random data.
+Training is cut into periods of ``--every`` steps: (A) a period of plain steps, (B) a
+period whose first step runs inside ``initlab.probe.Watch`` and computes its report
+(statistics, verdicts, the theory's forecast; no histograms). A and B periods alternate
+on the same model, many times, so that a burst of background load or a slow patch of
+memory weighs on both alike; the ratio is that of the median period times (target ≤ 1.10×).
 
-    .venv/bin/python benchmarks/probe.py [--steps 200] [--repeats 7] [--every 10]
+    .venv/bin/python benchmarks/probe.py [--periods 150] [--every 10]
 """
 
 from __future__ import annotations
@@ -35,42 +36,55 @@ def build(depth: int, width: int) -> nn.Sequential:
     return model
 
 
-def run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, every: int) -> float:
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+def period(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    every: int,
+    probed: bool,
+) -> float:
+    """Seconds for ``every`` training steps, the first one probed when ``probed``."""
     start = time.perf_counter()
-    for step in range(steps):
+    for step in range(every):
         opt.zero_grad(set_to_none=True)
-        if every and step % every == 0:
+        if probed and step == 0:
             with Watch(model) as watch:
                 F.cross_entropy(model(x), y).backward()
             watch.report()
         else:
             F.cross_entropy(model(x), y).backward()
         opt.step()
-    return (time.perf_counter() - start) / steps
+    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--periods", type=int, default=150, help="of each kind (A and B)")
+    parser.add_argument("--every", type=int, default=10, help="steps per period")
     parser.add_argument("--depth", type=int, default=20)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--batch", type=int, default=128)
     args = parser.parse_args()
+    if args.periods < 1 or args.every < 1:
+        parser.error(f"--periods and --every must be ≥ 1, got {args.periods} and {args.every}")
     g = torch.Generator().manual_seed(1)
     x = torch.randn(args.batch, args.width, generator=g)
     y = torch.randint(0, 10, (args.batch,), generator=g)
-    plain, probed = [], []
-    run(build(args.depth, args.width), x, y, 20, args.every)  # warm-up
-    for _ in range(args.repeats):
-        plain.append(run(build(args.depth, args.width), x, y, args.steps, 0))
-        probed.append(run(build(args.depth, args.width), x, y, args.steps, args.every))
-    a, b = statistics.median(plain), statistics.median(probed)
+    model = build(args.depth, args.width)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    for probed in (False, True) * 3:  # warm-up
+        period(model, opt, x, y, args.every, probed)
+    plain, probed_times = [], []
+    for _ in range(args.periods):
+        plain.append(period(model, opt, x, y, args.every, False))
+        probed_times.append(period(model, opt, x, y, args.every, True))
+    a = statistics.median(plain) / args.every
+    b = statistics.median(probed_times) / args.every
     print(
         f"{args.depth}-layer MLP, width {args.width}, batch {args.batch}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{args.periods} periods of {args.every} steps each"
     )
     print(f"(A) plain step:                  {a * 1e3:8.3f} ms")
     print(f"(B) probed every {args.every:<3d} steps:      {b * 1e3:8.3f} ms")

@@ -314,6 +314,46 @@ def test_weight_statistics_are_those_of_the_weights() -> None:
         assert layer.grad_weight_ratio == pytest.approx(ratio, rel=1e-5)
 
 
+@pytest.mark.parametrize("members", [1, 3])
+def test_statistics_keep_their_digits_when_the_std_is_far_below_the_mean(members: int) -> None:
+    """Sigmoid outputs near 0.5 with a std of ~1e-3: a float32 E[x²] − E[x]² would lose
+    ~2 digits of the variance; the probe's statistics match float64 PyTorch to 1e-4."""
+    stack = mlp([64, 128, 128, 128, 4], "sigmoid", members=members)
+    init_members(stack, "normal(std=0.001)", bias="constant(3.0)", seeds=list(range(members)))
+    x = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))
+    y = torch.randn(256, 4, generator=torch.Generator().manual_seed(1))
+
+    def loss_fn(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # Σ members' MSE
+        return F.mse_loss(out, target.expand_as(out), reduction="sum") / target.numel()
+
+    reports = probe(stack, (x, y), loss_fn=loss_fn)
+    reports = reports if isinstance(reports, list) else [reports]
+    if members == 1:  # and the same net as a plain nn.Sequential of float32 layers
+        plain = probe(to_module(stack, 0), (x, y), loss_fn=loss_fn)
+        assert isinstance(plain, Probe)
+        reports.append(plain)
+    for i, r in enumerate(reports):
+        m = i % members
+        net = to_module(stack, m).double()
+        hs: list[torch.Tensor] = []
+        a = x.double()
+        for layer in net:
+            a = layer(a)
+            if isinstance(layer, nn.Linear):
+                a.retain_grad()
+                hs.append(a)
+        F.mse_loss(a, y.double()).backward()
+        outs = [torch.sigmoid(h).detach() for h in hs[:-1]] + [hs[-1].detach()]
+        for s, h, out in zip(r.layers, hs, outs, strict=True):
+            assert s.act_std == pytest.approx(float(out.std()), rel=1e-4)
+            assert s.act_mean == pytest.approx(float(out.mean()), rel=1e-5)
+            assert s.preact_rms == pytest.approx(float(h.detach().square().mean().sqrt()), rel=1e-5)
+            assert h.grad is not None
+            assert s.grad_std == pytest.approx(float(h.grad.std()), rel=1e-4)
+            assert s.grad_rms == pytest.approx(float(h.grad.square().mean().sqrt()), rel=1e-4)
+        assert r.layers[1].act_std < 1e-2 * r.layers[1].act_mean  # the case in question
+
+
 # ------------------------------------------------------------------ any module, stacks
 
 

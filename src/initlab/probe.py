@@ -51,6 +51,7 @@ import contextlib
 import copy
 import functools
 import math
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -86,6 +87,7 @@ Layout: TypeAlias = Literal["linear", "conv", "stack_linear", "stack_conv"]
 
 _PLAIN_WEIGHT = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd)
 _STACKED_WEIGHT = (StackedLinear, StackedConv)
+_WEIGHT = _PLAIN_WEIGHT + _STACKED_WEIGHT
 _BATCH_NORM = (nn.modules.batchnorm._NormBase, StackedBatchNorm)
 # Modules that only reshape: the chain of layers continues through them.
 _RESHAPE = (nn.Flatten, nn.Unflatten, nn.Identity, _Flatten, nn.Dropout)
@@ -119,6 +121,9 @@ class Thresholds:
         check_real(fn, "exploding", self.exploding, low=1.0)
         check_real(fn, "depth_change", self.depth_change, low=1.0)
         check_real(fn, "symmetry_tolerance", self.symmetry_tolerance, low=0.0)
+
+
+_DEFAULTS = Thresholds()  # frozen: one instance serves every Watch
 
 
 @dataclass(frozen=True)
@@ -249,6 +254,14 @@ def _activation_name(module: nn.Module) -> str | None:
     return None
 
 
+def _inplace(module: nn.Module) -> bool:
+    """``module.inplace``, without the cost of nn.Module's attribute lookup failing."""
+    value = vars(module).get("inplace")
+    if value is None and hasattr(type(module), "inplace"):
+        value = getattr(module, "inplace", False)
+    return bool(value)
+
+
 def _is_activation(module: nn.Module) -> bool:
     other = (nn.ReLU6, nn.Softsign, nn.Mish, nn.CELU, nn.PReLU, nn.RReLU, nn.LogSigmoid)
     return _activation_name(module) not in (None, "linear") or isinstance(module, other)
@@ -275,24 +288,34 @@ def _infer_activation(h: Tensor, a: Tensor) -> str | None:
     return None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Block:
-    """A weight layer and what follows it up to the next weight layer, as recorded."""
+    """A weight layer and what follows it up to the next weight layer, as recorded.
 
+    Once measured, the activations are let go (kept past their use, they would make each
+    training step map fresh memory): only the numbers and small per-unit tensors stay.
+    """
+
+    index: int  # 0-based depth among the weight layers
     name: str
     module: nn.Module
     layout: Layout
     members: int
-    x: Tensor  # the layer's input
-    h: Tensor  # its output
-    h_grad: Tensor | None = None
+    x: Tensor | None  # the layer's input (once measured, kept for the first layer only)
+    h: Tensor | None  # its output
+    x_numel: int = 0
+    h_grad: Tensor | None = None  # ∂loss/∂h as (M, …), kept for the histogram only
     post: Tensor | None = None  # the activation's output, if an activation module ran
     post_module: nn.Module | None = None
     out: Tensor | None = None  # the block's last output (after φ and any batch norm)
+    out_numel: int = 0
     next_x: Tensor | None = None  # the next weight layer's input
+    closed: bool = False  # the next weight layer ran: nothing more joins this block
     batch_norm: Literal["before", "after"] | None = None
     bn_direct: bool = False  # batch norm ran directly after the layer
     others: list[str] = field(default_factory=list)  # other modules in the block
+    forward: _Forward | None = None  # the measured activations
+    grad: _Moments | None = None  # the measured ∂loss/∂h
 
 
 def _layout(module: nn.Module) -> Layout:
@@ -346,6 +369,11 @@ class Watch:
     statistics only (no extra forward or backward pass). Hooks are attached on enter and
     removed on exit, also on error. The first forward pass after enter is recorded.
 
+    The statistics are taken as the pass goes: a layer's activations when the next
+    layer starts, ∂loss/∂h when the backward pass reaches it. Nothing is kept alive past
+    its use (kept, the activations would make every step map fresh memory); the report
+    adds the weights' statistics and turns the numbers into verdicts.
+
     Args:
         model: any ``nn.Module`` with Linear or Conv layers, or an initlab ``Stack``.
         thresholds: when measurements become verdicts.
@@ -377,32 +405,39 @@ class Watch:
         if not isinstance(model, nn.Module):
             raise TypeError(param_message("Watch", "model", "an nn.Module", type(model).__name__))
         self.model = model
-        self.thresholds = thresholds if thresholds is not None else Thresholds()
+        self.thresholds = thresholds if thresholds is not None else _DEFAULTS
         self.histograms = histograms
         self.forecast = forecast
         self._handles: list[Any] = []
         self._blocks: list[_Block] = []
+        self._reads = _Reads()
         self._seen: set[int] = set()
-        self._entered: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+        self._failure: tuple[str, nn.Module, tuple[int, ...]] | None = None
         self._done = False
-        self._clone = any(getattr(m, "inplace", False) for m in model.modules())
+        self._clone = False
         self.loss = math.nan
 
     # -- hooks
     def __enter__(self) -> Watch:
         self._blocks.clear()
+        self._reads = _Reads()
         self._seen.clear()
+        self._failure = None
         self._done = False
+        self._clone = False
         weight_layers = 0
         for name, module in self.model.named_modules():
+            # A later in-place module would overwrite the outputs we keep: then keep copies.
+            self._clone |= _inplace(module)
             stacked = isinstance(module, _STACKED_WEIGHT)
             if next(module.children(), None) is not None and not stacked:
                 continue
-            if isinstance(module, _PLAIN_WEIGHT + _STACKED_WEIGHT):
-                weight_layers += 1
+            weight = isinstance(module, _WEIGHT)
+            weight_layers += weight
             label = name or type(module).__name__
-            self._handles.append(module.register_forward_pre_hook(self._pre_hook(label)))
-            self._handles.append(module.register_forward_hook(self._hook(label)))
+            # always_call: the hook also runs when the forward raises, to name the layer.
+            hook = self._hook(label, weight)
+            self._handles.append(module.register_forward_hook(hook, always_call=True))
         if weight_layers == 0:
             self._remove()
             raise ValueError(
@@ -421,29 +456,30 @@ class Watch:
             handle.remove()
         self._handles.clear()
 
-    def _pre_hook(self, name: str) -> Callable[..., None]:
-        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-            shape = tuple(args[0].shape) if args and isinstance(args[0], Tensor) else ()
-            self._entered.append((name, module, shape))
-
-        return hook
-
-    def _hook(self, name: str) -> Callable[..., None]:
+    def _hook(self, name: str, weight: bool) -> Callable[..., None]:
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            if self._entered and self._entered[-1][1] is module:
-                self._entered.pop()
-            if self._done or id(module) in self._seen or not isinstance(output, Tensor):
+            if not isinstance(output, Tensor):
+                # Called from the except clause of a forward that raised: the innermost
+                # such module (the first hook to run) is the one that failed.
+                if output is None and self._failure is None and sys.exc_info()[0] is not None:
+                    shape = tuple(args[0].shape) if args and isinstance(args[0], Tensor) else ()
+                    self._failure = (name, module, shape)
+                return
+            if self._done or id(module) in self._seen:
                 return
             self._seen.add(id(module))
             value = output.detach()
-            if self._clone:  # a later in-place activation would overwrite what we keep
+            if self._clone:
                 value = value.clone()
-            if isinstance(module, _PLAIN_WEIGHT + _STACKED_WEIGHT):
+            if weight:
                 x = args[0].detach() if args and isinstance(args[0], Tensor) else value
-                if self._blocks and self._blocks[-1].next_x is None:
-                    self._blocks[-1].next_x = x
-                block = _Block(name, module, _layout(module), _members(module), x, value)
-                block.out = value
+                if self._blocks and not self._blocks[-1].closed:
+                    previous = self._blocks[-1]
+                    previous.next_x, previous.closed = x, True
+                    _measure_forward(previous, self._reads, self.thresholds, self.histograms)
+                index = len(self._blocks)
+                block = _Block(index, name, module, _layout(module), _members(module), x, value)
+                block.x_numel, block.out = x.numel(), value
                 self._blocks.append(block)
                 if output.requires_grad:
                     output.register_hook(self._grad_hook(block))  # type: ignore[no-untyped-call]
@@ -451,12 +487,12 @@ class Watch:
             if not self._blocks:
                 return
             block = self._blocks[-1]
-            if block.next_x is not None:
+            if block.closed:
                 return
             if isinstance(module, _BATCH_NORM):
                 block.bn_direct = block.out is block.h and block.post is None
                 block.batch_norm = "after" if block.post is not None else "before"
-            elif _is_activation(module) and block.post is None:
+            elif block.post is None and _is_activation(module):
                 block.post, block.post_module = value, module
             elif not isinstance(module, _RESHAPE):
                 block.others.append(type(module).__name__)
@@ -464,15 +500,17 @@ class Watch:
 
         return hook
 
-    @staticmethod
-    def _grad_hook(block: _Block) -> Callable[[Tensor], None]:
+    def _grad_hook(self, block: _Block) -> Callable[[Tensor], None]:
         def hook(grad: Tensor) -> None:
-            block.h_grad = grad.detach()
+            if block.forward is None:  # the last layer: its forward pass is over now
+                block.closed = True
+                _measure_forward(block, self._reads, self.thresholds, self.histograms)
+            _measure_grad(block, grad.detach(), self._reads, self.histograms)
 
         return hook
 
     def _culprit(self) -> tuple[str, nn.Module, tuple[int, ...]] | None:
-        return self._entered[-1] if self._entered else None
+        return self._failure
 
     # -- steps (used by probe())
     def _weights_now(self) -> list[Tensor]:
@@ -493,21 +531,21 @@ class Watch:
                 "Watch recorded no forward pass: run the model inside `with Watch(model):`."
             )
         members = max(b.members for b in self._blocks)
-        stats = _measure(self._blocks, self.thresholds, self.histograms)
-        forecasts, note = (
-            _forecast(self._blocks, stats, members) if self.forecast else ([], "not asked for")
+        measured = _measure(
+            self._blocks, self.thresholds, self.histograms, self._reads, self.forecast
         )
-        for row in stats:
-            del row["weight_ms"], row["bias_ms"]
+        forecasts, note = (
+            _forecast(self._blocks, measured, members) if self.forecast else ([], "not asked for")
+        )
         probes = []
         for m in range(members):
             layers = [
                 LayerStats(
-                    **{k: v[m] if isinstance(v, list) else v for k, v in s.items()},
+                    **rows[m],
                     forecast_preact_rms=forecasts[m][i][0] if forecasts else None,
                     forecast_grad_rms=forecasts[m][i][1] if forecasts else None,
                 )
-                for i, s in enumerate(stats)
+                for i, rows in enumerate(measured.rows)
             ]
             probes.append(
                 _judge(
@@ -541,44 +579,54 @@ def _histograms(t: Tensor, bins: int = 40) -> list[Histogram | None]:
 
 
 @functools.lru_cache(maxsize=16)
-def _directions(samples: int, device: torch.device) -> Tensor:
+def _directions(samples: int, device: torch.device, dtype: torch.dtype) -> Tensor:
     g = torch.Generator(device=device).manual_seed(0)
-    return torch.randn(samples, 2, generator=g, device=device, dtype=torch.float64)
+    r = torch.randn(samples, 2, generator=g, device=device, dtype=torch.float64)
+    return r.T.to(dtype).contiguous()
 
 
-def _symmetry(h: Tensor, tolerance: float) -> tuple[Tensor, Tensor]:
-    """(distinct units, fraction of copies) per member, from h as (M, units, samples).
+def _projection(h: Tensor, unit_dim: int, across: int | None = None) -> Tensor:
+    """Each unit's outputs projected on two random directions: (M, 2, units). ``h`` is
+    (M, units, samples) or (M, samples, units), or (samples, units) with ``across`` 0."""
+    if across == 0:
+        r = _directions(h.shape[0], h.device, h.dtype)
+        return (r @ h).unsqueeze(0)
+    r = _directions(h.shape[3 - unit_dim], h.device, h.dtype)
+    return r @ h if unit_dim == 2 else (h @ r.T).transpose(1, 2)
+
+
+def _distinct(p: Tensor, tolerance: float) -> Tensor:
+    """Distinct units per row of projections p (N, 2, units); NaN counts as distinct.
 
     Two units compute the same function on the batch when their outputs agree at every
     example. Comparing all pairs costs units²·samples; instead each unit's outputs are
     projected on two random directions and units whose projections agree (relative
     ``tolerance``) are counted as one. Distinct units collide by chance with probability
-    about units²·tolerance², negligible at the default 1e-6.
+    about units²·tolerance², negligible at the default 1e-6. (A float32 projection is off
+    by ~1e-7 of its scale, so identical units still agree.)
     """
-    units, samples = h.shape[1:]
-    r = _directions(samples, h.device)
-    p = torch.nan_to_num(h.double()) @ r  # (M, units, 2)
-    scale = p.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-300)
-    order = p[..., 0].argsort(dim=1)
-    p = torch.gather(p, 1, order.unsqueeze(-1).expand(-1, -1, 2))
-    same = ((p[:, 1:] - p[:, :-1]).abs() <= tolerance * scale).all(dim=-1)
-    distinct = units - same.sum(dim=1)
-    return distinct, 1.0 - distinct.double() / units
+    scale = p.nan_to_num(0.0).abs().amax(dim=(1, 2), keepdim=True)  # NaN: padding
+    order = p[:, 0].argsort(dim=1)  # NaN last
+    p = torch.gather(p, 2, order.unsqueeze(1).expand(-1, 2, -1))
+    same = (p.diff(dim=2).abs() <= tolerance * scale).all(dim=1)
+    return p.shape[2] - same.sum(dim=1)
 
 
 def _saturation(post: Tensor, name: str | None, t: Thresholds) -> Tensor | None:
-    """Fraction of φ's outputs in its flat tails, per member; None for a non-saturating φ."""
+    """How many of φ's outputs are in its flat tails, per member of (M, units, samples) or
+    (M, samples, units), or in all of (samples, units); None for a non-saturating φ."""
     if name in ("tanh", "hardtanh"):
         flat = post.abs() > t.tanh_saturation
     elif name == "sigmoid":
         flat = (post < t.sigmoid_saturation) | (post > 1.0 - t.sigmoid_saturation)
     else:
         return None
-    return flat.sum(dim=(1, 2), dtype=torch.float64) / flat[0].numel()
+    return flat.sum(dim=(1, 2) if flat.dim() == 3 else None, dtype=torch.float64)
 
 
 def _block_activation(block: _Block) -> tuple[str | None, Tensor | None]:
     """The φ after the layer and its output (from the module, or recognised)."""
+    assert block.h is not None
     if block.post is not None:
         assert block.post_module is not None
         return _activation_name(block.post_module), block.post
@@ -606,195 +654,449 @@ def _fans(module: nn.Module) -> tuple[int, int]:
     return shape[1] * receptive, shape[0] // groups * receptive
 
 
-def _moments(t: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and mean square per member of (M, ...), accumulated in float64 without a copy."""
-    n = t[0].numel()
-    mean = t.sum(dim=tuple(range(1, t.dim())), dtype=torch.float64) / n
-    square = torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1, dtype=torch.float64)
-    return mean, square.square() / n
+def _ratio(total: float, n: int) -> float:
+    """total / n, nan for n = 0 (an empty batch)."""
+    return total / n if n else math.nan
 
 
-def _std(mean: Tensor, square: Tensor, n: int) -> Tensor:
-    """The sample std (n − 1) from the mean and the mean square."""
-    return ((square - mean.square()) * (n / max(n - 1, 1))).clamp_min(0.0).sqrt()
+def _std(deviations: float, n: int) -> float:
+    """The sample std (n − 1) from the sum of squared deviations from the mean."""
+    if n == 0:
+        return math.nan
+    var = deviations / max(n - 1, 1)
+    return math.sqrt(var) if var > 0 else (var if math.isnan(var) else 0.0)
 
 
-@dataclass(eq=False)
-class _Views:
-    """One block's tensors as (M, units, samples) or (M, samples, units), weights as (M, N)."""
+class _Reads:
+    """Numbers queued on the device, read into Python together: each small op, and each
+    read, costs more than the arithmetic done afterwards on plain floats. On a GPU the
+    report reads once (one sync); on the CPU, where a read waits for nothing, a layer's
+    numbers are read as soon as they are queued, so that its tensors can go at once."""
 
-    unit_dim: int  # 1: (M, units, samples); 2: (M, samples, units)
-    name: str | None
-    h: Tensor
-    out: Tensor
-    post: Tensor
-    g: Tensor | None
-    w: Tensor
-    wg: Tensor | None
-    b: Tensor | None
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.pending: list[Tensor] = []
+        self.size = 0
+        self._wide: dict[torch.device, Tensor] = {}
 
-    def key(self) -> tuple[Any, ...]:
-        """Blocks with equal keys are measured together, as one tensor."""
-        shapes = [None if v is None else (v.shape, v.dtype) for v in self.tensors()]
-        return (self.unit_dim, self.name, self.post is self.out, *shapes)
+    def add(self, t: Tensor) -> int:
+        """Queue a 0-D or 1-D tensor; returns where its first value will be."""
+        start = self.size
+        self.size += t.shape[0] if t.dim() else 1
+        if t.is_cpu and not self.pending:  # nothing to wait for: read it now
+            if t.dim():
+                self.values += t.tolist()
+            else:
+                self.values.append(t.item())
+        else:
+            self.pending.append(t)
+        return start
 
-    def tensors(self) -> list[Tensor | None]:
-        return [self.h, self.out, self.post, self.g, self.w, self.wg, self.b]
+    def read(self) -> list[float]:
+        """Every value queued so far."""
+        if self.pending:
+            parts, self.pending = self.pending, []
+            device = parts[0].device
+            parts = [
+                p.reshape(-1) if p.device == device else p.to(device).reshape(-1) for p in parts
+            ]
+            self.values += torch.cat(parts).double().tolist()
+        return self.values
+
+    def wide(self, t: Tensor) -> Tensor:
+        """``t`` as a float64 vector, in a buffer that serves the whole report: a fresh
+        copy per layer would map (and page-fault) fresh memory each time."""
+        n = t.numel()
+        buffer = self._wide.get(t.device)
+        if buffer is None or buffer.numel() < n:
+            buffer = self._wide[t.device] = torch.empty(n, dtype=torch.float64, device=t.device)
+        return buffer[:n].copy_(t.reshape(-1))
 
 
-def _views(block: _Block) -> _Views:
-    mm = block.members
-    out, unit_dim = _units(block.out if block.out is not None else block.h, block.layout, mm)
-    name, post = _block_activation(block)
-    weight, grad, bias = _weights(block.module, mm)
-    return _Views(
-        unit_dim,
-        name,
-        _units(block.h, block.layout, mm)[0],
-        out,
-        _units(post, block.layout, mm)[0] if post is not None else out,
-        _units(block.h_grad, block.layout, mm)[0] if block.h_grad is not None else None,
-        weight.reshape(mm, -1),
-        grad.reshape(mm, -1) if grad is not None else None,
-        bias.reshape(mm, -1) if bias is not None else None,
-    )
-
-
-def _group_stats(v: _Views, t: Thresholds) -> list[list[float]]:
-    """The numbers of :class:`LayerStats`, one row each, per leading index."""
-    nan = math.nan
-    h_ms = _moments(v.h)[1]
-    o_mean, o_ms = _moments(v.out)
-    w_mean, w_ms = _moments(v.w)
-    missing = torch.full_like(h_ms, nan)
-    g_mean, g_ms = _moments(v.g) if v.g is not None else (missing, missing)
-    wg_mean, wg_ms = _moments(v.wg) if v.wg is not None else (missing, missing)
-    b_ms = _moments(v.b)[1] if v.b is not None else torch.zeros_like(h_ms)
-    saturated = _saturation(v.post, v.name, t)
-    across = 3 - v.unit_dim  # the samples' dimension
-    distinct, _ = _symmetry(v.h if v.unit_dim == 1 else v.h.transpose(1, 2), t.symmetry_tolerance)
-    units, n_h, n_w = v.h.shape[v.unit_dim], v.h[0].numel(), v.w.shape[1]
-    rows: list[list[float]] = torch.stack(
-        [
-            h_ms.sqrt(),
-            o_mean,
-            _std(o_mean, o_ms, v.out[0].numel()),
-            saturated if saturated is not None else missing,
-            (v.post == 0).all(dim=across).sum(dim=1).double() / units,
-            (v.h > 0).all(dim=across).sum(dim=1).double() / units,
-            g_ms.sqrt(),
-            _std(g_mean, g_ms, n_h),
-            _std(w_mean, w_ms, n_w),
-            (wg_ms * n_w).sqrt(),
-            _std(wg_mean, wg_ms, n_w),
-            (w_ms * n_w).sqrt(),
-            distinct.double(),
-            b_ms,
-        ]
-    ).tolist()
+def _sum_squares(t: Tensor) -> Tensor:
+    """Σx² per row of (M, N), as (M,)."""
+    rows: Tensor = torch.linalg.vecdot(t, t)
     return rows
 
 
-def _measure(blocks: list[_Block], t: Thresholds, histograms: bool) -> list[dict[str, Any]]:
-    """Per block, every statistic of :class:`LayerStats` (lists are per member).
+# Below this mean square, float32 squares underflow (2⁻¹²⁶) and the sum loses precision.
+_TINY_SQUARE = 2.0**-100
+
+
+class _Moments:
+    """A tensor's sum, sum of squares and sum of squared deviations from its mean, per
+    member: ``t`` is (M, ...) for ``members`` M > 1, any shape for one member. On the CPU
+    they are read at once (nothing to wait for) and the tensor let go; elsewhere they are
+    queued in ``reads`` until :meth:`settle`.
+
+    Sums run in the tensor's own dtype (float32 for half precision), which statistics
+    need no better than: about 1e-7 relative for 10⁴ values, 1e-4 for 10⁷. The deviations
+    are summed about the mean (two passes), so a std far below the mean (a sigmoid's
+    outputs near 0.5) keeps its digits; Σx² is then Σ(x − x̄)² + (Σx)²/n, a sum of
+    non-negative terms. ``exact`` sums in float64 (the weights, whose mean square feeds
+    the forecast); ``total=False`` asks for Σx² only.
+    """
+
+    __slots__ = (
+        "centred", "deviations", "exact", "finite", "n", "redone", "square", "squares", "t",
+        "total", "totals",
+    )  # fmt: skip
+
+    def __init__(
+        self, t: Tensor, reads: _Reads, members: int, *, total: bool = True, exact: bool = False
+    ) -> None:
+        self.n = t.numel() // max(members, 1)
+        self.exact = exact or t.dtype == torch.float64
+        self.centred = total and not self.exact  # float64's Σx² − (Σx)²/n is precise enough
+        self.totals: list[float] = [math.nan] * members
+        self.squares: list[float] = []
+        self.deviations: list[float] = [math.nan] * members
+        self.finite: list[bool] = [True] * members
+        self.redone = False  # the sums were redone in float64
+        self.t: Tensor | None = t  # until settled, for the rare float64 path
+        self.total = self.square = -1
+        if members == 1:  # BLAS dots: at most one temporary
+            v = t if t.dim() == 1 else t.reshape(-1)
+            if self.exact:
+                v = v if v.dtype == torch.float64 else reads.wide(v)
+            elif v.dtype != torch.float32:
+                v = v.float()
+            sums = v.sum() if total else None
+            if sums is not None and self.centred:
+                v = v - sums / max(self.n, 1)
+            square = torch.dot(v, v)
+            if square.is_cpu:  # the common case, read at once
+                self._take([sums.item()] if sums is not None else None, [square.item()])
+                return
+        else:
+            d = t.reshape(members, -1)
+            d = d.double() if self.exact else d if d.dtype == torch.float32 else d.float()
+            sums = d.sum(dim=1) if total else None
+            if sums is not None and self.centred:
+                d = d - (sums / max(self.n, 1)).unsqueeze(1)
+            square = _sum_squares(d)
+        if square.is_cpu:
+            self._take(sums.tolist() if sums is not None else None, square.reshape(-1).tolist())
+        else:
+            self.total = reads.add(sums) if sums is not None else -1
+            self.square = reads.add(square)
+
+    def settle(self, values: list[float]) -> None:
+        """Take the queued numbers from ``values``."""
+        if self.t is not None:
+            m, at, start = len(self.finite), self.total, self.square
+            self._take(values[at : at + m] if at >= 0 else None, values[start : start + m])
+
+    def _take(self, totals: list[float] | None, squares: list[float]) -> None:
+        """Keep per member the sum (nan when not asked for), the sums of squares, and
+        whether every value is finite; then let the tensor go. ``squares`` are the
+        deviations' when centred."""
+        t, self.t = self.t, None
+        assert t is not None
+        n = max(self.n, 1)
+        if totals is not None:
+            self.totals = totals
+        low = 0.0 if self.exact else self.n * _TINY_SQUARE
+        # A sum of squares is finite exactly when every value is (a sum is too, then).
+        if all(low <= s < math.inf for s in squares) and (
+            totals is None or all(-math.inf < x < math.inf for x in totals)
+        ):
+            if self.centred:
+                assert totals is not None
+                self.deviations = squares
+                self.squares = [q + x * x / n for q, x in zip(squares, totals, strict=True)]
+            else:
+                self.squares = squares
+                if totals is not None:
+                    self.deviations = [q - x * x / n for q, x in zip(squares, totals, strict=True)]
+            return
+        # Rare: NaN or Inf, or a float32 sum that overflowed or underflowed: redo in float64.
+        self.redone = True
+        d = t.reshape(len(self.finite), -1).double()
+        self.squares = _sum_squares(d).tolist()
+        if totals is not None:
+            sums = d.sum(dim=1)
+            self.totals = sums.tolist()
+            self.deviations = _sum_squares(d - (sums / n).unsqueeze(1)).tolist()
+        if not all(math.isfinite(s) for s in self.squares):
+            self.finite = torch.isfinite(d).all(dim=1).tolist()
+
+
+class _Forward:
+    """A block's activations, measured as the forward pass leaves them: the moments of h
+    and of the block's output, φ's saturation and, per unit, the extremes and the
+    projection for the symmetry (layers of one width are joined at the report)."""
+
+    def __init__(self, block: _Block, reads: _Reads, t: Thresholds, keep: bool) -> None:
+        assert block.h is not None
+        mm, layout, h = block.members, block.layout, block.h
+        self.name, post = _block_activation(block)
+        last = block.out if block.out is not None else h
+        if layout == "linear" and mm == 1 and not keep:
+            # (samples, units) as it lies in memory; the reductions keep a member dim.
+            unit_dim, units = 2, h.shape[-1]
+            h_units = h if h.dim() == 2 else h.reshape(-1, units)
+            out_units = last if last.dim() == 2 else last.reshape(-1, units)
+            post_units = out_units if post is None or post is last else post.reshape(-1, units)
+            across = 0
+        else:
+            out_units, unit_dim = _units(last, layout, mm)
+            h_units = out_units if h is last else _units(h, layout, mm)[0]
+            post_units = out_units if post is None or post is last else _units(post, layout, mm)[0]
+            across = 3 - unit_dim  # the samples' dimension
+        self.unit_dim, self.across, self.tolerance = unit_dim, across, t.symmetry_tolerance
+        self.units = h_units.shape[unit_dim if across else 1]
+        self.n_h, self.n_out = h_units.numel() // mm, out_units.numel() // mm
+        self.n_post = post_units.numel() // mm
+        # One member's moments need no view: the whole tensor is reduced.
+        self.h = _Moments(h if mm == 1 else h_units, reads, mm, total=False)
+        self.out = _Moments(last if mm == 1 else out_units, reads, mm)
+        saturated = _saturation(post_units, self.name, t)
+        self.saturated = reads.add(saturated) if saturated is not None else None
+        if h_units.shape[across] and post_units.shape[across]:
+            post_max = post_units.amax(dim=across, keepdim=not across)
+            # ReLU's outputs are ≥ 0: a unit is dead when its largest output is 0.
+            post_min = post_max if self.name == "relu" else post_units.amin(across, not across)
+            self.extremes = (h_units.amin(dim=across, keepdim=not across), post_min, post_max)
+        else:  # an empty batch tells nothing: no unit counts as positive, dead or a copy
+            unknown = torch.full((mm, self.units), math.nan, device=h.device)
+            self.extremes = (unknown, unknown, unknown)
+        wide = h_units if h.dtype in (torch.float32, torch.float64) else h_units.float()
+        self.projection = _projection(wide, unit_dim, across)  # (M, 2, units)
+        if not h_units.shape[across]:
+            self.projection = torch.full_like(self.projection, math.nan)
+        self.distinct: list[float] | None = None  # where h needed the float64 symmetry
+        self.h_units: Tensor | None = h_units  # until settled
+        self.post = post_units if keep else None  # for the histogram
+        if self.h.t is None:  # read already (on the CPU)
+            self.settle([])
+
+    def settle(self, values: list[float]) -> None:
+        self.h.settle(values)
+        self.out.settle(values)
+        if self.h.redone and self.h_units is not None:  # NaN/Inf or huge values in h
+            h = torch.nan_to_num(self.h_units.double())
+            p = _projection(h, self.unit_dim, self.across)
+            self.distinct = _distinct(p, self.tolerance).tolist()
+        self.h_units = None
+
+
+def _measure_forward(block: _Block, reads: _Reads, t: Thresholds, keep: bool) -> None:
+    """Measure the block's activations and let them go (the first layer keeps its input,
+    for the forecast)."""
+    assert block.h is not None
+    block.out_numel = (block.out if block.out is not None else block.h).numel()
+    block.forward = _Forward(block, reads, t, keep)
+    block.h = block.post = block.out = block.next_x = None
+    if block.index:
+        block.x = None
+
+
+def _measure_grad(block: _Block, grad: Tensor, reads: _Reads, keep: bool) -> None:
+    """Measure ∂loss/∂h (and let it go, unless kept for the histogram)."""
+    mm = block.members
+    g = _units(grad, block.layout, mm)[0] if mm > 1 or keep else grad
+    block.grad = _Moments(g, reads, mm)
+    block.h_grad = g if keep else None
+
+
+@dataclass(eq=False)
+class _Units:
+    """Where the per-unit counts of one block will be in the read."""
+
+    positive: int
+    dead: int
+    distinct: int
+    padding: int  # units added to join a wider group, counted as distinct
+
+
+def _joined(parts: Sequence[Tensor], width: int) -> Tensor:
+    """``parts`` concatenated along dim 0, the last dim padded to ``width`` with NaN."""
+    padded = []
+    for p in parts:
+        short = width - p.shape[-1]
+        padded.append(F.pad(p, (0, short), value=math.nan) if short else p)
+    return torch.cat(padded)
+
+
+def _queue_units(blocks: list[_Block], reads: _Reads) -> list[_Units]:
+    """Always-positive, dead and distinct units per block. The per-unit numbers of all
+    layers are joined, narrower ones padded with NaN (neither positive, nor dead, nor
+    equal to anything), so that each count costs a few ops for the whole model."""
+    forwards = [b.forward for b in blocks if b.forward is not None]
+    groups: dict[torch.device, list[int]] = {}
+    for i, f in enumerate(forwards):
+        groups.setdefault(f.projection.device, []).append(i)
+    where: list[_Units] = [_Units(0, 0, 0, 0) for _ in forwards]
+    for indices in groups.values():
+        group = [forwards[i] for i in indices]
+        width = max(f.units for f in group)
+
+        h_min, post_min, post_max = (
+            _joined(parts, width) for parts in zip(*(f.extremes for f in group), strict=True)
+        )
+        positive = reads.add((h_min > 0).sum(dim=1))
+        dead = reads.add(((post_min == 0) & (post_max == 0)).sum(dim=1))
+        projection = _joined([f.projection for f in group], width)
+        distinct = reads.add(_distinct(projection, group[0].tolerance))
+        start = 0
+        for i, f in zip(indices, group, strict=True):
+            where[i] = _Units(positive + start, dead + start, distinct + start, width - f.units)
+            start += f.projection.shape[0]
+    return where
+
+
+@dataclass(eq=False)
+class _Measured:
+    """The report's numbers: per block, per member, the fields of :class:`LayerStats`;
+    and for the forecast, per block the weights' and biases' mean squares per member,
+    and E[x²] of the first layer's input per member (one value for a shared input)."""
+
+    rows: list[list[dict[str, Any]]]
+    weight_ms: list[list[float]]
+    bias_ms: list[list[float]]
+    input_ms: list[float]
+
+
+def _input_moments(block: _Block, reads: _Reads) -> _Moments:
+    """The first layer's input, per member, or as one for a shared input."""
+    x, module, mm = block.x, block.module, block.members
+    assert x is not None
+    if isinstance(module, StackedConv) and x.shape[1] == module.in_channels * mm:
+        return _Moments(_units(x, "stack_conv", mm)[0], reads, mm, total=False, exact=True)
+    if isinstance(module, StackedLinear) and x.dim() == 3:
+        return _Moments(x, reads, mm, total=False, exact=True)
+    return _Moments(x, reads, 1, total=False, exact=True)
+
+
+def _measure(
+    blocks: list[_Block], t: Thresholds, histograms: bool, reads: _Reads, inputs: bool
+) -> _Measured:
+    """Every statistic of :class:`LayerStats`, per block and member.
 
     The report runs during training (:class:`Watch`), where each small op's overhead
-    counts: layers of the same shape are concatenated and measured by one set of ops
-    (a 20-layer MLP costs as many ops as one layer), and all numbers are read at once.
+    counts: each tensor is reduced to a few numbers per member, the per-unit counts of
+    same-width layers are taken together, and the numbers are read at once; the
+    statistics are then plain arithmetic on them.
     """
-    views = [_views(block) for block in blocks]
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, v in enumerate(views):
-        groups.setdefault(v.key(), []).append(i)
-    numbers: list[list[list[float]]] = [[] for _ in blocks]
-    for indices in groups.values():
-        first = views[indices[0]]
-        if len(indices) == 1:
-            joined = first
-        else:
-            parts = [views[i].tensors() for i in indices]
-            cat = [
-                None if p[0] is None else torch.cat([x for x in p if x is not None])
-                for p in zip(*parts, strict=True)
-            ]
-            h, out, post, g, w, wg, b = cat
-            assert h is not None and out is not None and post is not None and w is not None
-            post = out if first.post is first.out else post
-            joined = _Views(first.unit_dim, first.name, h, out, post, g, w, wg, b)
-        rows = _group_stats(joined, t)
-        start = 0
-        for i in indices:
-            mm = blocks[i].members
-            numbers[i] = [row[start : start + mm] for row in rows]
-            start += mm
-    out_rows = []
+    for block in blocks:
+        if block.forward is None:  # the last layer, or no backward pass ran
+            _measure_forward(block, reads, t, histograms)
+    params = []
+    with torch.no_grad():
+        for block in blocks:
+            # (M, …) for a stacked layer; any shape for one member: no view needed.
+            weight, bias = block.module.weight, getattr(block.module, "bias", None)
+            assert isinstance(weight, Tensor)
+            mm, grad = block.members, weight.grad
+            params.append(
+                (
+                    _Moments(weight, reads, mm, exact=True),
+                    _Moments(grad, reads, mm) if grad is not None else None,
+                    _Moments(bias, reads, mm, total=False, exact=True)
+                    if isinstance(bias, Tensor)
+                    else None,
+                )
+            )
+        x = _input_moments(blocks[0], reads) if inputs else None
+        units = _queue_units(blocks, reads)
+        values = reads.read()
     members = max(b.members for b in blocks)
     nan = math.nan
-    for i, (block, v) in enumerate(zip(blocks, views, strict=True)):
-        mm = block.members
-        (rms, a_mean, a_std, sat, dead, positive, g_rms, g_std, w_std) = numbers[i][:9]
-        (wg_norm, wg_std, w_norm, distinct_units, b_sq) = numbers[i][9:]
-        units = v.h.shape[v.unit_dim]
-        g, grad, name, post_u = v.g, v.wg, v.name, v.post
-        # A mean square accumulated in float64 is finite exactly when every value is.
-        finite = {"h": rms, "∂h": g_rms if g is not None else None, "W": w_norm}
-        finite |= {"∂W": wg_norm if grad is not None else None, "b": b_sq}
+    measured = _Measured([], [], [], [])
+    if x is not None:
+        x.settle(values)
+        measured.input_ms = [_ratio(s, x.n) for s in x.squares]
+    for i, (block, (w, wg, b), u) in enumerate(zip(blocks, params, units, strict=True)):
+        f, g = block.forward, block.grad
+        assert f is not None
+        for moments in (f, g, w, wg, b):
+            if moments is not None:
+                moments.settle(values)
+        mm, n, n_w = block.members, f.units, w.n
         fan_in, fan_out = _fans(block.module)
-        row: dict[str, Any] = {
-            "index": i + 1,
-            "name": block.name,
-            "kind": type(block.module).__name__,
-            "activation": name,
-            "batch_norm": block.batch_norm,
-            "units": units,
-            "fan_in": fan_in,
-            "fan_out": fan_out,
-            "preact_rms": rms,
-            "act_mean": a_mean,
-            "act_std": a_std,
-            "saturated": sat,
-            "dead": dead,
-            "always_positive": positive,
-            "grad_rms": g_rms,
-            "grad_std": g_std,
-            "weight_std": w_std,
-            "weight_grad_norm": wg_norm,
-            "weight_grad_std": wg_std,
-            "grad_weight_ratio": [
-                0.0 if gn == 0 else (gn / wn if wn > 0 else math.inf)
-                for gn, wn in zip(wg_norm, w_norm, strict=True)
-            ],
-            "update_weight_ratio": [nan] * mm,  # filled in by probe(steps > 0)
-            "symmetry": [1.0 - d / units for d in distinct_units],
-            "distinct_units": [int(d) for d in distinct_units],
-            "weight_ms": [n * n / v.w.shape[1] for n in w_norm],  # for the forecast only
-            "bias_ms": b_sq,  # for the forecast only
-            "nonfinite": [
-                ", ".join(k for k, v in finite.items() if v is not None and not math.isfinite(v[m]))
-                for m in range(mm)
-            ],
-            "act_hist": _histograms(post_u) if histograms else [None] * mm,
-            "grad_hist": _histograms(g) if histograms and g is not None else [None] * mm,
-        }
+        kind = type(block.module).__name__
+        act_hist = _histograms(f.post) if f.post is not None else [None] * mm
+        grad_hist = _histograms(block.h_grad) if block.h_grad is not None else [None] * mm
+        distinct = (
+            [d - u.padding for d in values[u.distinct : u.distinct + mm]]
+            if f.distinct is None
+            else f.distinct
+        )
+        rows = []
+        for m in range(mm):
+            g_dev, g_sq, g_ok = (
+                (g.deviations[m], g.squares[m], g.finite[m]) if g else (nan, nan, True)
+            )
+            wg_dev, wg_sq, wg_ok = (
+                (wg.deviations[m], wg.squares[m], wg.finite[m]) if wg else (nan, nan, True)
+            )
+            w_norm, wg_norm = math.sqrt(w.squares[m]), math.sqrt(wg_sq)
+            o_sum = f.out.totals[m]
+            ok = (
+                ("h", f.h.finite[m]),
+                ("∂h", g_ok),
+                ("W", w.finite[m]),
+                ("∂W", wg_ok),
+                ("b", b.finite[m] if b else True),
+            )
+            sat = _ratio(values[f.saturated + m], f.n_post) if f.saturated is not None else nan
+            rows.append(
+                {
+                    "index": i + 1,
+                    "name": block.name,
+                    "kind": kind,
+                    "activation": f.name,
+                    "batch_norm": block.batch_norm,
+                    "units": n,
+                    "fan_in": fan_in,
+                    "fan_out": fan_out,
+                    "preact_rms": math.sqrt(_ratio(f.h.squares[m], f.n_h)),
+                    "act_mean": _ratio(o_sum, f.n_out),
+                    "act_std": _std(f.out.deviations[m], f.n_out),
+                    "saturated": sat,
+                    "dead": values[u.dead + m] / n,
+                    "always_positive": values[u.positive + m] / n,
+                    "grad_rms": math.sqrt(_ratio(g_sq, f.n_h)),
+                    "grad_std": _std(g_dev, f.n_h),
+                    "weight_std": _std(w.deviations[m], n_w),
+                    "weight_grad_norm": wg_norm,
+                    "weight_grad_std": _std(wg_dev, n_w),
+                    "grad_weight_ratio": (
+                        0.0 if wg_norm == 0 else (wg_norm / w_norm if w_norm > 0 else math.inf)
+                    ),
+                    "update_weight_ratio": nan,  # filled in by probe(steps > 0)
+                    "symmetry": 1.0 - distinct[m] / n,
+                    "distinct_units": int(distinct[m]),
+                    "nonfinite": ", ".join(k for k, fine in ok if not fine),
+                    "act_hist": act_hist[m],
+                    "grad_hist": grad_hist[m],
+                }
+            )
+        weight_ms = [s / n_w for s in w.squares]
+        bias_ms = [s / b.n for s in b.squares] if b is not None else [0.0] * mm
         if mm != members:  # a plain layer inside a stack's model: the same for every member
-            row = {k: x * members if isinstance(x, list) else x for k, x in row.items()}
-        out_rows.append(row)
-    return out_rows
+            rows, weight_ms, bias_ms = rows * members, weight_ms * members, bias_ms * members
+        measured.rows.append(rows)
+        measured.weight_ms.append(weight_ms)
+        measured.bias_ms.append(bias_ms)
+    return measured
 
 
 # ---------------------------------------------------------------------------- forecast
 
 
 def _forecast(
-    blocks: list[_Block], rows: list[dict[str, Any]], members: int
+    blocks: list[_Block], measured: _Measured, members: int
 ) -> tuple[list[list[tuple[float, float]]], str]:
     """Per member, per layer, the theory's (RMS of h, RMS of ∂loss/∂h); or why not.
 
-    The weights' and biases' mean squares and the top gradient come from ``rows``, the
-    measurements of :func:`_measure`: nothing is computed twice.
+    The weights' and biases' mean squares, the input's and the top gradient come from
+    ``measured``, the measurements of :func:`_measure`: nothing is computed twice.
     """
     specs_by_member: list[list[meanfield.LayerSpec]] = [[] for _ in range(members)]
-    for i, (block, row) in enumerate(zip(blocks, rows, strict=True)):
+    for i, block in enumerate(blocks):
+        row = measured.rows[i][0]
         name = row["activation"]
         if name is None:
             return [], (
@@ -808,31 +1110,28 @@ def _forecast(
                 f"layer {i + 1} ({block.name}) is followed by {', '.join(block.others)}: "
                 "the theory covers chains of Linear/Conv, batch norm and φ only"
             )
-        if i > 0 and blocks[i - 1].out is not None:
-            prev = blocks[i - 1].out
-            assert prev is not None
-            if prev.numel() != block.x.numel():
-                return [], f"layer {i + 1} ({block.name}) does not take the previous output"
+        if i > 0 and blocks[i - 1].out_numel != block.x_numel:
+            return [], f"layer {i + 1} ({block.name}) does not take the previous output"
         for m in range(members):
             try:
                 spec = meanfield.LayerSpec(
                     fan_in=row["fan_in"],
                     fan_out=row["fan_out"],
-                    weight_var=row["weight_ms"][m],
-                    bias_var=row["bias_ms"][m],
+                    weight_var=measured.weight_ms[i][m],
+                    bias_var=measured.bias_ms[i][m],
                     activation=name,
                     batch_norm=block.batch_norm == "before",
                 )
             except ValueError as error:  # non-finite weights
                 return [], f"layer {i + 1} ({block.name}) has no forecast: {error}"
             specs_by_member[m].append(spec)
-    x2 = _input_second_moment(blocks[0])
-    if blocks[-1].h_grad is None:
+    x2 = measured.input_ms
+    if blocks[-1].grad is None:
         return [], "no gradient reached the last layer"
     result = []
     for m in range(members):
-        xm = float(x2[m if x2.numel() > 1 else 0])
-        gm = rows[-1]["grad_rms"][m] ** 2
+        xm = x2[m if len(x2) > 1 else 0]
+        gm = measured.rows[-1][m]["grad_rms"] ** 2
         try:
             layers = meanfield.forecast(specs_by_member[m], xm, gm)
         except (ValueError, OverflowError) as error:
@@ -844,28 +1143,26 @@ def _forecast(
     return result, ""
 
 
-def _input_second_moment(block: _Block) -> Tensor:
-    """E[x²] of the first layer's input, per member, or one value for a shared input."""
-    x, module = block.x, block.module
-    if isinstance(module, StackedConv) and x.shape[1] == module.in_channels * block.members:
-        return _units(x, "stack_conv", block.members)[0].double().square().mean(dim=(1, 2))
-    if isinstance(module, StackedLinear) and x.dim() == 3:
-        return x.double().square().mean(dim=(1, 2))
-    return x.double().square().mean().reshape(1)
-
-
 # ------------------------------------------------------------------------------ verdicts
 
 
 def _factor(values: Sequence[float]) -> float:
     """exp of the least-squares slope of log(values) against depth; 0 when one is 0."""
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) < 2 or not np.all(np.isfinite(v)):
+    if len(values) < 2 or not all(math.isfinite(v) for v in values):
         return math.nan
-    if np.any(v <= 0):
+    if any(v <= 0 for v in values):
         return 0.0
-    slope = np.polyfit(np.arange(len(v)), np.log(v), 1)[0]
-    return float(np.exp(slope))
+    # The closed form of the fitted slope: a report runs during training, and a polyfit
+    # costs more than the rest of the verdicts.
+    logs = [math.log(v) for v in values]
+    mid, mean = (len(logs) - 1) / 2, math.fsum(logs) / len(logs)
+    slope = math.fsum((i - mid) * (y - mean) for i, y in enumerate(logs)) / math.fsum(
+        (i - mid) * (i - mid) for i in range(len(logs))
+    )
+    try:
+        return math.exp(slope)
+    except OverflowError:
+        return math.inf
 
 
 def _ranges(indices: Sequence[int]) -> str:
