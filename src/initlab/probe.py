@@ -723,6 +723,11 @@ def _sum_squares(t: Tensor) -> Tensor:
 _TINY_SQUARE = 2.0**-100
 
 
+# A variance below this share of E[x²] is taken about the mean: E[x²] − E[x]², each
+# known to ~1e-7 in float32, would leave it fewer than 5 digits.
+_CANCELLATION = 0.01
+
+
 class _Moments:
     """A tensor's sum, sum of squares and sum of squared deviations from its mean, per
     member: ``t`` is (M, ...) for ``members`` M > 1, any shape for one member. On the CPU
@@ -731,10 +736,11 @@ class _Moments:
 
     Sums run in the tensor's own dtype (float32 for half precision), which statistics
     need no better than: about 1e-7 relative for 10⁴ values, 1e-4 for 10⁷. The deviations
-    are summed about the mean (two passes), so a std far below the mean (a sigmoid's
-    outputs near 0.5) keeps its digits; Σx² is then Σ(x − x̄)² + (Σx)²/n, a sum of
-    non-negative terms. ``exact`` sums in float64 (the weights, whose mean square feeds
-    the forecast); ``total=False`` asks for Σx² only.
+    are Σx² − (Σx)²/n where that keeps 5 digits, and are summed again about the mean
+    where it would not (a sigmoid's outputs near 0.5 with a small std); off the CPU, where
+    the sums are not read until the report, always about the mean. ``exact`` sums in
+    float64 (the input, whose mean square feeds the forecast); ``total=False`` asks for
+    Σx² only.
     """
 
     __slots__ = (
@@ -747,39 +753,38 @@ class _Moments:
     ) -> None:
         self.n = t.numel() // max(members, 1)
         self.exact = exact or t.dtype == torch.float64
-        self.centred = total and not self.exact  # float64's Σx² − (Σx)²/n is precise enough
+        self.centred = False  # the queued squares are the deviations'
         self.totals: list[float] = [math.nan] * members
         self.squares: list[float] = []
         self.deviations: list[float] = [math.nan] * members
         self.finite: list[bool] = [True] * members
         self.redone = False  # the sums were redone in float64
-        self.t: Tensor | None = t  # until settled, for the rare float64 path
+        self.t: Tensor | None = t  # until settled
         self.total = self.square = -1
-        if members == 1:  # BLAS dots: at most one temporary
-            v = t if t.dim() == 1 else t.reshape(-1)
+        if members == 1:  # a BLAS dot: no temporary
+            d = t if t.dim() == 1 else t.reshape(-1)
             if self.exact:
-                v = v if v.dtype == torch.float64 else reads.wide(v)
-            elif v.dtype != torch.float32:
-                v = v.float()
-            sums = v.sum() if total else None
-            if sums is not None and self.centred:
-                v = v - sums / max(self.n, 1)
-            square = torch.dot(v, v)
-            if square.is_cpu:  # the common case, read at once
-                self._take([sums.item()] if sums is not None else None, [square.item()])
-                return
+                d = d if d.dtype == torch.float64 else reads.wide(d)
         else:
             d = t.reshape(members, -1)
-            d = d.double() if self.exact else d if d.dtype == torch.float32 else d.float()
-            sums = d.sum(dim=1) if total else None
-            if sums is not None and self.centred:
-                d = d - (sums / max(self.n, 1)).unsqueeze(1)
-            square = _sum_squares(d)
-        if square.is_cpu:
-            self._take(sums.tolist() if sums is not None else None, square.reshape(-1).tolist())
-        else:
-            self.total = reads.add(sums) if sums is not None else -1
-            self.square = reads.add(square)
+            if self.exact and d.dtype != torch.float64:
+                d = d.double()
+        if d.dtype not in (torch.float32, torch.float64):
+            d = d.float()
+        sums = d.sum(dim=-1) if total else None
+        if d.is_cpu:  # the common case, read at once
+            square = torch.dot(d, d) if d.dim() == 1 else _sum_squares(d)
+            self._take(
+                sums.reshape(-1).tolist() if sums is not None else None,
+                square.reshape(-1).tolist(),
+            )
+            return
+        if sums is not None and not self.exact:
+            self.centred = True
+            d = d - (sums / max(self.n, 1)).unsqueeze(-1)
+        square = torch.dot(d, d) if d.dim() == 1 else _sum_squares(d)
+        self.total = reads.add(sums) if sums is not None else -1
+        self.square = reads.add(square)
 
     def settle(self, values: list[float]) -> None:
         """Take the queued numbers from ``values``."""
@@ -793,33 +798,40 @@ class _Moments:
         deviations' when centred."""
         t, self.t = self.t, None
         assert t is not None
-        n = max(self.n, 1)
-        if totals is not None:
-            self.totals = totals
+        n, m = max(self.n, 1), len(self.finite)
         low = 0.0 if self.exact else self.n * _TINY_SQUARE
         # A sum of squares is finite exactly when every value is (a sum is too, then).
-        if all(low <= s < math.inf for s in squares) and (
-            totals is None or all(-math.inf < x < math.inf for x in totals)
+        if not all(low <= s < math.inf for s in squares) or (
+            totals is not None and not all(-math.inf < x < math.inf for x in totals)
         ):
-            if self.centred:
-                assert totals is not None
-                self.deviations = squares
-                self.squares = [q + x * x / n for q, x in zip(squares, totals, strict=True)]
-            else:
-                self.squares = squares
-                if totals is not None:
-                    self.deviations = [q - x * x / n for q, x in zip(squares, totals, strict=True)]
+            # Rare: NaN or Inf, or a float32 sum that overflowed or underflowed: float64.
+            self.redone = True
+            d = t.reshape(m, -1).double()
+            self.squares = _sum_squares(d).tolist()
+            if totals is not None:
+                sums = d.sum(dim=1)
+                self.totals = sums.tolist()
+                self.deviations = _sum_squares(d - (sums / n).unsqueeze(1)).tolist()
+            if not all(math.isfinite(s) for s in self.squares):
+                self.finite = torch.isfinite(d).all(dim=1).tolist()
             return
-        # Rare: NaN or Inf, or a float32 sum that overflowed or underflowed: redo in float64.
-        self.redone = True
-        d = t.reshape(len(self.finite), -1).double()
-        self.squares = _sum_squares(d).tolist()
-        if totals is not None:
-            sums = d.sum(dim=1)
-            self.totals = sums.tolist()
-            self.deviations = _sum_squares(d - (sums / n).unsqueeze(1)).tolist()
-        if not all(math.isfinite(s) for s in self.squares):
-            self.finite = torch.isfinite(d).all(dim=1).tolist()
+        if totals is None:
+            self.squares = squares
+            return
+        self.totals = totals
+        if self.centred:
+            self.deviations = squares
+            self.squares = [q + x * x / n for q, x in zip(squares, totals, strict=True)]
+            return
+        self.squares = squares
+        self.deviations = [q - x * x / n for q, x in zip(squares, totals, strict=True)]
+        if not self.exact and any(
+            v < _CANCELLATION * q for v, q in zip(self.deviations, self.squares, strict=True)
+        ):
+            d = t.reshape(m, -1)
+            d = d if d.dtype == torch.float32 else d.float()
+            centred = d - (torch.tensor(totals, device=d.device) / n).unsqueeze(1)
+            self.deviations = _sum_squares(centred).tolist()
 
 
 class _Forward:
