@@ -230,7 +230,8 @@ def test_forecast_first_layer_is_the_variance_formula() -> None:
     r = report(model, x)
     w, b = model[0].weight.double(), model[0].bias.double()
     q = (32 * w.square().mean() * x.double().square().mean() + b.square().mean()).detach()
-    assert r.layers[0].forecast_preact_rms == pytest.approx(math.sqrt(float(q)), rel=1e-9)
+    # E[W²] of float32 weights is summed in float32 (about 1e-7 relative), the rest in float64.
+    assert r.layers[0].forecast_preact_rms == pytest.approx(math.sqrt(float(q)), rel=1e-6)
 
 
 def test_forecast_is_skipped_with_a_reason_where_the_theory_does_not_apply() -> None:

@@ -739,7 +739,7 @@ class _Moments:
     are Σx² − (Σx)²/n where that keeps 5 digits, and are summed again about the mean
     where it would not (a sigmoid's outputs near 0.5 with a small std); off the CPU, where
     the sums are not read until the report, always about the mean. ``exact`` sums in
-    float64 (the input, whose mean square feeds the forecast); ``total=False`` asks for
+    float64 (the input and the biases, small and fed to the forecast); ``total=False`` asks for
     Σx² only.
     """
 
@@ -1003,7 +1003,7 @@ def _measure(
             mm, grad = block.members, weight.grad
             params.append(
                 (
-                    _Moments(weight, reads, mm, exact=True),
+                    _Moments(weight, reads, mm),
                     _Moments(grad, reads, mm) if grad is not None else None,
                     _Moments(bias, reads, mm, total=False, exact=True)
                     if isinstance(bias, Tensor)
