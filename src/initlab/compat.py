@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from initlab._validation import check_int
+from initlab._validation import check_int, check_real
 from initlab.models import Stack, load_member, to_module
 
 __all__ = [
@@ -47,11 +47,36 @@ def _numpy_seed(seed: int | None) -> Iterator[None]:
         np.random.set_state(state)
 
 
+def _legacy_two_classes(
+    first: np.ndarray, second: np.ndarray, noise: float, seed: int, fn: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points of class 0 then class 1, put in an order drawn by ``numpy.random.shuffle``
+    and moved by ``numpy.random.normal(scale=noise)``, after ``numpy.random.seed(seed)``:
+    the draws of scikit-learn's two-class toy generators, without importing it (which
+    takes longer than drawing the data)."""
+    check_real(fn, "noise", noise, low=0.0)
+    x = np.concatenate([first, second]).astype(np.float64)
+    y = np.concatenate([np.zeros(len(first), np.int64), np.ones(len(second), np.int64)])
+    with _numpy_seed(check_int(fn, "seed", seed, low=0)):
+        order = np.arange(len(x))
+        np.random.shuffle(order)
+        x, y = x[order], y[order]
+        x += np.random.normal(scale=noise, size=x.shape)
+    return x, y
+
+
+def _halves(fn: str, n: int) -> tuple[int, int]:
+    n = check_int(fn, "n", n, low=2)
+    return n // 2, n - n // 2
+
+
 def legacy_make_circles(n: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``numpy.random.seed(seed); sklearn.datasets.make_circles(n, noise=noise)``.
+    """``numpy.random.seed(seed); sklearn.datasets.make_circles(n, noise=noise)``: the
+    same numbers (the tests compare them with scikit-learn's), drawn without it.
 
     Returns (x (n, 2) float64, y (n,) int64), as a notebook that seeds NumPy globally
-    gets them.
+    gets them: n // 2 points of class 0 evenly spaced on the unit circle, the rest of
+    class 1 on the circle of radius 0.8, shuffled, plus N(0, noise²) noise.
 
     Example:
         >>> import numpy as np
@@ -60,26 +85,29 @@ def legacy_make_circles(n: int, noise: float, seed: int) -> tuple[np.ndarray, np
         >>> np.random.get_state()[1][:3].tolist() == state  # the global state is restored
         True
     """
-    from sklearn.datasets import make_circles
-
-    with _numpy_seed(check_int("legacy_make_circles", "seed", seed, low=0)):
-        x, y = make_circles(n_samples=n, noise=noise)
-    return x.astype(np.float64), y.astype(np.int64)
+    outer, inner = _halves("legacy_make_circles", n)
+    a = np.linspace(0.0, 2.0 * np.pi, outer, endpoint=False)
+    b = np.linspace(0.0, 2.0 * np.pi, inner, endpoint=False)
+    first = np.stack([np.cos(a), np.sin(a)], axis=1)
+    second = np.stack([np.cos(b) * 0.8, np.sin(b) * 0.8], axis=1)
+    return _legacy_two_classes(first, second, noise, seed, "legacy_make_circles")
 
 
 def legacy_make_moons(n: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``numpy.random.seed(seed); sklearn.datasets.make_moons(n, noise=noise)``.
+    """``numpy.random.seed(seed); sklearn.datasets.make_moons(n, noise=noise)``: the same
+    numbers, drawn without it. Class 0 is the upper half of the unit circle, class 1 the
+    lower half centred at (1, 0.5).
 
     Example:
         >>> x, y = legacy_make_moons(300, 0.2, 3)
         >>> x.shape, int(y.sum())
         ((300, 2), 150)
     """
-    from sklearn.datasets import make_moons
-
-    with _numpy_seed(check_int("legacy_make_moons", "seed", seed, low=0)):
-        x, y = make_moons(n_samples=n, noise=noise)
-    return x.astype(np.float64), y.astype(np.int64)
+    upper, lower = _halves("legacy_make_moons", n)
+    a, b = np.linspace(0.0, np.pi, upper), np.linspace(0.0, np.pi, lower)
+    first = np.stack([np.cos(a), np.sin(a)], axis=1)
+    second = np.stack([1.0 - np.cos(b), 1.0 - np.sin(b) - 0.5], axis=1)
+    return _legacy_two_classes(first, second, noise, seed, "legacy_make_moons")
 
 
 def legacy_randn_weights(
