@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from initlab import init as initmod
 from initlab import meanfield
-from initlab.models import init_members, mlp, to_module
+from initlab.models import cnn, init_members, mlp, to_module
 from initlab.probe import Probe, Thresholds, Watch, probe
 
 
@@ -392,6 +392,47 @@ def test_conv_nets_are_probed_per_channel() -> None:
     assert r.layers[0].units == 8 and r.layers[0].distinct_units == 1
     assert r.layers[0].fan_in == 9 and r.layers[0].fan_out == 72
     assert "symmetric" in kinds(r)
+
+
+@pytest.mark.parametrize("histograms", [False, True])
+def test_a_width_changing_activation_is_measured_in_its_own_width(histograms: bool) -> None:
+    """GLU halves the width after the layer: its units are its own (32), not the layer's."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 64), nn.GLU(), nn.ReLU(), nn.Dropout(0.0), nn.Linear(32, 1))
+    with torch.no_grad():
+        model[0].bias[:16] -= 100.0  # 16 of GLU's 32 outputs are ≤ 0 on every example
+    for x in (torch.randn(3, 8), torch.randn(4, 2, 8)):  # odd and (…, features) batches
+        with Watch(model, histograms=histograms) as w:
+            model(x).sum().backward()
+        r = w.report()
+        assert isinstance(r, Probe)
+        post = model[2](model[1](model[0](x))).detach().reshape(-1, 32)
+        # dead: units of φ's output that are 0 on every example, over the layer's 64 units
+        assert r.layers[0].dead == pytest.approx(float((post == 0).all(0).sum()) / 64)
+        assert r.layers[0].act_mean == pytest.approx(float(post.double().mean()), rel=1e-5)
+
+
+def test_a_stacked_cnn_keeps_its_members_apart_in_the_last_conv_block() -> None:
+    """The last conv block ends in a flatten to the MLP layout: each member's statistics
+    are still its own, as when that member is probed alone."""
+    stack = cnn((1, 8, 8), (4, 6), 5, "relu", members=3)
+    with torch.no_grad():
+        for p in stack.parameters():
+            if p.dim() > 1:
+                for m in range(3):
+                    p[m].mul_(1.0 + m)  # members with different scales
+    x = torch.randn(5, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def loss(o: torch.Tensor) -> torch.Tensor:
+        return o.pow(2).sum()
+
+    reports = probe(stack, x, loss)
+    assert isinstance(reports, list)
+    for m, r in enumerate(reports):
+        alone = report(to_module(stack, m), x, loss_fn=loss)
+        for a, b in zip(r.layers, alone.layers, strict=True):
+            for name in ("act_mean", "act_std", "preact_rms", "grad_rms", "dead"):
+                assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-4), name
 
 
 def test_a_stack_is_probed_per_member_as_each_member_alone() -> None:

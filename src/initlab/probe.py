@@ -91,6 +91,8 @@ _WEIGHT = _PLAIN_WEIGHT + _STACKED_WEIGHT
 _BATCH_NORM = (nn.modules.batchnorm._NormBase, StackedBatchNorm)
 # Modules that only reshape: the chain of layers continues through them.
 _RESHAPE = (nn.Flatten, nn.Unflatten, nn.Identity, _Flatten, nn.Dropout)
+# Of those, the ones whose output holds the same values as their input.
+_SHAPE_ONLY = (nn.Flatten, nn.Unflatten, nn.Identity, _Flatten)
 
 
 @dataclass(frozen=True)
@@ -496,7 +498,8 @@ class Watch:
                 block.post, block.post_module = value, module
             elif not isinstance(module, _RESHAPE):
                 block.others.append(type(module).__name__)
-            block.out = value
+            if not isinstance(module, _SHAPE_ONLY):  # the same values in the layer's layout
+                block.out = value
 
         return hook
 
@@ -703,6 +706,10 @@ class _Reads:
             self.values += torch.cat(parts).double().tolist()
         return self.values
 
+    def release(self) -> None:
+        """Let the float64 buffer go (between reports it would only hold memory)."""
+        self._wide.clear()
+
     def wide(self, t: Tensor) -> Tensor:
         """``t`` as a float64 vector, in a buffer that serves the whole report: a fresh
         copy per layer would map (and page-fault) fresh memory each time."""
@@ -845,11 +852,14 @@ class _Forward:
         self.name, post = _block_activation(block)
         last = block.out if block.out is not None else h
         if layout == "linear" and mm == 1 and not keep:
-            # (samples, units) as it lies in memory; the reductions keep a member dim.
-            unit_dim, units = 2, h.shape[-1]
-            h_units = h if h.dim() == 2 else h.reshape(-1, units)
-            out_units = last if last.dim() == 2 else last.reshape(-1, units)
-            post_units = out_units if post is None or post is last else post.reshape(-1, units)
+            # (samples, units) as it lies in memory; the reductions keep a member dim. The
+            # modules after the layer may change the width (e.g. GLU halves it).
+            unit_dim = 2
+            h_units = h if h.dim() == 2 else h.reshape(-1, h.shape[-1])
+            out_units = last if last.dim() == 2 else last.reshape(-1, last.shape[-1])
+            post_units = (
+                out_units if post is None or post is last else post.reshape(-1, post.shape[-1])
+            )
             across = 0
         else:
             out_units, unit_dim = _units(last, layout, mm)
@@ -942,7 +952,8 @@ def _queue_units(blocks: list[_Block], reads: _Reads) -> list[_Units]:
     where: list[_Units] = [_Units(0, 0, 0, 0) for _ in forwards]
     for indices in groups.values():
         group = [forwards[i] for i in indices]
-        width = max(f.units for f in group)
+        # φ may change the width (GLU): pad every per-unit row to the widest.
+        width = max(t.shape[-1] for f in group for t in (*f.extremes, f.projection))
 
         h_min, post_min, post_max = (
             _joined(parts, width) for parts in zip(*(f.extremes for f in group), strict=True)
@@ -1013,6 +1024,7 @@ def _measure(
         x = _input_moments(blocks[0], reads) if inputs else None
         units = _queue_units(blocks, reads)
         values = reads.read()
+        reads.release()
     members = max(b.members for b in blocks)
     nan = math.nan
     measured = _Measured([], [], [], [])
