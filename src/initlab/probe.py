@@ -372,9 +372,11 @@ class Watch:
     removed on exit, also on error. The first forward pass after enter is recorded.
 
     The statistics are taken as the pass goes: a layer's activations when the next
-    layer starts, ∂loss/∂h when the backward pass reaches it. Nothing is kept alive past
-    its use (kept, the activations would make every step map fresh memory); the report
-    adds the weights' statistics and turns the numbers into verdicts.
+    layer starts, ∂loss/∂h when the backward pass reaches it. On the CPU nothing is kept
+    alive past its use (kept, the activations would make every step map fresh memory); on
+    a GPU the numbers are read once, at the report (one sync), and the tensors they come
+    from are held until then. The report adds the weights' statistics and turns the
+    numbers into verdicts.
 
     Args:
         model: any ``nn.Module`` with Linear or Conv layers, or an initlab ``Stack``.
