@@ -770,6 +770,10 @@ class _Moments:
         self.redone = False  # the sums were redone in float64
         self.t: Tensor | None = t  # until settled
         self.total = self.square = -1
+        # The common case, kept short: it runs for every tensor of every layer in training.
+        one = members == 1 and t.dtype == torch.float32 and t.is_cpu and not exact
+        if one and self._one(t.reshape(-1), total):
+            return
         if members == 1:  # a BLAS dot: no temporary
             d = t if t.dim() == 1 else t.reshape(-1)
             if self.exact:
@@ -794,6 +798,21 @@ class _Moments:
         square = torch.dot(d, d) if d.dim() == 1 else _sum_squares(d)
         self.total = reads.add(sums) if sums is not None else -1
         self.square = reads.add(square)
+
+    def _one(self, v: Tensor, total: bool) -> bool:
+        """One member's float32 CPU sums, as :meth:`_take` would keep them; False where
+        that needs more than the plain sums (non-finite, underflow, cancellation)."""
+        q = torch.dot(v, v).item()
+        if not self.n * _TINY_SQUARE <= q < math.inf:
+            return False
+        if total:
+            x = v.sum().item()
+            dev = q - x * x / max(self.n, 1)
+            if not dev >= _CANCELLATION * q:  # also when x is not finite
+                return False
+            self.totals, self.deviations = [x], [dev]
+        self.squares, self.t = [q], None
+        return True
 
     def settle(self, values: list[float]) -> None:
         """Take the queued numbers from ``values``."""
