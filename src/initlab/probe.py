@@ -748,8 +748,7 @@ class _Moments:
     are Σx² − (Σx)²/n where that keeps 5 digits, and are summed again about the mean
     where it would not (a sigmoid's outputs near 0.5 with a small std); off the CPU, where
     the sums are not read until the report, always about the mean. ``exact`` sums in
-    float64 (the input and the biases, small and fed to the forecast); ``total=False`` asks for
-    Σx² only.
+    float64 (the input, fed to the forecast); ``total=False`` asks for Σx² only.
     """
 
     __slots__ = (
@@ -1037,9 +1036,7 @@ def _measure(
                 (
                     _Moments(weight, reads, mm),
                     _Moments(grad, reads, mm) if grad is not None else None,
-                    _Moments(bias, reads, mm, total=False, exact=True)
-                    if isinstance(bias, Tensor)
-                    else None,
+                    _Moments(bias, reads, mm, total=False) if isinstance(bias, Tensor) else None,
                 )
             )
         x = _input_moments(blocks[0], reads) if inputs else None
