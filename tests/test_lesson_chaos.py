@@ -13,7 +13,6 @@ plain Monte Carlo, not by the library's quadrature.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -108,9 +107,3 @@ def test_findings_quote_the_facts(lesson: Lesson) -> None:
 
 def test_report_embeds_every_figure_and_parses(lesson: Lesson) -> None:
     check_report(lesson, 4)
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="CUDA"):
-        run(tmp_path, quick=True, device="cuda")

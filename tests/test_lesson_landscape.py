@@ -8,8 +8,6 @@ loss at its centre is recomputed with a plain ``nn.Sequential``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -172,10 +170,3 @@ def test_loss_slice_wants_one_member() -> None:
 def test_report_embeds_every_figure_and_parses(lesson: Lesson) -> None:
     check_report(lesson, 6)
     assert "reached 3 different minima" in lesson.findings[0]
-
-
-def test_an_unavailable_device_is_a_clear_error(tmp_path: Path) -> None:
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    with pytest.raises(ValueError, match="CUDA"):
-        run(tmp_path, quick=True, device="cuda")

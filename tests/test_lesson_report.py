@@ -10,8 +10,11 @@ from pathlib import Path
 
 import html5lib
 import pytest
+import torch
 
 from initlab import data
+from initlab.lessons import LESSONS
+from initlab.lessons import run as run_lesson
 from initlab.lessons._lesson import Context, pyplot
 from initlab.models import mlp
 from initlab.report import Report
@@ -115,3 +118,14 @@ def test_a_lesson_must_find_something(tmp_path: Path) -> None:
         ctx.finish([], {})
     lesson = ctx.finish(["It ran."], {"ran": True})
     assert lesson.report == tmp_path / "index.html" and "It ran." in lesson.html
+
+
+@pytest.mark.parametrize("name", list(LESSONS))
+def test_every_lesson_refuses_an_unavailable_device_clearly(name: str, tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        run_lesson(name, tmp_path, quick=True, device="cuda")
+    with pytest.raises(ValueError, match="device"):
+        run_lesson(name, tmp_path, quick=True, device="tpu")
+    assert not list(tmp_path.iterdir())  # refused before anything was written

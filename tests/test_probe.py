@@ -429,6 +429,12 @@ def test_a_stacked_cnn_keeps_its_members_apart_in_the_last_conv_block() -> None:
     reports = probe(stack, x, loss)
     assert isinstance(reports, list)
     for m, r in enumerate(reports):
+        net = to_module(stack, m).double()  # Conv, ReLU, MaxPool, Conv, ReLU, MaxPool, …
+        with torch.no_grad():
+            blocks = [net[:3](x.double()), net[:6](x.double())]  # each conv block's output
+        for layer, out in zip(r.layers, blocks, strict=False):
+            assert layer.act_mean == pytest.approx(float(out.mean()), rel=1e-5)
+            assert layer.act_std == pytest.approx(float(out.std()), rel=1e-5)
         alone = report(to_module(stack, m), x, loss_fn=loss)
         for a, b in zip(r.layers, alone.layers, strict=True):
             for name in ("act_mean", "act_std", "preact_rms", "grad_rms", "dead"):

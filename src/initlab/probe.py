@@ -682,7 +682,6 @@ class _Reads:
         self.values: list[float] = []
         self.pending: list[Tensor] = []
         self.size = 0
-        self._wide: dict[torch.device, Tensor] = {}
 
     def add(self, t: Tensor) -> int:
         """Queue a 0-D or 1-D tensor; returns where its first value will be."""
@@ -707,19 +706,6 @@ class _Reads:
             ]
             self.values += torch.cat(parts).double().tolist()
         return self.values
-
-    def release(self) -> None:
-        """Let the float64 buffer go (between reports it would only hold memory)."""
-        self._wide.clear()
-
-    def wide(self, t: Tensor) -> Tensor:
-        """``t`` as a float64 vector, in a buffer that serves the whole report: a fresh
-        copy per layer would map (and page-fault) fresh memory each time."""
-        n = t.numel()
-        buffer = self._wide.get(t.device)
-        if buffer is None or buffer.numel() < n:
-            buffer = self._wide[t.device] = torch.empty(n, dtype=torch.float64, device=t.device)
-        return buffer[:n].copy_(t.reshape(-1))
 
 
 def _sum_squares(t: Tensor) -> Tensor:
@@ -773,14 +759,9 @@ class _Moments:
         one = members == 1 and t.dtype == torch.float32 and t.is_cpu and not exact
         if one and self._one(t.reshape(-1), total):
             return
-        if members == 1:  # a BLAS dot: no temporary
-            d = t if t.dim() == 1 else t.reshape(-1)
-            if self.exact:
-                d = d if d.dtype == torch.float64 else reads.wide(d)
-        else:
-            d = t.reshape(members, -1)
-            if self.exact and d.dtype != torch.float64:
-                d = d.double()
+        d = t.reshape(-1) if members == 1 else t.reshape(members, -1)  # 1-D: a BLAS dot
+        if self.exact and d.dtype != torch.float64:
+            d = d.double()
         if d.dtype not in (torch.float32, torch.float64):
             d = d.float()
         sums = d.sum(dim=-1) if total else None
@@ -1042,7 +1023,6 @@ def _measure(
         x = _input_moments(blocks[0], reads) if inputs else None
         units = _queue_units(blocks, reads)
         values = reads.read()
-        reads.release()
     members = max(b.members for b in blocks)
     nan = math.nan
     measured = _Measured([], [], [], [])

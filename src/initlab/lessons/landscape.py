@@ -165,6 +165,11 @@ class _Descent:
     stop: list[int | None]  # the step at which the convergence test stopped each run
     change: Tensor  # (T + 1, K) |f(t) − f(t − window)| (NaN for t < window)
 
+    def end(self, j: int) -> int:
+        """Run j's last step: where the convergence test stopped it, else the last one."""
+        stop = self.stop[j]
+        return stop if stop is not None else self.path.shape[0] - 1
+
 
 def _descend(
     fn: Callable[[Tensor], Tensor],
@@ -582,8 +587,7 @@ def _draw_2d(
         label="maximum",
     )
     for j, colour in enumerate(_cycle(runs.path.shape[1])):
-        stop = runs.stop[j]
-        path = runs.path[: (stop if stop is not None else len(runs.path)) + 1, j]
+        path = runs.path[: runs.end(j) + 1, j]
         ax.plot(
             path[:, 0].numpy(),
             path[:, 1].numpy(),
@@ -657,8 +661,7 @@ def _draw_saddle(
     labels = ["saddle start", "away start"]
     colours = [OKABE_ITO[3], OKABE_ITO[0]]
     for j, (label, colour) in enumerate(zip(labels, colours, strict=True)):
-        stop = runs.stop[j]
-        path = runs.path[: (stop if stop is not None else len(runs.path)) + 1, j]
+        path = runs.path[: runs.end(j) + 1, j]
         left.plot(
             path[:, 0].numpy(),
             path[:, 1].numpy(),
@@ -682,7 +685,7 @@ def _draw_saddle(
             grad_norm[: len(path), j].numpy(),
             color=colour,
             linewidth=1.8,
-            label=f"{label} (stopped at step {stop})",
+            label=f"{label} (stopped at step {runs.stop[j]})",
         )
     left.set_xlim(-1.0, 4.0)
     left.set_ylim(-1.0, 4.0)
@@ -712,8 +715,7 @@ def _draw_convergence(ctx: Context, runs: _Descent, labels: list[str], tol: floa
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.2), dpi=120)
     for j, (colour, label) in enumerate(zip(_cycle(len(labels)), labels, strict=True)):
-        stop = runs.stop[j]
-        end = stop if stop is not None else runs.cost.shape[0] - 1
+        stop, end = runs.stop[j], runs.end(j)
         steps = torch.arange(end + 1).numpy()
         left.plot(steps, runs.cost[: end + 1, j].numpy(), color=colour, linewidth=1.5, label=label)
         right.plot(
