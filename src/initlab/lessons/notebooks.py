@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from initlab._io import write_atomic
 from initlab._validation import check_int, param_message
 from initlab.compat import (
     LegacyMiniBatches,
@@ -255,7 +256,8 @@ def _report(
             stack, ds.x_train, ds.y_train, panels, folder / "decision-boundaries.png"
         ),
     )
-    (folder / "output.txt").write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    write_atomic(folder / "output.txt", lambda tmp: tmp.write_text(text))
     return figures
 
 
