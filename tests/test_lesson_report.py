@@ -9,15 +9,17 @@ import signal
 from pathlib import Path
 
 import html5lib
+import matplotlib.figure
 import pytest
 import torch
+from PIL import Image
 
 from initlab import data
 from initlab.lessons import LESSONS
 from initlab.lessons import run as run_lesson
 from initlab.lessons._lesson import Context, pyplot
 from initlab.models import mlp
-from initlab.report import Report
+from initlab.report import Report, loss_curves
 from initlab.train import Progress, TrainConfig
 
 
@@ -48,6 +50,12 @@ def test_report_embeds_every_figure_and_saves_it_beside(tmp_path: Path) -> None:
     assert "Demo &lt;report&gt;" in page and "&lt;done&gt;" in page and "one &amp; two" in page
     assert "0.07123" in page and "<li>Loss fell from 0.69 to 0.07 (&lt;0.1).</li>" in page
     assert page.index("Findings") < page.index("Curves")
+    # nothing but the page and its figures: no temporary file is left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "boundaries.png",
+        "cost-curve.png",
+        "index.html",
+    ]
 
 
 def test_report_is_rewritten_after_each_part_so_an_interrupt_keeps_it(tmp_path: Path) -> None:
@@ -78,6 +86,73 @@ def test_report_rejects_bad_input(tmp_path: Path) -> None:
         report.image(b"GIF89a", "gif")
     with pytest.raises(ValueError, match="2 cells"):
         report.table(["a", "b"], [[1, 2, 3]])
+
+
+def _half_then_interrupt(written: list[str]):  # type: ignore[no-untyped-def]
+    """A Path.write_bytes / write_text that writes half its data, then takes a Ctrl-C:
+    the file a killed or interrupted writer leaves."""
+
+    def write(self: Path, data: bytes | str, *args: object, **kwargs: object) -> int:
+        written.append(self.name)
+        raw = data.encode() if isinstance(data, str) else data
+        with open(self, "wb") as file:
+            file.write(raw[: len(raw) // 2])
+        raise KeyboardInterrupt
+
+    return write
+
+
+def test_an_interrupted_report_write_keeps_each_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = Report("demo", "Demo", tmp_path)
+    report.figure(_figure(), "first")
+    page, png = (tmp_path / "index.html").read_bytes(), (tmp_path / "first.png").read_bytes()
+    written: list[str] = []
+    monkeypatch.setattr(Path, "write_bytes", _half_then_interrupt(written))
+    monkeypatch.setattr(Path, "write_text", _half_then_interrupt(written))
+    with pytest.raises(KeyboardInterrupt):
+        report.figure(_figure(), "second")  # stopped half way through second.png
+    with pytest.raises(KeyboardInterrupt):
+        report.text("more")  # stopped half way through index.html
+    monkeypatch.undo()
+    # the half-written files were temporaries beside the targets, and are gone
+    assert len(written) == 2 and all(n.startswith(".") and n.endswith(".part") for n in written)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.png", "index.html"]
+    assert (tmp_path / "index.html").read_bytes() == page
+    assert (tmp_path / "first.png").read_bytes() == png
+
+
+def test_a_saved_figure_is_whole_and_in_its_suffix_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps, loss = torch.arange(5), torch.rand(5, 2) + 0.1
+    png = loss_curves(steps, loss, ["a", "b"], tmp_path / "cost.png")
+    with Image.open(png) as image:
+        assert image.format == "PNG"
+        image.load()
+    svg = loss_curves(steps, loss, ["a", "b"], tmp_path / "cost.svg")
+    assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
+    # no suffix: a PNG with ".png" added, as matplotlib itself names it
+    assert loss_curves(steps, loss, ["a", "b"], tmp_path / "bare") == tmp_path / "bare.png"
+    with pytest.raises(ValueError, match="Format 'xyz' is not supported"):
+        loss_curves(steps, loss, ["a", "b"], tmp_path / "cost.xyz")
+    before = png.read_bytes()
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def savefig_interrupted(self: matplotlib.figure.Figure, fname: Path, **kwargs: object) -> None:
+        real_savefig(self, fname, **kwargs)
+        with open(fname, "r+b") as file:
+            file.truncate(len(before) // 2)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        loss_curves(steps, loss * 2, ["a", "b"], png)
+    with pytest.raises(KeyboardInterrupt):
+        loss_curves(steps, loss, ["a", "b"], tmp_path / "new.png")
+    assert png.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare.png", "cost.png", "cost.svg"]
 
 
 class _Interrupting:

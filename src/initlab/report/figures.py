@@ -1,7 +1,10 @@
 """Figures a person would rather look at than read: loss curves, decision boundaries.
 
 Every function draws with matplotlib's off-screen Agg backend, saves a PNG, and returns
-its path. Nothing is shown on screen.
+its path. Nothing is shown on screen. A figure is saved to a hidden temporary file
+beside its path (``.NAME.XXXX.png.part``) and renamed into place, so a run killed while
+saving leaves the old file or none, never a truncated one (see :mod:`initlab._io`); it may
+leave the hidden temporary, which nothing reads (see :mod:`initlab.report.html`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from initlab._io import atomic_path
 from initlab.models import Stack
 
 if TYPE_CHECKING:
@@ -40,11 +44,19 @@ def _pyplot() -> Any:
 
 
 def _save(plt: Any, fig: Any, path: str | Path) -> Path:
-    fig.tight_layout()
+    """Save ``fig`` to ``path`` atomically and close it; the format is ``path``'s suffix
+    (none: PNG, with ".png" added, as matplotlib does)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    if not path.suffix:
+        path = path.with_name(path.name.rstrip(".") + ".png")
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            # The temporary name ends in ".part": name the format, or matplotlib would
+            # take "part" for it.
+            fig.savefig(tmp, format=path.suffix[1:].lower())
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -6,6 +6,13 @@ rewritten at the same time, so a lesson interrupted half-way still leaves a read
 report of what it had drawn. The HTML embeds each figure as a base64 ``data:`` URI and
 its own small stylesheet: it opens offline and references no external URL.
 
+Each file is written to a hidden temporary file in the same folder
+(``.index.XXXX.html.part``) and renamed into place, so a run killed at any moment, even
+with kill -9, leaves every file whole: its last complete version, or none. The kill may
+leave that ``.part`` file behind. Nothing reads those files, and a later run does not
+delete them: another run writing into the same folder at the same time may still be
+filling its own. Delete them by hand.
+
 Example:
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -27,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from initlab._io import atomic_path, write_atomic
 
 __all__ = ["Report"]
 
@@ -142,10 +151,12 @@ class Report:
         slug = _slug(name)
         if slug in self.pngs:
             raise ValueError(f"the report already has a figure named {slug!r}: pick another name.")
-        fig.tight_layout()
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        plt.close(fig)
+        try:
+            fig.tight_layout()
+            fig.savefig(buffer, format="png")
+        finally:
+            plt.close(fig)
         return self.image(buffer.getvalue(), slug, caption)
 
     def image(self, png: bytes, name: str, caption: str = "") -> Path | None:
@@ -156,8 +167,7 @@ class Report:
         self.pngs[slug] = png
         path = None
         if self.out is not None:
-            path = self.out / f"{slug}.png"
-            path.write_bytes(png)
+            path = write_atomic(self.out / f"{slug}.png", lambda tmp: tmp.write_bytes(png))
             self.figures.append(path)
         data = base64.b64encode(png).decode("ascii")
         alt = html.escape(caption or slug)
@@ -191,9 +201,9 @@ class Report:
         if self.out is None:
             raise ValueError("this report has no output folder: pass out=… to write it.")
         path = self.out / "index.html"
-        tmp = path.with_suffix(".html.tmp")
-        tmp.write_text(self.html(), encoding="utf-8")
-        tmp.replace(path)
+        page = self.html()
+        with atomic_path(path) as tmp:
+            tmp.write_text(page, encoding="utf-8")
         return path
 
     def _flush(self) -> None:
