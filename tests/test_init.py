@@ -102,8 +102,15 @@ KS_CASES: list[tuple[str, tuple[int, ...], Callable[..., torch.Tensor], stats.rv
     (
         "trunc_normal_sigma",
         (200, 300),
-        lambda t, g: init.trunc_normal_(t, std=0.3, generator=g),
+        lambda t, g: init.trunc_normal_(t, std=0.3, bounds="sigma", generator=g),
         stats.truncnorm(-2, 2, scale=0.3 / TRUNC_2),
+    ),
+    (
+        # The default is torch's convention: absolute bounds, no σ correction.
+        "trunc_normal_default",
+        (200, 300),
+        lambda t, g: init.trunc_normal_(t, 0.2, 0.5, -0.6, 1.0, g),
+        stats.truncnorm((-0.6 - 0.2) / 0.5, (1.0 - 0.2) / 0.5, loc=0.2, scale=0.5),
     ),
     (
         "trunc_normal_absolute",
@@ -385,7 +392,7 @@ def test_trunc_normal_sigma_mode_draws_the_requested_std_within_bounds(
     mean: float, std: float, a: float, b: float, gen: torch.Generator
 ) -> None:
     t = init.trunc_normal_(
-        torch.empty(1_000_000, dtype=torch.float64), mean, std, a, b, generator=gen
+        torch.empty(1_000_000, dtype=torch.float64), mean, std, a, b, gen, bounds="sigma"
     )
     assert t.std().item() == pytest.approx(std, rel=0.01)
     assert t.mean().item() == pytest.approx(mean, abs=0.01 * std)
@@ -395,7 +402,7 @@ def test_trunc_normal_sigma_mode_draws_the_requested_std_within_bounds(
     loc = mean - scale * z.mean()
     assert t.min().item() >= loc + a * scale - 1e-12
     assert t.max().item() <= loc + b * scale + 1e-12
-    draw = init.describe(f"trunc_normal({mean}, {std}, {a}, {b})", (10,))
+    draw = init.describe(f"trunc_normal({mean}, {std}, {a}, {b}, bounds='sigma')", (10,))
     assert (draw.low, draw.high) == pytest.approx((loc + a * scale, loc + b * scale), rel=1e-9)
 
 
@@ -414,9 +421,9 @@ def test_trunc_normal_absolute_mode_stays_in_bounds_and_reports_its_true_std(
     assert t.min() >= -2.0 and t.max() <= 2.0
     expected = stats.truncnorm(-2, 2).std()  # ≈ 0.8796: no correction in torch's convention
     assert t.std().item() == pytest.approx(expected, rel=0.01)
-    assert init.describe("trunc_normal(bounds='absolute')", (3,)).std == pytest.approx(
-        expected, rel=1e-12
-    )
+    for spec in ("trunc_normal(bounds='absolute')", "trunc_normal", "truncated_normal"):
+        # absolute is the default, as in torch
+        assert init.describe(spec, (3,)).std == pytest.approx(expected, rel=1e-12)
 
 
 def test_truncated_normal_std_matches_scipy_and_keras_constant() -> None:
@@ -762,25 +769,43 @@ def test_fan_based_schemes_reject_1d_tensors(fill: Callable[..., torch.Tensor]) 
         fill(torch.empty(5))
 
 
-@pytest.mark.parametrize(
-    "fill",
-    [
-        lambda t: init.normal_(t),
-        lambda t: init.xavier_normal_(t),
-        lambda t: init.kaiming_uniform_(t, mode="fan_out"),
-        lambda t: init.orthogonal_(t),
-        lambda t: init.sparse_(t, 0.5),
-        lambda t: init.trunc_normal_(t),
-        lambda t: init.zeros_(t),
-    ],
-)
-def test_zero_element_tensor_warns_and_is_a_no_op(
-    fill: Callable[[torch.Tensor], torch.Tensor],
+# Every initializer, called with the arguments it needs on a tensor of a suitable shape.
+FILLS: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [
+    ("zeros_", lambda t: init.zeros_(t)),
+    ("ones_", lambda t: init.ones_(t)),
+    ("constant_", lambda t: init.constant_(t, 0.5)),
+    ("uniform_", lambda t: init.uniform_(t)),
+    ("normal_", lambda t: init.normal_(t)),
+    ("trunc_normal_", lambda t: init.trunc_normal_(t)),
+    ("xavier_uniform_", lambda t: init.xavier_uniform_(t)),
+    ("xavier_normal_", lambda t: init.xavier_normal_(t)),
+    ("kaiming_uniform_", lambda t: init.kaiming_uniform_(t, mode="fan_out")),
+    ("kaiming_normal_", lambda t: init.kaiming_normal_(t)),
+    ("lecun_uniform_", lambda t: init.lecun_uniform_(t)),
+    ("lecun_normal_", lambda t: init.lecun_normal_(t)),
+    ("variance_scaling_", lambda t: init.variance_scaling_(t)),
+    ("torch_default_", lambda t: init.torch_default_(t)),
+    ("orthogonal_", lambda t: init.orthogonal_(t)),
+    ("sparse_", lambda t: init.sparse_(t, 0.5)),
+    ("eye_", lambda t: init.eye_(t)),
+    ("dirac_", lambda t: init.dirac_(t)),
+]
+
+
+@pytest.mark.parametrize(("name", "fill"), FILLS, ids=[n for n, _ in FILLS])
+def test_zero_element_tensor_warns_in_torchs_words_and_is_a_no_op(
+    name: str, fill: Callable[[torch.Tensor], torch.Tensor]
 ) -> None:
-    t = torch.empty(0, 4)
-    with pytest.warns(UserWarning, match="zero elements"):
+    shape = (0, 4, 3) if name == "dirac_" else (0, 4)
+    t = torch.empty(shape)
+    with pytest.warns(UserWarning) as caught:
         out = fill(t)
-    assert out is t and out.shape == (0, 4)
+    assert out is t and out.shape == shape
+    [message] = [str(w.message) for w in caught]
+    # torch's text first, so that code matching torch.nn.init's warning matches ours;
+    # then which function and which shape.
+    assert message.startswith("Initializing zero-element tensors is a no-op: ")
+    assert f"{name} got a tensor of shape {shape}, which has no elements" in message
 
 
 def test_negative_std_and_bad_sparsity() -> None:
@@ -1005,3 +1030,534 @@ def test_variance_scaling_zero_scale_keeps_its_fans() -> None:
 def test_init_spec_is_hashable_and_prints_canonically() -> None:
     a, b = init.parse_spec("normal(0, 0.01)"), init.parse_spec("normal(mean=0, std=0.01)")
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+
+
+# ----------------------------------------------------------------------------- drop-in for torch
+# PyTorch's own test/nn/test_init.py passes 48/48 with initlab.init in place of
+# torch.nn.init (run outside this repository); these are our own tests of what it checks.
+
+
+@pytest.mark.parametrize("param", [True, [1], {"a": "b"}, "0.2"], ids=repr)
+def test_calculate_gain_bad_param_type_is_both_value_and_type_error(param: object) -> None:
+    with pytest.raises(ValueError):  # torch's class: torch raises ValueError here
+        nn.init.calculate_gain("leaky_relu", param)  # type: ignore[arg-type]
+    with pytest.raises(init.TypeValueError) as caught:
+        init.calculate_gain("leaky_relu", param)  # type: ignore[arg-type]
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, TypeError)
+    assert str(caught.value) == (
+        f"The 'param' parameter of calculate_gain must be a finite number. Got {param!r} instead."
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: init.calculate_gain(5),  # type: ignore[arg-type]
+            "The 'nonlinearity' parameter of calculate_gain must be an activation name or a "
+            "callable. Got 5 instead.",
+        ),
+        (
+            lambda: init.kaiming_normal_(torch.empty(3, 3), a=[0.1]),  # type: ignore[arg-type]
+            "The 'a' parameter of kaiming_normal_ must be a finite number. Got [0.1] instead.",
+        ),
+    ],
+)
+def test_other_bad_types_torch_calls_value_errors(call: Callable[[], object], message: str) -> None:
+    with pytest.raises(init.TypeValueError) as caught:
+        call()
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, TypeError)
+    assert str(caught.value) == message
+
+
+# torch's generator is the argument after its parameters, so it may come positionally.
+POSITIONAL_GENERATOR: list[tuple[str, Callable[..., object], Callable[..., object]]] = [
+    (
+        "uniform_",
+        lambda t, g: init.uniform_(t, -1, 2, g),
+        lambda t, g: nn.init.uniform_(t, -1, 2, g),
+    ),
+    ("normal_", lambda t, g: init.normal_(t, 1, 3, g), lambda t, g: nn.init.normal_(t, 1, 3, g)),
+    (
+        "trunc_normal_",  # also: the default convention is torch's (absolute bounds)
+        lambda t, g: init.trunc_normal_(t, 0.1, 0.5, -0.3, 0.9, g),
+        lambda t, g: nn.init.trunc_normal_(t, 0.1, 0.5, -0.3, 0.9, g),
+    ),
+    (
+        "trunc_normal_defaults",
+        lambda t, g: init.trunc_normal_(t, generator=g),
+        lambda t, g: nn.init.trunc_normal_(t, generator=g),
+    ),
+    (
+        "xavier_uniform_",
+        lambda t, g: init.xavier_uniform_(t, 0.5, g),
+        lambda t, g: nn.init.xavier_uniform_(t, 0.5, g),
+    ),
+    (
+        "xavier_normal_",
+        lambda t, g: init.xavier_normal_(t, 0.5, g),
+        lambda t, g: nn.init.xavier_normal_(t, 0.5, g),
+    ),
+    (
+        "kaiming_uniform_",
+        lambda t, g: init.kaiming_uniform_(t, 0.2, "fan_out", "leaky_relu", g),
+        lambda t, g: nn.init.kaiming_uniform_(t, 0.2, "fan_out", "leaky_relu", g),
+    ),
+    (
+        "kaiming_normal_",
+        lambda t, g: init.kaiming_normal_(t, 0, "fan_in", "relu", g),
+        lambda t, g: nn.init.kaiming_normal_(t, 0, "fan_in", "relu", g),
+    ),
+    (
+        "orthogonal_",
+        lambda t, g: init.orthogonal_(t, 2.0, g),
+        lambda t, g: nn.init.orthogonal_(t, 2.0, g),
+    ),
+    (
+        "sparse_values",  # torch draws the zero pattern from the global RNG: compare values
+        lambda t, g: init.sparse_(t, 0.0, 0.3, g),
+        lambda t, g: nn.init.sparse_(t, 0.0, 0.3, g),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "ours", "theirs"), POSITIONAL_GENERATOR, ids=[c[0] for c in POSITIONAL_GENERATOR]
+)
+def test_generator_is_accepted_positionally_and_draws_torchs_values(
+    name: str, ours: Callable[..., object], theirs: Callable[..., object]
+) -> None:
+    x, y = _same_state(ours, theirs, (20, 30), torch.float32)
+    assert torch.equal(x, y)
+
+
+DEPRECATED = ["uniform", "normal", "constant", "eye", "dirac", "xavier_uniform", "xavier_normal"]
+DEPRECATED += ["kaiming_uniform", "kaiming_normal", "orthogonal", "sparse"]
+
+
+@pytest.mark.parametrize("old", DEPRECATED)
+def test_torchs_deprecated_names_warn_and_do_what_the_new_ones_do(old: str) -> None:
+    assert hasattr(nn.init, old)  # the same list as torch's
+    args = {"constant": (0.3,), "sparse": (0.5,)}.get(old, ())
+    shape = (4, 3, 3) if old == "dirac" else (6, 4)
+    new = getattr(init, old + "_")
+    torch.manual_seed(5)
+    expected = new(torch.empty(shape), *args)
+    torch.manual_seed(5)
+    with pytest.warns(FutureWarning, match=rf"`initlab.init.{old}` is deprecated in favor of"):
+        got = getattr(init, old)(torch.empty(shape), *args)
+    assert torch.equal(got, expected)
+    assert old not in init.__all__
+
+
+def test_torch_patched_with_initlab_does_not_recurse(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A user may swap initlab's functions into torch.nn.init; initlab's trunc_normal_
+    # samples with torch's, which must then still be torch's.
+    torchs = nn.init.trunc_normal_
+    monkeypatch.setattr(nn.init, "trunc_normal_", init.trunc_normal_)
+    x = nn.init.trunc_normal_(
+        torch.empty(50), 0.0, 1.0, -1.0, 1.0, torch.Generator().manual_seed(3)
+    )
+    y = torchs(torch.empty(50), 0.0, 1.0, -1.0, 1.0, torch.Generator().manual_seed(3))
+    assert torch.equal(x, y)
+
+
+# ----------------------------------------------------------------------------- hostile inputs
+
+RANDOM: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [
+    (name, fill)
+    for name, fill in FILLS
+    if name not in ("zeros_", "ones_", "constant_", "eye_", "dirac_")
+]
+TORCH_NAMED = {name for name, _ in RANDOM if hasattr(nn.init, name)}
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool], ids=str)
+@pytest.mark.parametrize(("name", "fill"), RANDOM, ids=[n for n, _ in RANDOM])
+def test_random_initializers_refuse_integer_and_bool_tensors(
+    name: str, fill: Callable[[torch.Tensor], torch.Tensor], dtype: torch.dtype
+) -> None:
+    t = torch.ones(6, 4, dtype=dtype)
+    if name in TORCH_NAMED:  # torch raises NotImplementedError (a RuntimeError) or RuntimeError
+        with pytest.raises(RuntimeError):
+            getattr(nn.init, name)(t.clone(), *((0.5,) if name == "sparse_" else ()))
+    with pytest.raises(init.DtypeError) as caught:
+        fill(t)
+    assert isinstance(caught.value, TypeError) and isinstance(caught.value, NotImplementedError)
+    message = str(caught.value)
+    assert message.startswith(f"{name} needs a ")  # expected:
+    assert "floating-point tensor (float32, float64, float16 or bfloat16)" in message
+    assert f"Got a tensor of dtype {dtype}." in message  # got:
+    assert message.endswith(  # the fix
+        "Fix: create it with dtype=torch.float32, or convert it first: w = w.float()."
+    )
+    assert torch.equal(t, torch.ones(6, 4, dtype=dtype))  # untouched
+
+
+@pytest.mark.parametrize(
+    ("name", "fill"),
+    [
+        ("trunc_normal_", lambda t: init.trunc_normal_(t)),
+        ("variance_scaling_", lambda t: init.variance_scaling_(t)),  # truncated_normal
+        ("orthogonal_", lambda t: init.orthogonal_(t)),
+    ],
+)
+def test_real_only_initializers_refuse_complex_tensors(
+    name: str, fill: Callable[[torch.Tensor], torch.Tensor]
+) -> None:
+    if hasattr(nn.init, name):
+        with pytest.raises(NotImplementedError):
+            getattr(nn.init, name)(torch.zeros(6, 4, dtype=torch.complex64))
+    t = torch.zeros(6, 4, dtype=torch.complex64)
+    with pytest.raises(init.DtypeError) as caught:
+        fill(t)
+    message = str(caught.value)
+    assert message.startswith(f"{name} needs a real floating-point tensor")
+    assert "Got a tensor of dtype torch.complex64." in message
+    assert "Fix: create it with a real dtype (dtype=torch.float32)" in message
+    assert torch.equal(t, torch.zeros(6, 4, dtype=torch.complex64))
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (lambda t, g: init.normal_(t, 0, 2, g), lambda t, g: nn.init.normal_(t, 0, 2, g)),
+        (lambda t, g: init.xavier_uniform_(t, 1, g), lambda t, g: nn.init.xavier_uniform_(t, 1, g)),
+        (
+            lambda t, g: init.kaiming_normal_(t, generator=g),
+            lambda t, g: nn.init.kaiming_normal_(t, generator=g),
+        ),
+    ],
+)
+def test_complex_tensors_draw_as_torch_draws_them(
+    ours: Callable[..., object], theirs: Callable[..., object]
+) -> None:
+    x, y = _same_state(ours, theirs, (7, 5), torch.complex64)
+    assert torch.equal(x, y) and x.imag.abs().sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int8, torch.uint8, torch.bool], ids=str)
+def test_eye_fills_integer_and_bool_tensors_as_torch_does(dtype: torch.dtype) -> None:
+    expected = nn.init.eye_(torch.empty(3, 5, dtype=dtype))
+    assert torch.equal(init.eye_(torch.empty(3, 5, dtype=dtype)), expected)
+    assert expected.dtype == dtype and expected.sum() == 3
+
+
+def test_eye_gain_into_integer_and_bool_tensors() -> None:
+    assert init.eye_(torch.empty(2, 2, dtype=torch.int64), gain=3).tolist() == [[3, 0], [0, 3]]
+    assert not init.eye_(torch.ones(2, 2, dtype=torch.bool), gain=0).any()
+    with pytest.raises(init.OutOfRangeError, match="eye_ cannot put gain=0.5 into a torch.int64"):
+        init.eye_(torch.empty(2, 2, dtype=torch.int64), gain=0.5)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "val", "message"),
+    [
+        (
+            torch.int64,
+            0.5,
+            "constant_ cannot put val=0.5 into a torch.int64 tensor exactly: an integer tensor "
+            "would truncate it to 0. Fix: pass an integral val, or use a floating-point tensor "
+            "(dtype=torch.float32).",
+        ),
+        (
+            torch.bool,
+            0.5,
+            "constant_ cannot put val=0.5 into a torch.bool tensor: it holds only True and "
+            "False, and 0.5 would become True. Fix: pass True, False, 1 or 0, or use a "
+            "floating-point tensor (dtype=torch.float32).",
+        ),
+        (
+            torch.bool,
+            2,
+            "constant_ cannot put val=2 into a torch.bool tensor: it holds only True and False, "
+            "and 2 would become True.",
+        ),
+        (
+            torch.int8,
+            300,
+            "constant_ cannot put val=300 into a torch.int8 tensor: torch.int8 holds integers "
+            "in [-128, 127]. Fix: a val in that range, or a wider dtype (torch.int64, or "
+            "torch.float64 for fractions).",
+        ),
+        (torch.uint8, -1, "torch.uint8 holds integers in [0, 255]."),
+        (torch.int64, 2**63, "torch.int64 holds integers in [-9223372036854775808, "),
+        (
+            torch.float16,
+            70000.0,
+            "constant_ cannot put val=70000.0 into a torch.float16 tensor: its largest value is "
+            "65504. Fix: a smaller val, or a wider dtype (torch.float32 holds up to 3.4e+38, "
+            "torch.float64 holds up to 1.8e+308).",
+        ),
+        (torch.float32, 1e39, "its largest value is 3.40282e+38."),
+    ],
+    ids=lambda v: str(v),
+)
+def test_constant_refuses_values_the_dtype_cannot_hold(
+    dtype: torch.dtype, val: float, message: str
+) -> None:
+    t = torch.zeros(3, dtype=dtype)
+    with pytest.raises(init.OutOfRangeError) as caught:
+        init.constant_(t, val)
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, RuntimeError)
+    assert message in str(caught.value)
+    assert not t.any()  # untouched
+
+
+@pytest.mark.parametrize(
+    ("dtype", "val", "expected"),
+    [
+        (torch.int64, 2, [2, 2]),
+        (torch.int64, -1.0, [-1, -1]),
+        (torch.int64, 2**62 + 1, [2**62 + 1] * 2),  # exact: not rounded through a float
+        (torch.uint8, 255, [255, 255]),
+        (torch.bool, True, [True, True]),
+        (torch.bool, 0.0, [False, False]),
+        (torch.float32, 2**70, [2.0**70] * 2),  # an int past int64 into a float tensor
+        (torch.float32, True, [1.0, 1.0]),  # torch's constant_ takes True as 1
+    ],
+    ids=lambda v: str(v),
+)
+def test_constant_fills_exact_values_in_any_dtype(
+    dtype: torch.dtype, val: float, expected: list[object]
+) -> None:
+    assert init.constant_(torch.zeros(2, dtype=dtype), val).tolist() == expected
+
+
+LARGEST_F32, LARGEST_F16 = 3.4028234663852886e38, 65504.0
+OVERFLOWS: list[tuple[str, Callable[[], torch.Tensor], str]] = [
+    (
+        "normal_",
+        lambda: init.normal_(torch.zeros(8), std=1e300),
+        "normal_ would overflow torch.float32: draws of N(0, std=1e+300) reach ±1e+301 "
+        "(|mean| + 10·std), beyond its largest value 3.40282e+38, so values would come out as "
+        "±inf. Fix: a std of at most 3.4e+37, or a wider dtype (torch.float64 holds up to "
+        "1.8e+308).",
+    ),
+    (
+        "normal_mean",
+        lambda: init.normal_(torch.zeros(8), mean=-1e39),
+        "Fix: a mean within ±3.4e+38",
+    ),
+    (
+        "normal_float16",
+        lambda: init.normal_(torch.zeros(8, dtype=torch.float16), std=1e4),
+        "beyond its largest value 65504, so values would come out as ±inf. Fix: a std of at "
+        "most 6.55e+03, or a wider dtype (torch.float32 holds up to 3.4e+38, torch.float64 "
+        "holds up to 1.8e+308).",
+    ),
+    (
+        "normal_float64",
+        lambda: init.normal_(torch.zeros(8, dtype=torch.float64), std=1e308),
+        "Fix: a std of at most 1.8e+307, or a wider dtype (none is wider than float64).",
+    ),
+    (
+        "uniform_",
+        lambda: init.uniform_(torch.zeros(8), -3e38, 3e38),
+        "uniform_ would overflow torch.float32: U(-3e+38, 3e+38) needs 6e+38 (the larger of "
+        "|a|, |b| and b − a)",
+    ),
+    (
+        "trunc_normal_",
+        lambda: init.trunc_normal_(torch.zeros(8), 0, 1e38, -1e39, 1e39),
+        "the truncation bounds [-1e+39, 1e+39] reach 1e+39, beyond its largest value",
+    ),
+    (
+        "xavier_normal_",
+        lambda: init.xavier_normal_(torch.zeros(8, 8), gain=1e39),
+        "Fix: a std of at most 3.4e+37 (lower the gain)",
+    ),
+    (
+        "kaiming_uniform_",
+        lambda: init.kaiming_uniform_(torch.zeros(8, 8, dtype=torch.float16), nonlinearity=1e5),
+        "kaiming_uniform_ would overflow torch.float16: U(-61237.2, 61237.2) needs 1.22e+05",
+    ),
+    (
+        "variance_scaling_",
+        lambda: init.variance_scaling_(torch.zeros(8, 8), 1e300),
+        "Fix: bounds within ±3.4e+38 (lower the scale)",
+    ),
+    (
+        "orthogonal_",
+        lambda: init.orthogonal_(torch.zeros(8, 8), gain=1e39),
+        "orthogonal_ would overflow torch.float32: gain=1e+39 scales entries up to ±1e+39",
+    ),
+    (
+        "sparse_",
+        lambda: init.sparse_(torch.zeros(8, 8), 0.5, std=1e300),
+        "sparse_ would overflow torch.float32: draws of N(0, std=1e+300)",
+    ),
+    (
+        "eye_",
+        lambda: init.eye_(torch.zeros(8, 8, dtype=torch.float16), gain=1e5),
+        "eye_ cannot put gain=100000.0 into a torch.float16 tensor: its largest value is 65504",
+    ),
+    (
+        "meta",  # checked on a meta tensor too: nothing is drawn, everything is validated
+        lambda: init.normal_(torch.zeros(8, device="meta"), std=1e300),
+        "normal_ would overflow torch.float32",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "call", "message"), OVERFLOWS, ids=[c[0] for c in OVERFLOWS])
+def test_draws_that_would_overflow_the_dtype_are_refused(
+    name: str, call: Callable[[], torch.Tensor], message: str
+) -> None:
+    with pytest.raises(init.OutOfRangeError) as caught:
+        call()
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, RuntimeError)
+    assert message in str(caught.value)
+
+
+def test_the_largest_spread_allowed_draws_finite_values() -> None:
+    g = torch.Generator().manual_seed(0)
+    for t, std in (
+        (torch.empty(100_000, dtype=torch.float16), 6500.0),
+        (torch.empty(100_000), 3e37),
+    ):
+        assert torch.isfinite(init.normal_(t, 0.0, std, g)).all()
+    t = init.uniform_(torch.empty(1000), -1.7e38, 1.7e38, g)
+    assert torch.isfinite(t).all()
+
+
+def test_trunc_normal_with_a_huge_std_draws_as_torch_does() -> None:
+    # N(0, 1e300²) within [-2, 2] is uniform there for every practical purpose.
+    x, y = _same_state(
+        lambda t, g: init.trunc_normal_(t, std=1e300, generator=g),
+        lambda t, g: nn.init.trunc_normal_(t, std=1e300, generator=g),
+        (1000,),
+        torch.float32,
+    )
+    assert torch.equal(x, y) and x.abs().max() <= 2
+    assert init.describe("trunc_normal(std=1e300)", (3,)).std == pytest.approx(
+        4 / math.sqrt(12), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("bounds", [(-1e-9, 1e-9), (0.5, 0.5001), (30.0, 30.03), (-0.4, 0.5)])
+def test_truncated_normal_std_of_narrow_intervals(bounds: tuple[float, float]) -> None:
+    # The closed form cancels to nothing here ([-1e-9, 1e-9] gave 2e-4); reference: mpmath
+    # quadrature at 40 digits. Measured agreement 2.2e-15 relative, the same under both
+    # kernel families and 1 or 2 threads (numpy float64, no torch kernel involved).
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 40
+    a, b = (mp.mpf(x) for x in bounds)
+    peak = min(max(mp.mpf(0), a), b)
+
+    def density(x: object) -> object:
+        return mp.exp(-(x * x - peak * peak) / 2)  # shifted: no underflow 30σ out
+
+    z = mp.quad(density, [a, b])
+    mean = mp.quad(lambda x: x * density(x), [a, b]) / z
+    std = mp.sqrt(mp.quad(lambda x: (x - mean) ** 2 * density(x), [a, b]) / z)
+    assert init.truncated_normal_std(*bounds) == pytest.approx(float(std), rel=1e-12)
+
+
+def test_trunc_normal_refusals_say_what_and_why() -> None:
+    with pytest.raises(ValueError, match=r"std=0 draws the constant mean=5.0, which lies outside"):
+        init.trunc_normal_(torch.empty(3), mean=5.0, std=0.0)
+    with pytest.raises(ValueError, match="too far in the tail"):  # torch: OverflowError
+        init.trunc_normal_(torch.empty(3), mean=1e300)
+
+
+def test_leaky_relu_gain_of_a_huge_slope() -> None:
+    # torch's 1 + slope² overflows (OverflowError); √(2/(1+s²)) = √2/s to every digit here.
+    assert init.calculate_gain("leaky_relu", 1e300) == pytest.approx(math.sqrt(2) / 1e300)
+    assert init.calculate_gain("leaky_relu", -1e200) == pytest.approx(math.sqrt(2) / 1e200)
+    assert init.calculate_gain("leaky_relu", 10) == nn.init.calculate_gain("leaky_relu", 10)
+
+
+SHARED_MEMORY = [(n, f) for n, f in FILLS if n not in ("zeros_", "ones_", "constant_", "dirac_")]
+
+
+@pytest.mark.parametrize(("name", "fill"), SHARED_MEMORY, ids=[n for n, _ in SHARED_MEMORY])
+def test_tensors_whose_elements_share_memory_are_refused(
+    name: str, fill: Callable[[torch.Tensor], torch.Tensor]
+) -> None:
+    t = torch.zeros(1, 4).expand(6, 4)
+    with pytest.raises(init.RuntimeValueError) as caught:  # torch: RuntimeError
+        fill(t)
+    assert str(caught.value) == (
+        f"{name} cannot fill a tensor whose elements share memory (shape (6, 4), strides "
+        "(0, 1): an expand()ed or broadcast view): each draw would land on several elements. "
+        "Fix: initialize a copy that owns its memory, w = w.clone() (or w.contiguous()), and "
+        "use that."
+    )
+    assert not t.any()
+
+
+def test_constants_fill_shared_memory_and_dirac_refuses_it() -> None:
+    assert init.constant_(torch.zeros(1, 4).expand(6, 4), 0.5).eq(0.5).all()
+    with pytest.raises(init.RuntimeValueError, match="dirac_ cannot fill a tensor whose"):
+        init.dirac_(torch.zeros(1, 2, 3).expand(4, 2, 3))
+
+
+def test_orthogonal_fills_a_strided_view() -> None:
+    base = torch.zeros(4, 3, 5)
+    w = base.transpose(1, 2)  # (4, 5, 3), not contiguous: torch's view_as fails on it
+    init.orthogonal_(w, generator=torch.Generator().manual_seed(0))
+    flat = w.reshape(4, 15)
+    # float32 Gram of 4 orthonormal rows: measured max deviation 2.4e-7 (default AVX-512
+    # dispatch) and 1.8e-7 (ATEN_CPU_CAPABILITY=avx2), 1 and 2 threads alike.
+    assert torch.allclose(flat @ flat.T, torch.eye(4), atol=1e-5)
+    assert base.abs().sum() > 0  # written through the view
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: init.calculate_fans((-1, 3)),
+            ValueError,
+            "The 'tensor' parameter of calculate_fans must be a tensor or a shape: a sequence "
+            "of integers >= 0 such as (out, in). Got (-1, 3) instead.",
+        ),
+        (lambda: init.calculate_fans(("a", 3)), TypeError, "Got ('a', 3) instead."),
+        (lambda: init.calculate_fans(math.nan), TypeError, "Got nan instead."),
+        (lambda: init.describe("normal", "x"), TypeError, "'shape' parameter of describe"),
+        (
+            lambda: init.apply(nn.Linear(2, 2), "he_normal", include=math.nan),
+            TypeError,
+            "The 'include' parameter of apply must be kind names, nn.Module classes or a "
+            "callable. Got nan instead.",
+        ),
+    ],
+)
+def test_bad_shapes_and_selections(
+    call: Callable[[], object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as caught:
+        call()
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("model", "spec", "error", "message"),
+    [
+        (
+            lambda: nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3).to(torch.complex64)),
+            "orthogonal",
+            init.DtypeError,
+            "apply: cannot initialize 1.weight (3, 3) (Linear) with 'orthogonal': orthogonal_ "
+            "needs a real floating-point tensor",
+        ),
+        (
+            lambda: nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3).half()),
+            "normal(std=1e5)",
+            init.OutOfRangeError,
+            "apply: cannot initialize 1.weight (3, 3) (Linear) with 'normal(std=100000.0)': "
+            "normal_ would overflow torch.float16",
+        ),
+    ],
+)
+def test_apply_checks_every_dtype_before_touching_the_model(
+    model: Callable[[], nn.Module], spec: str, error: type[Exception], message: str
+) -> None:
+    net = model()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(error) as caught:
+        init.apply(net, spec, include="linear")
+    assert str(caught.value).startswith(message)
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k  # the first layer was left alone too

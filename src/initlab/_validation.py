@@ -13,7 +13,47 @@ import math
 from collections.abc import Iterable
 from numbers import Integral, Real
 
-__all__ = ["check_choice", "check_int", "check_real", "did_you_mean", "nearest", "param_message"]
+__all__ = [
+    "DtypeError",
+    "OutOfRangeError",
+    "RuntimeValueError",
+    "TypeValueError",
+    "check_choice",
+    "check_int",
+    "check_real",
+    "did_you_mean",
+    "nearest",
+    "param_message",
+]
+
+
+class TypeValueError(TypeError, ValueError):
+    """A bad argument type where ``torch.nn.init`` raises ``ValueError``.
+
+    ``calculate_gain("leaky_relu", [1])`` is a ``ValueError`` in torch and a
+    ``TypeError`` by our convention: deriving from both keeps code written for either
+    working when ``initlab.init`` replaces ``torch.nn.init``.
+    """
+
+
+class DtypeError(TypeError, NotImplementedError):
+    """A tensor of a dtype the operation cannot fill (e.g. random draws into int64).
+
+    torch raises ``NotImplementedError`` from its kernels ("normal_kernel_cpu" not
+    implemented for 'Long'); deriving from it too keeps torch-style handlers working.
+    """
+
+
+class RuntimeValueError(ValueError, RuntimeError):
+    """A bad value that torch reports as ``RuntimeError``: catch either."""
+
+
+class OutOfRangeError(RuntimeValueError):
+    """A value the tensor's dtype cannot hold (overflow, or a fraction into an integer).
+
+    torch raises ``RuntimeError`` where it notices ("value cannot be converted to type
+    int8_t without overflow"); deriving from it too keeps torch-style handlers working.
+    """
 
 
 def param_message(fn: str, name: str, expected: str, got: object, fix: str = "") -> str:
@@ -43,8 +83,12 @@ def check_real(
     high: float | None = None,
     low_open: bool = False,
     high_open: bool = False,
+    type_error: type[TypeError] = TypeError,
 ) -> float:
     """Check that ``value`` is a finite real number within the given bounds.
+
+    ``type_error`` is the class raised for a bad type: :class:`TypeValueError` where
+    torch raises ``ValueError`` for it.
 
     Raises:
         TypeError: ``value`` is not a real number (bools are rejected).
@@ -56,7 +100,7 @@ def check_real(
     if high is not None:
         expected += f"{' and' if low is not None else ''} {'<' if high_open else '<='} {high:g}"
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(param_message(fn, name, expected, value))
+        raise type_error(param_message(fn, name, expected, value))
     number = float(value)
     bad = not math.isfinite(number)
     if low is not None:

@@ -28,6 +28,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -37,6 +38,10 @@ from torch.nn import functional as F
 
 from initlab._spec import parse_call
 from initlab._validation import (
+    DtypeError,
+    OutOfRangeError,
+    RuntimeValueError,
+    TypeValueError,
     check_choice,
     check_int,
     check_real,
@@ -47,9 +52,13 @@ from initlab._validation import (
 __all__ = [
     "ACTIVATIONS",
     "Draw",
+    "DtypeError",
     "InitRecord",
     "InitSpec",
+    "OutOfRangeError",
+    "RuntimeValueError",
     "Scheme",
+    "TypeValueError",
     "apply",
     "calculate_fans",
     "calculate_gain",
@@ -87,6 +96,14 @@ Gain: TypeAlias = float | str | Callable[[Tensor], Tensor]
 _FAN_MODES: tuple[str, ...] = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 _DISTRIBUTIONS: tuple[str, ...] = ("normal", "truncated_normal", "uniform")
 _SQRT3 = math.sqrt(3.0)
+# Bound here, not looked up at each call: a user who swaps initlab's functions into
+# torch.nn.init (so that their code's `nn.init.trunc_normal_` is ours) must not send
+# ours into itself.
+_torch_trunc_normal_ = nn.init.trunc_normal_
+# How far from its mean a normal draw can land, in stds, for the overflow check: torch's
+# samplers turn 53-bit uniforms into normals by Box–Muller, so |z| < √(2·53·ln 2) ≈ 8.6
+# on every path; 10 leaves a margin (P(|z| > 10) = 1.5e-23 for an exact sampler).
+_NORMAL_REACH = 10.0
 
 
 # --------------------------------------------------------------------------- fans
@@ -129,7 +146,7 @@ def calculate_fans(
         >>> calculate_fans((64, 8, 3, 3), groups=4)  # Conv2d(32, 64, 3, groups=4)
         (72, 144)
     """
-    shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else tuple(tensor)
+    shape = _check_shape("calculate_fans", "tensor", tensor)
     if len(shape) < 2:
         raise ValueError(
             "fan_in and fan_out need a weight with at least 2 dimensions "
@@ -147,6 +164,21 @@ def calculate_fans(
     per_group = shape[0] // groups * receptive_field
     other = shape[1] * receptive_field
     return (per_group, other) if transposed else (other, per_group)
+
+
+def _check_shape(fn: str, name: str, shape: object) -> tuple[int, ...]:
+    """A tensor's shape, or a shape given as a sequence of non-negative integers."""
+    if isinstance(shape, Tensor):
+        return tuple(shape.shape)
+    expected = "a tensor or a shape: a sequence of integers >= 0 such as (out, in)"
+    if isinstance(shape, str) or not isinstance(shape, Sequence):
+        raise TypeError(param_message(fn, name, expected, shape))
+    for size in shape:
+        if isinstance(size, bool) or not isinstance(size, Integral):
+            raise TypeError(param_message(fn, name, expected, shape))
+        if size < 0:
+            raise ValueError(param_message(fn, name, expected, shape))
+    return tuple(int(size) for size in shape)
 
 
 def _fans_for(shape: Sequence[int], fans: tuple[int, int] | None, fn: str) -> tuple[int, int]:
@@ -197,7 +229,10 @@ def _identity(x: Tensor, _: float) -> Tensor:
 
 def _leaky_gain(slope: float) -> float:
     # torch's leaky_relu entry; also the exact second-moment gain (E[φ²] = (1+slope²)/2).
-    return math.sqrt(2.0 / (1 + slope**2))
+    try:
+        return math.sqrt(2.0 / (1 + slope**2))  # torch's expression, bit for bit
+    except OverflowError:  # |slope| > 1e154: 1 + slope² is slope² to every digit
+        return math.sqrt(2.0) / abs(slope)
 
 
 _LINEAR = _Activation(_identity, None, 0.0, lambda _: 1.0, "identity: Var is kept as is")
@@ -384,6 +419,9 @@ def calculate_gain(
     Raises:
         ValueError: unknown name (the message lists the known ones and the nearest),
             a ``param`` for an activation that has none, or ``"table"`` for a callable.
+        TypeValueError: ``param`` is not a number (``True``, ``[1]``) or
+            ``nonlinearity`` neither a name nor a callable; a ``TypeError`` and, as
+            torch raises, a ``ValueError``.
 
     References:
         He et al., *Delving Deep into Rectifiers*, 2015; Klambauer et al.,
@@ -403,7 +441,7 @@ def calculate_gain(
         check_choice(fn, "method", method, ("table", "measured"))
     if not isinstance(nonlinearity, str):
         if not callable(nonlinearity):
-            raise TypeError(
+            raise TypeValueError(
                 param_message(fn, "nonlinearity", "an activation name or a callable", nonlinearity)
             )
         if method == "table":
@@ -418,7 +456,7 @@ def calculate_gain(
     if param is not None:
         if act.param is None:
             raise ValueError(f"{name} takes no parameter. Got param={param!r}; leave it out.")
-        param = check_real(fn, "param", param)
+        param = check_real(fn, "param", param, type_error=TypeValueError)
     value = act.default if param is None else param
     if act.torch_gain is not None and method != "measured":
         return act.torch_gain(value)
@@ -487,8 +525,35 @@ def _normal_pdf(x: float) -> float:
     return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi) if math.isfinite(x) else 0.0
 
 
+_GL_T, _GL_W = np.polynomial.legendre.leggauss(64)
+_GL_T, _GL_W = (_GL_T + 1) / 2, _GL_W / 2  # nodes and weights on [0, 1]
+
+
+def _narrow_moments(a: float, b: float) -> tuple[float, float]:
+    """Mean and std of N(0, 1) truncated to a narrow [a, b], by quadrature.
+
+    In the closed form the variance is 1 + … − mean², a difference of O(1 + a²) terms,
+    which cancels to nothing for a narrow interval: [−1e-9, 1e-9] gave std 2e-4, not
+    (b − a)/√12 = 5.8e-10. Here the moments are those of t = (x − a)/(b − a) on [0, 1],
+    so nothing cancels; the density varies by at most e¹ over the interval (the caller
+    sees to it), so 64 Gauss–Legendre nodes integrate it to rounding.
+    """
+    width = b - a
+    nearest = min(max(0.0, a), b)  # the density's peak on [a, b]: no underflow
+    x = a + width * _GL_T
+    density = np.exp(-(x * x - nearest * nearest) / 2) * _GL_W
+    t_mean = float(np.dot(density, _GL_T) / density.sum())
+    t_var = float(np.dot(density, (_GL_T - t_mean) ** 2) / density.sum())
+    return a + width * t_mean, width * math.sqrt(t_var)
+
+
 def _truncated_moments(a: float, b: float) -> tuple[float, float]:
     """Mean and std of N(0, 1) truncated to [a, b] (a and b in units of σ)."""
+    far = max(abs(a), abs(b))
+    # Narrow (also when a huge std makes Z underflow), and near enough for x² − c² to keep
+    # its digits; farther out the tails' Z underflows below and that is the error.
+    if (b - a) * max(1.0, far) <= 1.0 and far <= 1e3:
+        return _narrow_moments(a, b)
     # Above the mean, difference the upper tails, where the cdf keeps its precision.
     z = _normal_cdf(-a) - _normal_cdf(-b) if a > 0 else _normal_cdf(b) - _normal_cdf(a)
     if not z > 0:
@@ -558,6 +623,11 @@ def _trunc_draw(
         low, high = loc + a * scale, loc + b * scale
         return Draw("truncated_normal", std, mean, low, high, loc=loc, scale=scale, **info)
     if std == 0:
+        if not a <= mean <= b:
+            raise ValueError(
+                f"{fn} with std=0 draws the constant mean={mean!r}, which lies outside "
+                f"[a, b] = [{a!r}, {b!r}]. Fix: a mean within the bounds, or std > 0."
+            )
         return _constant_draw(mean, **info)
     m, s = _truncated_moments((a - mean) / std, (b - mean) / std)
     return Draw("truncated_normal", std * s, mean + std * m, a, b, loc=mean, scale=std, **info)
@@ -569,14 +639,161 @@ def _ready(tensor: object, fn: str, generator: torch.Generator | None) -> bool:
         raise TypeError(param_message(fn, "tensor", "a torch.Tensor", type(tensor).__name__))
     _check_generator(tensor, fn, generator)
     if tensor.numel() == 0:
+        # torch's own words first: code that matches torch's warning still matches ours.
         warnings.warn(
-            f"{fn}: the tensor has zero elements (shape {tuple(tensor.shape)}); nothing to "
-            "initialize.",
+            f"Initializing zero-element tensors is a no-op: {fn} got a tensor of shape "
+            f"{tuple(tensor.shape)}, which has no elements, so there is nothing to initialize.",
             UserWarning,
             stacklevel=3,
         )
         return False
     return True
+
+
+def _check_distinct(tensor: Tensor, fn: str) -> None:
+    """Draws need one memory location per element: an ``expand``ed view has fewer."""
+    if any(
+        step == 0 and size > 1 for step, size in zip(tensor.stride(), tensor.shape, strict=True)
+    ):
+        raise RuntimeValueError(
+            f"{fn} cannot fill a tensor whose elements share memory (shape "
+            f"{tuple(tensor.shape)}, strides {tensor.stride()}: an expand()ed or broadcast "
+            "view): each draw would land on several elements. Fix: initialize a copy that "
+            "owns its memory, w = w.clone() (or w.contiguous()), and use that."
+        )
+
+
+def _check_floating(tensor: Tensor, fn: str, *, real: bool = False, why: str = "") -> None:
+    """Random draws need a floating-point tensor; some (``real``) a real one."""
+    dtype = tensor.dtype
+    if dtype.is_floating_point or (dtype.is_complex and not real):
+        return
+    kinds = "real floating-point" if real else "floating-point"
+    why = why if dtype.is_complex and why else "it draws random values"
+    if dtype.is_complex:
+        fix = (
+            "create it with a real dtype (dtype=torch.float32), or draw the real and "
+            "imaginary parts into real tensors and join them with torch.complex(re, im)."
+        )
+    else:
+        fix = "create it with dtype=torch.float32, or convert it first: w = w.float()."
+    raise DtypeError(
+        f"{fn} needs a {kinds} tensor (float32, float64, float16 or bfloat16): {why}. "
+        f"Got a tensor of dtype {dtype}. Fix: {fix}"
+    )
+
+
+def _exact_value(fn: str, name: str, value: float | bool, dtype: torch.dtype) -> float | int | bool:
+    """``value`` as the dtype will hold it, or an error if it cannot hold it exactly.
+
+    torch's ``fill_`` truncates 0.5 to 0 in an integer tensor and turns any nonzero into
+    True in a bool tensor, silently: here that is an error that names the fix.
+    """
+    got = f"{fn} cannot put {name}={value!r} into a {dtype} tensor"
+    if dtype == torch.bool:
+        if value in (0, 1):
+            return bool(value)
+        raise OutOfRangeError(
+            f"{got}: it holds only True and False, and {value!r} would become True. Fix: "
+            "pass True, False, 1 or 0, or use a floating-point tensor (dtype=torch.float32)."
+        )
+    if dtype.is_floating_point or dtype.is_complex:
+        largest = torch.finfo(dtype).max
+        if abs(value) > largest:
+            raise OutOfRangeError(
+                f"{got}: its largest value is {largest:.6g}. Fix: a smaller {name}, or a "
+                f"wider dtype{_wider(dtype)}."
+            )
+        return float(value)  # an int past int64 (2**70) is no torch scalar
+    info = torch.iinfo(dtype)
+    if not float(value).is_integer():
+        raise OutOfRangeError(
+            f"{got} exactly: an integer tensor would truncate it to {int(value)}. Fix: pass "
+            f"an integral {name}, or use a floating-point tensor (dtype=torch.float32)."
+        )
+    if not info.min <= value <= info.max:
+        raise OutOfRangeError(
+            f"{got}: {dtype} holds integers in [{info.min}, {info.max}]. Fix: a {name} in "
+            "that range, or a wider dtype (torch.int64, or torch.float64 for fractions)."
+        )
+    return int(value)
+
+
+def _as_given(value: object, checked: float | None) -> float | int:
+    """An integer argument as the exact int it is (a float loses digits past 2⁵³);
+    anything else as the float it was checked to be."""
+    if isinstance(value, Integral):
+        return int(value)
+    assert checked is not None
+    return checked
+
+
+def _wider(dtype: torch.dtype) -> str:
+    """ " (torch.float32 holds up to …)": the wider floating dtypes and their ranges."""
+    largest = torch.finfo(dtype).max
+    wider = [d for d in (torch.float32, torch.float64) if torch.finfo(d).max > largest]
+    if not wider:
+        return " (none is wider than float64)"
+    return " (" + ", ".join(f"{d} holds up to {torch.finfo(d).max:.3g}" for d in wider) + ")"
+
+
+def _check_reach(fn: str, dtype: torch.dtype, reach: float, what: str, fix: str) -> None:
+    """An error if draws reaching ``reach`` in magnitude would overflow ``dtype``."""
+    largest = torch.finfo(dtype).max
+    if not reach <= largest:  # also catches reach = inf
+        raise OutOfRangeError(
+            f"{fn} would overflow {dtype}: {what}, beyond its largest value {largest:.6g}, "
+            f"so values would come out as ±inf. Fix: {fix}, or a wider dtype{_wider(dtype)}."
+        )
+
+
+# What to lower when a scheme's draws overflow: the parameter that sets their spread.
+_SPREAD_PARAM: dict[str, str] = {
+    "variance_scaling_": "scale",
+    "xavier_uniform_": "gain",
+    "xavier_normal_": "gain",
+    "kaiming_uniform_": "gain: a smaller number as nonlinearity",
+    "kaiming_normal_": "gain: a smaller number as nonlinearity",
+}
+
+
+def _check_fits(tensor: Tensor, draw: Draw, fn: str) -> None:
+    """The dtype can hold what ``draw`` draws: a floating dtype for random draws, and
+    draws that stay finite. (A constant's value is checked by :func:`_exact_value`.)"""
+    dtype = tensor.dtype
+    if draw.distribution == "constant":
+        return  # one value: shared memory holds it as well
+    _check_distinct(tensor, fn)
+    truncated = draw.distribution == "truncated_normal"
+    why = "a truncated normal is defined on the real line" if truncated else ""
+    _check_floating(tensor, fn, real=truncated, why=why)
+    largest = torch.finfo(dtype).max
+    knob = f" (lower the {_SPREAD_PARAM[fn]})" if fn in _SPREAD_PARAM else ""
+    if draw.distribution == "normal":
+        reach = abs(draw.mean) + _NORMAL_REACH * draw.std
+        what = (
+            f"draws of N({draw.mean:g}, std={draw.std:g}) reach ±{reach:.3g} "
+            f"(|mean| + {_NORMAL_REACH:g}·std)"
+        )
+        if abs(draw.mean) >= largest:
+            fix = f"a mean within ±{largest:.3g}"
+        else:
+            limit = (largest - abs(draw.mean)) / _NORMAL_REACH
+            fix = f"a std of at most {limit:.3g}{knob}"
+        _check_reach(fn, dtype, reach, what, fix)
+        return
+    assert draw.low is not None and draw.high is not None
+    low, high = draw.low, draw.high
+    if draw.distribution == "uniform":
+        # torch's uniform_ computes low + (high − low)·u, so the width must fit too.
+        reach = max(abs(low), abs(high), high - low)
+        what = f"U({low:g}, {high:g}) needs {reach:.3g} (the larger of |a|, |b| and b − a)"
+        fix = f"|a|, |b| and b − a of at most {largest:.3g}{knob}"
+    else:
+        reach = max(abs(low), abs(high))
+        what = f"the truncation bounds [{low:.3g}, {high:.3g}] reach {reach:.3g}"
+        fix = f"bounds within ±{largest:.3g}{knob}"
+    _check_reach(fn, dtype, reach, what, fix)
 
 
 def _check_generator(tensor: Tensor, fn: str, generator: torch.Generator | None) -> None:
@@ -591,8 +808,9 @@ def _check_generator(tensor: Tensor, fn: str, generator: torch.Generator | None)
             )
 
 
-def _fill_(tensor: Tensor, draw: Draw, generator: torch.Generator | None) -> Tensor:
-    """Fill ``tensor`` with the distribution ``draw`` describes."""
+def _fill_(tensor: Tensor, draw: Draw, generator: torch.Generator | None, fn: str) -> Tensor:
+    """Fill ``tensor`` with the distribution ``draw`` describes, once its dtype is checked."""
+    _check_fits(tensor, draw, fn)
     with torch.no_grad():
         if draw.distribution == "constant":
             return tensor.fill_(draw.mean)
@@ -608,7 +826,7 @@ def _fill_(tensor: Tensor, draw: Draw, generator: torch.Generator | None) -> Ten
                 return tensor
             # torch's sampler is exact (rejection from the normal or from a uniform
             # envelope), so both bound conventions share it and match torch bit for bit.
-            return nn.init.trunc_normal_(
+            return _torch_trunc_normal_(
                 tensor, draw.loc, draw.scale, draw.low, draw.high, generator=generator
             )
     raise AssertionError(f"no fill for {draw.distribution}")  # pragma: no cover
@@ -618,7 +836,10 @@ def _fill_(tensor: Tensor, draw: Draw, generator: torch.Generator | None) -> Ten
 
 
 def _draw_constant(shape: Sequence[int], val: float) -> Draw:
-    return _constant_draw(check_real("constant_", "val", val))
+    # True/False are torch's (and Python's) 1 and 0: a bool tensor's natural values.
+    return _constant_draw(
+        check_real("constant_", "val", int(val) if isinstance(val, bool) else val)
+    )
 
 
 def zeros_(tensor: Tensor) -> Tensor:
@@ -633,7 +854,7 @@ def zeros_(tensor: Tensor) -> Tensor:
         0.0
     """
     if _ready(tensor, "zeros_", None):
-        _fill_(tensor, _constant_draw(0.0), None)
+        _fill_(tensor, _constant_draw(0.0), None, "zeros_")
     return tensor
 
 
@@ -645,19 +866,44 @@ def ones_(tensor: Tensor) -> Tensor:
         6.0
     """
     if _ready(tensor, "ones_", None):
-        _fill_(tensor, _constant_draw(1.0), None)
+        _fill_(tensor, _constant_draw(1.0), None, "ones_")
     return tensor
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill with a constant: w = val (e.g. a bias of 0.01 to keep ReLUs alive).
 
+    Any dtype, as long as it holds ``val`` exactly: where torch's ``constant_`` would
+    truncate 0.5 to 0 in an integer tensor, turn 0.5 into True in a bool tensor, or
+    overflow to ±inf, this is an error.
+
+    Args:
+        tensor: the tensor to fill.
+        val: a finite number (True/False count as 1/0).
+
+    Returns:
+        ``tensor``.
+
+    Raises:
+        TypeError: ``val`` is not a number.
+        ValueError: ``val`` is not finite.
+        OutOfRangeError: the dtype cannot hold ``val`` exactly (a fraction into an integer
+            tensor, anything but 0/1 into a bool tensor, a value beyond the dtype's
+            range); a ``ValueError`` and, as torch raises on overflow, a ``RuntimeError``.
+
     Example:
         >>> constant_(torch.empty(3), 0.01)
         tensor([0.0100, 0.0100, 0.0100])
+        >>> constant_(torch.empty(2, dtype=torch.int64), 0.5)
+        Traceback (most recent call last):
+        ...
+        initlab._validation.OutOfRangeError: constant_ cannot put val=0.5 into a torch.int64 ...
     """
     if _ready(tensor, "constant_", None):
-        _fill_(tensor, _draw_constant(tensor.shape, val), None)
+        draw = _draw_constant(tensor.shape, val)
+        value = _exact_value("constant_", "val", _as_given(val, draw.mean), tensor.dtype)
+        with torch.no_grad():
+            tensor.fill_(value)
     return tensor
 
 
@@ -673,9 +919,14 @@ def _draw_uniform(shape: Sequence[int], a: float = 0.0, b: float = 1.0) -> Draw:
 
 
 def uniform_(
-    tensor: Tensor, a: float = 0.0, b: float = 1.0, *, generator: torch.Generator | None = None
+    tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: torch.Generator | None = None
 ) -> Tensor:
     """Fill with draws from the uniform distribution U(a, b); std = (b − a)/√12.
+
+    Raises:
+        ValueError: a > b, or a non-finite bound.
+        DtypeError: a tensor that is not floating point (int, bool).
+        OutOfRangeError: a bound or the width b − a beyond the dtype's largest value.
 
     Example:
         >>> w = uniform_(torch.empty(1000), -1.0, 1.0, generator=torch.Generator().manual_seed(0))
@@ -683,7 +934,7 @@ def uniform_(
         True
     """
     if _ready(tensor, "uniform_", generator):
-        _fill_(tensor, _draw_uniform(tensor.shape, a, b), generator)
+        _fill_(tensor, _draw_uniform(tensor.shape, a, b), generator, "uniform_")
     return tensor
 
 
@@ -696,7 +947,6 @@ def normal_(
     tensor: Tensor,
     mean: float = 0.0,
     std: float = 1.0,
-    *,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Fill with draws from N(mean, std²).
@@ -705,13 +955,19 @@ def normal_(
     makes deep nets vanish; "large random" is N(0, 1)·10 = ``normal(std=10)``, which
     saturates tanh/sigmoid and explodes ReLU nets.
 
+    Raises:
+        ValueError: std < 0, or a non-finite argument.
+        DtypeError: a tensor that is not floating point (int, bool).
+        OutOfRangeError: draws would overflow the dtype: |mean| + 10·std beyond its
+            largest value (std=1e300 in float32), where torch would fill ±inf.
+
     Example:
         >>> w = normal_(torch.empty(10_000), std=0.01, generator=torch.Generator().manual_seed(0))
         >>> round(w.std().item(), 3)
         0.01
     """
     if _ready(tensor, "normal_", generator):
-        _fill_(tensor, _draw_normal(tensor.shape, mean, std), generator)
+        _fill_(tensor, _draw_normal(tensor.shape, mean, std), generator, "normal_")
     return tensor
 
 
@@ -721,7 +977,7 @@ def _draw_trunc_normal(
     std: float = 1.0,
     a: float = -2.0,
     b: float = 2.0,
-    bounds: Bounds = "sigma",
+    bounds: Bounds = "absolute",
 ) -> Draw:
     fn = "trunc_normal_"
     mean, std = check_real(fn, "mean", mean), check_real(fn, "std", std, low=0.0)
@@ -735,22 +991,24 @@ def trunc_normal_(
     std: float = 1.0,
     a: float = -2.0,
     b: float = 2.0,
-    *,
-    bounds: Bounds = "sigma",
     generator: torch.Generator | None = None,
+    *,
+    bounds: Bounds = "absolute",
 ) -> Tensor:
     """Fill with draws from a truncated normal, in one of two conventions.
 
-    ``bounds="sigma"`` (default; Keras and JAX): ``a`` and ``b`` are in units of the
-    underlying normal's σ, and σ is corrected for the truncation so that the *drawn*
-    values have exactly the requested ``mean`` and ``std``. For the default ±2:
-    σ = std / 0.87962566 (see :func:`truncated_normal_std`), so values lie within
-    ±2σ = ±2.27·std.
+    ``bounds="absolute"`` (default; torch's ``nn.init.trunc_normal_``, so that this is
+    a drop-in for it): N(mean, std²) with values outside the absolute interval [a, b]
+    redrawn; no correction, so the drawn std is smaller than ``std`` (0.88·std for
+    a, b = mean ∓ 2·std). Mind torch's default bounds ∓2: for std ≪ 1 they truncate
+    nothing (``std=0.02`` is a plain normal), for std ≫ 1 the result is nearly
+    uniform on [−2, 2]. Bit-identical to torch.
 
-    ``bounds="absolute"`` (torch's ``nn.init.trunc_normal_``): N(mean, std²) with values
-    outside the absolute interval [a, b] redrawn; no correction, so the drawn std is
-    smaller than ``std`` (0.88·std for a, b = mean ∓ 2·std; with torch's defaults
-    a, b = ∓2 a wide std makes the result nearly uniform). Bit-identical to torch.
+    ``bounds="sigma"``: ``a`` and ``b`` are in units of the underlying normal's σ (as
+    in Keras's ``TruncatedNormal`` and JAX's ``truncated_normal``), and σ is corrected
+    for the truncation (as their ``VarianceScaling`` does) so that the *drawn* values
+    have exactly the requested ``mean`` and ``std``. For ±2: σ = std / 0.87962566 (see
+    :func:`truncated_normal_std`), so values lie within ±2σ = ±2.27·std.
 
     ==============  ==============================  ==================================
     convention      bounds                          std of the drawn values
@@ -760,33 +1018,46 @@ def trunc_normal_(
     ==============  ==============================  ==================================
 
     Args:
-        tensor: the tensor to fill.
-        mean: mean of the drawn values (sigma) or of the underlying normal (absolute).
-        std: std of the drawn values (sigma) or of the underlying normal (absolute).
-        a: lower bound, in σ units (sigma) or absolute.
-        b: upper bound, in σ units (sigma) or absolute; a < b.
-        bounds: ``"sigma"`` or ``"absolute"``.
+        tensor: the tensor to fill, of a real floating dtype.
+        mean: mean of the underlying normal (absolute) or of the drawn values (sigma).
+        std: std of the underlying normal (absolute) or of the drawn values (sigma).
+        a: lower bound, absolute or in σ units (sigma).
+        b: upper bound, absolute or in σ units (sigma); a < b.
         generator: the generator to draw from.
+        bounds: ``"absolute"`` or ``"sigma"``.
 
     Returns:
         ``tensor``.
 
     Raises:
-        ValueError: std < 0, a ≥ b, a non-finite argument, or an unknown ``bounds``.
+        ValueError: std < 0, a ≥ b, a non-finite argument, an unknown ``bounds``, an
+            interval too far in the tail to draw from, or std = 0 with the mean
+            outside [a, b].
+        DtypeError: a tensor that is not real floating point (int, bool, complex).
+        OutOfRangeError: bounds beyond the dtype's largest value.
 
     References:
-        Keras ``TruncatedNormal`` / ``VarianceScaling`` and JAX
-        ``jax.nn.initializers.truncated_normal`` (σ convention); torch
-        ``nn.init.trunc_normal_`` (absolute convention).
+        torch ``nn.init.trunc_normal_`` (absolute convention); Keras
+        ``TruncatedNormal`` / ``VarianceScaling`` and JAX
+        ``jax.nn.initializers.truncated_normal`` / ``variance_scaling`` (σ units, σ
+        correction).
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
-        >>> w = trunc_normal_(torch.empty(100_000), std=0.5, generator=g)
+        >>> w = trunc_normal_(torch.empty(100_000), std=0.5, bounds="sigma", generator=g)
         >>> round(w.std().item(), 2), bool(w.abs().max() <= 2 * 0.5 / 0.8796257)
         (0.5, True)
+        >>> w = trunc_normal_(torch.empty(100_000), 0.0, 1.0, -1.0, 1.0, generator=g)
+        >>> round(w.std().item(), 2)  # torch's convention: std of N(0, 1) within ±1
+        0.54
     """
     if _ready(tensor, "trunc_normal_", generator):
-        _fill_(tensor, _draw_trunc_normal(tensor.shape, mean, std, a, b, bounds), generator)
+        _fill_(
+            tensor,
+            _draw_trunc_normal(tensor.shape, mean, std, a, b, bounds),
+            generator,
+            "trunc_normal_",
+        )
     return tensor
 
 
@@ -865,6 +1136,7 @@ def variance_scaling_(
             tensor,
             _draw_variance_scaling(tensor.shape, scale, mode, distribution, fans=fans),
             generator,
+            "variance_scaling_",
         )
     return tensor
 
@@ -896,9 +1168,9 @@ def _draw_xavier_normal(
 def xavier_uniform_(
     tensor: Tensor,
     gain: Gain = 1.0,
+    generator: torch.Generator | None = None,
     *,
     fans: tuple[int, int] | None = None,
-    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Xavier/Glorot uniform: U(−b, b), b = gain·√(6/(fan_in + fan_out)).
 
@@ -909,8 +1181,8 @@ def xavier_uniform_(
         tensor: a weight with at least 2 dimensions.
         gain: a number, an activation name (``"tanh"`` → 5/3) or callable (see
             :func:`calculate_gain`).
-        fans: (fan_in, fan_out) instead of those of the shape (see :func:`calculate_fans`).
         generator: the generator to draw from.
+        fans: (fan_in, fan_out) instead of those of the shape (see :func:`calculate_fans`).
 
     Returns:
         ``tensor``.
@@ -925,16 +1197,21 @@ def xavier_uniform_(
         True
     """
     if _ready(tensor, "xavier_uniform_", generator):
-        _fill_(tensor, _draw_xavier_uniform(tensor.shape, gain, fans=fans), generator)
+        _fill_(
+            tensor,
+            _draw_xavier_uniform(tensor.shape, gain, fans=fans),
+            generator,
+            "xavier_uniform_",
+        )
     return tensor
 
 
 def xavier_normal_(
     tensor: Tensor,
     gain: Gain = 1.0,
+    generator: torch.Generator | None = None,
     *,
     fans: tuple[int, int] | None = None,
-    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Xavier/Glorot normal: N(0, σ²), σ = gain·√(2/(fan_in + fan_out)).
 
@@ -944,8 +1221,8 @@ def xavier_normal_(
     Args:
         tensor: a weight with at least 2 dimensions.
         gain: a number, an activation name or a callable (see :func:`calculate_gain`).
-        fans: (fan_in, fan_out) instead of those of the shape (see :func:`calculate_fans`).
         generator: the generator to draw from.
+        fans: (fan_in, fan_out) instead of those of the shape (see :func:`calculate_fans`).
 
     Returns:
         ``tensor``.
@@ -959,12 +1236,15 @@ def xavier_normal_(
         (0.05, 0.05)
     """
     if _ready(tensor, "xavier_normal_", generator):
-        _fill_(tensor, _draw_xavier_normal(tensor.shape, gain, fans=fans), generator)
+        _fill_(
+            tensor, _draw_xavier_normal(tensor.shape, gain, fans=fans), generator, "xavier_normal_"
+        )
     return tensor
 
 
 def _kaiming_gain(a: float, nonlinearity: Gain, fn: str) -> float:
-    a = check_real(fn, "a", a)
+    # torch passes a to calculate_gain, which calls a bad type a ValueError.
+    a = check_real(fn, "a", a, type_error=TypeValueError)
     if isinstance(nonlinearity, str) and nonlinearity.strip().lower() == "leaky_relu":
         return calculate_gain("leaky_relu", a)  # torch: a is leaky_relu's negative slope
     if a != 0:
@@ -1018,9 +1298,9 @@ def kaiming_uniform_(
     a: float = 0.0,
     mode: FanMode = "fan_in",
     nonlinearity: Gain = "leaky_relu",
+    generator: torch.Generator | None = None,
     *,
     fans: tuple[int, int] | None = None,
-    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Kaiming/He uniform: U(−b, b), b = gain·√(3/fan), gain from the nonlinearity.
 
@@ -1033,8 +1313,8 @@ def kaiming_uniform_(
         a: leaky_relu's negative slope (only with ``nonlinearity="leaky_relu"``).
         mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
         nonlinearity: an activation name, ``"measured:NAME"``, a number or a callable.
-        fans: (fan_in, fan_out) instead of those of the shape (see :func:`calculate_fans`).
         generator: the generator to draw from.
+        fans: (fan_in, fan_out) instead of those of the shape (see :func:`calculate_fans`).
 
     Returns:
         ``tensor``.
@@ -1052,6 +1332,7 @@ def kaiming_uniform_(
             tensor,
             _draw_kaiming_uniform(tensor.shape, a, mode, nonlinearity, fans=fans),
             generator,
+            "kaiming_uniform_",
         )
     return tensor
 
@@ -1061,9 +1342,9 @@ def kaiming_normal_(
     a: float = 0.0,
     mode: FanMode = "fan_in",
     nonlinearity: Gain = "leaky_relu",
+    generator: torch.Generator | None = None,
     *,
     fans: tuple[int, int] | None = None,
-    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Kaiming/He normal: N(0, σ²), σ = gain/√fan (√(2/fan_in) for ReLU).
 
@@ -1072,8 +1353,8 @@ def kaiming_normal_(
         a: leaky_relu's negative slope (only with ``nonlinearity="leaky_relu"``).
         mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
         nonlinearity: an activation name, ``"measured:NAME"``, a number or a callable.
-        fans: (fan_in, fan_out) instead of those of the shape (see :func:`calculate_fans`).
         generator: the generator to draw from.
+        fans: (fan_in, fan_out) instead of those of the shape (see :func:`calculate_fans`).
 
     Returns:
         ``tensor``.
@@ -1092,6 +1373,7 @@ def kaiming_normal_(
             tensor,
             _draw_kaiming_normal(tensor.shape, a, mode, nonlinearity, fans=fans),
             generator,
+            "kaiming_normal_",
         )
     return tensor
 
@@ -1118,7 +1400,7 @@ def lecun_uniform_(
         True
     """
     if _ready(tensor, "lecun_uniform_", generator):
-        _fill_(tensor, _draw_lecun_uniform(tensor.shape, fans=fans), generator)
+        _fill_(tensor, _draw_lecun_uniform(tensor.shape, fans=fans), generator, "lecun_uniform_")
     return tensor
 
 
@@ -1138,7 +1420,7 @@ def lecun_normal_(
         0.1
     """
     if _ready(tensor, "lecun_normal_", generator):
-        _fill_(tensor, _draw_lecun_normal(tensor.shape, fans=fans), generator)
+        _fill_(tensor, _draw_lecun_normal(tensor.shape, fans=fans), generator, "lecun_normal_")
     return tensor
 
 
@@ -1189,7 +1471,7 @@ def torch_default_(
         True
     """
     if _ready(tensor, "torch_default_", generator):
-        _fill_(tensor, _draw_torch_default(tensor.shape, fan_in), generator)
+        _fill_(tensor, _draw_torch_default(tensor.shape, fan_in), generator, "torch_default_")
     return tensor
 
 
@@ -1214,7 +1496,7 @@ def _draw_orthogonal(shape: Sequence[int], gain: Gain = 1.0) -> Draw:
 
 
 def orthogonal_(
-    tensor: Tensor, gain: Gain = 1.0, *, generator: torch.Generator | None = None
+    tensor: Tensor, gain: Gain = 1.0, generator: torch.Generator | None = None
 ) -> Tensor:
     """A (semi-)orthogonal matrix times ``gain``: WᵀW = gain²·I (tall) or WWᵀ = gain²·I (wide).
 
@@ -1224,12 +1506,17 @@ def orthogonal_(
     (Mezzadri 2007). Computed in float32 at least, so half-precision tensors work.
 
     Args:
-        tensor: a tensor with at least 2 dimensions.
+        tensor: a real floating-point tensor with at least 2 dimensions.
         gain: a number, an activation name or a callable.
         generator: the generator to draw from.
 
     Returns:
         ``tensor``.
+
+    Raises:
+        ValueError: fewer than 2 dimensions, or a bad gain.
+        DtypeError: a tensor that is not real floating point (int, bool, complex).
+        OutOfRangeError: a gain beyond the dtype's largest value.
 
     References:
         Saxe, McClelland & Ganguli, *Exact solutions to the nonlinear dynamics of learning
@@ -1240,9 +1527,22 @@ def orthogonal_(
         >>> torch.allclose(w.T @ w, 4 * torch.eye(4), atol=1e-5)
         True
     """
-    if not _ready(tensor, "orthogonal_", generator):
+    fn = "orthogonal_"
+    if not _ready(tensor, fn, generator):
         return tensor
     factor = _orthogonal_gain(tensor.shape, gain)
+    _check_distinct(tensor, fn)
+    _check_floating(
+        tensor, fn, real=True, why="it is drawn by a real QR decomposition (no unitary variant)"
+    )
+    # Orthonormal rows or columns have entries within ±1, so the weights within ±gain.
+    _check_reach(
+        fn,
+        tensor.dtype,
+        factor,
+        f"gain={factor:g} scales entries up to ±{factor:g}",
+        "a smaller gain",
+    )
     if tensor.is_meta:
         return tensor
     rows = tensor.shape[0]
@@ -1257,7 +1557,7 @@ def orthogonal_(
         q *= torch.diag(r, 0).sign()
         if rows < cols:
             q.t_()
-        tensor.view_as(q).copy_(q)
+        tensor.copy_(q.reshape(tensor.shape))  # also when the tensor is a strided view
         tensor.mul_(factor)
     return tensor
 
@@ -1270,7 +1570,8 @@ def _draw_eye(shape: Sequence[int], gain: float = 1.0) -> Draw:
     rows, cols = shape
     n, k = rows * cols, min(rows, cols)
     mean = g * k / n if n else 0.0
-    return Draw("identity", math.sqrt(max(g * g * k / n - mean * mean, 0.0)) if n else 0.0, mean)
+    std = math.sqrt(max(g * g * k / n - mean * mean, 0.0)) if n else 0.0
+    return Draw("identity", std, mean, gain=g)
 
 
 def eye_(tensor: Tensor, gain: float = 1.0) -> Tensor:
@@ -1282,16 +1583,34 @@ def eye_(tensor: Tensor, gain: float = 1.0) -> Tensor:
         Le, Jaitly & Hinton, *A Simple Way to Initialize Recurrent Networks of Rectified
         Linear Units*, 2015.
 
+    Any dtype that holds ``gain`` exactly, integer and bool tensors included (as
+    torch's ``eye_``, which has no gain).
+
+    Raises:
+        ValueError: not 2-D, or a non-finite gain.
+        OutOfRangeError: the dtype cannot hold ``gain`` exactly (e.g. 0.5 into an integer
+            tensor, 2 into a bool tensor, 1e5 into float16).
+
     Example:
         >>> eye_(torch.empty(2, 3))
         tensor([[1., 0., 0.],
                 [0., 1., 0.]])
+        >>> eye_(torch.empty(2, 2, dtype=torch.int64), gain=3)
+        tensor([[3, 0],
+                [0, 3]])
     """
     if _ready(tensor, "eye_", None):
-        _draw_eye(tensor.shape, gain)
+        draw = _draw_eye(tensor.shape, gain)
+        _check_distinct(tensor, "eye_")
+        value = _exact_value("eye_", "gain", _as_given(gain, draw.gain), tensor.dtype)
         with torch.no_grad():
             tensor.copy_(torch.eye(*tensor.shape, dtype=tensor.dtype, device=tensor.device))
-            tensor.mul_(gain)
+            if tensor.dtype.is_floating_point or tensor.dtype.is_complex:
+                tensor.mul_(value)
+            elif value == 0:
+                tensor.zero_()  # a bool tensor has no multiplication
+            elif value != 1:
+                tensor.mul_(value)
     return tensor
 
 
@@ -1331,6 +1650,7 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
     if not _ready(tensor, "dirac_", None):
         return tensor
     _draw_dirac(tensor.shape, groups)
+    _check_distinct(tensor, "dirac_")
     if tensor.is_meta:
         return tensor
     out_per_group = tensor.shape[0] // groups
@@ -1355,7 +1675,7 @@ def _draw_sparse(shape: Sequence[int], sparsity: float, std: float = 0.01) -> Dr
 
 
 def sparse_(
-    tensor: Tensor, sparsity: float, std: float = 0.01, *, generator: torch.Generator | None = None
+    tensor: Tensor, sparsity: float, std: float = 0.01, generator: torch.Generator | None = None
 ) -> Tensor:
     """Sparse init: N(0, std²), then ⌈sparsity·rows⌉ entries of every column set to 0.
 
@@ -1372,6 +1692,11 @@ def sparse_(
     Returns:
         ``tensor``.
 
+    Raises:
+        ValueError: not 2-D, sparsity outside [0, 1), or std < 0.
+        DtypeError: a tensor that is not floating point (int, bool).
+        OutOfRangeError: draws would overflow the dtype (10·std beyond its largest value).
+
     References:
         Martens, *Deep learning via Hessian-free optimization*, 2010.
 
@@ -1380,9 +1705,11 @@ def sparse_(
         >>> (w == 0).sum(dim=0).tolist()
         [3, 3, 3, 3]
     """
-    if not _ready(tensor, "sparse_", generator):
+    fn = "sparse_"
+    if not _ready(tensor, fn, generator):
         return tensor
     _draw_sparse(tensor.shape, sparsity, std)
+    _check_fits(tensor, Draw("normal", float(std)), fn)
     if tensor.is_meta:
         return tensor
     rows, cols = tensor.shape
@@ -1393,6 +1720,45 @@ def sparse_(
         order = torch.rand((rows, cols), generator=generator, device=tensor.device).argsort(dim=0)
         tensor.scatter_(0, order[:zeros], 0.0)
     return tensor
+
+
+# --------------------------------------------------------------------------- torch's old names
+
+
+def _deprecated(new: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """torch's pre-0.4 name of ``new`` (no trailing underscore), deprecated as in torch.
+
+    Kept so that code written for ``torch.nn.init`` runs unchanged on ``initlab.init``
+    (torch's own test of its init module calls ``init.normal``).
+    """
+    old = new.__name__.removesuffix("_")
+
+    def deprecated(*args: Any, **kwargs: Any) -> Tensor:
+        warnings.warn(
+            f"`initlab.init.{old}` is deprecated in favor of `initlab.init.{new.__name__}`, "
+            f"as torch deprecates `nn.init.{old}`.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return new(*args, **kwargs)
+
+    deprecated.__name__ = deprecated.__qualname__ = old
+    deprecated.__doc__ = f"Deprecated (torch's old name): use :func:`{new.__name__}`."
+    return deprecated
+
+
+# Not in __all__: only for code that still uses torch's deprecated names.
+uniform = _deprecated(uniform_)
+normal = _deprecated(normal_)
+constant = _deprecated(constant_)
+eye = _deprecated(eye_)
+dirac = _deprecated(dirac_)
+xavier_uniform = _deprecated(xavier_uniform_)
+xavier_normal = _deprecated(xavier_normal_)
+kaiming_uniform = _deprecated(kaiming_uniform_)
+kaiming_normal = _deprecated(kaiming_normal_)
+orthogonal = _deprecated(orthogonal_)
+sparse = _deprecated(sparse_)
 
 
 # --------------------------------------------------------------------------- registry & specs
@@ -1425,7 +1791,7 @@ def _schemes() -> dict[str, Scheme]:
             "trunc_normal",
             trunc_normal_,
             _draw_trunc_normal,
-            "N(mean, σ²) in ±2σ; std(w) = std",
+            "N(mean, std²) within [a, b]",
         ),
         Scheme(
             "xavier_uniform",
@@ -1597,7 +1963,7 @@ class InitSpec:
         kwargs = self.arguments
         if fans is not None and self._accepts("fans"):
             kwargs["fans"] = fans
-        return self.scheme.draw(tuple(shape), **kwargs)
+        return self.scheme.draw(_check_shape("describe", "shape", shape), **kwargs)
 
 
 SpecLike: TypeAlias = str | InitSpec
@@ -1740,6 +2106,9 @@ def _selector(include: Include | None) -> Callable[[str, nn.Module], bool]:
         return include
     if isinstance(include, type | str):
         include = [include]
+    expected = "kind names, nn.Module classes or a callable"
+    if not isinstance(include, Iterable):
+        raise TypeError(param_message("apply", "include", expected, include))
     kinds: list[str] = []
     types: list[type[nn.Module]] = []
     for item in include:
@@ -1748,11 +2117,7 @@ def _selector(include: Include | None) -> Callable[[str, nn.Module], bool]:
         elif isinstance(item, type) and issubclass(item, nn.Module):
             types.append(item)
         else:
-            raise TypeError(
-                param_message(
-                    "apply", "include", "kind names, nn.Module classes or a callable", item
-                )
-            )
+            raise TypeError(param_message("apply", "include", expected, item))
     return lambda name, module: _kind(module) in kinds or isinstance(module, tuple(types))
 
 
@@ -1858,6 +2223,11 @@ def apply(
                 fans = calculate_fans(param, transposed=kind == "conv_transpose", groups=groups)
             try:
                 draw = spec.describe(param.shape, fans=fans)
+                # A dry run on a meta tensor of the parameter's dtype checks what the shape
+                # alone cannot (an integer or complex dtype, an overflow) and draws nothing.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the real fill warns, once
+                    spec(torch.empty(param.shape, dtype=param.dtype, device="meta"), fans=fans)
             except (ValueError, TypeError) as error:
                 raise type(error)(
                     f"apply: cannot initialize {qualified} {tuple(param.shape)} "
