@@ -547,3 +547,83 @@ def test_thresholds_are_validated(field: str, value: float) -> None:
 def test_thresholds_change_the_verdicts() -> None:
     model = deep(30, 256, nn.ReLU, "xavier_normal")
     assert report(model, batch(), thresholds=Thresholds(vanishing=0.5)).healthy
+
+
+# ------------------------------------------------------------- input validation at entry
+
+
+def test_an_integer_batch_into_a_float_layer_names_the_dtypes_not_the_shape() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.raises(TypeError) as caught:
+        probe(model, torch.randint(0, 5, (16, 4)))
+    message = str(caught.value)
+    assert "The batch is torch.int64" in message and "first layer '0' (Linear)" in message
+    assert "computes in torch.float32" in message and "nn.Embedding" in message
+    assert "shape" not in message  # it used to blame the (right) shape
+
+
+def test_integer_ids_into_an_embedding_or_a_converting_model_are_probed() -> None:
+    ids = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 2))
+    assert isinstance(probe(ids, torch.randint(0, 10, (16, 2))), Probe)
+
+    class Scaled(nn.Module):  # uint8 pixels, scaled inside forward: not an error
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x.float() / 255)
+
+    assert isinstance(probe(Scaled(), torch.randint(0, 256, (16, 4), dtype=torch.uint8)), Probe)
+
+
+@pytest.mark.parametrize("outputs", [1, 3])
+def test_fewer_outputs_than_classes_names_both_counts(outputs: int) -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, outputs))
+    labels = torch.arange(20) % 10
+    with pytest.raises(ValueError, match=f"has {outputs} output") as caught:
+        probe(model, (torch.randn(20, 4), labels), F.cross_entropy)
+    assert "labels up to 9: 10 classes need 10 outputs" in str(caught.value)
+
+
+def test_one_output_with_integer_targets_is_not_refused_when_the_loss_works() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    counts = torch.arange(20) % 7  # a regression onto counts, not 7 classes
+
+    def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(output.squeeze(1), target.float())
+
+    report = probe(model, (torch.randn(20, 4), counts), mse)
+    assert isinstance(report, Probe) and math.isfinite(report.loss)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"thresholds": {"vanishing": 0.5}}, TypeError, "'thresholds' parameter of probe"),
+        ({"histograms": "yes"}, TypeError, "'histograms' parameter of probe"),
+        ({"forecast": 1}, TypeError, "'forecast' parameter of probe"),
+        ({"seed": -1}, ValueError, "'seed' parameter of probe"),
+        ({"loss_fn": "cross_entropy"}, TypeError, "'loss_fn' parameter of probe"),
+        ({"optimizer": "sgd"}, TypeError, "'optimizer' parameter of probe"),
+        ({"train": "yes"}, TypeError, "'train' parameter of probe"),
+    ],
+)
+def test_probe_options_are_checked_at_entry(
+    kwargs: dict[str, object], error: type[Exception], fragment: str
+) -> None:
+    model = nn.Sequential(nn.Linear(4, 2))
+    with pytest.raises(error, match=fragment):
+        probe(model, torch.randn(8, 4), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"thresholds": 0.5}, "'thresholds' parameter of Watch"),
+        ({"histograms": None}, "histograms"),
+    ],
+)
+def test_watch_options_are_checked_at_entry(kwargs: dict[str, object], fragment: str) -> None:
+    with pytest.raises(TypeError, match=fragment):
+        Watch(nn.Linear(4, 2), **kwargs)  # type: ignore[arg-type]

@@ -408,6 +408,7 @@ class Watch:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(param_message("Watch", "model", "an nn.Module", type(model).__name__))
+        _check_options("Watch", thresholds, histograms=histograms, forecast=forecast)
         self.model = model
         self.thresholds = thresholds if thresholds is not None else _DEFAULTS
         self.histograms = histograms
@@ -1414,6 +1415,72 @@ def _split_batch(batch: object) -> tuple[Tensor, Any]:
     return x, target
 
 
+def _check_options(fn: str, thresholds: object, *, histograms: object, forecast: object) -> None:
+    if thresholds is not None and not isinstance(thresholds, Thresholds):
+        raise TypeError(
+            param_message(fn, "thresholds", "a Thresholds or None", type(thresholds).__name__)
+        )
+    for name, value in (("histograms", histograms), ("forecast", forecast)):
+        if not isinstance(value, bool):
+            raise TypeError(param_message(fn, name, "True or False", value))
+
+
+def _input_dtype_problem(model: nn.Module, x: Tensor) -> str | None:
+    """What is wrong when an integer batch meets a first layer that computes in floats."""
+    if x.is_floating_point() or x.is_complex():
+        return None
+    for name, module in model.named_modules():
+        own = next(module.parameters(recurse=False), None)
+        if own is None:
+            continue
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag) or not own.is_floating_point():
+            return None
+        return (
+            f"The batch is {x.dtype}, but the model's first layer {name or '(the model)'!r} "
+            f"({type(module).__name__}) computes in {own.dtype}: it takes floating-point "
+            f"input. Convert the batch (x.to({own.dtype})); integer ids (tokens, categories) "
+            "need an nn.Embedding as the first layer."
+        )
+    return None
+
+
+class _ClassError(ValueError):
+    """Integer labels beyond the model's outputs (not a dtype problem)."""
+
+
+def _check_classes(output: Tensor, target: object, stacked: bool, *, failed: bool) -> None:
+    """Refuse integer labels that the model's outputs cannot score, naming both counts.
+
+    A model with several outputs is checked before the loss (on a GPU an out-of-range
+    label is a device-side assert); one output may be a regression onto integer targets,
+    so it is checked only once the loss has failed.
+    """
+    if (
+        not isinstance(target, Tensor)
+        or target.dtype == torch.bool
+        or target.is_floating_point()
+        or target.is_complex()
+        or target.numel() == 0
+    ):
+        return
+    # torch's class dimension: 1 for (N, C, …) outputs; a stack's (M, N, C): the last.
+    if stacked and output.ndim == target.ndim + 2:
+        width = output.shape[-1]
+    elif not stacked and output.ndim == target.ndim + 1 and output.ndim >= 2:
+        width = output.shape[1]
+    else:
+        return
+    classes = int(target.max()) + 1
+    if width >= classes or (width == 1 and (classes <= 2 or not failed)):
+        return
+    raise _ClassError(
+        f"The model has {width} output{'s' if width > 1 else ''} per example, but the "
+        f"targets hold labels up to {classes - 1}: {classes} classes need {classes} outputs "
+        f"(one logit each). Give the model's last layer {classes} outputs, or check the "
+        "targets."
+    )
+
+
 def _expected_input(module: nn.Module) -> str:
     if isinstance(module, nn.Linear):
         return f"(…, {module.in_features})"
@@ -1488,10 +1555,13 @@ def probe(
         A :class:`Probe`; for an initlab ``Stack``, a list with one per member.
 
     Raises:
-        TypeError: model is not an nn.Module; batch is not a tensor or a pair.
+        TypeError: model is not an nn.Module; batch is not a tensor or a pair; an integer
+            batch that the first layer cannot take (it names both dtypes); an option of
+            the wrong type.
         ValueError: a model without parameters or without Linear/Conv layers; a batch with
             NaN/Inf; a batch the model cannot take (the error names the layer and both
-            shapes); a loss that is not a scalar; steps > 0 without a loss_fn.
+            shapes); integer labels beyond the model's outputs (it names both counts); a
+            loss that is not a scalar; steps > 0 without a loss_fn.
 
     References:
         Glorot & Bengio 2010; He et al. 2015; Poole et al. 2016; Schoenholz et al. 2017.
@@ -1513,6 +1583,13 @@ def probe(
         )
     steps = check_int(fn, "steps", steps, low=0)
     lr = check_real(fn, "lr", lr, low=0.0, low_open=True)
+    _check_options(fn, thresholds, histograms=histograms, forecast=forecast)
+    check_int(fn, "seed", seed, low=0)
+    for name, value in (("loss_fn", loss_fn), ("optimizer", optimizer)):
+        if value is not None and not callable(value):
+            raise TypeError(param_message(fn, name, "a callable or None", type(value).__name__))
+    if train is not None and not isinstance(train, bool):
+        raise TypeError(param_message(fn, "train", "True, False or None", train))
     if steps > 0 and loss_fn is None:
         raise ValueError(
             param_message(fn, "loss_fn", "a loss when steps > 0", None, "Pass loss_fn, or steps=0.")
@@ -1523,15 +1600,29 @@ def probe(
         work.train(train)
     for p in work.parameters():
         p.grad = None
+    # Only named when the forward fails: a model may convert its input itself (uint8
+    # images divided by 255 in forward), so an integer batch is not wrong in itself.
+    wrong_dtype = _input_dtype_problem(work, x)
     watch = Watch(work, thresholds=thresholds, histograms=histograms, forecast=forecast)
-    with watch, _named_failure(watch), torch.enable_grad():
-        output = work(x)
-        if not isinstance(output, Tensor):
-            raise TypeError(
-                f"probe needs the model to return a tensor. Got {type(output).__name__}."
-            )
-        loss = _loss(output, target, loss_fn, seed, isinstance(model, Stack))
-        watch._done = True
+    stacked = isinstance(model, Stack)
+    try:
+        with watch, _named_failure(watch), torch.enable_grad():
+            output = work(x)
+            if not isinstance(output, Tensor):
+                raise TypeError(
+                    f"probe needs the model to return a tensor. Got {type(output).__name__}."
+                )
+            _check_classes(output, target, stacked, failed=False)
+            try:
+                loss = _loss(output, target, loss_fn, seed, stacked)
+            except (IndexError, RuntimeError, ValueError):
+                _check_classes(output, target, stacked, failed=True)
+                raise
+            watch._done = True
+    except (RuntimeError, ValueError) as error:
+        if wrong_dtype is not None and not isinstance(error, _ClassError):
+            raise TypeError(wrong_dtype) from error
+        raise
     if not output.requires_grad:
         raise ValueError(
             "The model's output does not require grad: are its parameters frozen "
