@@ -69,6 +69,7 @@ def test_zeros_keep_the_mnist_units_identical(lesson: Lesson) -> None:
         assert min(lesson.facts["mnist"]["runs"][name]["distinct_units"]) > 250, name
 
 
+@pytest.mark.numerics
 def test_the_notebook_runs_print_the_notebook_costs(lesson: Lesson) -> None:
     lines = list(lesson.lines)
     assert lines[0] == "initialization = 'zeros'"
@@ -77,7 +78,14 @@ def test_the_notebook_runs_print_the_notebook_costs(lesson: Lesson) -> None:
     assert printed == pytest.approx(HE_PUBLISHED, rel=1e-12)
     random = lines[lines.index("initialization = 'random'") :]
     assert random[1] == "Cost after iteration 0: inf"  # the sigmoid saturates to exactly 1
-    assert float(random[2].split(": ")[1]) == pytest.approx(RANDOM_1000_PUBLISHED, rel=2e-3)
+    # At iteration 1000 large random is chaotic, its cost the CPU's rounding: measured
+    # 0.62299 with the AVX-512 kernels, 0.62430 with AVX2 (1 and 2 threads alike), the
+    # notebook's 0.62479. So it is not compared; the finding sets it beside the notebook's.
+    assert random[2].startswith("Cost after iteration 1000: ")
+    here = float(random[2].split(": ")[1])
+    assert (
+        f"at iteration 1,000 here {here:.3g}, the notebook printed {RANDOM_1000_PUBLISHED:.3g}."
+    ) in lesson.findings[3]
     # the further inits are reported apart, not in the notebook's format
     assert "initialization = 'ones'" not in lines
     assert any(line.startswith("initialization = 'xavier': train accuracy") for line in lines)

@@ -7,12 +7,17 @@ executed notebooks.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
 import pytest
 
 from initlab.lessons.notebooks import lesson_init, lesson_optimizers
+
+# Every test here compares a lesson with the notebooks' printed numbers: make test runs
+# them again under the AVX2 kernels.
+pytestmark = pytest.mark.numerics
 
 HE = [
     0.8830537463419761,
@@ -89,16 +94,22 @@ def test_init_lesson_he_matches_the_notebook(init_lesson) -> None:  # type: igno
 def test_init_lesson_large_random_saturates(init_lesson) -> None:  # type: ignore[no-untyped-def]
     costs = [c for _, c in init_lesson.costs["random"]]
     assert costs[0] == math.inf  # the sigmoid saturates to exactly 1: log(0)
-    # From there the run is chaotic (saturated units, inf/nan in the cost): NumPy's and
-    # torch's rounding differ, and the run amplifies it; rebuilds of the notebook itself
-    # in other environments drift as much. Away from the sharp drop around iteration
-    # 7000 the costs agree to 0.2 %; at 7000, mid-drop, a shift of a few iterations in
-    # its timing moves the cost by ~1.5 %. The accuracies agree exactly.
-    steady = [k for k in range(1, 15) if k != 7]
-    assert [costs[k] for k in steady] == pytest.approx([RANDOM[k] for k in steady], rel=2e-3)
-    assert costs[7] == pytest.approx(RANDOM[7], rel=3e-2)
-    assert costs[6] > costs[7] > costs[8]  # mid-drop, as in the notebook
-    assert init_lesson.train_accuracy["random"] == 0.83
+    # From there the run is chaotic: its saturated start amplifies the rounding of the
+    # sums. Measured (float64, torch 2.13; OMP_NUM_THREADS=1 and 2 give the same costs):
+    # the AVX-512 and AVX2 kernels agree bit for bit to iteration 44 and are 1e-3 apart by
+    # 215; at 1000 the cost is 0.62299 (AVX-512), 0.62430 (AVX2), the notebook's 0.62479
+    # (−2.9e-3, −7.8e-4); at 7000, mid-drop, the drop's timing shifts it by −4.1e-3 and
+    # +9.3e-3. Those two are not compared. Elsewhere the runs settle on the notebook's
+    # descent: at 2000–6000 and 8000–14000 all four settings are within 3.6e-4 of it,
+    # and the largest AVX-512/AVX2 gap at any iteration of those stretches is 1.4e-3
+    # (iteration 10869), hence 2e-3.
+    settled = [k for k in range(2, 15) if k != 7]
+    assert [costs[k] for k in settled] == pytest.approx([RANDOM[k] for k in settled], rel=2e-3)
+    # the notebook's shape: the printed cost falls at every print from 1000 on, the drop
+    # at 7000 included (the smallest fall, 0.30 % from 12000 to 13000 on every setting,
+    # is twice that largest gap)
+    assert all(a > b for a, b in itertools.pairwise(costs[1:]))
+    assert init_lesson.train_accuracy["random"] == 0.83  # the notebook's, on every setting
     assert init_lesson.test_accuracy["random"] == 0.86
 
 
