@@ -121,7 +121,7 @@ def test_train_bad_options_are_clear_errors() -> None:
     result = runner.invoke(app, ["train", "--model", "2,ten,1", "--steps", "1"])
     assert result.exit_code == 2 and "2,10,5,1" in result.output
     result = runner.invoke(app, ["train", "--model", "3,4,1", "--steps", "1"])
-    assert result.exit_code == 2 and "3 features" in result.output
+    assert result.exit_code == 2 and "first width to be 2" in result.output
     result = runner.invoke(app, ["train", "--optimizer", "adma", "--steps", "1"])
     assert result.exit_code == 2 and "Did you mean 'adam'" in result.output
     result = runner.invoke(app, ["train", "--lr", "0.1,abc", "--steps", "1"])

@@ -1,9 +1,19 @@
-"""The ``initlab`` command: a thin shell that prints what the library returns."""
+"""The ``initlab`` command: a thin shell that prints what the library returns.
+
+Every bad input ends the same way: one line on stderr, ``error: OPTION: …`` saying what
+was expected, what was got and how to fix it, and exit code 2. Options are checked, and
+every output path too, before any work starts. Text the user typed is never read as Rich
+markup. Ctrl-C exits with code 130 and one line, after keeping what was computed.
+"""
 
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import re
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -11,11 +21,53 @@ import torch
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
 from initlab import __version__
 from initlab import init as initmod
 from initlab import train as train_mod
+from initlab._io import check_output_file, check_output_folder, write_atomic
+from initlab._validation import did_you_mean
+
+_SHAPE = re.compile(r"^\d+([x×]\d+)*$")
+_HISTORY_SUFFIXES = (".csv", ".parquet")
+_FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+# A run of more steps than this would take days even for the smallest net (~10⁵ steps/s);
+# past 2⁶³ the engine's counters overflow. A number this large is a typo.
+_MAX_STEPS = 10**9
+_MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a value of the wrong type) as one line on stderr."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            # Not standalone: typer would draw a usage panel over several lines.
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as error:
+            code = error.exit_code
+            # no_args_is_help: the help is already printed, and is the answer.
+            if type(error).__name__ != "NoArgsIsHelpError":
+                _print_error(_usage_message(error, argv))
+        except typer.Abort:
+            _print_error("aborted.")
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
     name="initlab",
@@ -24,9 +76,93 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
+    cls=_OneLineErrors,
 )
 
-_SHAPE = re.compile(r"^\d+([x×]\d+)*$")
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _one_line(text: str) -> str:
+    """A message on one line: line breaks become "; " (or a space after punctuation)."""
+    parts = [part.strip() for part in str(text).splitlines() if part.strip()]
+    line = parts[0] if parts else ""
+    for part in parts[1:]:
+        line += (" " if line.endswith((":", ".", ";", ",")) else "; ") + part
+    return line
+
+
+def _print_error(message: str) -> None:
+    # soft_wrap: one line whatever the terminal's width; Text: never read as markup.
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
+    console.print(Text.assemble(("error:", "bold red"), " ", _one_line(message)))
+
+
+def _fail(message: object, option: str | None = None) -> NoReturn:
+    """Print ``error: OPTION: message`` as one line on stderr and exit with code 2."""
+    text = str(message) if str(message) else type(message).__name__
+    _print_error(f"{option}: {text}" if option else text)
+    raise typer.Exit(2)
+
+
+def _usage_message(error: typer.TyperException, argv: Sequence[str]) -> str:
+    message = error.format_message().rstrip()
+    param = getattr(error, "param", None)
+    opts = getattr(param, "opts", None) or []
+    if isinstance(error, typer.BadParameter) and opts and "Got " not in message:
+        for i, arg in reversed(list(enumerate(argv))):  # the last one given is the one used
+            name, eq, value = arg.partition("=")
+            if name in opts and (eq or i + 1 < len(argv)):
+                got = value if eq else argv[i + 1]
+                message += f"{_stop(message)} Got {got!r}."
+                break
+    ctx = getattr(error, "ctx", None)
+    if ctx is not None:
+        message += f"{_stop(message)} See '{ctx.command_path} --help'."
+    return message
+
+
+def _stop(text: str) -> str:
+    """The full stop ``text`` needs before another sentence, if any."""
+    return "" if text.endswith((".", "?", "!")) else "."
+
+
+def _interrupted(message: str) -> NoReturn:
+    Console(stderr=True, soft_wrap=True, highlight=False).print(
+        Text.assemble(("interrupted:", "yellow"), " ", message)
+    )
+    raise typer.Exit(130)
+
+
+def _raised_in(error: BaseException, module: str) -> bool:
+    """Whether ``error`` was raised inside ``module`` (a frame of its traceback is there)."""
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__") == module:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _memory() -> int | None:
+    """The machine's physical memory in bytes, where the OS tells."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _path(path: Path | str) -> str:
+    """A path to print: as it is, or quoted with escapes if it holds a control character
+    (which a terminal would act on or drop)."""
+    return str(path) if str(path).isprintable() else repr(str(path))
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB"
+
+
+# ----------------------------------------------------------------------------- options
 
 
 def _version(value: bool) -> None:
@@ -45,18 +181,142 @@ def _main(
     """initlab: weight init, batch norm, batching, clipping, and why a network will not train."""
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
+def parse_shape(text: str, option: str = "--shape") -> tuple[int, ...]:
     """``"256x128"`` → (256, 128); ``"64x3x3x3"`` → (64, 3, 3, 3)."""
     cleaned = text.strip().lower()
     if not _SHAPE.match(cleaned):
-        raise typer.BadParameter(
+        _fail(
             f"expected OUTxIN (a Linear weight) or OUTxINxKxK (a conv weight), e.g. 256x128 "
-            f"or 64x3x3x3. Got {text!r}."
+            f"or 64x3x3x3. Got {text!r}.",
+            option,
         )
     shape = tuple(int(part) for part in re.split("[x×]", cleaned))
     if any(s == 0 for s in shape):
-        raise typer.BadParameter(f"every dimension must be at least 1. Got {text!r}.")
+        _fail(f"every dimension must be at least 1. Got {text!r}.", option)
     return shape
+
+
+def split_list(text: str) -> list[str]:
+    """Split on top-level commas: ``"he_normal,normal(0, 1)"`` → two items (empty ones too)."""
+    items, depth, current = [], 0, ""
+    for ch in text:
+        depth += {"(": 1, ")": -1, "[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth <= 0:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    items.append(current.strip())
+    return items
+
+
+def _items(text: str, option: str, what: str, example: str) -> list[str]:
+    """The comma-separated items of ``option``: at least one, none empty."""
+    items = split_list(text)
+    if not any(items):
+        _fail(f"expected {what} separated by commas, e.g. {example}. Got {text!r}.", option)
+    if not all(items):
+        where = items.index("") + 1
+        _fail(
+            f"expected {what} separated by commas, e.g. {example}. Got {text!r}, whose item "
+            f"{where} is empty: remove the extra comma.",
+            option,
+        )
+    return items
+
+
+def _numbers(text: str, option: str, example: str) -> list[float]:
+    """Positive finite numbers separated by commas."""
+    values = []
+    for item in _items(text, option, "positive numbers", example):
+        try:
+            value = float(item)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            _fail(
+                f"expected positive finite numbers separated by commas, e.g. {example}. "
+                f"Got {item!r}" + (f" in {text!r}." if item != text.strip() else "."),
+                option,
+            )
+        values.append(value)
+    return values
+
+
+def _choice(value: str, choices: Sequence[str], option: str) -> str:
+    if value in choices:
+        return value
+    _fail(
+        f"expected one of {', '.join(choices)}. Got {value!r}.{did_you_mean(value, choices)}",
+        option,
+    )
+
+
+def _choices(text: str, choices: Sequence[str], option: str, what: str) -> list[str]:
+    return [
+        _choice(item, choices, option) for item in _items(text, option, what, ",".join(choices[:2]))
+    ]
+
+
+def _count(value: int | None, option: str, low: int = 1, high: int = _MAX_STEPS) -> None:
+    if value is not None and not low <= value <= high:
+        _fail(f"expected an integer from {low:,} to {high:,}. Got {value:,}.", option)
+
+
+def _spec(text: str, option: str, what: str) -> initmod.InitSpec:
+    try:
+        return initmod.parse_spec(text)
+    except (ValueError, TypeError, ArithmeticError) as error:
+        _fail(f"{error} (in {what} {text!r})" if text not in str(error) else error, option)
+
+
+def _device(device: str) -> torch.device:
+    from initlab.lessons import resolve_device
+
+    try:
+        return resolve_device(device)
+    except ValueError as error:
+        _fail(error, "--device")
+
+
+def _check_name(path: Path, option: str) -> None:
+    """A path the OS can take: no NUL byte, and every name short enough for the temporary
+    file it is first written as (``.NAME.XXXXXXXX.SUFFIX.part``)."""
+    if "\0" in str(path):
+        _fail(f"expected a path without NUL bytes. Got {str(path)!r}.", option)
+    for part in path.parts:
+        try:
+            size = len(os.fsencode(part)) + (16 if part == path.name else 0)
+        except UnicodeError:
+            _fail(f"expected a path this system can encode. Got {str(path)!r}.", option)
+        if size > 255:
+            _fail(
+                f"expected names of at most about 240 bytes in the path. Got {str(path)!r}, "
+                f"with a name of {len(os.fsencode(part))} bytes. Use a shorter name.",
+                option,
+            )
+
+
+def _output_file(path: Path | None, suffixes: Sequence[str], option: str) -> None:
+    if path is not None:
+        _check_name(path, option)
+        try:
+            check_output_file(path, suffixes, option)
+        except ValueError as error:
+            _fail(error)
+
+
+def _load_data(name: str, option: str = "--data") -> Any:
+    from initlab import data as data_mod
+
+    _choice(name, data_mod.DATASETS, option)
+    try:
+        return data_mod.load(name)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(error, option)
+
+
+# ----------------------------------------------------------------------------- schemes
 
 
 def _fmt(x: float) -> str:
@@ -101,8 +361,8 @@ def schemes(
     if activation is not None:
         try:
             gain = initmod.calculate_gain(activation)
-        except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint="--activation") from error
+        except (ValueError, TypeError) as error:
+            _fail(error, "--activation")
     title = "init schemes"
     if dims is not None:
         title += f" for a {'x'.join(map(str, dims))} weight"
@@ -111,7 +371,7 @@ def schemes(
             title += f" (fan_in {fan_in}, fan_out {fan_out})"
     if activation is not None:
         title += f"\ngain g = {gain:.4g} ({activation}) for xavier, kaiming, orthogonal"
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("scheme", style="bold cyan", no_wrap=True)
     table.add_column("draws")
     table.add_column("fan", no_wrap=True)
@@ -127,17 +387,16 @@ def schemes(
         label = (
             f"{name}({', '.join(map(repr, scheme.example.values()))})" if scheme.example else name
         )
+        cells = [Text(label), Text(scheme.formula)]
         if dims is None:
-            table.add_row(label, scheme.formula, scheme.fans, style=style)
+            table.add_row(*cells, Text(scheme.fans), style=style)
             continue
         try:
             draw = spec.describe(dims)
-        except ValueError:
-            table.add_row(label, scheme.formula, scheme.fans, "n/a", "wrong dims", style=style)
+        except (ValueError, TypeError):
+            table.add_row(*cells, Text(scheme.fans), "n/a", "wrong dims", style=style)
             continue
-        table.add_row(
-            label, scheme.formula, _fans(draw), _fmt(draw.std), _bounds(draw), style=style
-        )
+        table.add_row(*cells, _fans(draw), _fmt(draw.std), _bounds(draw), style=style)
     console = Console()
     console.print(table)
     if dims is None:
@@ -160,36 +419,13 @@ def gains() -> None:
         table_gain = initmod.calculate_gain(name)
         measured = initmod.calculate_gain(name, method="measured")
         style = "yellow" if abs(table_gain - measured) > 1e-9 else None
-        table.add_row(name, f"{table_gain:.4f}", f"{measured:.4f}", act.note, style=style)
+        table.add_row(
+            Text(name), f"{table_gain:.4f}", f"{measured:.4f}", Text(act.note), style=style
+        )
     Console().print(table)
 
 
-def split_list(text: str) -> list[str]:
-    """Split on top-level commas: ``"he_normal,normal(0, 1)"`` → two items."""
-    items, depth, current = [], 0, ""
-    for ch in text:
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        if ch == "," and depth == 0:
-            items.append(current.strip())
-            current = ""
-        else:
-            current += ch
-    items.append(current.strip())
-    return [item for item in items if item]
-
-
-def _numbers(text: str, option: str) -> list[float]:
-    try:
-        return [float(item) for item in split_list(text)]
-    except ValueError as error:
-        raise typer.BadParameter(
-            f"expected numbers separated by commas. Got {text!r}.", param_hint=option
-        ) from error
-
-
-def _fail(error: Exception) -> NoReturn:
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {error}")
-    raise typer.Exit(2)
+# ----------------------------------------------------------------------------- train
 
 
 class _Bar:
@@ -206,7 +442,7 @@ class _Bar:
             TimeRemainingColumn(),
             transient=True,
         )
-        self.task = self.progress.add_task(label, total=None, info="")
+        self.task = self.progress.add_task(escape(label), total=None, info="")
 
     def __enter__(self) -> _Bar:
         self.progress.start()
@@ -221,6 +457,74 @@ class _Bar:
             f"loss {p.best_loss:.4g}…{p.worst_loss:.4g}"
         )
         self.progress.update(self.task, completed=p.step, total=p.total, info=info)
+
+
+def _widths(text: str, option: str = "--model") -> list[int]:
+    example = "2,10,5,1 (inputs, hidden widths…, outputs)"
+    widths = []
+    for item in _items(text, option, "layer widths", example):
+        try:
+            width = int(item)
+        except ValueError:
+            width = 0
+        if width < 1:
+            _fail(
+                f"expected widths (integers >= 1) separated by commas, e.g. {example}. "
+                f"Got {item!r}" + (f" in {text!r}." if item != text.strip() else "."),
+                option,
+            )
+        widths.append(width)
+    if len(widths) < 2:
+        _fail(
+            f"expected at least two widths, the inputs and the outputs, e.g. {example}. "
+            f"Got {text!r}.",
+            option,
+        )
+    return widths
+
+
+def _batch_size(text: str, option: str = "--batch-size") -> int | None:
+    """None for "full"."""
+    cleaned = text.strip().lower()
+    if cleaned == "full":
+        return None
+    try:
+        size = int(cleaned)
+    except ValueError:
+        size = 0
+    if size < 1:
+        _fail(
+            f"expected 'full' (batch GD), 1 (SGD) or an integer k >= 1 (mini-batch). Got {text!r}.",
+            option,
+        )
+    return size
+
+
+def _check_memory(widths: Sequence[int], members: int, rows: int, itemsize: int) -> None:
+    """Refuse, before allocating, a stack that cannot fit in this machine's memory."""
+    available = _memory()
+    if available is None:
+        return
+    weights = members * sum(a * b + b for a, b in itertools.pairwise(widths))
+    # weights, gradients and up to two optimizer states; each member's activations (the
+    # input is shared) kept for the backward pass, and their gradients
+    need = (4 * weights + 3 * members * rows * sum(widths[1:])) * itemsize
+    if need > available:
+        _fail(
+            f"expected a stack that fits in memory. Got {members:,} member(s) of "
+            f"{','.join(map(str, widths))} on {rows:,} examples per step: about "
+            f"{_gb(need)} to train, and this machine has {_gb(available)}. Use smaller widths, "
+            "fewer members or a smaller --batch-size.",
+            "--model",
+        )
+
+
+def _trained_steps(
+    steps: int | None, epochs: int | None, n: int, size: int | None, drop: bool
+) -> int:
+    per_epoch = 1 if size is None else (n // size if drop else -(-n // size))
+    total = [t for t in (steps, None if epochs is None else epochs * max(per_epoch, 1)) if t]
+    return min(total) if total else 0
 
 
 @app.command("train")
@@ -257,55 +561,106 @@ def train_command(
         float | None,
         typer.Option(help="stop a member when its cost changes less than this over --window steps"),
     ] = None,
-    window: Annotated[int, typer.Option(help="steps for --tol")] = 100,
+    window: Annotated[
+        int | None, typer.Option(help="steps over which --tol compares the cost (default 100)")
+    ] = None,
     dtype: Annotated[str, typer.Option(help="float32 or float64")] = "float32",
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     save_history: Annotated[
         Path | None, typer.Option(help="write the history (.csv or .parquet)")
     ] = None,
-    figure: Annotated[Path | None, typer.Option(help="write the loss curves (.png)")] = None,
+    figure: Annotated[
+        Path | None, typer.Option(help="write the loss curves (.png, .pdf or .svg)")
+    ] = None,
 ) -> None:
     """Train every combination of --init × --seeds × --lr × --optimizer × --clip-threshold
     as one stack, and print a table per member."""
     from initlab import data as data_mod
     from initlab import models
 
+    # Every option and output is checked before any work.
+    _choice(data, data_mod.DATASETS, "--data")
+    widths = _widths(model)
+    _choice(activation, tuple(models.ACTIVATIONS), "--activation")
+    _choice(batch_norm, ("none", "before", "after"), "--batch-norm")
+    inits = _items(init, "--init", "init specs", "he_normal,xavier_normal")
+    for spec in inits:
+        _spec(spec, "--init", "init spec")
+    _spec(bias_init, "--bias-init", "bias init spec")
+    _count(seeds, "--seeds", high=1_000_000)
+    rates = _numbers(lr, "--lr", "0.01,0.1")
+    optimizers = _choices(optimizer, train_mod.OPTIMIZERS, "--optimizer", "optimizers")
+    _choice(loss, ("auto", *train_mod.LOSSES), "--loss")
+    size = _batch_size(batch_size)
+    if steps is None and epochs is None:
+        _fail("expected a budget: --steps N or --epochs N (with --tol a member may stop sooner).")
+    _count(steps, "--steps")
+    _count(epochs, "--epochs")
     try:
-        widths = [int(w) for w in split_list(model)]
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected widths like 2,10,5,1. Got {model!r}.", param_hint="--model"
-        ) from None
+        train_mod.schedule_factor(schedule, 0)
+    except (ValueError, TypeError, ArithmeticError) as error:
+        _fail(error, "--schedule")
+    _choice(clip, ("none", "value", "norm", "agc"), "--clip")
+    thresholds = _numbers(clip_threshold, "--clip-threshold", "0.5,1,5")
+    if tol is not None and not (math.isfinite(tol) and tol >= 0):
+        _fail(f"expected a finite number >= 0, e.g. 1e-6. Got {tol}.", "--tol")
+    if window is not None and tol is None:
+        _fail(f"expected --tol with --window: the window is where --tol compares the cost. "
+              f"Got --window {window} alone. Add --tol, e.g. --tol 1e-6.", "--window")  # fmt: skip
+    _count(window, "--window")
     if dtype not in ("float32", "float64"):
-        raise typer.BadParameter(
-            f"expected float32 or float64. Got {dtype!r}.", param_hint="--dtype"
-        )
-    size: data_mod.BatchSize = "full" if batch_size == "full" else _int(batch_size, "--batch-size")
-    if seeds < 1:
-        raise typer.BadParameter(f"expected at least 1. Got {seeds}.", param_hint="--seeds")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise typer.BadParameter(
-            f"{device!r} asked for, but this torch build sees no CUDA device. Use --device cpu.",
-            param_hint="--device",
-        )
-    grid = list(
-        itertools.product(
-            split_list(init),
-            range(seeds),
-            _numbers(lr, "--lr"),
-            split_list(optimizer),
-            _numbers(clip_threshold, "--clip-threshold"),
-        )
-    )
+        why = " (the engine trains in float32 or float64 only)" if "16" in dtype else ""
+        _fail(f"expected float32 or float64{why}. Got {dtype!r}.", "--dtype")
+    largest = torch.finfo(getattr(torch, dtype)).max
+    for option, text, values in (
+        ("--lr", lr, rates),
+        ("--clip-threshold", clip_threshold, thresholds),
+    ):
+        if max(values) > largest:
+            _fail(
+                f"expected numbers a {dtype} can hold (at most {largest:.4g}). Got {text!r}. "
+                "Give a smaller number, or --dtype float64.",
+                option,
+            )
+    _device(device)
+    _output_file(save_history, _HISTORY_SUFFIXES, "--save-history")
+    _output_file(figure, _FIGURE_SUFFIXES, "--figure")
+
+    grid = list(itertools.product(inits, range(seeds), rates, optimizers, thresholds))
+    stage = "before training began: nothing was computed"
     try:
-        ds = data_mod.load(data)
+        ds = _load_data(data)
+        if size is not None and size > ds.n_train:
+            _fail(
+                f"expected at most the {ds.n_train:,} training examples of {data}. Got {size:,}. "
+                "Use --batch-size full for all of them.",
+                "--batch-size",
+            )
+        features = tuple(ds.x_train.shape[1:])
+        if features != (widths[0],):
+            n = math.prod(features)
+            _fail(
+                f"expected the first width to be {n}, the number of features of {data}. Got "
+                f"{widths[0]} in {model!r}. Use --model {','.join(map(str, [n, *widths[1:]]))}.",
+                "--model",
+            )
+        total = _trained_steps(steps, epochs, ds.n_train, size, drop_last)
+        if tol is not None and (window or 100) >= total:
+            _fail(
+                f"expected a window shorter than the run ({total:,} steps), or --tol could "
+                f"never stop a member. Got {window or 100:,}"
+                f"{'' if window else ' (the default)'}. Give a smaller --window.",
+                "--window",
+            )
+        itemsize = torch.empty((), dtype=getattr(torch, dtype)).element_size()
+        _check_memory(widths, len(grid), size or ds.n_train, itemsize)
         loss_name = loss if loss != "auto" else ("bce" if widths[-1] == 1 else "cross_entropy")
         config = train_mod.TrainConfig(
             loss=loss_name,  # type: ignore[arg-type]
             optimizer=[g[3] for g in grid],
             lr=[g[2] for g in grid],
             schedule=schedule,
-            batch_size=size,
+            batch_size="full" if size is None else size,
             drop_last=drop_last,
             seeds=[g[1] for g in grid],
             clip=None if clip == "none" else clip,  # type: ignore[arg-type]
@@ -313,7 +668,7 @@ def train_command(
             steps=steps,
             epochs=epochs,
             tol=tol,
-            window=window,
+            window=window or 100,
             log_every=max(1, (steps or 1000) // 1000),
             check_every=100,
         )
@@ -328,17 +683,43 @@ def train_command(
         models.init_members(stack, [g[0] for g in grid], bias_init, seeds=[g[1] for g in grid])
         with _Bar(f"{len(grid)} members") as bar:
             result = train_mod.train(stack, ds, config, progress=bar)
-    except (ValueError, TypeError) as error:
+        stage = "while writing the outputs; each file is either complete or not written"
+        _print_train(ds.name, grid, clip != "none", result)
+        if save_history is not None:
+            _save_history(result, grid, clip != "none", save_history)
+        if figure is not None:
+            _loss_figure(result, grid, clip != "none", figure)
+    except (ValueError, TypeError, ArithmeticError) as error:
         _fail(error)
+    except torch.OutOfMemoryError as error:
+        _fail(f"out of memory: {error} Use smaller widths, fewer members or a smaller batch.")
+    except KeyboardInterrupt:
+        _interrupted(stage)
+    if result.interrupted:
+        kept = [o for o, p in (("--save-history", save_history), ("--figure", figure)) if p]
+        _interrupted(
+            f"stopped after step {result.total_steps:,}; the table"
+            + (f" and {' and '.join(kept)}" if kept else "")
+            + " hold every step up to it."
+        )
+
+
+def _show(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+_GRID = ["init", "seed", "lr", "optimizer", "clip"]
+
+
+def _print_train(name: str, grid: list[tuple[Any, ...]], clipped: bool, result: Any) -> None:
     # Columns only for what varies across members; what is fixed goes in the title.
-    dims = ["init", "seed", "lr", "optimizer", "clip"]
-    shown = [d for d in dims if d != "clip" or clip != "none"]
-    varying = [d for d in shown if len({g[dims.index(d)] for g in grid}) > 1]
-    fixed = [f"{d} {_show(grid[0][dims.index(d)])}" for d in shown if d not in varying]
-    title = f"{ds.name}: {len(grid)} members, {result.total_steps} steps in {result.seconds:.1f} s"
+    shown = [d for d in _GRID if d != "clip" or clipped]
+    varying = [d for d in shown if len({g[_GRID.index(d)] for g in grid}) > 1]
+    fixed = [f"{d} {_show(grid[0][_GRID.index(d)])}" for d in shown if d not in varying]
+    title = f"{name}: {len(grid)} members, {result.total_steps} steps in {result.seconds:.1f} s"
     title += " (interrupted)" if result.interrupted else ""
     title += f"\n{', '.join(fixed)}" if fixed else ""
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("#", justify="right")
     for d in varying:
         table.add_column(d, no_wrap=d == "init")
@@ -347,7 +728,7 @@ def train_command(
     styles = {"diverged": "red", "converged": "green", "interrupted": "yellow"}
     for g, m in zip(grid, result.members, strict=True):
         acc = [f"{a:.4f}" if a is not None else "—" for a in (m.train_accuracy, m.test_accuracy)]
-        cells = [_show(g[dims.index(d)]) for d in varying]
+        cells = [Text(_show(g[_GRID.index(d)])) for d in varying]
         table.add_row(
             str(m.member),
             *cells,
@@ -357,46 +738,45 @@ def train_command(
             style=styles.get(m.status),
         )
     Console().print(table)
-    if save_history is not None:
-        frame = result.to_frame()
-        keys = ["init", "seed", "lr", "optimizer"] + (["clip_threshold"] if clip != "none" else [])
-        for k, key in enumerate(keys):
-            frame[key] = frame["member"].map(lambda i, k=k: grid[i][k])
-        save_history.parent.mkdir(parents=True, exist_ok=True)
-        if save_history.suffix == ".parquet":
-            frame.to_parquet(save_history)
-        else:
-            frame.to_csv(save_history, index=False)
-        Console().print(f"history: {save_history}")
-    if figure is not None:
-        from initlab.report import loss_curves
-
-        clipped = clip != "none"
-        names = [
-            f"{g[0]} s{g[1]} lr{g[2]:g} {g[3]}" + (f" clip{g[4]:g}" if clipped else "")
-            for g in grid
-        ]
-        Console().print(f"figure: {loss_curves(result.steps, result.loss, names, figure)}")
 
 
-def _show(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _int(text: str, option: str) -> int:
+def _save_history(result: Any, grid: list[tuple[Any, ...]], clipped: bool, path: Path) -> None:
+    frame = result.to_frame()
+    keys = ["init", "seed", "lr", "optimizer"] + (["clip_threshold"] if clipped else [])
+    for k, key in enumerate(keys):
+        frame[key] = frame["member"].map(lambda i, k=k: grid[i][k])
+    if path.suffix.lower() == ".parquet":
+        write: Callable[[Path], object] = frame.to_parquet
+    else:
+        write = lambda tmp: frame.to_csv(tmp, index=False)  # noqa: E731
     try:
-        return int(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected 'full' or an integer. Got {text!r}.", param_hint=option
-        ) from None
+        write_atomic(path, write)
+    except OSError as error:
+        _fail(f"cannot write {str(path)!r}: {error}. Choose another path.", "--save-history")
+    Console().print(f"history: {_path(path)}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _loss_figure(result: Any, grid: list[tuple[Any, ...]], clipped: bool, path: Path) -> None:
+    from initlab.report import loss_curves
+
+    names = [
+        f"{g[0]} s{g[1]} lr{g[2]:g} {g[3]}" + (f" clip{g[4]:g}" if clipped else "") for g in grid
+    ]
+    try:
+        written = loss_curves(result.steps, result.loss, names, path)
+    except OSError as error:
+        _fail(f"cannot write {str(path)!r}: {error}. Choose another path.", "--figure")
+    Console().print(f"figure: {_path(written)}", markup=False, highlight=False, soft_wrap=True)
+
+
+# ----------------------------------------------------------------------------- lessons
 
 
 class _LessonBar(_Bar):
     """The progress bar of a lesson: its stage on the left, the engine's numbers after."""
 
     def stage(self, text: str) -> None:
-        self.progress.reset(self.task, description=text, total=None, info="")
+        self.progress.reset(self.task, description=escape(text), total=None, info="")
 
 
 @app.command("lessons")
@@ -408,10 +788,12 @@ def lessons_command() -> None:
     table.add_column("lesson", style="bold")
     table.add_column("what it shows")
     for name, summary in LESSONS.items():
-        table.add_row(name, summary)
+        table.add_row(Text(name), Text(summary))
     console = Console()
     console.print(table)
-    console.print("[dim]Run one with: initlab lesson NAME [--quick] [--device cuda] [--out DIR][/]")
+    console.print(
+        Text("Run one with: initlab lesson NAME [--quick] [--device cuda] [--out DIR]", "dim")
+    )
 
 
 @app.command("lesson")
@@ -424,18 +806,21 @@ def lesson_command(
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
 ) -> None:
     """Run a lesson as one stack, print its findings, write its HTML report and figures."""
-    from initlab.lessons import LESSONS, resolve_device, run
+    from initlab.lessons import LESSONS, run
 
     if name not in LESSONS:
-        raise typer.BadParameter(
-            f"expected one of {', '.join(LESSONS)} (see `initlab lessons`). Got {name!r}.",
-            param_hint="NAME",
+        _fail(
+            f"expected one of {', '.join(LESSONS)} (see `initlab lessons`). Got {name!r}."
+            + did_you_mean(name, LESSONS),
+            "NAME",
         )
-    try:
-        resolve_device(device)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--device") from None
+    _device(device)
     folder = out if out is not None else Path("initlab-reports") / name
+    _check_name(folder / "index.html", "--out")
+    try:
+        check_output_folder(folder, "--out")
+    except ValueError as error:
+        _fail(error)
     console = Console()
     try:
         bar = _LessonBar(f"lesson {name}")
@@ -443,52 +828,73 @@ def lesson_command(
             lesson = run(name, folder, quick=quick, device=device, progress=bar)
     except KeyboardInterrupt:
         report = folder / "index.html"
-        where = f"; the report so far: {report}" if report.exists() else ""
-        console.print(f"[yellow]interrupted{where}[/]")
-        raise typer.Exit(130) from None
+        _interrupted(
+            f"the report so far: {_path(report)}" if report.exists() else "no report written."
+        )
+    except (FileNotFoundError, ValueError) as error:
+        # The data loader's messages say where it looked and how to point it at the data.
+        if isinstance(error, FileNotFoundError) or _raised_in(error, "initlab.data"):
+            _fail(error, f"lesson {name}")
+        raise
     for line in lesson.lines:
-        console.print(line, highlight=False)
-    console.print(f"\n[bold]{lesson.title}[/]")
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"\n{lesson.title}", style="bold", markup=False, highlight=False, soft_wrap=True)
     for finding in lesson.findings:
-        console.print(f" • {finding}", highlight=False)
+        console.print(f" • {finding}", markup=False, highlight=False, soft_wrap=True)
     console.print(
-        f"[dim]{lesson.seconds:.1f} s; report: {lesson.report} "
-        f"({len(lesson.figures)} figures beside it)[/]"
+        f"{lesson.seconds:.1f} s; report: {_path(lesson.report or '')} "
+        f"({len(lesson.figures)} figures beside it)",
+        style="dim",
+        markup=False,
+        highlight=False,
     )
 
 
-def load_factory(target: str) -> torch.nn.Module:
+# ----------------------------------------------------------------------------- probe
+
+
+def _failed(what: str, error: BaseException, debug: bool) -> NoReturn:
+    """A user's code raised: one line naming it, or its traceback with --debug."""
+    if debug:
+        raise error
+    _fail(
+        f"{what} raised {type(error).__name__}: {error}. Fix it, or add --debug for its traceback."
+    )
+
+
+def load_factory(target: str, debug: bool = False) -> torch.nn.Module:
     """Build the model named by ``MODULE:FACTORY`` or ``path/to/file.py:FACTORY(arg=1)``.
 
     MODULE is imported (the current directory is on the path); FACTORY is an attribute of
     it: an ``nn.Module``, or a callable returning one, called with the literal arguments
-    given in parentheses.
+    given in parentheses (strings in quotes).
     """
     import importlib
     import importlib.util
-    import sys
 
     from initlab._spec import parse_call
 
+    option = "MODEL"
     where, sep, call = target.rpartition(":")
     if not sep or not where or not call:
-        raise typer.BadParameter(
+        _fail(
             f"expected MODULE:FACTORY, e.g. mypackage.models:build or nets.py:deep(depth=30). "
             f"Got {target!r}.",
-            param_hint="MODEL",
+            option,
         )
     name = call.split("(", 1)[0].strip()
     try:
-        _, args, kwargs = parse_call(call, "Factory call", "'deep_mlp(depth=30)'")
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="MODEL") from error
+        _, args, kwargs = parse_call(call, "Factory call", "'deep_mlp(depth=30)'", bare_names=False)
+    except (ValueError, TypeError) as error:
+        _fail(error, option)
     try:
         if where.endswith(".py"):
             path = Path(where)
             if not path.is_file():
                 raise FileNotFoundError(f"no file {where!r}")
             spec = importlib.util.spec_from_file_location(path.stem, path)
-            assert spec is not None and spec.loader is not None
+            if spec is None or spec.loader is None:
+                raise ImportError(f"{where!r} cannot be loaded as a module")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         else:
@@ -496,24 +902,28 @@ def load_factory(target: str) -> torch.nn.Module:
                 sys.path.insert(0, str(Path.cwd()))
             module = importlib.import_module(where)
     except (ImportError, FileNotFoundError) as error:
-        raise typer.BadParameter(
+        if debug and not isinstance(error, FileNotFoundError):
+            raise
+        _fail(
             f"cannot import {where!r}: {error}. Give a module importable from here or a .py file.",
-            param_hint="MODEL",
-        ) from error
+            option,
+        )
+    except Exception as error:  # the module's own code failed: a syntax error, a NameError…
+        _failed(f"importing {where!r}", error, debug)
     if not name.isidentifier() or not hasattr(module, name):
         public = sorted(n for n in vars(module) if not n.startswith("_"))
-        raise typer.BadParameter(
-            f"{where!r} has no attribute {name!r}. It has: {', '.join(public[:20])}.",
-            param_hint="MODEL",
-        )
+        _fail(f"{where!r} has no attribute {name!r}. It has: {', '.join(public[:20])}.", option)
     factory = getattr(module, name)
-    built = factory if isinstance(factory, torch.nn.Module) else None
-    if built is None and callable(factory):
-        built = factory(*args, **kwargs)
+    built = factory
+    if not isinstance(factory, torch.nn.Module) and callable(factory):
+        try:
+            built = factory(*args, **kwargs)
+        except Exception as error:
+            _failed(f"the factory {call.strip()!r} of {where!r}", error, debug)
     if not isinstance(built, torch.nn.Module):
-        raise typer.BadParameter(
-            f"{target!r} must be an nn.Module or return one. Got {type(built).__name__}.",
-            param_hint="MODEL",
+        _fail(
+            f"expected {target!r} to be an nn.Module or return one. Got {type(built).__name__}.",
+            option,
         )
     return built
 
@@ -552,62 +962,103 @@ def probe_command(
     lr: Annotated[float, typer.Option(help="their learning rate")] = 0.01,
     seed: Annotated[int, typer.Option(help="seeds the batch, the init and the probe")] = 0,
     figure: Annotated[
-        Path | None, typer.Option(help="write histograms and std against depth (.png)")
+        Path | None, typer.Option(help="write histograms and std against depth (.png, .pdf, .svg)")
     ] = None,
+    debug: Annotated[
+        bool, typer.Option(help="show the traceback of an error in the model's own code")
+    ] = False,
 ) -> None:
     """Why a model will not train: per-layer statistics beside the theory's forecast,
     verdicts and the fix to try."""
     from torch.nn import functional as F
 
-    from initlab import data as data_mod
     from initlab import probe as probe_mod
 
     if (input_shape is None) == (data is None):
-        raise typer.BadParameter(
-            "give exactly one of --input-shape (random input) or --data (real data).",
-            param_hint="--input-shape / --data",
+        _fail(
+            "expected exactly one of --input-shape (random input) or --data (real data). "
+            f"Got {'both' if data is not None else 'neither'}.",
+            "--input-shape / --data",
         )
-    if loss not in ("auto", "cross_entropy", "mse", "none"):
-        raise typer.BadParameter(
-            f"expected auto, cross_entropy, mse or none. Got {loss!r}.", param_hint="--loss"
-        )
-    net = load_factory(model)
-    generator = torch.Generator().manual_seed(seed)
-    target: torch.Tensor | None = None
+    _choice(loss, ("auto", "cross_entropy", "mse", "none"), "--loss")
+    _count(batch_size, "--batch-size", high=10**8)
+    _count(steps, "--steps", low=0, high=10**6)
+    if not (math.isfinite(lr) and lr > 0):
+        _fail(f"expected a positive finite number, e.g. 0.01. Got {lr}.", "--lr")
+    _count(seed, "--seed", low=0, high=_MAX_SEED)
+    shape = parse_shape(input_shape, "--input-shape") if input_shape is not None else None
+    if shape is not None:
+        available = _memory()
+        if available is not None and 8 * math.prod(shape) > available:
+            _fail(
+                f"expected a batch that fits in memory. Got {input_shape!r}: "
+                f"{math.prod(shape):,} values, and this machine has {_gb(available)}.",
+                "--input-shape",
+            )
+    if init is not None:
+        _spec(init, "--init", "init spec")
+        _spec(bias_init, "--bias-init", "bias init spec")
+    _output_file(figure, _FIGURE_SUFFIXES, "--figure")
+    chosen = loss if loss != "auto" else ("cross_entropy" if data is not None else "none")
+    if chosen != "none" and data is None:
+        _fail(f"expected --data with --loss {chosen}: it needs labels. Or use --loss none.",
+              "--loss")  # fmt: skip
+    if steps > 0 and chosen == "none":
+        _fail("expected a loss with --steps: use --data, whose labels give one.", "--steps")
+
     try:
-        if input_shape is not None:
-            x = torch.randn(parse_shape(input_shape), generator=generator)
+        net = load_factory(model, debug)
+        generator = torch.Generator().manual_seed(seed)
+        target: torch.Tensor | None = None
+        if shape is not None:
+            x = torch.randn(shape, generator=generator)
         else:
             assert data is not None
-            ds = data_mod.load(data)
-            if batch_size < 1:
-                raise ValueError(f"--batch-size must be at least 1. Got {batch_size}.")
+            ds = _load_data(data)
+            if batch_size > ds.n_train:
+                _fail(
+                    f"expected at most the {ds.n_train:,} training examples of {data}. "
+                    f"Got {batch_size:,}.",
+                    "--batch-size",
+                )
             x, target = ds.x_train[:batch_size], ds.y_train[:batch_size]
         if init is not None:
             initmod.apply(net, weight=init, bias=bias_init, generator=generator)
-        chosen = loss if loss != "auto" else ("cross_entropy" if target is not None else "none")
-        if chosen != "none" and target is None:
-            raise ValueError(f"--loss {chosen} needs labels: use --data, or --loss none.")
         loss_fn = {"cross_entropy": F.cross_entropy, "mse": _mse, "none": None}[chosen]
         batch = x if target is None else (x, target)
-        result = probe_mod.probe(net, batch, loss_fn, steps, lr=lr, seed=seed)
-    except (ValueError, TypeError) as error:
-        _fail(error)
-    reports = result if isinstance(result, list) else [result]
-    console = Console()
-    if not console.is_terminal:  # a pipe or a file: room for the whole table
-        console.width = max(console.width, 120)
-    for report in reports:
-        _print_probe(console, report, model, steps > 0)
-        if figure is not None:
-            from initlab.report import probe_figure
+        try:
+            result = probe_mod.probe(net, batch, loss_fn, steps, lr=lr, seed=seed)
+        except (ValueError, TypeError):
+            raise
+        except Exception as error:  # the model's own forward pass failed
+            _failed(f"the model {model!r}", error, debug)
+        reports = result if isinstance(result, list) else [result]
+        console = Console()
+        if not console.is_terminal:  # a pipe or a file: room for the whole table
+            console.width = max(console.width, 120)
+        for report in reports:
+            _print_probe(console, report, model, steps > 0)
+            if figure is not None:
+                from initlab.report import probe_figure
 
-            path = (
-                figure
-                if report.member is None
-                else figure.with_stem(f"{figure.stem}-member{report.member}")
-            )
-            console.print(f"figure: {probe_figure(report, path, title=model)}")
+                path = (
+                    figure
+                    if report.member is None
+                    else figure.with_stem(f"{figure.stem}-member{report.member}")
+                )
+                try:
+                    written = probe_figure(report, path, title=model)
+                except OSError as error:
+                    _fail(f"cannot write {str(path)!r}: {error}. Choose another path.", "--figure")
+                console.print(
+                    f"figure: {_path(written)}", markup=False, highlight=False, soft_wrap=True
+                )
+    except (ValueError, TypeError) as error:
+        if debug:
+            raise
+        _fail(error)
+    except KeyboardInterrupt:
+        _interrupted("the probe stopped; nothing was printed for it.")
 
 
 def _mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -624,7 +1075,7 @@ def _print_probe(console: Console, report: Any, model: str, steps: bool) -> None
 
     title = f"probe of {model}" + (f", member {report.member}" if report.member is not None else "")
     title += f" — loss {report.loss:.4g}" if report.loss == report.loss else ""
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     columns = ["#", "layer", "φ", "h rms", "theory", "∂h rms", "theory", "satur.", "dead"]
     columns += ["copies", "∇W/W"] + (["ΔW/W"] if steps else []) + ["verdict"]
     for c in columns:
@@ -636,10 +1087,10 @@ def _print_probe(console: Console, report: Any, model: str, steps: bool) -> None
         for i in v.layers:
             marks.setdefault(i, []).append(v.kind)
     for s in report.layers:
-        row = [
+        row: list[str | Text] = [
             str(s.index),
-            s.name,
-            s.activation or "?",
+            Text(str(s.name)),
+            Text(s.activation or "?"),
             cell(s.preact_rms),
             cell(s.forecast_preact_rms),
             cell(s.grad_rms),
@@ -657,17 +1108,19 @@ def _print_probe(console: Console, report: Any, model: str, steps: bool) -> None
         f"per layer: signal ×{report.forward_factor:.3g} forward, "
         f"gradient ×{report.backward_factor:.3g} backward"
         + (f"; no forecast: {report.forecast_note}" if report.forecast_note else ""),
+        markup=False,
         highlight=False,
     )
     if report.healthy:
         console.print("[bold green]healthy:[/] no verdict.")
     for v in report.verdicts:
         console.print(
-            f"[{_VERDICT_STYLE[v.kind]}]{v.kind}[/]: {v.evidence}\n  [bold]fix:[/] {v.advice}",
+            f"[{_VERDICT_STYLE[v.kind]}]{v.kind}[/]: {escape(v.evidence)}\n"
+            f"  [bold]fix:[/] {escape(v.advice)}",
             highlight=False,
         )
 
 
 def main() -> None:
-    """Entry point of the ``initlab`` console script."""
+    """Entry point of the ``initlab`` console script (see :mod:`initlab._entry`)."""
     app()
