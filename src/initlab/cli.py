@@ -697,10 +697,12 @@ def train_command(
         _interrupted(stage)
     if result.interrupted:
         kept = [o for o, p in (("--save-history", save_history), ("--figure", figure)) if p]
+        every = config.log_every
         _interrupted(
             f"stopped after step {result.total_steps:,}; the table"
             + (f" and {' and '.join(kept)}" if kept else "")
-            + " hold every step up to it."
+            + " hold the run up to it"
+            + (f" (the history logs every {every:,} steps)." if kept and every > 1 else ".")
         )
 
 
