@@ -411,6 +411,10 @@ OPTIONS: dict[str, tuple[list[str], list[str]]] = {
         ["to 1,000,000,000. Got 10,101,010,101,010,101,010."],
     ),
     "steps-word": ([*TRAIN, "--steps", "abc"], ["'--steps'", "Got 'abc'.", "initlab train --help"]),
+    "epochs-too-many-steps": (
+        ["train", "--model", "2,4,1", "--epochs", "10000000", "--batch-size", "1"],
+        ["--epochs: expected a run of at most 1,000,000,000 steps", "8,000,000,000 steps"],
+    ),
     "epochs-zero": ([*TRAIN, "--epochs", "0"], ["--epochs: ", "Got 0."]),
     "no-budget": (["train", "--model", "2,4,1"], ["expected a budget: --steps N or --epochs N"]),
     "seeds-zero": ([*TRAIN, "--seeds", "0"], ["--seeds: expected an integer from 1", "Got 0."]),
@@ -480,6 +484,7 @@ OPTIONS: dict[str, tuple[list[str], list[str]]] = {
     "lesson-name": (["lesson", "initialization"], ["NAME: expected one of init,"]),
     "lesson-missing": (["lesson"], ["Missing argument 'name'."]),
     "schemes-shape": (["schemes", "--shape", "256by128"], ["--shape: expected OUTxIN"]),
+    "schemes-shape-huge": (["schemes", "--shape", "9" * 20 + "x3"], ["at most 2^63 - 1 values"]),
     "schemes-activation": (["schemes", "--activation", "rleu"], ["--activation: ", "'relu'"]),
 }
 

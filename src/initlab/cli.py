@@ -193,6 +193,12 @@ def parse_shape(text: str, option: str = "--shape") -> tuple[int, ...]:
     shape = tuple(int(part) for part in re.split("[x×]", cleaned))
     if any(s == 0 for s in shape):
         _fail(f"every dimension must be at least 1. Got {text!r}.", option)
+    if math.prod(shape) > 2**63 - 1:
+        _fail(
+            f"expected a shape torch can hold, at most 2^63 - 1 values. Got {text!r} "
+            f"({math.prod(shape):.3g} values).",
+            option,
+        )
     return shape
 
 
@@ -393,7 +399,7 @@ def schemes(
             continue
         try:
             draw = spec.describe(dims)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, ArithmeticError):
             table.add_row(*cells, Text(scheme.fans), "n/a", "wrong dims", style=style)
             continue
         table.add_row(*cells, _fans(draw), _fmt(draw.std), _bounds(draw), style=style)
@@ -645,6 +651,12 @@ def train_command(
                 "--model",
             )
         total = _trained_steps(steps, epochs, ds.n_train, size, drop_last)
+        if total > _MAX_STEPS:
+            _fail(
+                f"expected a run of at most {_MAX_STEPS:,} steps. Got {epochs:,} epochs of "
+                f"{ds.n_train:,} examples in batches of {size or ds.n_train:,}: {total:,} steps.",
+                "--epochs",
+            )
         if tol is not None and (window or 100) >= total:
             _fail(
                 f"expected a window shorter than the run ({total:,} steps), or --tol could "
