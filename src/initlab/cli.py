@@ -84,11 +84,15 @@ app = typer.Typer(
 
 
 def _one_line(text: str) -> str:
-    """A message on one line: line breaks become "; " (or a space after punctuation)."""
+    """A message on one line: a line break becomes a space after punctuation, ". " before
+    a new sentence, and "; " between the items of a list."""
     parts = [part.strip() for part in str(text).splitlines() if part.strip()]
     line = parts[0] if parts else ""
     for part in parts[1:]:
-        line += (" " if line.endswith((":", ".", ";", ",")) else "; ") + part
+        if line.endswith((":", ".", ";", ",", "?", "!")):
+            line += " " + part
+        else:
+            line += (". " if part[0].isupper() else "; ") + part
     return line
 
 
