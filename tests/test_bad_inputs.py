@@ -579,11 +579,6 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="initlab/__init__.py imports torch before the console script's try can catch "
-    "Ctrl-C; it needs to import its submodules lazily (asked of its owner)",
-)
 def test_ctrl_c_while_torch_loads_in_the_console_script_exits_130_quietly() -> None:
     script = shutil.which("initlab", path=str(Path(sys.executable).parent))
     assert script is not None, "the initlab console script is not installed beside python"

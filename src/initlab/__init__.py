@@ -2,11 +2,21 @@
 
 Initialization, batch normalization, batching, gradient clipping and the diagnosis of
 vanishing and exploding gradients, on PyTorch.
+
+The submodules load on first use (``initlab.init`` imports torch, which takes a second or
+more): ``import initlab`` itself is instant, so the ``initlab`` command can answer Ctrl-C
+during its start-up quietly.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from initlab import clip, data, init, lsuv, meanfield, models, norm, probe
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from initlab import clip, data, init, lsuv, meanfield, models, norm, probe
 
 try:
     __version__ = version("initlab")
@@ -24,3 +34,9 @@ __all__ = [
     "norm",
     "probe",
 ]
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in __all__:
+        return importlib.import_module(f"initlab.{name}")
+    raise AttributeError(f"module 'initlab' has no attribute {name!r}")
