@@ -547,7 +547,7 @@ def _narrow_moments(a: float, b: float) -> tuple[float, float]:
     return a + width * t_mean, width * math.sqrt(t_var)
 
 
-def _truncated_moments(a: float, b: float) -> tuple[float, float]:
+def _truncated_moments(a: float, b: float, fn: str = "truncated_normal_std") -> tuple[float, float]:
     """Mean and std of N(0, 1) truncated to [a, b] (a and b in units of σ)."""
     far = max(abs(a), abs(b))
     # Narrow (also when a huge std makes Z underflow), and near enough for x² − c² to keep
@@ -558,9 +558,9 @@ def _truncated_moments(a: float, b: float) -> tuple[float, float]:
     z = _normal_cdf(-a) - _normal_cdf(-b) if a > 0 else _normal_cdf(b) - _normal_cdf(a)
     if not z > 0:
         raise ValueError(
-            f"A normal truncated to [{a:g}σ, {b:g}σ] around its mean has probability "
-            f"{z!r} in floating point: the interval lies too far in the tail. Move the "
-            "bounds closer to the mean or widen the std."
+            f"{fn}: a normal truncated to [{a:g}σ, {b:g}σ] around its mean has probability "
+            f"{z!r} in floating point: the interval lies too far in the tail. Fix: move the "
+            "bounds closer to the mean, or widen the std."
         )
     pa, pb = _normal_pdf(a), _normal_pdf(b)
     ta = a * pa if math.isfinite(a) else 0.0
@@ -617,7 +617,7 @@ def _trunc_draw(
         if std == 0:
             return _constant_draw(mean, **info)
         # Choose the underlying N(loc, scale²) so the *drawn* values have mean and std.
-        m, s = _truncated_moments(a, b)
+        m, s = _truncated_moments(a, b, fn)
         scale = std / s
         loc = mean - scale * m
         low, high = loc + a * scale, loc + b * scale
@@ -629,7 +629,7 @@ def _trunc_draw(
                 f"[a, b] = [{a!r}, {b!r}]. Fix: a mean within the bounds, or std > 0."
             )
         return _constant_draw(mean, **info)
-    m, s = _truncated_moments((a - mean) / std, (b - mean) / std)
+    m, s = _truncated_moments((a - mean) / std, (b - mean) / std, fn)
     return Draw("truncated_normal", std * s, mean + std * m, a, b, loc=mean, scale=std, **info)
 
 
