@@ -433,6 +433,185 @@ def test_forward_calling_no_selected_layer() -> None:
         lsuv(Unused(), X[:, :1].repeat(1, 4), include=lambda name, m: name == "spare")
 
 
+class _Ids(nn.Module):
+    """Token ids → embedding → Linear: integer batches are right here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.emb(x))
+
+
+BATCH_MISMATCHES = [
+    (
+        "width",
+        _small,
+        torch.ones(8, 4),
+        ValueError,
+        "lsuv could not run the model on the batch: layer '0' (Linear) takes inputs of shape "
+        "(N, 3): its last dimension is the 3 in_features, but the batch has shape (8, 4). "
+        "Fix: pass a batch of the shape the model was built for, one sample per row.",
+    ),
+    (
+        "0-d",
+        _small,
+        torch.tensor(1.0),
+        ValueError,
+        "layer '0' (Linear) takes inputs of shape (N, 3): its last dimension is the 3 "
+        "in_features, but the batch has shape ().",
+    ),
+    (
+        "integer ids",
+        _small,
+        torch.ones(8, 3, dtype=torch.int64),
+        TypeError,
+        "lsuv could not run the model on the batch: layer '0' (Linear) computes in "
+        "torch.float32 (its weight's dtype), but the batch has dtype torch.int64. Fix: "
+        "batch.to(torch.float32) if these are numbers; integer ids (tokens, classes) need an "
+        "nn.Embedding before the first layer.",
+    ),
+    (
+        "bool",
+        _small,
+        torch.ones(8, 3, dtype=torch.bool),
+        TypeError,
+        "but the batch has dtype torch.bool.",
+    ),
+    (
+        "float64 into float32",
+        _small,
+        torch.ones(8, 3, dtype=torch.float64),
+        TypeError,
+        "layer '0' (Linear) computes in torch.float32 (its weight's dtype), but the batch has "
+        "dtype torch.float64. Fix: batch.to(torch.float32), or the model to the batch's: "
+        "model.to(torch.float64).",
+    ),
+    (
+        "stack, integer ids",  # the stack lays the batch out anew: still the batch's dtype
+        lambda: mlp([3, 4, 2], members=2),
+        torch.ones(8, 3, dtype=torch.int64),
+        TypeError,
+        "layer 'layers.0' (StackedLinear) computes in torch.float32 (its weight's dtype), but "
+        "the batch has dtype torch.int64.",
+    ),
+    (
+        "conv channels",
+        lambda: nn.Sequential(nn.Conv2d(3, 4, 3)),
+        torch.ones(2, 1, 8, 8),
+        ValueError,
+        "layer '0' (Conv2d) takes inputs of shape (N, 3, H, W): 3 in_channels, 2 spatial "
+        "dimension(s), but the batch has shape (2, 1, 8, 8).",
+    ),
+    (
+        "conv flat batch",
+        lambda: nn.Sequential(nn.Conv1d(3, 4, 3)),
+        torch.ones(8, 3),
+        ValueError,
+        "layer '0' (Conv1d) takes inputs of shape (N, 3, L): 3 in_channels, 1 spatial "
+        "dimension(s), but the batch has shape (8, 3).",
+    ),
+    (
+        "floats into an embedding",
+        _Ids,
+        torch.ones(8),
+        TypeError,
+        "layer 'emb' (Embedding) takes integer ids (torch.int64), but the batch has dtype "
+        "torch.float32. Fix: pass the ids as integers: batch.long().",
+    ),
+    (
+        "layers that do not fit",
+        lambda: nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(5, 2)),
+        torch.ones(8, 3),
+        ValueError,
+        "layer '2' (Linear) takes inputs of shape (N, 5): its last dimension is the 5 "
+        "in_features, but its input, computed from the batch (a tensor of shape (8, 3), dtype "
+        "torch.float32, on cpu) by the layers before it, has shape (8, 4). Fix: the layers "
+        "before it turn the batch into that shape: check the model.",
+    ),
+    (
+        "meta batch",
+        _small,
+        torch.ones(8, 3, device="meta"),
+        ValueError,
+        "The 'batch' parameter of lsuv must be a tensor with data (LSUV measures variances on "
+        "it). Got 'a meta tensor' instead.",
+    ),
+    (
+        "meta model",
+        lambda: _small().to("meta"),
+        torch.ones(8, 3),
+        ValueError,
+        "lsuv measures output variances, which a model on the meta device has none of "
+        "(parameter '0.weight' is on meta). Fix: materialize it first",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "model", "batch", "error", "message"),
+    BATCH_MISMATCHES,
+    ids=[c[0] for c in BATCH_MISMATCHES],
+)
+def test_batch_of_the_wrong_shape_dtype_or_device_is_explained(
+    case: str,
+    model: Callable[[], nn.Module],
+    batch: Tensor,
+    error: type[Exception],
+    message: str,
+) -> None:
+    net = model()
+    before = _state(net)
+    with pytest.raises(error) as caught:
+        lsuv(net, batch)
+    assert message in str(caught.value)
+    if case != "meta model":  # a meta tensor has no values to compare
+        _assert_same(net, before)
+    assert _no_hooks(net) and all(not m._forward_pre_hooks for m in net.modules())
+
+
+def test_integer_ids_are_right_where_the_model_embeds_them() -> None:
+    net = _Ids()
+    ids = torch.randint(0, 10, (64,), generator=torch.Generator().manual_seed(0))
+    [record] = lsuv(net, ids, generator=torch.Generator().manual_seed(0))
+    assert record.name == "out" and record.converged
+    assert _variances(net, ids)["out"] == pytest.approx(1.0, abs=TOL)
+
+
+def test_an_error_of_the_models_own_names_the_module_and_keeps_its_class() -> None:
+    class Broken(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = nn.Sequential(nn.Linear(3, 3), Fails())
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.inner(x)
+
+    class Fails(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            raise KeyError("custom")
+
+    net = Broken()
+    before = _state(net)
+    with pytest.raises(KeyError) as caught:
+        lsuv(net, torch.ones(8, 3))
+    assert caught.value.__notes__ == [
+        "lsuv: raised in module 'inner.1' (Fails) on a tensor of shape (8, 3), dtype "
+        "torch.float32, on cpu; the batch is a tensor of shape (8, 3), dtype torch.float32, "
+        "on cpu."
+    ]
+    _assert_same(net, before)
+    assert _no_hooks(net) and all(not m._forward_pre_hooks for m in net.modules())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_batch_on_another_device_is_explained() -> None:
+    with pytest.raises(ValueError, match=r"layer '0' \(Linear\) is on cuda:0, but the batch"):
+        lsuv(_small().cuda(), torch.ones(8, 3))
+
+
 # --------------------------------------------------------------------------- acceptance
 
 

@@ -152,15 +152,158 @@ class _State:
 def _execution_order(
     model: nn.Module, batch: Tensor, candidates: dict[nn.Module, str]
 ) -> list[tuple[str, nn.Module]]:
-    """The candidate layers in the order of their first call in one forward pass."""
+    """The candidate layers in the order of their first call in one forward pass.
+
+    This is the first pass over the batch, so it is where a batch of the wrong shape,
+    dtype or device fails: the innermost module running when the error came is known,
+    and the error is explained in terms of that module's input and the batch.
+    """
     order: dict[nn.Module, str] = {}
+    names = {module: name for name, module in model.named_modules()}
+    running: list[tuple[nn.Module, tuple[Any, ...]]] = []
 
     def record(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
-        order.setdefault(module, candidates[module])
+        if module in candidates:
+            order.setdefault(module, candidates[module])
+        while running and running.pop()[0] is not module:
+            pass  # a module whose error its caller caught never reached its hook
 
-    with _hooks(candidates, record):
-        model(batch)
+    def enter(module: nn.Module, args: Any, kwargs: Any) -> None:
+        running.append((module, args))
+
+    handles = [m.register_forward_pre_hook(enter, with_kwargs=True) for m in names]
+    try:
+        with _hooks(names, record):
+            model(batch)
+    except Exception as error:
+        if not running:
+            raise
+        module, args = running[-1]
+        name = names[module]
+        explained = _explain(name, module, args, batch)
+        if explained is not None:
+            raise explained from error
+        error.add_note(
+            f"lsuv: raised in module {name or '<model>'!r} ({type(module).__name__}) on "
+            f"{_describe(args[0]) if args else 'no positional input'}; the batch is "
+            f"{_describe(batch)}."
+        )
+        raise
+    finally:
+        for handle in handles:
+            handle.remove()
     return [(name, module) for module, name in order.items()]
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, Tensor):
+        return f"a tensor of shape {tuple(x.shape)}, dtype {x.dtype}, on {x.device}"
+    return f"a {type(x).__name__}"
+
+
+def _expected_input(module: nn.Module) -> tuple[str, Callable[[Tensor], bool]] | None:
+    """The input shape a layer takes, in words, and a test of a tensor against it."""
+    if isinstance(module, nn.Linear):
+        n = module.in_features
+        return (
+            f"(N, {n}): its last dimension is the {n} in_features",
+            lambda x: x.dim() >= 1 and x.shape[-1] == n,
+        )
+    if isinstance(module, StackedLinear):
+        n, m = module.in_features, module.members
+        return (
+            f"({n}, B) shared by the members or ({m}, {n}, B)",
+            lambda x: x.dim() in (2, 3) and x.shape[-2] == n and (x.dim() == 2 or x.shape[0] == m),
+        )
+    if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        c, dims = module.in_channels, len(module.kernel_size)
+        spatial = ("L", "H, W", "D, H, W")[dims - 1]
+        return (
+            f"(N, {c}, {spatial}): {c} in_channels, {dims} spatial dimension(s)",
+            lambda x: x.dim() in (dims + 1, dims + 2) and x.shape[-dims - 1] == c,
+        )
+    if isinstance(module, StackedConv):
+        c, m, dims = module.in_channels, module.members, module.dims
+        spatial = "L" if dims == 1 else "H, W"
+        return (
+            f"(N, {c} or {m}·{c}, {spatial})",
+            lambda x: x.dim() == dims + 2 and x.shape[1] in (c, m * c),
+        )
+    return None
+
+
+def _shares_memory(x: Tensor, batch: Tensor) -> bool:
+    """``x`` is the batch or a view of it (the model only reshaped it)."""
+    try:
+        same = x.untyped_storage().data_ptr() == batch.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):  # sparse and other storage-less layouts
+        return x is batch
+    return x.device == batch.device and same
+
+
+def _explain(
+    name: str, module: nn.Module, args: tuple[Any, ...], batch: Tensor
+) -> Exception | None:
+    """A clear error for a layer that failed on its input, or None if no rule fits."""
+    if not args or not isinstance(args[0], Tensor):
+        return None
+    x = args[0]
+    label = f"layer {name or '<model>'!r} ({type(module).__name__})"
+    prefix = "lsuv could not run the model on the batch:"
+    view = _shares_memory(x, batch)
+
+    def has(what: str, value: object) -> str:
+        """Whose property is wrong, in words: the batch's, or the layer input's."""
+        if value == getattr(batch, what) and (what != "shape" or view):
+            return f"the batch has {what} {value}"
+        if view:
+            reshaped = f"the batch {tuple(batch.shape)} as the model reshaped it"
+            return f"its input, {reshaped}, has {what} {value}"
+        return (
+            f"its input, computed from the batch ({_describe(batch)}) by the layers before "
+            f"it, has {what} {value}"
+        )
+
+    if isinstance(module, nn.Embedding):
+        if x.dtype in (torch.int64, torch.int32):
+            return None
+        return TypeError(
+            f"{prefix} {label} takes integer ids (torch.int64), but {has('dtype', x.dtype)}. "
+            "Fix: pass the ids as integers: batch.long()."
+        )
+    expected = _expected_input(module)
+    if expected is None:
+        return None
+    weight = module.weight
+    assert isinstance(weight, Tensor)
+    if x.dtype != weight.dtype:
+        if x.dtype.is_floating_point or x.dtype.is_complex:
+            fix = f"batch.to({weight.dtype}), or the model to the batch's: model.to({x.dtype})."
+        else:
+            fix = (
+                f"batch.to({weight.dtype}) if these are numbers; integer ids (tokens, "
+                "classes) need an nn.Embedding before the first layer."
+            )
+        return TypeError(
+            f"{prefix} {label} computes in {weight.dtype} (its weight's dtype), but "
+            f"{has('dtype', x.dtype)}. Fix: {fix}"
+        )
+    if x.device != weight.device:
+        return ValueError(
+            f"{prefix} {label} is on {weight.device}, but {has('device', x.device)}. "
+            f"Fix: batch.to({str(weight.device)!r})."
+        )
+    shape_words, fits = expected
+    if fits(x):
+        return None
+    if view:
+        fix = "pass a batch of the shape the model was built for, one sample per row."
+    else:
+        fix = "the layers before it turn the batch into that shape: check the model."
+    return ValueError(
+        f"{prefix} {label} takes inputs of shape {shape_words}, but "
+        f"{has('shape', tuple(x.shape))}. Fix: {fix}"
+    )
 
 
 def _capture(
@@ -255,6 +398,16 @@ def _check_batch(batch: object) -> Tensor:
                 "a torch.Tensor the model takes as its one input",
                 type(batch).__name__,
                 "For a (x, y) pair from a DataLoader pass x.",
+            )
+        )
+    if batch.is_meta:
+        raise ValueError(
+            param_message(
+                fn,
+                "batch",
+                "a tensor with data (LSUV measures variances on it)",
+                "a meta tensor",
+                "Pass real samples, e.g. a few hundred from the training data.",
             )
         )
     if batch.numel() == 0:
@@ -416,15 +569,21 @@ def lsuv(
         One :class:`LSUVLayer` per fitted layer, in execution order.
 
     Raises:
-        TypeError: ``model`` is not an ``nn.Module``, ``batch`` not a tensor, or a
-            parameter of the wrong type.
+        TypeError: ``model`` is not an ``nn.Module``, ``batch`` not a tensor, a
+            parameter of the wrong type, or a batch whose dtype the first layer it reaches
+            cannot take (integer ids into a Linear, float32 into a float64 model, floats
+            into an Embedding): the message names the layer, its dtype and the batch's.
         ValueError: no Linear/Conv layer (or none selected, or none called), a batch that
-            is empty or not finite, a layer not yet materialized (Lazy) or whose weight is
-            computed (a parametrization, weight_norm), a bad parameter value, or
-            generators that do not match the members.
+            is empty, not finite, on the meta device, or of a shape the layer it reaches
+            cannot take (the message names the layer and the input shape it takes, e.g.
+            (N, 2) for ``nn.Linear(2, …)``), a model on the meta device, a layer not yet
+            materialized (Lazy) or whose weight is computed (a parametrization,
+            weight_norm), a bad parameter value, or generators that do not match the
+            members.
         RuntimeError: a layer's output is not finite, or the forward pass calls
             different layers on different passes. The model is then unchanged, as after
-            any exception.
+            any exception. Any other error of the model's own forward pass propagates as
+            it is, with a note naming the module that raised it and its input.
 
     Warns:
         UserWarning: a layer (or member) that ends outside the tolerance, because its
@@ -446,6 +605,13 @@ def lsuv(
     if not isinstance(model, nn.Module):
         raise TypeError(param_message(fn, "model", "an nn.Module", type(model).__name__))
     batch = _check_batch(batch)
+    meta = [n for n, p in model.named_parameters() if p.is_meta]
+    if meta:
+        raise ValueError(
+            f"lsuv measures output variances, which a model on the meta device has none of "
+            f"(parameter {meta[0]!r} is on meta). Fix: materialize it first, e.g. "
+            "model.to_empty(device='cpu') and an init, then call lsuv."
+        )
     target_var = check_real(fn, "target_var", target_var, low=0.0, low_open=True)
     tolerance = check_real(fn, "tolerance", tolerance, low=0.0, low_open=True)
     max_iter = check_int(fn, "max_iter", max_iter, low=1)
