@@ -22,8 +22,10 @@ __all__ = ["atomic_path", "check_output_file", "check_output_folder", "write_ato
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
-    The temporary file keeps ``path``'s suffix (writers such as matplotlib pick the format
-    from it) and is removed if the block raises.
+    The temporary file is named ``.STEM.XXXXXXXX.SUFFIX.part`` (hidden, and matched by no
+    ``*.SUFFIX`` glob), so a writer that picks the format from the file name (matplotlib,
+    pandas) must be told the format. It is removed if the block raises; a process killed
+    with -9 may leave it behind, never a half-written ``path``.
 
     Example:
         >>> import tempfile, pathlib

@@ -811,6 +811,10 @@ def _check_generator(tensor: Tensor, fn: str, generator: torch.Generator | None)
 def _fill_(tensor: Tensor, draw: Draw, generator: torch.Generator | None, fn: str) -> Tensor:
     """Fill ``tensor`` with the distribution ``draw`` describes, once its dtype is checked."""
     _check_fits(tensor, draw, fn)
+    if tensor.is_meta:
+        # Nothing to draw, and the first draw on a meta tensor loads torch's meta kernels
+        # (1.3 s): apply's dry run would add that to every command's start-up.
+        return tensor
     with torch.no_grad():
         if draw.distribution == "constant":
             return tensor.fill_(draw.mean)
