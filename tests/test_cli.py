@@ -242,3 +242,19 @@ def test_probe_names_the_layer_when_the_shape_is_wrong() -> None:
     code, out = _probe(NETS, "--input-shape", "4x100")
     assert code == 2
     assert "layer '0'" in out and "(…, 256)" in out and "(4, 100)" in out
+
+
+def test_saved_history_keeps_each_steps_scheduled_lr(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    history = tmp_path / "h.csv"
+    args = ["train", "--model", "2,6,1", "--steps", "5", "--lr", "0.1,0.2"]
+    args += ["--schedule", "exponential(0.5)", "--save-history", str(history)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(history)
+    # Full batch: every step is an epoch, so step k runs at base_lr · 0.5^k.
+    expected = frame["base_lr"] * 0.5 ** frame["step"]
+    assert sorted(frame["base_lr"].unique()) == [0.1, 0.2]
+    assert frame["lr"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-6)  # float32 lr
+

@@ -760,7 +760,8 @@ def _print_train(name: str, grid: list[tuple[Any, ...]], clipped: bool, result: 
 
 def _save_history(result: Any, grid: list[tuple[Any, ...]], clipped: bool, path: Path) -> None:
     frame = result.to_frame()
-    keys = ["init", "seed", "lr", "optimizer"] + (["clip_threshold"] if clipped else [])
+    # The grid's lr is the member's initial rate; "lr" stays the scheduled rate of each step.
+    keys = ["init", "seed", "base_lr", "optimizer"] + (["clip_threshold"] if clipped else [])
     for k, key in enumerate(keys):
         frame[key] = frame["member"].map(lambda i, k=k: grid[i][k])
     if path.suffix.lower() == ".parquet":
