@@ -257,4 +257,3 @@ def test_saved_history_keeps_each_steps_scheduled_lr(tmp_path) -> None:  # type:
     expected = frame["base_lr"] * 0.5 ** frame["step"]
     assert sorted(frame["base_lr"].unique()) == [0.1, 0.2]
     assert frame["lr"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-6)  # float32 lr
-
