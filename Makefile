@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.initlab-installed
 
-.PHONY: install demo test lint typecheck pytest clean
+.PHONY: install demo test lint typecheck pytest numerics clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,24 @@ lint: install
 typecheck: install
 	$(BIN)/mypy src
 
+# The tests marked `numerics` depend on floating-point summation order (the lessons against
+# published numbers, the stacked-vs-alone equivalences). The main run takes the CPU's own
+# kernels (AVX-512 where it has them) and threads; this second pass takes the AVX2 kernels
+# on one thread, so one `make test` checks both kernel families and both thread counts.
+# Like any failing command it fails make, pytest's exit 5 (no test selected) included.
+# It keeps its own torch.compile cache: torch 2.13 does not key that cache by the kernel
+# family, and kernels cached under AVX-512 then loaded under AVX2 (or the reverse) gave
+# wrong losses, NaN or a crash (double free) — in the user's own later runs too.
+NUMERICS := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1 \
+	TORCHINDUCTOR_CACHE_DIR=$${TMPDIR:-/tmp}/torchinductor_avx2_$$(id -un) \
+	$(BIN)/python -m pytest -q -m numerics tests
+
 pytest: install
 	$(BIN)/python -m pytest -q
+	$(NUMERICS)
+
+numerics: install
+	$(NUMERICS)
 
 test: lint typecheck pytest
 

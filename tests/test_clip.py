@@ -70,6 +70,7 @@ def assert_grads_close(actual: list[torch.Tensor], expected: list[torch.Tensor])
 # ---------------------------------------------------------------- against torch.nn.utils
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("norm_type", [2.0, INF])
 def test_global_norm_matches_torch_clip_grad_norm(norm_type: float) -> None:
     for ratio in RATIOS:
@@ -87,6 +88,7 @@ def test_global_norm_matches_torch_clip_grad_norm(norm_type: float) -> None:
         assert bool(r.fired) == changed
 
 
+@pytest.mark.numerics
 def test_global_norm_matches_torch_in_float32() -> None:
     # float32: the same operations, so agreement to a few float32 ulps.
     params = params_with_grads(dtype=torch.float32, scale=10.0)
@@ -100,6 +102,7 @@ def test_global_norm_matches_torch_in_float32() -> None:
         torch.testing.assert_close(a, e, rtol=1e-6, atol=1e-12)
 
 
+@pytest.mark.numerics
 def test_value_matches_torch_clip_grad_value() -> None:
     for ratio in RATIOS:
         params = params_with_grads()
@@ -152,6 +155,7 @@ def test_clipping_twice_changes_nothing_more(name: str) -> None:
         assert_grads_close(grads_of(params), once)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("norm_type", [2.0, INF])
 @pytest.mark.parametrize("eps", [0.0, 1e-3])
 def test_clip_by_norm_matches_per_tensor_formula(norm_type: float, eps: float) -> None:
@@ -190,6 +194,7 @@ def agc_reference(w: torch.Tensor, g: torch.Tensor, lam: float, eps: float) -> t
     return g
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("eps", [1e-3, 0.0, 0.5])
 def test_adaptive_clip_matches_unit_by_unit_reference(eps: float) -> None:
     for lam in [0.001, 0.01, 0.1, 0.5, 5.0]:
@@ -240,6 +245,7 @@ def stacked_params(nan_member: int | None) -> list[nn.Parameter]:
     return params
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", list(CLIPPERS))
 @pytest.mark.parametrize(("nonfinite", "nan_member"), [("raise", None), ("skip", 2), ("pass", 1)])
 def test_stack_equals_each_member_alone(name: str, nonfinite: str, nan_member: int | None) -> None:
@@ -268,6 +274,7 @@ def test_stack_equals_each_member_alone(name: str, nonfinite: str, nan_member: i
     assert r.nonfinite.tolist() == [m == nan_member for m in range(M)]
 
 
+@pytest.mark.numerics
 def test_stack_takes_one_threshold_for_all_members() -> None:
     params = stacked_params(None)
     per_member = copy_params(params)

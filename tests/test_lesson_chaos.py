@@ -35,6 +35,7 @@ def _chi1_monte_carlo(sigma_w2: float, q_star: float) -> float:
     return sigma_w2 * float((slope**2).mean())
 
 
+@pytest.mark.numerics
 def test_the_critical_point_is_the_published_one(lesson: Lesson) -> None:
     facts = lesson.facts
     assert facts["sigma_b2"] == 0.05

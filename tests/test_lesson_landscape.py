@@ -94,6 +94,7 @@ def test_noise_escapes_the_shallow_minimum_and_gd_does_not(lesson: Lesson) -> No
     assert left == facts["noisy_escaped"]
 
 
+@pytest.mark.numerics
 def test_2d_starts_reach_the_published_minima(lesson: Lesson) -> None:
     ends = np.array(lesson.facts["ends_2d"])
     distance = np.linalg.norm(ends[:, None, :] - HIMMELBLAU_MINIMA[None], axis=-1)

@@ -16,6 +16,7 @@ def lesson(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     return run("optimizers", tmp_path_factory.mktemp("optimizers"), quick=True)
 
 
+@pytest.mark.numerics
 def test_quick_run_prints_the_notebook_costs(lesson) -> None:  # type: ignore[no-untyped-def]
     for label, cost in EPOCH0.items():
         block = lesson.lines[lesson.lines.index(f"{label}:") :]

@@ -49,6 +49,7 @@ def _check_members(stack: Stack, x: torch.Tensor, shared: bool) -> float:
     return worst
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("batch_norm", [None, "before", "after"])
 @pytest.mark.parametrize("activation", sorted(set(ACTIVATIONS) - {"linear"}))
 def test_mlp_members_equal_plain_modules(activation: str, batch_norm: str | None) -> None:
@@ -62,6 +63,7 @@ def test_mlp_members_equal_plain_modules(activation: str, batch_norm: str | None
     assert _check_members(stack, torch.randn(M, 4, 5, dtype=torch.float64), False) < TOL
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("batch_norm", [None, "before", "after"])
 @pytest.mark.parametrize("input_shape", [(1, 40), (2, 12, 12)], ids=["1d", "2d"])
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
@@ -84,6 +86,7 @@ def test_cnn_for_mnist_shapes() -> None:
     assert cnn((1, 40), members=2)(torch.randn(2, 4, 1, 40)).shape == (2, 4, 10)
 
 
+@pytest.mark.numerics
 def test_init_members_equals_a_plain_sequential_initialized_alone() -> None:
     stack = mlp([2, 10, 5, 1], "relu", members=3, dtype=torch.float64)
     specs = ["zeros", "normal(std=10)", "he_normal"]

@@ -16,6 +16,7 @@ def _reference(spatial: tuple[int, ...], channels: int, momentum: float | None) 
     return cls(channels, momentum=momentum, dtype=torch.float64)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("spatial", [(), (7,), (4, 5)], ids=["MBC", "MBCL", "MBCHW"])
 @pytest.mark.parametrize("momentum", [0.1, 0.3, None])
 def test_matches_torch_batchnorm_over_100_steps_then_eval(
@@ -80,6 +81,7 @@ def test_eval_output_does_not_depend_on_the_rest_of_the_batch() -> None:
     assert not torch.allclose(bn(x)[:, 0], bn(other)[:, 0])
 
 
+@pytest.mark.numerics
 def test_functional_formula_by_hand() -> None:
     x = torch.randn(2, 10, 3, dtype=torch.float64)
     rm, rv = torch.zeros(2, 3, dtype=torch.float64), torch.ones(2, 3, dtype=torch.float64)
@@ -94,6 +96,7 @@ def test_functional_formula_by_hand() -> None:
     assert torch.allclose(rv, 0.8 + 0.2 * unbiased, atol=1e-15, rtol=0)
 
 
+@pytest.mark.numerics
 def test_other_layouts_give_the_same_numbers() -> None:
     x = torch.randn(3, 7, 4, dtype=torch.float64)  # (M, B, C)
     stats = [torch.zeros(3, 4, dtype=torch.float64), torch.ones(3, 4, dtype=torch.float64)]

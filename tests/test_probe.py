@@ -291,6 +291,7 @@ def test_hooks_are_removed_when_the_forward_raises() -> None:
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
 
 
+@pytest.mark.numerics
 def test_one_sgd_step_updates_by_lr_times_the_gradient() -> None:
     model = deep(3, 32, nn.Tanh, "xavier_normal", inputs=8)
     x, y = torch.randn(64, 8), torch.randint(0, 10, (64,))
@@ -302,6 +303,7 @@ def test_one_sgd_step_updates_by_lr_times_the_gradient() -> None:
     assert r.loss_after_steps < r.loss
 
 
+@pytest.mark.numerics
 def test_weight_statistics_are_those_of_the_weights() -> None:
     model = deep(2, 32, nn.ReLU, "he_normal", inputs=8)
     x, y = torch.randn(64, 8), torch.randint(0, 10, (64,))
@@ -315,6 +317,7 @@ def test_weight_statistics_are_those_of_the_weights() -> None:
         assert layer.grad_weight_ratio == pytest.approx(ratio, rel=1e-5)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("members", [1, 3])
 def test_statistics_keep_their_digits_when_the_std_is_far_below_the_mean(members: int) -> None:
     """Sigmoid outputs near 0.5 with a std of ~1e-3: a float32 E[x²] − E[x]² would lose
@@ -412,6 +415,7 @@ def test_a_width_changing_activation_is_measured_in_its_own_width(histograms: bo
         assert r.layers[0].act_mean == pytest.approx(float(post.double().mean()), rel=1e-5)
 
 
+@pytest.mark.numerics
 def test_a_stacked_cnn_keeps_its_members_apart_in_the_last_conv_block() -> None:
     """The last conv block ends in a flatten to the MLP layout: each member's statistics
     are still its own, as when that member is probed alone."""
@@ -441,6 +445,7 @@ def test_a_stacked_cnn_keeps_its_members_apart_in_the_last_conv_block() -> None:
                 assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-4), name
 
 
+@pytest.mark.numerics
 def test_a_stack_is_probed_per_member_as_each_member_alone() -> None:
     stack = mlp([16, 32, 32, 4], "tanh", members=3, dtype=torch.float64)
     init_members(stack, ["normal(std=0.01)", "xavier_normal", "zeros"], seeds=[0, 1, 2])
