@@ -192,6 +192,7 @@ for _mode in ("fan_in", "fan_out", "fan_avg", "fan_geo_avg"):
         )
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(("name", "shape", "fill", "dist"), KS_CASES, ids=[c[0] for c in KS_CASES])
 def test_random_scheme_matches_its_distribution(
     name: str,
@@ -310,6 +311,7 @@ TORCH_PAIRS: list[tuple[str, Callable[..., object], Callable[..., object]]] = [
 ]
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape", [(17, 33), (40, 6), (8, 4, 5), (12, 6, 3, 3), (4, 4, 2, 3, 3)])
 @pytest.mark.parametrize(("name", "ours", "theirs"), TORCH_PAIRS, ids=[p[0] for p in TORCH_PAIRS])
@@ -324,6 +326,7 @@ def test_bit_identical_to_torch(
     assert torch.equal(x, y)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("shape", [(8, 4, 5), (6, 6, 3, 3), (4, 2, 3, 3, 3)])
 def test_dirac_bit_identical_to_torch(shape: tuple[int, ...], groups: int) -> None:
@@ -332,6 +335,7 @@ def test_dirac_bit_identical_to_torch(shape: tuple[int, ...], groups: int) -> No
     )
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(
     "make",
     [
@@ -361,6 +365,7 @@ def test_torch_default_reproduces_the_layers_own_init(make: Callable[[], nn.Modu
     )
 
 
+@pytest.mark.numerics
 def test_apply_torch_default_equals_fresh_layers() -> None:
     def make() -> nn.Module:
         return nn.Sequential(
@@ -437,6 +442,7 @@ def test_truncated_normal_std_matches_scipy_and_keras_constant() -> None:
 # ----------------------------------------------------------------------------- orthogonal
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("shape", [(64, 32), (32, 64), (50, 50), (16, 8, 3, 3), (8, 16, 5)])
 @pytest.mark.parametrize("gain", [1.0, 2.5])
 def test_orthogonal_gram_is_gain_squared_identity(
@@ -1121,6 +1127,7 @@ POSITIONAL_GENERATOR: list[tuple[str, Callable[..., object], Callable[..., objec
 ]
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(
     ("name", "ours", "theirs"), POSITIONAL_GENERATOR, ids=[c[0] for c in POSITIONAL_GENERATOR]
 )
@@ -1218,6 +1225,7 @@ def test_real_only_initializers_refuse_complex_tensors(
     assert torch.equal(t, torch.zeros(6, 4, dtype=torch.complex64))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(
     ("ours", "theirs"),
     [
@@ -1421,6 +1429,7 @@ def test_the_largest_spread_allowed_draws_finite_values() -> None:
     assert torch.isfinite(t).all()
 
 
+@pytest.mark.numerics
 def test_trunc_normal_with_a_huge_std_draws_as_torch_does() -> None:
     # N(0, 1e300²) within [-2, 2] is uniform there for every practical purpose.
     x, y = _same_state(

@@ -166,6 +166,7 @@ def test_forward_stops_after_the_layer_being_fitted() -> None:
     assert calls["first"] == 1 + len(records) + records[0].iterations
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(
     "build, shape",
     [
