@@ -1571,3 +1571,12 @@ def test_apply_checks_every_dtype_before_touching_the_model(
     assert str(caught.value).startswith(message)
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k  # the first layer was left alone too
+
+
+def test_an_integer_beyond_a_doubles_range_is_a_clear_value_error() -> None:
+    # float(10**400) raises OverflowError: the check must turn it into our message.
+    with pytest.raises(
+        ValueError,
+        match=r"must be a finite number >= 0\. Got an integer of 401 digits",
+    ):
+        init.normal_(torch.empty(3), std=10**400)

@@ -58,7 +58,10 @@ class OutOfRangeError(RuntimeValueError):
 
 def param_message(fn: str, name: str, expected: str, got: object, fix: str = "") -> str:
     """The one message template: what was expected, what was got, how to fix it."""
-    message = f"The {name!r} parameter of {fn} must be {expected}. Got {got!r} instead."
+    shown = repr(got)
+    if isinstance(got, int) and len(shown) > 40:  # 10**400 would print 401 digits
+        shown = f"an integer of {len(shown.lstrip('-'))} digits ({shown[:6]}…)"
+    message = f"The {name!r} parameter of {fn} must be {expected}. Got {shown} instead."
     return f"{message} {fix}" if fix else message
 
 
@@ -101,7 +104,10 @@ def check_real(
         expected += f"{' and' if low is not None else ''} {'<' if high_open else '<='} {high:g}"
     if isinstance(value, bool) or not isinstance(value, Real):
         raise type_error(param_message(fn, name, expected, value))
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond a double's range, e.g. 10**400
+        number = math.inf
     bad = not math.isfinite(number)
     if low is not None:
         bad = bad or number < low or (low_open and number == low)
