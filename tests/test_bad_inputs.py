@@ -303,8 +303,8 @@ _NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-C
 @pytest.mark.parametrize(
     ("device", "fragment"),
     [
-        ("tpu", "expected a device such as 'cpu' or 'cuda'. Got 'tpu'."),
-        ("meta", "expected device 'cpu' or 'cuda'. Got 'meta'."),
+        ("tpu", "expected device 'cpu', 'cuda' or 'cuda:N'. Got 'tpu'."),
+        ("meta", "expected device 'cpu', 'cuda' or 'cuda:N'. Got 'meta'."),
         pytest.param("cuda", "this torch sees no CUDA GPU", marks=_NO_CUDA),
         ("", "Got ''"),
     ],

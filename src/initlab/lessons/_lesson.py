@@ -47,19 +47,22 @@ class Lesson:
     html: str = field(default="", repr=False)  # the report page itself
 
 
+_DEVICE_EXPECTED = "expected device 'cpu', 'cuda' or 'cuda:N'. Got {device!r}."
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"cpu"``, ``"cuda"`` or ``"cuda:N"``, checked: a clear error without CUDA."""
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"expected a device such as 'cpu' or 'cuda'. Got {device!r}.") from error
+        raise ValueError(_DEVICE_EXPECTED.format(device=device)) from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device {device!r} was asked for, but this torch sees no CUDA GPU: "
             "run on 'cpu', or install a CUDA build of torch on a machine with a GPU."
         )
     if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"expected device 'cpu' or 'cuda'. Got {device!r}.")
+        raise ValueError(_DEVICE_EXPECTED.format(device=device))
     return resolved
 
 
