@@ -272,6 +272,84 @@ def test_ctrl_c_stops_at_a_step_boundary_and_keeps_the_history() -> None:
     assert len(result.loss) == 20 and torch.isfinite(result.loss).all()
 
 
+def _interrupt_at(step: int) -> Callable[[Progress], None]:
+    def interrupt(p: Progress) -> None:
+        if p.step == step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return interrupt
+
+
+def test_an_interrupted_history_ends_with_the_stop_step_and_its_loss_is_final() -> None:
+    # The CLI logs every steps//1000 steps: a run of 100,000 steps stopped after 54 once
+    # reported its step-0 loss as final, with a history of step 0 alone. Here log_every=25,
+    # Ctrl-C at the check after step 54; the reference is each member alone with torch.optim.
+    ds = _toy()
+    stack = models.mlp([4, 6, 3], "tanh", members=2, dtype=torch.float64)
+    models.init_members(stack, "xavier_normal", seeds=3)
+    plains = [models.to_module(stack, m) for m in range(2)]
+    config = TrainConfig(
+        optimizer="adam", lr=[0.01, 0.05], batch_size=6, steps=100_000, log_every=25, check_every=9
+    )
+    result = train(stack, ds, config, progress=_interrupt_at(54))
+    assert result.interrupted and result.total_steps == 54
+    assert result.steps.tolist() == [0, 25, 50, 53]  # every logged step, then the stop step
+    alone = TrainConfig(optimizer="adam", batch_size=6, steps=54)
+    for m, lr in enumerate([0.01, 0.05]):
+        losses, _ = _reference(plains[m], ds, alone, m, lr, "adam", "constant", 1.0)
+        assert result.members[m].status == "interrupted"
+        assert result.members[m].final_loss == result.loss[-1, m]
+        assert abs(result.members[m].final_loss - losses[53]) <= REL * losses[53]
+        ours = result.loss[:, m]
+        theirs = torch.tensor([losses[s] for s in (0, 25, 50, 53)], dtype=torch.float64)
+        assert ((ours - theirs).abs() <= REL * theirs.abs()).all()
+    # the last row's gradient norm is that step's, measured as on any logged step
+    assert result.grad_norm[-1].gt(0).all() and torch.isfinite(result.grad_norm[-1]).all()
+
+
+@pytest.mark.parametrize("clip", [None, "norm"])
+def test_log_every_beyond_the_budget_still_records_the_last_step(clip: str | None) -> None:
+    ds = _toy()
+    stack = models.mlp([4, 6, 3], "relu", members=2, dtype=torch.float64)
+    models.init_members(stack, "he_normal", seeds=1)
+    plains = [models.to_module(stack, m) for m in range(2)]
+    again = models.from_modules(plains)  # a copy, trained below with log_every=1
+    config = TrainConfig(lr=[0.1, 0.2], steps=5, log_every=100, clip=clip)  # type: ignore[arg-type]
+    result = train(stack, ds, config)
+    assert result.steps.tolist() == [0, 4]
+    for m, lr in enumerate([0.1, 0.2]):
+        losses, _ = _reference(plains[m], ds, config, m, lr, "sgd", "constant", 1.0)
+        assert result.members[m].final_loss == result.loss[-1, m]
+        assert abs(result.loss[-1, m] - losses[4]) <= REL * losses[4]
+    # the gradient norm recorded for step 4 is that step's: the same as with log_every=1
+    every = train(again, ds, TrainConfig(lr=[0.1, 0.2], steps=5, clip=clip))  # type: ignore[arg-type]
+    assert torch.allclose(result.grad_norm[-1], every.grad_norm[4], rtol=REL, atol=0)
+    assert torch.equal(result.lr[-1], every.lr[4])
+
+
+def test_a_stopped_members_final_loss_is_that_of_its_last_step() -> None:
+    # Member 1 (lr 1e-12) converges at step 99, member 2 (lr 1e300) diverges at once; both
+    # are held from then on while member 0 trains on. Logged every 7th step: neither stop
+    # step is logged.
+    ds = _toy()
+    stack = models.mlp([4, 6, 3], "relu", members=3, dtype=torch.float64)
+    models.init_members(stack, "he_normal", seeds=0)
+    plains = [models.to_module(stack, m) for m in range(3)]
+    config = TrainConfig(
+        lr=[0.05, 1e-12, 1e300], steps=300, tol=1e-7, window=50, check_every=50, log_every=7
+    )
+    result = train(stack, ds, config)
+    ran, converged, diverged = result.members
+    assert result.steps[-1] == 299 and ran.status == "budget"
+    assert ran.final_loss == result.loss[-1, 0]
+    assert converged.status == "converged" and converged.stopped_step == 100
+    losses, _ = _reference(plains[1], ds, config, 1, 1e-12, "sgd", "constant", 1.0)
+    assert abs(converged.final_loss - losses[99]) <= REL * losses[99]
+    assert converged.final_loss != result.loss[-1, 1]  # not the last logged (step 299) cost
+    assert diverged.status == "diverged" and diverged.stopped_step == 2
+    assert math.isfinite(result.loss[0, 2]) and not math.isfinite(diverged.final_loss)
+
+
 def test_progress_reports() -> None:
     seen: list[Progress] = []
     train(

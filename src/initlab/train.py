@@ -2,18 +2,62 @@
 
 :func:`train` takes a :class:`~initlab.models.Stack`, a :class:`~initlab.data.Dataset`
 and a :class:`TrainConfig`, and returns a :class:`TrainResult`. M = 1 is the ordinary
-run; there is no second engine. Member m's numbers are exactly those of its own
-``nn.Sequential`` trained alone with ``torch.optim``: the loss is a sum of per-member
-losses (so each member's gradient is its own), clipping and batch norm work per member,
-and the optimizers are torch's, stepped once over the stacked parameters.
+run; there is no second engine. Member m's numbers are those of its own
+``nn.Sequential`` trained alone with ``torch.optim`` (in float64 within 1e-10 relative:
+sums run in other orders): the loss is a sum of per-member losses (so each member's
+gradient is its own), clipping and batch norm work per member, and each member takes
+its own optimizer's step at its own learning rate.
 
-**Per-member learning rates.** Every optimizer here (SGD, momentum, Nesterov, RMSprop,
-Adam, AdamW) moves a parameter by lr times a step that depends on the gradients and the
-optimizer state, never on lr. So the optimizers run with lr = 1 and member m's step is
-scaled by its own lr — the *update* is scaled, not the gradient, which for Adam would be
-wrong. When all members share one lr, the step runs at that lr directly. Members may even
-use different optimizers: each optimizer steps from the same starting point and each
-member keeps the step of its own.
+**Optimizers.** SGD, momentum and Nesterov (torch's undamped form), RMSprop, Adam and
+AdamW with ``torch.optim``'s rules: L2 weight decay added to the gradient, decoupled
+(p ← p·(1 − lr·λ)) for AdamW; Adam's bias corrections; ε outside the square root. They
+are written here over the stacked tensors, their state in tensors allocated once. The
+learning rate is an (M,) tensor that multiplies each member's step, so members may have
+their own rates, schedules, and optimizers: each optimizer computes new parameters from
+the same starting point and each member keeps those of its own.
+
+**A member's numbers never depend on its neighbours.** Its loss history and final
+weights are bit-identical (float32 and float64) whatever the other members are: other
+rates, optimizers or clipping thresholds, a member that diverged and is held, or none
+(M = 1); wherever it sits in the stack. This is kept by:
+
+- updates made of elementwise operations that round once (multiply, add, subtract,
+  divide, square root), each a separate operation. Fused kernels (torch's fused Adam,
+  ``addcmul``, ``lerp``, ``add`` with ``alpha``) may fuse a multiply-add in their vector
+  code and not in the scalar code that finishes the last elements, so an element's
+  result would depend on where it falls in the tensor, hence on M (torch's fused CPU
+  Adam moved a float32 loss by 6e-8 with the stack size);
+- one route for every stack: the rate is always a multiply by an (M, 1, …) view, the
+  same for one rate or many; held members are kept by ``torch.where`` on the new
+  parameters, which passes no NaN between members (the former route, a step at lr 1 and
+  a rescale once a member was held, moved a healthy member's float32 loss by 2.1e-7
+  when its neighbour diverged);
+- the loss (a log-softmax over the classes, a gather, a mean per member) and the
+  gradient norms reducing each member's row along a contiguous dimension, in an order
+  fixed by the row's length alone (a row of 32,768 or more in fixed chunks: torch
+  splits a lone row among threads, several rows one per thread).
+
+Below the engine, kernels of torch and of the BLAS may compute the same member
+differently at another stack size; within one stack size they do not look at the
+neighbours' values, so members of one stack never touch each other. Measured on CPU
+(torch 2.13, AVX-512 and AVX2 kernels, 1 and 2 threads):
+
+- matrix products: MKL may block or thread the product of M·out rows (or a batch of M)
+  differently from that of out rows. Small ones (a 5-13-7-3 net on batches of 8, up to
+  M = 17) give every member the same bits at any M; a 784-100-100-10 net on a batch of
+  64 with 2 threads computes a member's outputs and gradients at M = 64 within
+  8·u·Σ|aᵢbᵢ| of those at M = 1 (u the unit roundoff; the same bits with 1 thread). The
+  grouped convolutions of a CNN stack differ between M = 1 and M > 1 likewise, by
+  rounding (5e-7 absolute at most, float32).
+- activations whose torch kernel rounds differently in its vector and its scalar code:
+  sigmoid (2 ulp), elu, selu, silu, softplus (1 ulp), gelu (1 ulp in float64) and mish
+  (3 ulp), and their derivatives; relu, leaky_relu, tanh, hardtanh and identity compute
+  every element alike.
+- clipping by global norm: ``initlab.clip`` sums the per-tensor norms over the first
+  dimension of a (T, M) tensor, in another order at M = 1 than at M > 1 (one rounding
+  of the norm, then of the clipped gradient).
+
+Such a rounding difference then grows as any does in training: a chaotic run separates.
 
 **Stopping, per member.** A member whose loss or parameters stop being finite is
 *diverged*: from then on its parameters are held where they were and its NaN stays in its
@@ -22,8 +66,14 @@ changed by less than ``tol`` over ``window`` steps is *converged* and held too. 
 run to the budget (``steps`` or ``epochs``). Checks read the device every
 ``check_every`` steps only; nothing else syncs inside a step.
 
+**History.** The cost, gradient norm, clipping and rate are recorded every
+``log_every`` steps and at the last step taken, whatever it is. A member's
+``final_loss`` is the cost at its own last step: the last step of the run, or the step
+it converged at, or its first non-finite cost.
+
 **Interrupting.** Ctrl-C during :func:`train` finishes the current step, stops, and
-returns what was computed, marked ``interrupted``.
+returns what was computed, marked ``interrupted``: the history up to the stop, the stop
+step included.
 
 Example:
     >>> from initlab import data, models
@@ -250,7 +300,7 @@ class MemberResult:
     config: Mapping[str, Any]  # its own values of the per-member fields
     status: Status  # why it stopped
     stopped_step: int  # how many steps it took (a diverged member: up to its first bad loss)
-    final_loss: float  # the last recorded cost (NaN/inf when diverged)
+    final_loss: float  # the cost at its last step (diverged: its first non-finite cost)
     train_accuracy: float | None  # at the end, in eval mode (None for mse)
     test_accuracy: float | None
 
@@ -264,7 +314,7 @@ class TrainResult:
     """
 
     members: tuple[MemberResult, ...]
-    steps: Tensor  # (S,) the steps recorded (every log_every)
+    steps: Tensor  # (S,) the steps recorded: every log_every, and the last step taken
     loss: Tensor  # (S, M) the cost at those steps (the training loss, or the custom cost)
     grad_norm: Tensor  # (S, M) the global gradient norm per member, before clipping
     clipped: Tensor  # (S, M) bool, whether clipping fired
@@ -339,33 +389,54 @@ class BatchPlan(Protocol):
 # --------------------------------------------------------------------------- losses
 
 
+# torch's grain size: a reduction over fewer elements runs on one thread, in one order.
+_SERIAL = 32768
+_CHUNK = 8192  # a longer row is summed in chunks of this many, then the chunks' sums
+
+
+def _row_mean(x: Tensor) -> Tensor:
+    """The mean of each row of x (M, K), summed in an order fixed by K alone.
+
+    torch sums one row of K ≥ 32,768 in per-thread pieces when it is the only row (M = 1),
+    and whole when there are others: the bits would depend on M and on the threads. Here
+    such a row is summed in chunks of 8,192 (then the chunks' sums), the same for any M.
+    """
+    k = x.shape[1]
+    if k < _SERIAL:
+        return x.sum(dim=1) / k
+    whole = k - k % _CHUNK
+    total = x[:, :whole].reshape(x.shape[0], -1, _CHUNK).sum(dim=2).sum(dim=1)
+    if whole < k:
+        total = total + x[:, whole:].sum(dim=1)
+    return total / k
+
+
 def _member_losses(logits: Tensor, y: Tensor, loss: str) -> Tensor:
     """Per-member mean loss over the batch, (M,), from logits in the stack's own layout
-    (M, out, B) and targets (1 or M, B, …)."""
+    (M, out, B) and targets (1 or M, B, …).
+
+    One route for every M, in kernels that give each member's elements the same bits
+    wherever the member sits in the stack: the log-softmax over the classes (dim 1, per
+    member and example), a gather, an elementwise difference, and :func:`_row_mean`.
+    """
     members, batch = logits.shape[0], logits.shape[2]
-    if loss == "cross_entropy":
-        # cross-entropy takes classes as dim 1: the logits are read in place.
-        if members == 1:  # one member: torch's own mean, one op fewer
-            return F.cross_entropy(logits, y.expand(1, batch)).reshape(1)
-        if y.shape[0] == 1 and not torch.compiler.is_compiling():  # compiled: fused anyway
-            # Targets shared by all members: loss_m = −Σ_{c,b} w[c,b]·log_softmax(z_m)[c,b]
-            # with w = one-hot(y)/B, one matrix-vector product. torch's nll_loss2d reads
-            # the (M, classes, B) layout slowly: the loss's forward and backward take a
-            # third of the time (a 2-10-5-1 net at M = 1024, one thread: 3.9 → 1.3 ms).
-            # (A log-probability of −inf, a logit gap beyond the float range, makes this
-            # member's loss NaN where torch's is finite; that member has diverged anyway.)
-            w = torch.zeros(logits.shape[1], batch, dtype=logits.dtype, device=logits.device)
-            w.scatter_(0, y, -1.0 / batch)
-            return torch.mv(F.log_softmax(logits, dim=1).reshape(members, -1), w.view(-1))
-        return F.cross_entropy(logits, y.expand(members, batch), reduction="none").mean(dim=1)
+    if loss == "mse":
+        target = y.to(logits.dtype)
+        target = target.unsqueeze(1) if target.dim() == 2 else target.transpose(1, 2)
+        return _row_mean((logits - target).square().reshape(members, -1))
     if loss == "bce":
-        z = logits[:, 0]
-        return F.binary_cross_entropy_with_logits(
-            z, y.to(z.dtype).expand_as(z), reduction="none"
-        ).mean(dim=1)
-    target = y.to(logits.dtype)
-    target = target.unsqueeze(1) if target.dim() == 2 else target.transpose(1, 2)
-    return (logits - target).square().flatten(1).mean(dim=1)
+        # −log σ(z) for label 1, −log(1 − σ(z)) for 0: the log-softmax of the logits (0, z).
+        # (torch's binary_cross_entropy_with_logits computes some elements in vector code
+        # and the last few in scalar code, which round differently: then a member's bits
+        # would depend on how many members precede it.)
+        logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
+        y = y.to(torch.long)
+    # Cross-entropy −log_softmax(z)[y]: the log-softmax read in the (M, classes, B) layout
+    # in place, and a gather of each example's class (torch's nll_loss2d reads this
+    # layout slowly).
+    logp = F.log_softmax(logits, dim=1)
+    picked = logp.gather(1, y.expand(members, batch).unsqueeze(1))
+    return -_row_mean(picked.view(members, batch))
 
 
 def _member_correct(out: Tensor, y: Tensor, loss: str) -> Tensor:
@@ -378,90 +449,179 @@ def _member_correct(out: Tensor, y: Tensor, loss: str) -> Tensor:
 # --------------------------------------------------------------------------- optimizers
 
 
-def _optimizer(name: str, params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    """torch.optim, at lr 1: the engine scales every member's step by its own lr."""
-    wd = config.weight_decay
-    if name == "rmsprop":  # torch has no fused RMSprop
-        return torch.optim.RMSprop(
-            params, lr=1.0, alpha=config.alpha, eps=config.eps, weight_decay=wd, foreach=True
-        )
-    # The fused kernels do the same arithmetic in one pass: on 2 CPU cores Adam's step
-    # takes a third of the time of the for-loop form; plain SGD gains nothing from it.
-    fusable = params[0].dtype in (torch.float32, torch.float64) and name != "sgd"
-    fused = {"fused": True} if fusable else {"foreach": True}
-    if name in ("sgd", "momentum", "nesterov"):
-        mom = 0.0 if name == "sgd" else config.momentum
-        return torch.optim.SGD(
-            params, lr=1.0, momentum=mom, nesterov=name == "nesterov", weight_decay=wd, **fused
-        )
-    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-    return cls(params, lr=1.0, betas=config.betas, eps=config.eps, weight_decay=wd, **fused)
+#: What torch's _foreach_ operations take and return.
+_Tensors: TypeAlias = list[Tensor] | tuple[Tensor, ...]
+
+
+def _member_view(values: Tensor, like: Tensor) -> Tensor:
+    """(M,) values as (M, 1, …): one value per member of a stacked tensor."""
+    return values.view((-1,) + (1,) * (like.dim() - 1))
+
+
+class _Rule:
+    """One optimizer's update of every member of the stack, with its own state.
+
+    :meth:`delta` returns s such that the new parameters are p − s (AdamW: p·(1 − lr·λ)
+    − s, with the factor from :meth:`decay`). Only elementwise operations with one
+    rounding each (mul, add, sub, div, sqrt) touch the values, so an element's result
+    does not depend on where it sits in memory (see the module docstring). The state
+    tensors are allocated once and updated in place.
+    """
+
+    def __init__(self, name: str, data: list[Tensor], config: TrainConfig) -> None:
+        self.name = name
+        self.config = config
+        self.steps = 0  # Adam's t
+        adam = name in ("adam", "adamw")
+        self.buf = [torch.zeros_like(d) for d in data] if name in ("momentum", "nesterov") else []
+        self.square = [torch.zeros_like(d) for d in data] if adam or name == "rmsprop" else []
+        self.mean = [torch.zeros_like(d) for d in data] if adam else []
+        # Adam's per-member factor lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ), rewritten in place every step,
+        # so its (M, 1, …) views are made once.
+        self.coef = data[0].new_zeros(data[0].shape[0]) if adam else None
+        self.coef_views = [] if self.coef is None else [_member_view(self.coef, d) for d in data]
+        self.decay_views: list[Tensor] = []  # AdamW's 1 − lr·λ per member, (M, 1, …)
+
+    def set_lr(self, lr: Tensor, data: list[Tensor]) -> None:
+        """A new learning rate (M,): AdamW's decay factors follow it."""
+        if self.name == "adamw" and self.config.weight_decay:
+            factor = 1.0 - lr * self.config.weight_decay
+            self.decay_views = [_member_view(factor, d) for d in data]
+
+    def delta(
+        self,
+        pick: list[int] | None,
+        p: list[Tensor],
+        g: _Tensors,
+        lr: Tensor,
+        lrv: list[Tensor],
+    ) -> _Tensors:
+        """The update s of the parameters p (new p = p − s) from the gradients g.
+
+        ``pick``: the indices of the parameters that have a gradient (None: all of them),
+        whose state is used; ``lr`` (M,) and ``lrv`` its views, one per tensor. The
+        gradients are read, never written (the engine reads them again after a stop).
+        """
+        c, name = self.config, self.name
+
+        def state(values: list[Tensor]) -> list[Tensor]:
+            return values if pick is None else [values[i] for i in pick]
+
+        if c.weight_decay and name != "adamw":  # L2: g + λ·p, torch's coupled decay
+            decayed = torch._foreach_mul(p, c.weight_decay)
+            torch._foreach_add_(decayed, g)
+            g = decayed
+        if name == "sgd":
+            return torch._foreach_mul(g, lrv)
+        if name in ("momentum", "nesterov"):  # torch's undamped momentum: b ← μ·b + g
+            buf = state(self.buf)
+            torch._foreach_mul_(buf, c.momentum)
+            torch._foreach_add_(buf, g)
+            if name == "momentum":
+                return torch._foreach_mul(buf, lrv)
+            s = torch._foreach_mul(buf, c.momentum)  # nesterov: g + μ·b
+            torch._foreach_add_(s, g)
+            torch._foreach_mul_(s, lrv)
+            return s
+        # RMSprop and Adam: v ← β·v + (1 − β)·g²
+        beta = c.alpha if name == "rmsprop" else c.betas[1]
+        square = state(self.square)
+        g2 = torch._foreach_mul(g, g)
+        torch._foreach_mul_(g2, 1.0 - beta)
+        torch._foreach_mul_(square, beta)
+        torch._foreach_add_(square, g2)
+        denom = torch._foreach_sqrt(square)
+        if name == "rmsprop":  # lr·g/(√v + ε)
+            torch._foreach_add_(denom, c.eps)
+            s = torch._foreach_div(g, denom)
+            torch._foreach_mul_(s, lrv)
+            return s
+        # Adam: m ← β₁·m + (1 − β₁)·g, then lr/(1 − β₁ᵗ) · m/(√v/√(1 − β₂ᵗ) + ε), written
+        # as lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ) · m/(√v + ε·√(1 − β₂ᵗ)): the same number, two
+        # operations fewer.
+        self.steps += 1
+        b1, b2 = c.betas
+        mean = state(self.mean)
+        g1 = torch._foreach_mul(g, 1.0 - b1)
+        torch._foreach_mul_(mean, b1)
+        torch._foreach_add_(mean, g1)
+        root = math.sqrt(1.0 - b2**self.steps)
+        torch._foreach_add_(denom, c.eps * root)
+        s = torch._foreach_div(mean, denom)
+        assert self.coef is not None
+        torch.mul(lr, root / (1.0 - b1**self.steps), out=self.coef)  # on the device: no sync
+        torch._foreach_mul_(s, state(self.coef_views))
+        return s
+
+    def decay(self, pick: list[int] | None) -> list[Tensor]:
+        """AdamW's per-member factors 1 − lr·λ, or [] when the rule has none."""
+        if not self.decay_views or pick is None:
+            return self.decay_views
+        return [self.decay_views[i] for i in pick]
 
 
 class _Stepper:
-    """Steps the stacked parameters with one torch optimizer per distinct optimizer name,
-    each member taking the step of its own optimizer scaled by its own lr."""
+    """Steps the stacked parameters: each member by its own optimizer, at its own lr.
+
+    Every member goes through the same operations whatever the stack holds: one lr or
+    many, one optimizer or several, all members training or some held. A single
+    optimizer with all members training updates the parameters in place (two passes
+    over each tensor for plain SGD: lr·g, then p − lr·g); otherwise each optimizer's
+    new parameters are computed aside and each member keeps those of its own
+    optimizer, or its old ones when it is held (``torch.where``: a held member's NaN
+    stays where it is).
+    """
 
     def __init__(self, params: list[nn.Parameter], names: list[str], config: TrainConfig) -> None:
         self.params = params
-        self.groups = sorted(set(names))
-        self.optimizers = [_optimizer(g, params, config) for g in self.groups]
-        device = params[0].device
-        self.masks = [torch.tensor([n == g for n in names], device=device) for g in self.groups]
-        # Plain SGD (no momentum, no weight decay) is p ← p − lr·g: done here with the op
-        # torch's foreach SGD runs, without Optimizer.step's per-call bookkeeping (hooks,
-        # grouping by device, grad-mode guards): ~40 µs less per step, which is a tenth of
-        # a step of the tiny net at M = 1 and decides whether M = 1 beats the plain loop.
-        self.plain_sgd = self.groups == ["sgd"] and config.weight_decay == 0.0
         # Detached aliases of the parameters: updated in place without a no_grad guard.
         self.data = [p.detach() for p in params]
+        groups = sorted(set(names))
+        self.rules = [_Rule(g, self.data, config) for g in groups]
+        device = params[0].device
+        self.masks = [torch.tensor([n == g for n in names], device=device) for g in groups]
+        self.lr: Tensor | None = None
+        self.lr_views: list[Tensor] = []
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
 
-    def step(self, lr: Tensor, lr_uniform: float | None, active: Tensor, all_active: bool) -> None:
-        """One step; lr (M,) per member; lr_uniform when all members share one lr."""
-        if self.plain_sgd and all_active:
-            # Parameters with no gradient are skipped, as torch.optim skips them.
-            data, grads = [], []
-            for d, p in zip(self.data, self.params, strict=True):
-                if p.grad is not None:
-                    data.append(d)
-                    grads.append(p.grad)
-            if lr_uniform is not None:  # bit for bit torch's foreach SGD step
-                torch._foreach_add_(data, grads, alpha=-lr_uniform)
+    def step(self, lr: Tensor, active: Tensor, all_active: bool) -> None:
+        """One step; lr (M,) per member; ``active`` (M,) bool: the members that train."""
+        if lr is not self.lr:  # a new rate (a schedule's new epoch): new views, once
+            self.lr = lr
+            self.lr_views = [_member_view(lr, d) for d in self.data]
+            for rule in self.rules:
+                rule.set_lr(lr, self.data)
+        # Parameters with no gradient are skipped, as torch.optim skips them.
+        pick: list[int] | None = None
+        grads = [p.grad for p in self.params]
+        if any(g is None for g in grads):
+            pick = [i for i, g in enumerate(grads) if g is not None]
+            if not pick:
                 return
-            # Each member's own lr in one op per tensor, instead of stepping at lr 1 and
-            # rescaling (7 ops per tensor): the whole step of a 784-100-100-10 net at
-            # M = 64 takes 2.9× less time.
-            for d, g in zip(data, grads, strict=True):
-                d.addcmul_(lr.view((-1,) + (1,) * (d.dim() - 1)), g, value=-1.0)
+        data = self.data if pick is None else [self.data[i] for i in pick]
+        lrv = self.lr_views if pick is None else [self.lr_views[i] for i in pick]
+        g = [t for t in grads if t is not None]
+        if len(self.rules) == 1 and all_active:
+            rule = self.rules[0]
+            s = rule.delta(pick, data, g, lr, lrv)
+            if decay := rule.decay(pick):
+                torch._foreach_mul_(data, decay)
+            torch._foreach_sub_(data, s)
             return
-        with torch.no_grad():
-            self._step(lr, lr_uniform, active, all_active)
-
-    def _step(self, lr: Tensor, lr_uniform: float | None, active: Tensor, all_active: bool) -> None:
-        if len(self.optimizers) == 1 and lr_uniform is not None and all_active:
-            opt = self.optimizers[0]
-            for group in opt.param_groups:
-                group["lr"] = lr_uniform
-            opt.step()
-            return
-        start = [p.detach().clone() for p in self.params]
-        new = [s.clone() for s in start]
-        for opt, mask in zip(self.optimizers, self.masks, strict=True):
-            for group in opt.param_groups:
-                group["lr"] = 1.0
-            opt.step()
+        kept = data
+        for rule, mask in zip(self.rules, self.masks, strict=True):
+            s = rule.delta(pick, data, g, lr, lrv)
+            decay = rule.decay(pick)
+            new = torch._foreach_sub(torch._foreach_mul(data, decay) if decay else data, s)
             keep = mask & active
-            for p, s, acc in zip(self.params, start, new, strict=True):
-                shape = (-1,) + (1,) * (p.dim() - 1)
-                moved = torch.addcmul(s, lr.view(shape), p - s)
-                acc.copy_(torch.where(keep.view(shape), moved, acc))
-                p.copy_(s)
-        for p, acc in zip(self.params, new, strict=True):
-            p.copy_(acc)
+            kept = [
+                torch.where(_member_view(keep, n), n, k) for n, k in zip(new, kept, strict=True)
+            ]
+        for d, k in zip(data, kept, strict=True):
+            d.copy_(k)
 
 
 def _has_batch_norm(model: nn.Module) -> bool:
@@ -505,9 +665,14 @@ def _grads(params: list[nn.Parameter]) -> list[Tensor]:
 
 
 def _per_member_norm(grads: list[Tensor], members: int) -> Tensor:
-    """The global 2-norm of each member's gradients, (M,)."""
+    """The global 2-norm of each member's gradients, (M,).
+
+    Every norm runs along a contiguous last dimension, which torch reduces row by row
+    in one order whatever the number of rows; over the first dimension of (T, M) it
+    sums in another order at M = 1 than at M > 1.
+    """
     norms = [torch.linalg.vector_norm(g.reshape(members, -1), dim=1) for g in grads]
-    total: Tensor = torch.linalg.vector_norm(torch.stack(norms), dim=0)
+    total: Tensor = torch.linalg.vector_norm(torch.stack(norms, dim=1), dim=1)
     return total
 
 
@@ -713,9 +878,12 @@ def train(
     status: list[Status] = ["budget"] * members
     stopped = [total] * members  # steps each member took
     pending: list[Tensor] = []  # training losses since the last check
+    pending_shown: list[Tensor] = []  # the recorded costs of those steps (custom cost)
+    final: list[float | None] = [None] * members  # the cost at a stopped member's last step
     no_clip = torch.zeros(members, dtype=torch.bool, device=device)
     ones = torch.ones(members, dtype=dtype, device=device)
     norm, fired = torch.zeros(members, device=device, dtype=dtype), no_clip
+    norm_step = -1  # the step whose gradient norm `norm` holds
     last_shown = torch.full((members,), math.nan, device=device, dtype=dtype)
     ring = torch.full((config.window + 1, members), math.nan, dtype=dtype, device=device)
 
@@ -767,21 +935,31 @@ def train(
             first_bad = bad_steps.to(torch.uint8).argmax(dim=0).tolist()
         else:
             any_bad, first_bad = [False] * members, [0] * members
-        pending.clear()
         bad_params = (~finite_params).tolist()
         change = [math.inf] * members
         if config.tol is not None:
             last, old = ring[step % (config.window + 1)], ring[(step + 1) % (config.window + 1)]
             change = (last - old).abs().tolist()
+        newly = []
         for m in range(members):
             if not active_host[m]:
                 continue
             if any_bad[m] or bad_params[m]:
                 active_host[m], status[m] = False, "diverged"
                 stopped[m] = first + first_bad[m] + 1 if any_bad[m] else step + 1
+                newly.append(m)
             elif config.tol is not None and step >= config.window and change[m] < config.tol:
                 active_host[m], status[m], stopped[m] = False, "converged", step + 1
-        active.copy_(torch.tensor(active_host, device=device))
+                newly.append(m)
+        if newly:  # the cost at each one's last step, still in the steps since the check
+            shown = torch.stack(pending_shown)
+            rows = torch.tensor([stopped[m] - 1 - first for m in newly], device=device)
+            values = shown[rows, torch.tensor(newly, device=device)].tolist()
+            for m, value in zip(newly, values, strict=True):
+                final[m] = value
+            active.copy_(torch.tensor(active_host, device=device))
+        pending.clear()
+        pending_shown.clear()
 
     def forward(xb: Tensor, yb: Tensor, update: Tensor | None) -> tuple[Tensor, Tensor]:
         out = model.logits(xb, update)  # (M, out, B)
@@ -795,7 +973,6 @@ def train(
     step = 0
     epoch = 0
     interrupted = False
-    lr_uniform: float | None = None
     # Each distinct schedule is evaluated once per epoch, and the M rates are rebuilt only
     # when a factor changes: with a full batch every step is an epoch, and M Python calls
     # per step cost 0.1 ms at M = 1024.
@@ -816,7 +993,6 @@ def train(
             if factors != last_factors:  # a new tensor only when a rate changes
                 lrs = [a * factors[i] for a, i in zip(lr0, which, strict=True)]
                 lr = _on_device(lrs, device, dtype)
-                lr_uniform = lrs[0] if len(set(lrs)) == 1 else None
                 last_factors = factors
             one_step = steps_per_epoch == 1  # full batch: the epoch cost is the step's
             epoch_sum = last_shown if one_step else torch.zeros(members, device=device, dtype=dtype)
@@ -845,9 +1021,11 @@ def train(
                 logging = step % config.log_every == 0
                 if config.clip is not None:  # the clipper measures the norm anyway
                     norm, fired = _clip(config.clip, params, _grads(params), threshold, members)
+                    norm_step = step
                 elif logging:
                     norm, fired = _per_member_norm(_grads(params), members), no_clip
-                stepper.step(lr, lr_uniform, active, all_active)
+                    norm_step = step
+                stepper.step(lr, active, all_active)
                 # Detached, nothing below builds a graph: no no_grad block needed.
                 trained = losses.detach()
                 pending.append(trained)  # read at the next check, for divergence
@@ -856,6 +1034,7 @@ def train(
                 else:  # the documented (M, B, out) layout
                     with torch.no_grad():
                         shown = cost(out.detach().transpose(1, 2), yb)
+                pending_shown.append(shown)
                 if config.tol is not None:
                     ring[step % (config.window + 1)] = shown
                 batch = xb.shape[0] if idx is None or idx.dim() == 1 else idx.shape[-1]
@@ -886,8 +1065,19 @@ def train(
             if flag.stop and step < total:
                 interrupted = True
     seconds = time.perf_counter() - started
-    if step and step % config.check_every:
+    if pending:
         check(step - 1)
+    if step and rec_steps[-1:] != [step - 1]:
+        # The history ends with the last step taken, logged or not (an interrupted run,
+        # a budget that is no multiple of log_every). Its gradients are still there: the
+        # optimizer only reads them.
+        if norm_step != step - 1:
+            norm, fired = _per_member_norm(_grads(params), members), no_clip
+        rec_steps.append(step - 1)
+        rec_loss.append(last_shown)
+        rec_norm.append(norm.detach())
+        rec_clip.append(fired)
+        rec_lr.append(lr)
     if interrupted:
         status = [s if s != "budget" else "interrupted" for s in status]
         stopped = [min(s, step) for s in stopped]
@@ -895,7 +1085,10 @@ def train(
         evaluate(step)
 
     loss = torch.stack(rec_loss).cpu() if rec_loss else torch.empty(0, members)
-    final = loss[-1].tolist() if len(loss) else [math.nan] * members
+    # A member that ran to the end: the cost of the last step; one stopped early: of its own
+    # last step (recorded at the check that stopped it).
+    last_costs: list[float] = last_shown.tolist()
+    final_loss = [last_costs[m] if (f := final[m]) is None else f for m in range(members)]
     train_acc, test_acc = eval_train[-1].tolist(), eval_test[-1].tolist()
     summaries = []
     for m in range(members):
@@ -912,7 +1105,7 @@ def train(
                 cfg,
                 status[m],
                 stopped[m],
-                final[m],
+                final_loss[m],
                 None if math.isnan(train_acc[m]) else train_acc[m],
                 None if math.isnan(test_acc[m]) else test_acc[m],
             )
