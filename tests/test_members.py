@@ -31,6 +31,9 @@ from torch import nn
 from initlab import data, models
 from initlab.train import OPTIMIZERS, TrainConfig, train
 
+# Every test here is a member-equivalence test: make test runs them under AVX2 too.
+pytestmark = pytest.mark.numerics
+
 WIDTHS = [5, 13, 7, 3]
 N = 40  # examples; batches of 8: five steps an epoch, so step_decay(1) changes lr
 STEPS = 12
@@ -170,18 +173,12 @@ SETTINGS = [  # (clip, weight decay, schedule): each clipper, decay and an lr sc
     ("norm", 0.0, "step_decay(1)"),
     ("agc", 0.01, "constant"),
 ]
-_CLIP_NORM_ALONE = pytest.mark.xfail(
-    strict=True,
-    reason="initlab.clip sums the per-tensor norms over dim 0 of (T, M): another order "
-    "at M = 1 than at M > 1 (clip.py's fix: reduce the (M, T) norms along dim 1)",
-)
 CASES = [
     pytest.param(
         dtype,
         own,
         *setting,
         id=f"{setting[0]}-{'own' if own else 'shared'}-batches-{str(dtype)[-7:]}",
-        marks=[_CLIP_NORM_ALONE] if own and setting[0] == "norm" else [],
     )
     for dtype, own, setting in itertools.product(
         (torch.float32, torch.float64), (False, True), SETTINGS

@@ -114,6 +114,7 @@ ENGINE_CASES = [
 ]
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(("optimizer", "batch_norm", "batch_size"), ENGINE_CASES)
 def test_stack_equals_members_trained_alone(
     optimizer: str, batch_norm: str | None, batch_size: str | int
@@ -134,6 +135,7 @@ def test_stack_equals_members_trained_alone(
     assert _compare(stack, _toy(), config) < REL
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_one_lr_for_all_members_takes_the_direct_path_and_agrees(optimizer: str) -> None:
     stack = models.mlp([4, 5, 3], "relu", members=2, dtype=torch.float64)
@@ -142,6 +144,7 @@ def test_one_lr_for_all_members_takes_the_direct_path_and_agrees(optimizer: str)
     assert _compare(stack, _toy(), config) < REL
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("clip", ["norm", "value"])
 def test_per_member_clipping_equals_torch_clipping_alone(clip: str) -> None:
     stack = models.mlp([4, 6, 3], "relu", members=3, dtype=torch.float64)
@@ -161,6 +164,7 @@ def test_per_member_clipping_equals_torch_clipping_alone(clip: str) -> None:
     assert not fired.any()
 
 
+@pytest.mark.numerics
 def test_mixed_optimizers_in_one_stack() -> None:
     stack = models.mlp([4, 6, 3], "tanh", members=3, dtype=torch.float64)
     models.init_members(stack, "xavier_normal", seeds=3)
@@ -170,6 +174,7 @@ def test_mixed_optimizers_in_one_stack() -> None:
     assert _compare(stack, _toy(), config) < REL
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("loss", ["bce", "mse"])
 def test_other_losses(loss: str) -> None:
     ds = _toy(classes=2)
@@ -179,6 +184,7 @@ def test_other_losses(loss: str) -> None:
     assert _compare(stack, ds, config) < REL
 
 
+@pytest.mark.numerics
 def test_a_diverging_member_leaves_the_others_bit_identical() -> None:
     ds = _toy()
     config = TrainConfig(
@@ -464,6 +470,7 @@ def test_a_last_batch_of_one_with_batch_norm_is_refused_up_front() -> None:
     assert result.total_steps == 10
 
 
+@pytest.mark.numerics
 def test_compiled_step_equals_the_eager_one() -> None:
     # torch.compile fuses kernels, so sums may round differently: 1e-10, as for the stack.
     def run(compiled: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -479,6 +486,7 @@ def test_compiled_step_equals_the_eager_one() -> None:
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.numerics
 def test_per_member_schedules_are_each_their_own() -> None:
     # Equal schedules are evaluated once per epoch and shared; a callable is kept as is.
     stack = models.mlp([4, 5, 3], "relu", members=4, dtype=torch.float64)
@@ -498,6 +506,7 @@ def test_per_member_schedules_are_each_their_own() -> None:
     assert _compare(stack, _toy(), config) < REL
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("members", [1, 3])
 @pytest.mark.parametrize("shared", [True, False])
 def test_member_losses_equal_torch_cross_entropy(members: int, shared: bool) -> None:

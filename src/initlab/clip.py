@@ -251,8 +251,12 @@ def _clip(
         dtype = reduce(torch.promote_types, (v.dtype for v in views))
 
         def total_norm(tensors: list[Tensor]) -> tuple[Tensor, Tensor]:
-            norms = torch.stack([_norm_over(t, norm_type, 1).to(device, dtype) for t in tensors])
-            return norms, torch.linalg.vector_norm(norms, norm_type, dim=0)
+            # (M, T), reduced along its contiguous last dim: a member's total is then summed
+            # in one order whatever M is (over dim 0 of (T, M), M = 1 rounded otherwise).
+            by_member = torch.stack(
+                [_norm_over(t, norm_type, 1).to(device, dtype) for t in tensors], dim=1
+            )
+            return by_member.T, torch.linalg.vector_norm(by_member, norm_type, dim=1)
 
         norms, before = total_norm(views)  # (T, M), (M,)
         bad = ~torch.isfinite(before)

@@ -826,8 +826,6 @@ def _fill_(tensor: Tensor, draw: Draw, generator: torch.Generator | None, fn: st
         if draw.distribution == "truncated_normal":
             assert draw.loc is not None and draw.scale is not None
             assert draw.low is not None and draw.high is not None
-            if tensor.is_meta:
-                return tensor
             # torch's sampler is exact (rejection from the normal or from a uniform
             # envelope), so both bound conventions share it and match torch bit for bit.
             return _torch_trunc_normal_(

@@ -53,9 +53,6 @@ neighbours' values, so members of one stack never touch each other. Measured on 
   sigmoid (2 ulp), elu, selu, silu, softplus (1 ulp), gelu (1 ulp in float64) and mish
   (3 ulp), and their derivatives; relu, leaky_relu, tanh, hardtanh and identity compute
   every element alike.
-- clipping by global norm: ``initlab.clip`` sums the per-tensor norms over the first
-  dimension of a (T, M) tensor, in another order at M = 1 than at M > 1 (one rounding
-  of the norm, then of the clipped gradient).
 
 Such a rounding difference then grows as any does in training: a chaotic run separates.
 
