@@ -1542,6 +1542,8 @@ def test_bad_shapes_and_selections(
     assert message in str(caught.value)
 
 
+# torch warns that complex modules are experimental: a complex layer is the point here.
+@pytest.mark.filterwarnings("ignore:Complex modules are a new feature:UserWarning")
 @pytest.mark.parametrize(
     ("model", "spec", "error", "message"),
     [

@@ -37,7 +37,7 @@ def test_unknown_lesson_and_missing_cuda_are_clear_errors() -> None:
         run("initialisation")
     from initlab.lessons import resolve_device
 
-    with pytest.raises(ValueError, match="expected a device"):
+    with pytest.raises(ValueError, match="expected device 'cpu', 'cuda' or 'cuda:N'. Got 'gpu'"):
         resolve_device("gpu")
-    with pytest.raises(ValueError, match="expected device 'cpu' or 'cuda'"):
+    with pytest.raises(ValueError, match="expected device 'cpu', 'cuda' or 'cuda:N'. Got 'meta'"):
         resolve_device("meta")
