@@ -61,6 +61,26 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     return Path(path)
 
 
+def _check_name(path: Path, what: str, temporary: bool) -> None:
+    """A path the OS can take: no NUL byte, and every name short enough (255 bytes),
+    the file's own with room for its temporary's (``.NAME.XXXXXXXX.SUFFIX.part``)."""
+    if "\0" in str(path):
+        raise ValueError(f"{what}: expected a path without NUL bytes. Got {str(path)!r}.")
+    for part in path.parts:
+        try:
+            size = len(os.fsencode(part)) + (16 if temporary and part == path.name else 0)
+        except UnicodeError:
+            raise ValueError(
+                f"{what}: expected a path this system can encode. Got {str(path)!r}."
+            ) from None
+        if size > 255:
+            raise ValueError(
+                f"{what}: expected names of at most about 240 bytes in the path. Got "
+                f"{str(path)!r}, with a name of {len(os.fsencode(part))} bytes. "
+                "Use a shorter name."
+            )
+
+
 def _writable_folder(folder: Path, what: str) -> None:
     """The nearest existing ancestor of ``folder`` must be a writable directory."""
     probe = folder
@@ -84,10 +104,11 @@ def check_output_file(path: str | Path, suffixes: Sequence[str], what: str) -> P
     """Check, before any work, that ``path`` can be written as one of ``suffixes``.
 
     Raises:
-        ValueError: an unknown suffix, a folder where the file should go, or a parent that
-            is a file or cannot be written.
+        ValueError: a NUL byte or a name too long, an unknown suffix, a folder where the
+            file should go, or a parent that is a file or cannot be written.
     """
     path = Path(path)
+    _check_name(path, what, temporary=True)
     if path.suffix.lower() not in suffixes:
         raise ValueError(
             f"{what} {str(path)!r} must end in {' or '.join(suffixes)}. "
@@ -106,9 +127,11 @@ def check_output_folder(path: str | Path, what: str) -> Path:
     """Check, before any work, that ``path`` is or can become a writable folder.
 
     Raises:
-        ValueError: ``path`` is a file, lies under a file, or cannot be written.
+        ValueError: a NUL byte or a name too long, ``path`` is a file, lies under a file,
+            or cannot be written.
     """
     path = Path(path)
+    _check_name(path / "index.html", what, temporary=True)  # what a report writes there
     if path.exists() and not path.is_dir():
         raise ValueError(
             f"{what} {str(path)!r} is a file. Give a folder (it is created if missing)."

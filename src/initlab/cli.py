@@ -289,27 +289,8 @@ def _device(device: str) -> torch.device:
         _fail(error, "--device")
 
 
-def _check_name(path: Path, option: str) -> None:
-    """A path the OS can take: no NUL byte, and every name short enough for the temporary
-    file it is first written as (``.NAME.XXXXXXXX.SUFFIX.part``)."""
-    if "\0" in str(path):
-        _fail(f"expected a path without NUL bytes. Got {str(path)!r}.", option)
-    for part in path.parts:
-        try:
-            size = len(os.fsencode(part)) + (16 if part == path.name else 0)
-        except UnicodeError:
-            _fail(f"expected a path this system can encode. Got {str(path)!r}.", option)
-        if size > 255:
-            _fail(
-                f"expected names of at most about 240 bytes in the path. Got {str(path)!r}, "
-                f"with a name of {len(os.fsencode(part))} bytes. Use a shorter name.",
-                option,
-            )
-
-
 def _output_file(path: Path | None, suffixes: Sequence[str], option: str) -> None:
     if path is not None:
-        _check_name(path, option)
         try:
             check_output_file(path, suffixes, option)
         except ValueError as error:
@@ -835,7 +816,6 @@ def lesson_command(
         )
     _device(device)
     folder = out if out is not None else Path("initlab-reports") / name
-    _check_name(folder / "index.html", "--out")
     try:
         check_output_folder(folder, "--out")
     except ValueError as error:
