@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import torch
 
+from initlab.experiments import resolve_device
 from initlab.report.html import Report
 from initlab.train import Progress, TrainResult, train
 
@@ -45,25 +46,6 @@ class Lesson:
     seconds: float
     lines: tuple[str, ...] = ()  # printed output, where the lesson prints some
     html: str = field(default="", repr=False)  # the report page itself
-
-
-_DEVICE_EXPECTED = "expected device 'cpu', 'cuda' or 'cuda:N'. Got {device!r}."
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"cuda:N"``, checked: a clear error without CUDA."""
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(_DEVICE_EXPECTED.format(device=device)) from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {device!r} was asked for, but this torch sees no CUDA GPU: "
-            "run on 'cpu', or install a CUDA build of torch on a machine with a GPU."
-        )
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(_DEVICE_EXPECTED.format(device=device))
-    return resolved
 
 
 class Context:
