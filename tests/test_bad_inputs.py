@@ -509,12 +509,12 @@ def test_ctrl_c_during_training_keeps_the_history_and_exits_130(
 ) -> None:
     real = initlab.train.train
 
-    def interrupted(*args: Any, progress: Any = None, **kwargs: Any) -> Any:
-        def report(p: Any) -> None:
-            progress(p)
-            signal.raise_signal(signal.SIGINT)  # as Ctrl-C would, at the first report
+    class CtrlC(initlab.train.Observer):
+        def on_step(self, run: Any) -> None:
+            signal.raise_signal(signal.SIGINT)  # as Ctrl-C would, at the first check
 
-        return real(*args, progress=report, **kwargs)
+    def interrupted(*args: Any, observers: Any = (), **kwargs: Any) -> Any:
+        return real(*args, observers=[*observers, CtrlC()], **kwargs)
 
     monkeypatch.setattr(initlab.train, "train", interrupted)
     history = tmp_path / "h.csv"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 import os
 import signal
 from collections.abc import Callable
@@ -13,7 +14,20 @@ from torch import nn
 from torch.nn import functional as F
 
 from initlab import data, models
-from initlab.train import Progress, TrainConfig, _member_losses, schedule_factor, train
+from initlab.train import (
+    Evaluation,
+    LogRow,
+    MemberStopped,
+    Observer,
+    Progress,
+    ProgressObserver,
+    Run,
+    TrainConfig,
+    TrainResult,
+    _member_losses,
+    schedule_factor,
+    train,
+)
 
 REL = 1e-10  # float64: the stack sums in another order and scales updates by lr
 
@@ -271,7 +285,10 @@ def test_ctrl_c_stops_at_a_step_boundary_and_keeps_the_history() -> None:
 
     stack = models.mlp([4, 5, 3], members=2, dtype=torch.float64)
     result = train(
-        stack, _toy(), TrainConfig(lr=0.1, steps=1000, check_every=10), progress=interrupt
+        stack,
+        _toy(),
+        TrainConfig(lr=0.1, steps=1000, check_every=10),
+        observers=[ProgressObserver(interrupt)],
     )
     assert result.interrupted and result.total_steps == 20
     assert [m.status for m in result.members] == ["interrupted", "interrupted"]
@@ -297,7 +314,7 @@ def test_an_interrupted_history_ends_with_the_stop_step_and_its_loss_is_final() 
     config = TrainConfig(
         optimizer="adam", lr=[0.01, 0.05], batch_size=6, steps=100_000, log_every=25, check_every=9
     )
-    result = train(stack, ds, config, progress=_interrupt_at(54))
+    result = train(stack, ds, config, observers=[ProgressObserver(_interrupt_at(54))])
     assert result.interrupted and result.total_steps == 54
     assert result.steps.tolist() == [0, 25, 50, 53]  # every logged step, then the stop step
     alone = TrainConfig(optimizer="adam", batch_size=6, steps=54)
@@ -362,10 +379,130 @@ def test_progress_reports() -> None:
         models.mlp([4, 5, 3], members=3),
         _toy(),
         TrainConfig(lr=0.1, steps=30, check_every=10),
-        progress=seen.append,
+        observers=[ProgressObserver(seen.append)],
     )
     assert [p.step for p in seen] == [10, 20, 30]
     assert seen[-1].active == 3 and seen[-1].best_loss <= seen[-1].worst_loss
+
+
+class _Recorder(Observer):
+    """Writes down every event, in order."""
+
+    every = 7
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def on_start(self, run: Run) -> None:
+        self.events.append(("start", run.step, run.total, run.members))
+
+    def on_step(self, run: Run) -> None:
+        self.events.append(("step", run.step, run.last_loss.clone()))
+
+    def on_log(self, run: Run, row: LogRow) -> None:
+        self.events.append(("log", row.step, row.loss.clone(), row.grad_norm.clone(), row.lr))
+
+    def on_eval(self, run: Run, evaluation: Evaluation) -> None:
+        self.events.append(("eval", evaluation.step, evaluation.train_accuracy))
+
+    def on_member_stopped(self, run: Run, event: MemberStopped) -> None:
+        self.events.append(("stopped", event.member, event.status, event.step, event.final_loss))
+
+    def on_end(self, run: Run, result: TrainResult) -> None:
+        self.events.append(("end", result))
+
+
+def test_observers_hear_every_event_as_the_result_records_it() -> None:
+    # Member 2's rate makes it diverge; log_every=3 and a budget of 30 (no multiple of 3).
+    stack = models.mlp([4, 5, 3], members=3, dtype=torch.float64)
+    models.init_members(stack, "he_normal", seeds=1)
+    config = TrainConfig(lr=[0.1, 0.05, 1e6], steps=30, log_every=3, eval_every=10, check_every=5)
+    recorder = _Recorder()
+    result = train(stack, _toy(), config, observers=[recorder])
+    kinds = [e[0] for e in recorder.events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("start") == 1
+    assert recorder.events[0][1:] == (0, 30, 3)
+    assert recorder.events[-1][1] is result
+    assert [e[1] for e in recorder.events if e[0] == "step"] == [7, 14, 21, 28]
+    logs = [e for e in recorder.events if e[0] == "log"]
+    assert [e[1] for e in logs] == result.steps.tolist() == [*range(0, 30, 3), 29]
+    for i, (_, _, loss, norm, lr) in enumerate(logs):
+        torch.testing.assert_close(loss, result.loss[i], rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(norm, result.grad_norm[i], rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(lr, result.lr[i], rtol=0, atol=0)
+    evals = [e for e in recorder.events if e[0] == "eval"]
+    assert [e[1] for e in evals] == result.eval_steps.tolist() == [10, 20, 30]
+    torch.testing.assert_close(evals[-1][2], result.train_accuracy[-1], equal_nan=True)
+    stopped = [e for e in recorder.events if e[0] == "stopped"]
+    diverged = result.members[2]
+    assert diverged.status == "diverged"
+    assert stopped == [("stopped", 2, "diverged", diverged.stopped_step, diverged.final_loss)]
+    # after 28 steps, an on_step observer reads the cost of step 27 (0-based), row 9
+    step_28 = next(e for e in recorder.events if e[0] == "step" and e[1] == 28)
+    torch.testing.assert_close(step_28[2], result.loss[9], rtol=0, atol=0, equal_nan=True)
+
+
+def test_an_observer_stops_the_run_at_a_step_boundary() -> None:
+    class StopAt(Observer):
+        every = 1
+
+        def on_step(self, run: Run) -> None:
+            if run.step == 13:
+                run.stop("the playground's pause")
+
+    stack = models.mlp([4, 5, 3], members=2, dtype=torch.float64)
+    config = TrainConfig(lr=0.1, steps=100, log_every=5)
+    result = train(stack, _toy(), config, observers=[StopAt()])
+    assert result.total_steps == 13 and not result.interrupted
+    assert result.stop_reason == "the playground's pause"
+    assert [m.status for m in result.members] == ["stopped", "stopped"]
+    assert [m.stopped_step for m in result.members] == [13, 13]
+    assert result.steps.tolist() == [0, 5, 10, 12]  # the history ends with the stop step
+    assert result.eval_steps.tolist() == [13]
+
+
+def test_observers_change_no_number_and_add_no_device_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An observer that reads nothing costs the run no device read (Tensor.tolist/item are
+    # how the engine reads the device), and the numbers are the same bits as without it.
+    def run(observers: list[Observer]) -> tuple[TrainResult, int]:
+        stack = models.mlp([4, 5, 3], members=3, dtype=torch.float64)
+        models.init_members(stack, "he_normal", seeds=2)
+        reads = 0
+        real_tolist, real_item = torch.Tensor.tolist, torch.Tensor.item
+
+        def tolist(self: torch.Tensor) -> Any:
+            nonlocal reads
+            reads += 1
+            return real_tolist(self)
+
+        def item(self: torch.Tensor) -> Any:
+            nonlocal reads
+            reads += 1
+            return real_item(self)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(torch.Tensor, "tolist", tolist)
+            patch.setattr(torch.Tensor, "item", item)
+            config = TrainConfig(lr=[0.1, 0.2, 0.3], batch_size=8, steps=60, check_every=20)
+            result = train(stack, _toy(), config, observers=observers)
+        return result, reads
+
+    class Silent(Observer):
+        every = 1
+
+        def on_step(self, run: Run) -> None:
+            pass
+
+        def on_log(self, run: Run, row: LogRow) -> None:
+            pass
+
+    plain, plain_reads = run([])
+    heard, heard_reads = run([Silent()])
+    assert heard_reads == plain_reads
+    torch.testing.assert_close(heard.loss, plain.loss, rtol=0, atol=0)
+    torch.testing.assert_close(heard.grad_norm, plain.grad_norm, rtol=0, atol=0)
 
 
 def test_schedules() -> None:
@@ -547,7 +684,7 @@ def test_freed_memory_is_recycled_only_during_a_cpu_run(monkeypatch: pytest.Monk
     stack = models.mlp([4, 5, 3], "relu", members=2, dtype=torch.float64)
     seen: list[list[tuple[str, int, int]]] = []
     config = TrainConfig(lr=0.1, steps=3, check_every=1)
-    train(stack, _toy(), config, progress=lambda p: seen.append(list(calls)))
+    train(stack, _toy(), config, observers=[ProgressObserver(lambda p: seen.append(list(calls)))])
     big = 2**31 - 1
     # raised for the run (mmap threshold −3, trim threshold −1), set back after (no trim:
     # FakeLibc has no malloc_trim)

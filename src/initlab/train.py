@@ -115,8 +115,14 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "BatchPlan",
+    "Evaluation",
+    "LogRow",
     "MemberResult",
+    "MemberStopped",
+    "Observer",
     "Progress",
+    "ProgressObserver",
+    "Run",
     "TrainConfig",
     "TrainResult",
     "schedule_factor",
@@ -126,7 +132,7 @@ __all__ = [
 LossName: TypeAlias = Literal["cross_entropy", "bce", "mse"]
 Schedule: TypeAlias = str | Callable[[int], float]
 ClipKind: TypeAlias = Literal["value", "norm", "agc"]
-Status: TypeAlias = Literal["converged", "diverged", "budget", "interrupted"]
+Status: TypeAlias = Literal["converged", "diverged", "budget", "interrupted", "stopped"]
 #: A custom cost: (outputs (M, B, out), targets) → (M,) per-member cost of the batch.
 CostFn: TypeAlias = Callable[[Tensor, Tensor], Tensor]
 
@@ -323,6 +329,7 @@ class TrainResult:
     interrupted: bool  # stopped by Ctrl-C
     seconds: float  # wall time of the training loop
     total_steps: int  # steps run
+    stop_reason: str | None = None  # why an observer stopped the run (members: "stopped")
 
     def to_frame(self) -> pd.DataFrame:
         """The per-step history, one row per (member, step)."""
@@ -362,7 +369,7 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class Progress:
-    """What a progress display needs, passed to ``progress`` at every check."""
+    """What a progress display needs (:meth:`Run.progress`, :class:`ProgressObserver`)."""
 
     step: int  # steps done
     total: int  # the step budget
@@ -371,6 +378,148 @@ class Progress:
     best_loss: float  # lowest current cost among the members
     worst_loss: float  # highest (inf/NaN when one diverged)
     steps_per_second: float
+
+
+# --------------------------------------------------------------------------- observers
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One row of the history as it is recorded: (M,) tensors on the run's device (reading
+    one waits for the device)."""
+
+    step: int  # the step (0-based) the row records
+    loss: Tensor  # the cost at that step
+    grad_norm: Tensor  # the global gradient norm before clipping
+    clipped: Tensor  # bool, whether clipping fired
+    lr: Tensor  # the learning rate used
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Accuracies after ``step`` steps, (M,) float64 on the CPU (NaN for mse, or without a
+    test set)."""
+
+    step: int
+    train_accuracy: Tensor
+    test_accuracy: Tensor
+
+
+@dataclass(frozen=True)
+class MemberStopped:
+    """A member stopped before the others: it diverged or converged."""
+
+    member: int
+    status: Status
+    step: int  # the steps it took
+    final_loss: float  # the cost at its last step
+
+
+class Observer:
+    """Hears a run of :func:`train`: subclass it and override what you need (all no-ops).
+
+    The engine calls only the methods a subclass overrides, at step boundaries. Nothing
+    here waits for the device unless the observer reads a tensor (``run.last_loss``, a
+    :class:`LogRow`'s) or calls ``run.progress()``: at a stopping check (every
+    ``config.check_every`` steps) the engine has just read the device anyway, so an
+    observer with ``every = None`` costs the run nothing more. ``run.stop(reason)`` ends the
+    run at the next step boundary.
+
+    Example:
+        >>> class Print(Observer):
+        ...     def on_member_stopped(self, run, event):
+        ...         print(f"member {event.member} {event.status} after {event.step} steps")
+    """
+
+    every: int | None = None  # on_step every this many steps; None: at each stopping check
+
+    def on_start(self, run: Run) -> None:
+        """Before the first step."""
+
+    def on_step(self, run: Run) -> None:
+        """After every ``every`` steps (``run.step`` steps done)."""
+
+    def on_log(self, run: Run, row: LogRow) -> None:
+        """After each step the history records (every ``config.log_every``, and the last)."""
+
+    def on_eval(self, run: Run, evaluation: Evaluation) -> None:
+        """After each accuracy evaluation (every ``config.eval_every`` steps, and the end)."""
+
+    def on_member_stopped(self, run: Run, event: MemberStopped) -> None:
+        """When a member diverges or converges (seen at a stopping check)."""
+
+    def on_end(self, run: Run, result: TrainResult) -> None:
+        """After the run, with its result."""
+
+
+class ProgressObserver(Observer):
+    """Calls ``fn`` with a :class:`Progress` at every stopping check (a progress bar)."""
+
+    def __init__(self, fn: Callable[[Progress], None]) -> None:
+        self.fn = fn
+
+    def on_step(self, run: Run) -> None:
+        self.fn(run.progress())
+
+
+class Run:
+    """A run in progress, as its observers see it."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+        self.model: Stack = engine.model
+        self.config: TrainConfig = engine.config
+        self.members: int = engine.members
+        self.total: int = engine.total  # the step budget
+        self.steps_per_epoch: int = engine.steps_per_epoch
+        self.device: torch.device = engine.device
+        self.started = time.perf_counter()  # when the loop started
+
+    @property
+    def step(self) -> int:
+        """Steps done."""
+        return self._engine.step
+
+    @property
+    def epoch(self) -> int:
+        """The epoch under way (0-based)."""
+        return self._engine.epoch
+
+    @property
+    def last_loss(self) -> Tensor:
+        """(M,) the cost at the last step, on the device."""
+        return self._engine.last_shown
+
+    @property
+    def active(self) -> list[bool]:
+        """Per member, whether it still trains (as of the last stopping check)."""
+        return list(self._engine.active_host)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the loop started."""
+        return time.perf_counter() - self.started
+
+    def progress(self) -> Progress:
+        """What a progress display shows (reads the cost from the device)."""
+        values = self.last_loss.tolist()
+        finite = [v for v in values if math.isfinite(v)]
+        active = self._engine.active_host
+        return Progress(
+            step=self.step,
+            total=self.total,
+            active=sum(active),
+            members=len(active),
+            best_loss=min(finite) if finite else math.nan,
+            worst_loss=max(values) if finite and len(finite) == len(values) else math.inf,
+            steps_per_second=self.step / max(self.elapsed, 1e-9),
+        )
+
+    def stop(self, reason: str = "stopped by an observer") -> None:
+        """End the run at the next step boundary; the members still training are marked
+        ``stopped`` and the result's ``stop_reason`` is ``reason``."""
+        flag = self._engine.flag
+        flag.stop, flag.reason = True, reason
 
 
 class BatchPlan(Protocol):
@@ -681,6 +830,7 @@ class _StopFlag:
 
     def __init__(self) -> None:
         self.stop = False
+        self.reason: str | None = None  # an observer's, when one stopped the run
         self._previous: Any = None
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
@@ -787,7 +937,7 @@ def train(
     *,
     batches: BatchPlan | None = None,
     cost: CostFn | None = None,
-    progress: Callable[[Progress], None] | None = None,
+    observers: Sequence[Observer] = (),
 ) -> TrainResult:
     """Train every member of ``model`` on ``data`` as ``config`` says; return the result.
 
@@ -799,7 +949,9 @@ def train(
             published notebook's order); it must cover the training set each epoch.
         cost: a per-member cost (outputs, targets) → (M,) to record instead of the training
             loss (e.g. a notebook's own cost formula); training still uses ``config.loss``.
-        progress: called at every check with a :class:`Progress` (the CLI draws a bar).
+        observers: :class:`Observer` objects that hear the run (start, steps, history rows,
+            evaluations, members stopping, end) and may stop it at a step boundary; a
+            progress display is one (:class:`ProgressObserver`).
 
     Returns:
         A :class:`TrainResult`.
@@ -807,123 +959,200 @@ def train(
     Raises:
         ValueError: data that does not fit the model, per-member lists of the wrong
             length, a batch size larger than the training set, non-finite data.
+
+    Example:
+        >>> from initlab import data, models
+        >>> class StopAt(Observer):
+        ...     every = 1
+        ...     def on_step(self, run):
+        ...         if run.step == 30:
+        ...             run.stop("enough")
+        >>> net = models.mlp([2, 4, 1], "tanh", members=2)
+        >>> ds = data.load("circles", n=100, seed=0)
+        >>> result = train(net, ds, TrainConfig(loss="bce", steps=100), observers=[StopAt()])
+        >>> result.total_steps, result.stop_reason, result.members[0].status
+        (30, 'enough', 'stopped')
     """
-    ds = _as_dataset(data)
-    members = model.members
-    param0 = next(model.parameters())
-    device, dtype = param0.device, param0.dtype
-    x_train, y_train = ds.x_train.to(device=device, dtype=dtype), ds.y_train.to(device)
-    x_test, y_test = ds.x_test.to(device=device, dtype=dtype), ds.y_test.to(device)
-    if config.loss == "bce":
-        y_train, y_test = y_train.to(dtype), y_test.to(dtype)
-    n = x_train.shape[0]
-    model._is_shared(x_train[:1])  # the features must fit the model: a clear error if not
-    _check_outputs(model, ds, config.loss)
-    model.train()
+    engine = _Engine(model, _as_dataset(data), config, batches, cost)
+    run = Run(engine)
+    for o in observers:
+        if type(o).on_start is not Observer.on_start:
+            o.on_start(run)
+    _loop(engine, run, _Hooks(observers, config.check_every))
+    result = engine.result(run)
+    for o in observers:
+        if type(o).on_end is not Observer.on_end:
+            o.on_end(run, result)
+    return result
 
-    names = config.per_member("optimizer", members)
-    lr0 = [float(v) for v in config.per_member("lr", members)]
-    schedules = config.per_member("schedule", members)
-    thresholds = [float(v) for v in config.per_member("clip_threshold", members)]
-    seeds = config.per_member("seeds", members) if not isinstance(config.seeds, int) else None
-    # Equal seeds are one order: the members then share each batch (no per-member gather).
-    shuffle: int | list[int]
-    if seeds is None:
-        shuffle = int(config.seeds)  # type: ignore[arg-type]
-    else:
-        shuffle = int(seeds[0]) if len(set(seeds)) == 1 else [int(v) for v in seeds]
-    if batches is None:
-        if config.batch_size != "full" and config.batch_size > n:
-            raise ValueError(
-                param_message(
-                    "train",
-                    "batch_size",
-                    f"at most the {n} training examples",
-                    config.batch_size,
-                    "Use batch_size='full' for all of them.",
-                )
+
+class _Hooks:
+    """The observers sorted by what they override, once: the loop calls only those."""
+
+    def __init__(self, observers: Sequence[Observer], check_every: int) -> None:
+        def overriding(name: str) -> list[Observer]:
+            return [o for o in observers if getattr(type(o), name) is not getattr(Observer, name)]
+
+        stepping = overriding("on_step")
+        self.at_check = [o for o in stepping if o.every is None]
+        self.every = [(int(o.every), o) for o in stepping if o.every is not None]
+        for k, _ in self.every:
+            check_int("Observer", "every", k, low=1)
+        self.log = overriding("on_log")
+        self.eval = overriding("on_eval")
+        self.stopped = overriding("on_member_stopped")
+
+
+def _batch_plan(
+    model: Stack, config: TrainConfig, n: int, shuffle: int | list[int], device: torch.device
+) -> BatchPlan | None:
+    """``config.batch_size``'s batching scheme (None: the whole set every step), checked."""
+    if config.batch_size == "full":
+        return None
+    if config.batch_size > n:
+        raise ValueError(
+            param_message(
+                "train",
+                "batch_size",
+                f"at most the {n} training examples",
+                config.batch_size,
+                "Use batch_size='full' for all of them.",
             )
-        plan: BatchPlan | None = None
-        if config.batch_size != "full":
-            plan = Batcher(n, config.batch_size, shuffle, drop_last=config.drop_last, device=device)
-            last = n % config.batch_size
-            if last == 1 and not config.drop_last and _has_batch_norm(model):
-                raise ValueError(
-                    f"With {n} examples and batch_size={config.batch_size} each epoch ends with "
-                    "a batch of 1, and batch norm needs more than one value per channel in "
-                    "training. Use drop_last=True (--drop-last) or another batch size."
-                )
-    else:
-        plan = batches
-    steps_per_epoch = 1 if plan is None else plan.steps_per_epoch
-    total = config.steps if config.steps is not None else 0
-    if config.epochs is not None:
-        by_epochs = config.epochs * steps_per_epoch
-        total = by_epochs if config.steps is None else min(total, by_epochs)
+        )
+    if n % config.batch_size == 1 and not config.drop_last and _has_batch_norm(model):
+        raise ValueError(
+            f"With {n} examples and batch_size={config.batch_size} each epoch ends with "
+            "a batch of 1, and batch norm needs more than one value per channel in "
+            "training. Use drop_last=True (--drop-last) or another batch size."
+        )
+    return Batcher(n, config.batch_size, shuffle, drop_last=config.drop_last, device=device)
 
-    params = list(model.parameters())
-    stepper = _Stepper(params, names, config)
-    # One threshold: a number (no tensor at all). Several: a tensor moved to the device
-    # once (TrainConfig has checked them), so no step copies or reads it.
-    threshold: float | Tensor = (
-        thresholds[0]
-        if len(set(thresholds)) == 1
-        else torch.tensor(thresholds, dtype=dtype, device=device)
-    )
-    active = torch.ones(members, dtype=torch.bool, device=device)
-    active_host = [True] * members
-    status: list[Status] = ["budget"] * members
-    stopped = [total] * members  # steps each member took
-    pending: list[Tensor] = []  # training losses since the last check
-    pending_shown: list[Tensor] = []  # the recorded costs of those steps (custom cost)
-    final: list[float | None] = [None] * members  # the cost at a stopped member's last step
-    no_clip = torch.zeros(members, dtype=torch.bool, device=device)
-    ones = torch.ones(members, dtype=dtype, device=device)
-    norm, fired = torch.zeros(members, device=device, dtype=dtype), no_clip
-    norm_step = -1  # the step whose gradient norm `norm` holds
-    last_shown = torch.full((members,), math.nan, device=device, dtype=dtype)
-    ring = torch.full((config.window + 1, members), math.nan, dtype=dtype, device=device)
 
-    rec_steps: list[int] = []
-    rec_loss: list[Tensor] = []
-    rec_norm: list[Tensor] = []
-    rec_clip: list[Tensor] = []
-    rec_lr: list[Tensor] = []
-    epoch_losses: list[Tensor] = []
-    eval_steps: list[int] = []
-    eval_train: list[Tensor] = []
-    eval_test: list[Tensor] = []
+class _Engine:
+    """A run's state: set up before the loop, read by it, summarized after it.
 
-    def evaluate(step: int) -> None:
+    The loop itself is :func:`_loop`; what runs once per check, per evaluation or per run
+    lives here, out of the hot path.
+    """
+
+    def __init__(
+        self,
+        model: Stack,
+        ds: Dataset,
+        config: TrainConfig,
+        batches: BatchPlan | None,
+        cost: CostFn | None,
+    ) -> None:
+        self.model, self.config, self.cost = model, config, cost
+        members = self.members = model.members
+        param0 = next(model.parameters())
+        device, dtype = self.device, self.dtype = param0.device, param0.dtype
+        self.x_train = ds.x_train.to(device=device, dtype=dtype)
+        self.x_test = ds.x_test.to(device=device, dtype=dtype)
+        y_train, y_test = ds.y_train.to(device), ds.y_test.to(device)
+        if config.loss == "bce":
+            y_train, y_test = y_train.to(dtype), y_test.to(dtype)
+        self.y_train, self.y_test = y_train, y_test
+        n = self.x_train.shape[0]
+        model._is_shared(self.x_train[:1])  # the features must fit the model: a clear error
+        _check_outputs(model, ds, config.loss)
+        model.train()
+
+        self.names = config.per_member("optimizer", members)
+        self.lr0 = [float(v) for v in config.per_member("lr", members)]
+        self.schedules = config.per_member("schedule", members)
+        self.thresholds = [float(v) for v in config.per_member("clip_threshold", members)]
+        seeds = config.per_member("seeds", members) if not isinstance(config.seeds, int) else None
+        self.seeds = seeds
+        # Equal seeds are one order: the members then share each batch (no per-member gather).
+        shuffle: int | list[int]
+        if seeds is None:
+            shuffle = int(config.seeds)  # type: ignore[arg-type]
+        else:
+            shuffle = int(seeds[0]) if len(set(seeds)) == 1 else [int(v) for v in seeds]
+        self.plan = (
+            batches if batches is not None else _batch_plan(model, config, n, shuffle, device)
+        )
+        self.steps_per_epoch = 1 if self.plan is None else self.plan.steps_per_epoch
+        total = config.steps if config.steps is not None else 0
+        if config.epochs is not None:
+            by_epochs = config.epochs * self.steps_per_epoch
+            total = by_epochs if config.steps is None else min(total, by_epochs)
+        self.total = total
+
+        self.params = list(model.parameters())
+        self.stepper = _Stepper(self.params, self.names, config)
+        # One threshold: a number (no tensor at all). Several: a tensor moved to the device
+        # once (TrainConfig has checked them), so no step copies or reads it.
+        self.threshold: float | Tensor = (
+            self.thresholds[0]
+            if len(set(self.thresholds)) == 1
+            else torch.tensor(self.thresholds, dtype=dtype, device=device)
+        )
+        self.active = torch.ones(members, dtype=torch.bool, device=device)
+        self.active_host = [True] * members
+        self.status: list[Status] = ["budget"] * members
+        self.stopped = [total] * members  # steps each member took
+        self.pending: list[Tensor] = []  # training losses since the last check
+        self.pending_shown: list[Tensor] = []  # the recorded costs of those steps
+        self.final: list[float | None] = [None] * members  # cost at a stopped member's last step
+        self.no_clip = torch.zeros(members, dtype=torch.bool, device=device)
+        self.norm = torch.zeros(members, device=device, dtype=dtype)
+        self.fired = self.no_clip
+        self.norm_step = -1  # the step whose gradient norm `norm` holds
+        self.last_shown = torch.full((members,), math.nan, device=device, dtype=dtype)
+        self.ring = torch.full((config.window + 1, members), math.nan, dtype=dtype, device=device)
+        self.lr = torch.empty(0)
+        self.step = self.epoch = 0
+        self.interrupted = False
+        self.flag = _StopFlag()
+        self.stop_reason: str | None = None
+        self.seconds = 0.0
+        self.rec_steps: list[int] = []
+        self.rec_loss: list[Tensor] = []
+        self.rec_norm: list[Tensor] = []
+        self.rec_clip: list[Tensor] = []
+        self.rec_lr: list[Tensor] = []
+        self.epoch_losses: list[Tensor] = []
+        self.eval_steps: list[int] = []
+        self.eval_train: list[Tensor] = []
+        self.eval_test: list[Tensor] = []
+
+    def evaluate(self, step: int, run: Run, hooks: _Hooks | None) -> None:
+        """Train and test accuracy of every member, in eval mode."""
+        model, members, loss = self.model, self.members, self.config.loss
         was_training = model.training
         model.eval()
         with torch.no_grad():
             accs = []
-            for x, y in ((x_train, y_train), (x_test, y_test)):
+            for x, y in ((self.x_train, self.y_train), (self.x_test, self.y_test)):
                 # float64, so that 298/300 prints as 0.9933333333333333, as NumPy's mean does
-                acc = torch.full((members,), math.nan, device=device, dtype=torch.float64)
-                if config.loss != "mse" and x.shape[0]:  # mse has no classes to count
+                acc = torch.full((members,), math.nan, device=self.device, dtype=torch.float64)
+                if loss != "mse" and x.shape[0]:  # mse has no classes to count
                     acc.zero_()
                     for start in range(0, x.shape[0], 8192):
                         out = model(x[start : start + 8192])
-                        acc += _member_correct(
-                            out, y[start : start + 8192].unsqueeze(0), config.loss
-                        )
+                        acc += _member_correct(out, y[start : start + 8192].unsqueeze(0), loss)
                     acc /= x.shape[0]
-                accs.append(acc)
+                accs.append(acc.cpu())
         model.train(was_training)
-        eval_steps.append(step)
-        eval_train.append(accs[0].cpu())
-        eval_test.append(accs[1].cpu())
+        self.eval_steps.append(step)
+        self.eval_train.append(accs[0])
+        self.eval_test.append(accs[1])
+        if hooks is not None and hooks.eval:
+            event = Evaluation(step, accs[0], accs[1])
+            for o in hooks.eval:
+                o.on_eval(run, event)
 
-    def check(step: int) -> None:
+    def check(self, step: int, run: Run, hooks: _Hooks | None) -> None:
         """Read the device: mark diverged and converged members (one sync).
 
         ``pending`` holds the training losses since the last check, so a member's
         divergence is dated to the first step whose loss was not finite.
         """
+        members, config, pending = self.members, self.config, self.pending
         finite_params = torch.stack(
-            [torch.isfinite(p.detach().reshape(members, -1)).all(dim=1) for p in params]
+            [torch.isfinite(p.detach().reshape(members, -1)).all(dim=1) for p in self.params]
         ).all(dim=0)
         first = step + 1 - len(pending)
         if pending:
@@ -935,28 +1164,133 @@ def train(
         bad_params = (~finite_params).tolist()
         change = [math.inf] * members
         if config.tol is not None:
-            last, old = ring[step % (config.window + 1)], ring[(step + 1) % (config.window + 1)]
-            change = (last - old).abs().tolist()
+            ring, w = self.ring, config.window + 1
+            change = (ring[step % w] - ring[(step + 1) % w]).abs().tolist()
         newly = []
         for m in range(members):
-            if not active_host[m]:
+            if not self.active_host[m]:
                 continue
             if any_bad[m] or bad_params[m]:
-                active_host[m], status[m] = False, "diverged"
-                stopped[m] = first + first_bad[m] + 1 if any_bad[m] else step + 1
+                self.active_host[m], self.status[m] = False, "diverged"
+                self.stopped[m] = first + first_bad[m] + 1 if any_bad[m] else step + 1
                 newly.append(m)
             elif config.tol is not None and step >= config.window and change[m] < config.tol:
-                active_host[m], status[m], stopped[m] = False, "converged", step + 1
+                self.active_host[m], self.status[m], self.stopped[m] = False, "converged", step + 1
                 newly.append(m)
-        if newly:  # the cost at each one's last step, still in the steps since the check
-            shown = torch.stack(pending_shown)
-            rows = torch.tensor([stopped[m] - 1 - first for m in newly], device=device)
-            values = shown[rows, torch.tensor(newly, device=device)].tolist()
-            for m, value in zip(newly, values, strict=True):
-                final[m] = value
-            active.copy_(torch.tensor(active_host, device=device))
+        if newly:
+            self._stop_members(newly, first, run, hooks)
         pending.clear()
-        pending_shown.clear()
+        self.pending_shown.clear()
+
+    def _stop_members(self, newly: list[int], first: int, run: Run, hooks: _Hooks | None) -> None:
+        """The cost at each newly stopped member's last step (still among the steps since
+        the check); its observers told."""
+        shown = torch.stack(self.pending_shown)
+        rows = torch.tensor([self.stopped[m] - 1 - first for m in newly], device=self.device)
+        values = shown[rows, torch.tensor(newly, device=self.device)].tolist()
+        for m, value in zip(newly, values, strict=True):
+            self.final[m] = value
+        self.active.copy_(torch.tensor(self.active_host, device=self.device))
+        if hooks is not None and hooks.stopped:
+            for m, value in zip(newly, values, strict=True):
+                event = MemberStopped(m, self.status[m], self.stopped[m], value)
+                for o in hooks.stopped:
+                    o.on_member_stopped(run, event)
+
+    def record(self, step: int, shown: Tensor) -> LogRow:
+        """One history row (its tensors stay on the device)."""
+        self.rec_steps.append(step)
+        self.rec_loss.append(shown)
+        self.rec_norm.append(self.norm.detach())
+        self.rec_clip.append(self.fired)
+        self.rec_lr.append(self.lr)
+        return LogRow(step, shown, self.norm.detach(), self.fired, self.lr)
+
+    def finish(self, run: Run, hooks: _Hooks) -> None:
+        """After the loop: the last check, the last step's row, the last evaluation."""
+        step = self.step
+        if self.pending:
+            self.check(step - 1, run, hooks)
+        if step and self.rec_steps[-1:] != [step - 1]:
+            # The history ends with the last step taken, logged or not (an interrupted run,
+            # a budget that is no multiple of log_every). Its gradients are still there:
+            # the optimizer only reads them.
+            if self.norm_step != step - 1:
+                grads = _grads(self.params)
+                self.norm, self.fired = _per_member_norm(grads, self.members), self.no_clip
+            row = self.record(step - 1, self.last_shown)
+            for o in hooks.log:
+                o.on_log(run, row)
+        if self.interrupted:  # by Ctrl-C, or by an observer (which says why)
+            reason = self.stop_reason = self.flag.reason
+            mark: Status = "interrupted" if reason is None else "stopped"
+            self.status = [s if s != "budget" else mark for s in self.status]
+            self.stopped = [min(s, step) for s in self.stopped]
+            self.interrupted = reason is None
+        if not self.eval_steps or self.eval_steps[-1] != step:
+            self.evaluate(step, run, hooks)
+
+    def result(self, run: Run) -> TrainResult:
+        """The run's summary and history, on the CPU."""
+        members = self.members
+        # A member that ran to the end: the cost of the last step; one stopped early: of
+        # its own last step (recorded at the check that stopped it).
+        last_costs: list[float] = self.last_shown.tolist()
+        final_loss = [last_costs[m] if (f := self.final[m]) is None else f for m in range(members)]
+        train_acc, test_acc = self.eval_train[-1].tolist(), self.eval_test[-1].tolist()
+        summaries = []
+        for m in range(members):
+            cfg = {
+                "optimizer": self.names[m],
+                "lr": self.lr0[m],
+                "schedule": self.schedules[m],
+                "clip_threshold": self.thresholds[m] if self.config.clip else None,
+                "seed": self.seeds[m] if self.seeds is not None else self.config.seeds,
+            }
+            summaries.append(
+                MemberResult(
+                    m,
+                    cfg,
+                    self.status[m],
+                    self.stopped[m],
+                    final_loss[m],
+                    None if math.isnan(train_acc[m]) else train_acc[m],
+                    None if math.isnan(test_acc[m]) else test_acc[m],
+                )
+            )
+
+        def rows(values: list[Tensor], dtype: torch.dtype | None = None) -> Tensor:
+            return torch.stack(values).cpu() if values else torch.empty(0, members, dtype=dtype)
+
+        return TrainResult(
+            members=tuple(summaries),
+            steps=torch.tensor(self.rec_steps, dtype=torch.long),
+            loss=rows(self.rec_loss),
+            grad_norm=rows(self.rec_norm),
+            clipped=rows(self.rec_clip, torch.bool),
+            lr=rows(self.rec_lr),
+            epoch_loss=rows(self.epoch_losses),
+            eval_steps=torch.tensor(self.eval_steps, dtype=torch.long),
+            train_accuracy=torch.stack(self.eval_train),
+            test_accuracy=torch.stack(self.eval_test),
+            interrupted=self.interrupted,
+            seconds=self.seconds,
+            total_steps=self.step,
+            stop_reason=self.stop_reason,
+        )
+
+
+def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
+    """The training loop: steps until the budget, every member stopped, Ctrl-C or an
+    observer's stop. Everything it reads often is a local."""
+    config, model, stepper, params, members = e.config, e.model, e.stepper, e.params, e.members
+    cost, plan, total, device, dtype = e.cost, e.plan, e.total, e.device, e.dtype
+    x_train, y_train = e.x_train, e.y_train
+    pending, pending_shown, ring, window = e.pending, e.pending_shown, e.ring, config.window + 1
+    clip, threshold, tol = config.clip, e.threshold, config.tol
+    log_every, eval_every, check_every = config.log_every, config.eval_every, config.check_every
+    steps_per_epoch, epoch_losses, no_clip = e.steps_per_epoch, e.epoch_losses, e.no_clip
+    at_check, every, log_hooks = hooks.at_check, hooks.every, hooks.log
 
     def forward(xb: Tensor, yb: Tensor, update: Tensor | None) -> tuple[Tensor, Tensor]:
         out = model.logits(xb, update)  # (M, out, B)
@@ -965,31 +1299,33 @@ def train(
     if config.compile:
         forward = torch.compile(forward)
 
+    ones = torch.ones(members, dtype=dtype, device=device)
     all_active = True
-    started = time.perf_counter()
-    step = 0
-    epoch = 0
+    started = run.started = time.perf_counter()
+    step = epoch = 0
     interrupted = False
     # Each distinct schedule is evaluated once per epoch, and the M rates are rebuilt only
     # when a factor changes: with a full batch every step is an epoch, and M Python calls
     # per step cost 0.1 ms at M = 1024.
     distinct: list[Schedule] = []
-    for sch in schedules:
+    for sch in e.schedules:
         if sch not in distinct:  # by ==: a callable need not be hashable
             distinct.append(sch)
     factor_fns = [_compiled(sch) for sch in distinct]
-    which = [distinct.index(sch) for sch in schedules]
+    which = [distinct.index(sch) for sch in e.schedules]
     last_factors: tuple[float, ...] = ()
+    lr = e.lr
     y_full = y_train.unsqueeze(0)
+    norm, fired, last_shown = e.norm, e.fired, e.last_shown
     # index_select rather than x[idx]: 2–4× faster gathers (23 µs of a step at M = 1).
     batch_buffer = x_train.new_empty(0)
     any_active = True  # any(active_host), kept up to date at the checks
-    with _StopFlag() as flag, _RecycledMemory(device):
+    with e.flag as flag, _RecycledMemory(device):
         while step < total and any_active and not interrupted:
             factors = tuple(f(epoch) for f in factor_fns)
             if factors != last_factors:  # a new tensor only when a rate changes
-                lrs = [a * factors[i] for a, i in zip(lr0, which, strict=True)]
-                lr = _on_device(lrs, device, dtype)
+                lrs = [a * factors[i] for a, i in zip(e.lr0, which, strict=True)]
+                lr = e.lr = _on_device(lrs, device, dtype)
                 last_factors = factors
             one_step = steps_per_epoch == 1  # full batch: the epoch cost is the step's
             epoch_sum = last_shown if one_step else torch.zeros(members, device=device, dtype=dtype)
@@ -1010,19 +1346,19 @@ def train(
                         batch_buffer.resize_(0)  # (keeps the memory; no resize warning)
                     xb = torch.index_select(x_train, 0, idx.reshape(-1), out=batch_buffer)
                     xb, yb = xb.view(*idx.shape, *x_train.shape[1:]), y_train[idx]
-                out, losses = forward(xb, yb, None if all_active else active)
+                out, losses = forward(xb, yb, None if all_active else e.active)
                 stepper.zero_grad()
                 # d(Σ losses)/d(loss_m) = 1: each member gets its own gradient, and no
                 # sum node is built for it.
                 losses.backward(ones)  # type: ignore[no-untyped-call]
-                logging = step % config.log_every == 0
-                if config.clip is not None:  # the clipper measures the norm anyway
-                    norm, fired = _clip(config.clip, params, _grads(params), threshold, members)
-                    norm_step = step
+                logging = step % log_every == 0
+                if clip is not None:  # the clipper measures the norm anyway
+                    norm, fired = _clip(clip, params, _grads(params), threshold, members)
+                    e.norm_step = step
                 elif logging:
                     norm, fired = _per_member_norm(_grads(params), members), no_clip
-                    norm_step = step
-                stepper.step(lr, active, all_active)
+                    e.norm_step = step
+                stepper.step(lr, e.active, all_active)
                 # Detached, nothing below builds a graph: no no_grad block needed.
                 trained = losses.detach()
                 pending.append(trained)  # read at the next check, for divergence
@@ -1032,8 +1368,8 @@ def train(
                     with torch.no_grad():
                         shown = cost(out.detach().transpose(1, 2), yb)
                 pending_shown.append(shown)
-                if config.tol is not None:
-                    ring[step % (config.window + 1)] = shown
+                if tol is not None:
+                    ring[step % window] = shown
                 batch = xb.shape[0] if idx is None or idx.dim() == 1 else idx.shape[-1]
                 if one_step:
                     epoch_sum = shown
@@ -1041,89 +1377,37 @@ def train(
                     epoch_sum.add_(shown, alpha=batch)
                 seen += batch
                 if logging:
-                    rec_steps.append(step)
-                    rec_loss.append(shown)
-                    rec_norm.append(norm.detach())
-                    rec_clip.append(fired)
-                    rec_lr.append(lr)
+                    e.norm, e.fired = norm, fired
+                    row = e.record(step, shown)
+                    for o in log_hooks:
+                        o.on_log(run, row)
                 last_shown = shown
                 step += 1
-                if config.eval_every is not None and step % config.eval_every == 0:
-                    evaluate(step)
-                if step % config.check_every == 0 or step == total:
-                    check(step - 1)
-                    all_active, any_active = all(active_host), any(active_host)
-                    if progress is not None:
-                        progress(_progress(step, total, active_host, last_shown, started))
+                if eval_every is not None and step % eval_every == 0:
+                    e.evaluate(step, run, hooks)
+                checked = step % check_every == 0 or step == total
+                if checked:
+                    e.step = step
+                    e.check(step - 1, run, hooks)
+                    all_active, any_active = all(e.active_host), any(e.active_host)
+                if every or (checked and at_check):
+                    e.step, e.epoch, e.last_shown = step, epoch, last_shown
+                    if checked:
+                        for o in at_check:
+                            o.on_step(run)
+                    for k, o in every:
+                        if step % k == 0:
+                            o.on_step(run)
             if seen:
                 # on the device: no sync
                 epoch_losses.append(epoch_sum if one_step else epoch_sum.div_(seen))
             epoch += 1
             if flag.stop and step < total:
                 interrupted = True
-    seconds = time.perf_counter() - started
-    if pending:
-        check(step - 1)
-    if step and rec_steps[-1:] != [step - 1]:
-        # The history ends with the last step taken, logged or not (an interrupted run,
-        # a budget that is no multiple of log_every). Its gradients are still there: the
-        # optimizer only reads them.
-        if norm_step != step - 1:
-            norm, fired = _per_member_norm(_grads(params), members), no_clip
-        rec_steps.append(step - 1)
-        rec_loss.append(last_shown)
-        rec_norm.append(norm.detach())
-        rec_clip.append(fired)
-        rec_lr.append(lr)
-    if interrupted:
-        status = [s if s != "budget" else "interrupted" for s in status]
-        stopped = [min(s, step) for s in stopped]
-    if not eval_steps or eval_steps[-1] != step:
-        evaluate(step)
-
-    loss = torch.stack(rec_loss).cpu() if rec_loss else torch.empty(0, members)
-    # A member that ran to the end: the cost of the last step; one stopped early: of its own
-    # last step (recorded at the check that stopped it).
-    last_costs: list[float] = last_shown.tolist()
-    final_loss = [last_costs[m] if (f := final[m]) is None else f for m in range(members)]
-    train_acc, test_acc = eval_train[-1].tolist(), eval_test[-1].tolist()
-    summaries = []
-    for m in range(members):
-        cfg = {
-            "optimizer": names[m],
-            "lr": lr0[m],
-            "schedule": schedules[m],
-            "clip_threshold": thresholds[m] if config.clip else None,
-            "seed": seeds[m] if seeds is not None else config.seeds,
-        }
-        summaries.append(
-            MemberResult(
-                m,
-                cfg,
-                status[m],
-                stopped[m],
-                final_loss[m],
-                None if math.isnan(train_acc[m]) else train_acc[m],
-                None if math.isnan(test_acc[m]) else test_acc[m],
-            )
-        )
-    return TrainResult(
-        members=tuple(summaries),
-        steps=torch.tensor(rec_steps, dtype=torch.long),
-        loss=loss,
-        grad_norm=torch.stack(rec_norm).cpu() if rec_norm else torch.empty(0, members),
-        clipped=torch.stack(rec_clip).cpu()
-        if rec_clip
-        else torch.empty(0, members, dtype=torch.bool),
-        lr=torch.stack(rec_lr).cpu() if rec_lr else torch.empty(0, members),
-        epoch_loss=torch.stack(epoch_losses).cpu() if epoch_losses else torch.empty(0, members),
-        eval_steps=torch.tensor(eval_steps, dtype=torch.long),
-        train_accuracy=torch.stack(eval_train),
-        test_accuracy=torch.stack(eval_test),
-        interrupted=interrupted,
-        seconds=seconds,
-        total_steps=step,
-    )
+    e.seconds = time.perf_counter() - started
+    e.step, e.epoch, e.lr, e.interrupted = step, epoch, lr, interrupted
+    e.norm, e.fired, e.last_shown = norm, fired, last_shown
+    e.finish(run, hooks)
 
 
 def _clip(
@@ -1147,18 +1431,3 @@ def _clip(
             params, threshold, grads=grads, nonfinite="pass", members=members
         )
     return r.norm_before, r.fired
-
-
-def _progress(step: int, total: int, active: list[bool], last: Tensor, started: float) -> Progress:
-    values = last.tolist()
-    finite = [v for v in values if math.isfinite(v)]
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    return Progress(
-        step=step,
-        total=total,
-        active=sum(active),
-        members=len(active),
-        best_loss=min(finite) if finite else math.nan,
-        worst_loss=max(values) if finite and len(finite) == len(values) else math.inf,
-        steps_per_second=step / elapsed,
-    )
