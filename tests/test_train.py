@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 import os
 import signal
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
