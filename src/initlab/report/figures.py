@@ -18,10 +18,10 @@ import torch
 from torch import Tensor
 
 from initlab._io import atomic_path
-from initlab.models import Stack
 
 if TYPE_CHECKING:
     from initlab.probe import Probe
+    from initlab.surfaces import DecisionMap
 
 __all__ = [
     "OKABE_ITO",
@@ -102,46 +102,51 @@ def draw_loss_curves(
 
 
 def decision_boundaries(
-    model: Stack,
-    x: Tensor,
-    y: Tensor,
-    labels: Sequence[str],
-    path: str | Path,
-    *,
-    resolution: int = 200,
+    grid: DecisionMap, x: Tensor, y: Tensor, labels: Sequence[str], path: str | Path
 ) -> Path:
-    """For a 2-D binary problem: each member's decision regions with the points on top."""
-    fig = draw_decision_boundaries(model, x, y, labels, resolution=resolution)
-    return _save(_pyplot(), fig, path)
+    """:func:`draw_decision_boundaries`, saved to ``path`` (PNG, or the suffix's format)."""
+    return _save(_pyplot(), draw_decision_boundaries(grid, x, y, labels), path)
 
 
-def draw_decision_boundaries(
-    model: Stack, x: Tensor, y: Tensor, labels: Sequence[str], *, resolution: int = 200
-) -> Any:
-    """:func:`decision_boundaries`'s figure, not saved."""
+def draw_decision_boundaries(grid: DecisionMap, x: Tensor, y: Tensor, labels: Sequence[str]) -> Any:
+    """For a 2-D binary problem: each member's decision regions with the points on top.
+
+    Args:
+        grid: each member's probability of class 1 over the plane
+            (:func:`initlab.surfaces.decision_map`).
+        x: (N, 2) the points to show; y: (N,) their labels 0/1.
+        labels: one panel title per member.
+
+    Returns:
+        A matplotlib figure, one panel per member (orange: class 1), four to a row.
+
+    Example:
+        >>> from initlab import models, surfaces
+        >>> net = models.mlp([2, 4, 1], "tanh", members=2)
+        >>> x, y = torch.randn(30, 2), torch.randint(0, 2, (30,))
+        >>> fig = draw_decision_boundaries(surfaces.decision_map(net, x, resolution=20),
+        ...                                x, y, ["a", "b"])
+        >>> len(fig.axes)
+        2
+    """
     plt = _pyplot()
-    members = model.members
+    members = grid.prob.shape[0]
+    if len(labels) != members:
+        raise ValueError(
+            f"draw_decision_boundaries needs one label per member ({members}). Got {len(labels)}."
+        )
     cols = min(members, 4)
     rows = math.ceil(members / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.1 * rows), dpi=120, squeeze=False)
-    lo, hi = x.min(0).values - 0.4, x.max(0).values + 0.4
-    gx = torch.linspace(float(lo[0]), float(hi[0]), resolution, dtype=x.dtype)
-    gy = torch.linspace(float(lo[1]), float(hi[1]), resolution, dtype=x.dtype)
-    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1).reshape(-1, 2)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        prob = torch.sigmoid(model(grid)[..., 0]).reshape(members, resolution, resolution)
-    model.train(was_training)
     for m in range(rows * cols):
         ax = axes[m // cols][m % cols]
         ax.axis("off")
         if m >= members:
             continue
         ax.contourf(
-            gx.numpy(),
-            gy.numpy(),
-            (prob[m] > 0.5).double().numpy(),
+            grid.gx.numpy(),
+            grid.gy.numpy(),
+            (grid.prob[m] > 0.5).double().numpy(),
             levels=[-0.5, 0.5, 1.5],
             colors=["#a9c9ec", "#f4c7a1"],
             alpha=0.8,
