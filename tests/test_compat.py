@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_circles, make_moons
 
-from initlab.compat import legacy_make_circles, legacy_make_moons
+from initlab.lessons.compat import legacy_make_circles, legacy_make_moons
 
 
 @pytest.mark.parametrize(

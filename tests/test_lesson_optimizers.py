@@ -21,7 +21,7 @@ def test_quick_run_prints_the_notebook_costs(lesson) -> None:  # type: ignore[no
     for label, cost in EPOCH0.items():
         block = lesson.lines[lesson.lines.index(f"{label}:") :]
         assert block[1] == f"Cost after epoch 0: {cost:f}", label
-    acc = lesson.facts["train_accuracy"]
+    acc = lesson.facts.train_accuracy
     # 400 epochs: Adam has already separated the moons, plain GD at lr 0.0007 has not.
     assert acc["adam"] > 0.9 > 0.75 > acc["gd"]
     assert f"{acc['adam']:.1%}" in lesson.findings[0]

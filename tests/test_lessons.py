@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from initlab.lessons.notebooks import lesson_init, lesson_optimizers
+from initlab.lessons import optimizers
+from initlab.lessons._lesson import Env
+from initlab.lessons.notebooks import lesson_init
 
 # Every test here compares a lesson with the notebooks' printed numbers: make test runs
 # them again under the AVX2 kernels.
@@ -123,7 +125,7 @@ def test_init_lesson_writes_its_report(init_lesson) -> None:  # type: ignore[no-
 
 
 def test_optimizers_lesson_prints_the_notebook_output() -> None:
-    lesson = lesson_optimizers()
+    lesson = optimizers.compute(optimizers.SIZES["default"], Env())
     for label, (costs, accuracy) in OPTIMIZERS.items():
         printed = [
             f"Cost after epoch {e}: {c:f}" for e, c in zip(range(0, 5000, 1000), costs, strict=True)

@@ -6,20 +6,23 @@
     lesson = run("batchnorm", out="reports/batchnorm", quick=True)
     print(*lesson.findings, sep="\\n")
 
-Every lesson's ``run(out=None, *, quick=False, device="cpu", progress=None)`` returns a
-:class:`Lesson`: its findings (sentences computed from the run), the numbers behind
-them, and the paths of its HTML report and PNG figures.
+:func:`run` returns a :class:`Lesson`: its findings (sentences computed from the run), the
+facts behind them (a typed dataclass per lesson), and the paths of its HTML report and PNG
+figures. Every lesson module has one shape (see :mod:`initlab.lessons._lesson`): ``NAME``,
+``TITLE``, ``QUESTION``, ``SIZES`` (``quick`` and ``default``), ``setup``, ``compute`` (facts,
+without drawing), ``draw`` and ``findings``; one runner does the rest.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
-from initlab.lessons._lesson import Context, Lesson, LessonProgress, resolve_device
+from initlab.experiments import resolve_device
+from initlab.lessons._lesson import Env, Lesson, LessonProgress, run_lesson
 
-__all__ = ["LESSONS", "Context", "Lesson", "LessonProgress", "resolve_device", "run"]
+__all__ = ["LESSONS", "Env", "Lesson", "LessonProgress", "module", "resolve_device", "run"]
 
 #: name → one line on what the lesson shows (the module is initlab.lessons.NAME).
 LESSONS: dict[str, str] = {
@@ -34,6 +37,13 @@ LESSONS: dict[str, str] = {
 }
 
 
+def module(name: str) -> ModuleType:
+    """The module of the lesson called ``name`` (one of :data:`LESSONS`)."""
+    if name not in LESSONS:
+        raise ValueError(f"expected a lesson among {', '.join(LESSONS)}. Got {name!r}.")
+    return importlib.import_module(f"initlab.lessons.{name}")
+
+
 def run(
     name: str,
     out: str | Path | None = None,
@@ -42,9 +52,6 @@ def run(
     device: str = "cpu",
     progress: LessonProgress | None = None,
 ) -> Lesson:
-    """Run the lesson called ``name`` (one of :data:`LESSONS`)."""
-    if name not in LESSONS:
-        raise ValueError(f"expected a lesson among {', '.join(LESSONS)}. Got {name!r}.")
-    module: Any = importlib.import_module(f"initlab.lessons.{name}")
-    lesson: Lesson = module.run(out, quick=quick, device=device, progress=progress)
-    return lesson
+    """Run the lesson called ``name`` (one of :data:`LESSONS`); write its report into
+    ``out`` (None: in memory only)."""
+    return run_lesson(module(name), out, quick=quick, device=device, progress=progress)

@@ -1,28 +1,46 @@
-"""What every lesson shares: its context while running, and its result.
+"""The one shape of a lesson, and the one runner that runs every lesson.
 
-A lesson is a module with a ``run(out=None, *, quick=False, device="cpu", progress=None)``
-function returning a :class:`Lesson`. It builds its report through :class:`Context`
-(findings, figures, tables), trains through :meth:`Context.train` (which feeds the
-progress display and turns Ctrl-C into a clean stop), and ends with
-:meth:`Context.finish`. Findings are sentences formatted from the run's own numbers;
-``facts`` holds those numbers so a test can assert them.
+A lesson is a module of :mod:`initlab.lessons` that declares
+
+- ``NAME`` (its command name), ``TITLE`` (the page's heading) and ``QUESTION`` (the one
+  sentence it answers);
+- ``SIZES``: a mapping with the keys ``"quick"`` and ``"default"``, each a frozen dataclass
+  of the lesson's sizes (epochs, widths, grid points, ...) — the only place sizes live;
+- ``setup(size) -> str``: one sentence on what is run at that size (the page's subtitle);
+- ``compute(size, env) -> Facts``: the experiments, returning a frozen, typed dataclass of
+  the numbers the lesson found; it trains through ``env.train`` and says what it is doing
+  with ``env.stage``; it draws nothing, so facts are computed and tested without a figure;
+- ``draw(facts, report)``: the figures, tables and prose, from the facts alone;
+- ``findings(facts) -> list[str]``: sentences formatted from the facts;
+- optionally ``printed(facts) -> Sequence[str]``: output printed as a notebook prints it.
+
+:func:`run_lesson` does the rest for every lesson: the device, the progress display,
+Ctrl-C, timing, and the report (written as it grows: a Ctrl-C while drawing keeps every
+figure drawn so far; one while computing leaves a page that says where it stopped).
+
+Example:
+    >>> from initlab.lessons import optimizers
+    >>> facts = optimizers.compute(optimizers.SIZES["quick"], Env())  # doctest: +SKIP
+    >>> facts.train_accuracy["adam"] > facts.train_accuracy["gd"]  # doctest: +SKIP
+    True
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 import torch
 
 from initlab.experiments import resolve_device
 from initlab.report.html import Report
-from initlab.train import Progress, TrainResult, train
+from initlab.train import Observer, Progress, ProgressObserver, TrainResult, train
 
-__all__ = ["Context", "Lesson", "LessonProgress", "resolve_device"]
+__all__ = ["Context", "Env", "Lesson", "LessonProgress", "pyplot", "run_lesson", "size_of"]
 
 
 class LessonProgress(Protocol):
@@ -39,17 +57,107 @@ class Lesson:
 
     name: str
     title: str
+    question: str  # the one sentence the lesson answers
     findings: tuple[str, ...]  # sentences computed from the run
-    facts: dict[str, Any]  # the numbers behind the findings
+    facts: Any  # the lesson's typed, frozen dataclass of the numbers behind the findings
     figures: tuple[Path, ...]  # PNGs written (none without an output folder)
     report: Path | None  # the HTML report (None without an output folder)
     seconds: float
+    quick: bool  # whether the quick sizes ran
     lines: tuple[str, ...] = ()  # printed output, where the lesson prints some
     html: str = field(default="", repr=False)  # the report page itself
 
 
+class Env:
+    """What a lesson's ``compute`` may use: the device, the progress display, the engine.
+
+    ``Env()`` is a CPU run with no display (what tests use).
+    """
+
+    def __init__(
+        self, device: str | torch.device = "cpu", progress: LessonProgress | None = None
+    ) -> None:
+        self.device = resolve_device(device)
+        self.progress = progress
+        self.stages: list[str] = []
+
+    def stage(self, text: str) -> None:
+        """Tell the progress display what the lesson is doing now."""
+        self.stages.append(text)
+        if self.progress is not None:
+            self.progress.stage(text)
+
+    def train(self, *args: Any, observers: Sequence[Observer] = (), **kwargs: Any) -> TrainResult:
+        """:func:`initlab.train.train`, heard by the progress display; a run stopped by
+        Ctrl-C raises :class:`KeyboardInterrupt` here, so the lesson stops instead of going
+        on with a cut-short run."""
+        heard = list(observers)
+        if self.progress is not None:
+            heard.append(ProgressObserver(self.progress))
+        result = train(*args, observers=heard, **kwargs)
+        if result.interrupted:
+            raise KeyboardInterrupt
+        return result
+
+
+def size_of(module: ModuleType, quick: bool) -> Any:
+    """The lesson's sizes for a quick or a full run."""
+    sizes: Mapping[str, Any] = module.SIZES
+    return sizes["quick" if quick else "default"]
+
+
+def run_lesson(
+    module: ModuleType,
+    out: str | Path | None = None,
+    *,
+    quick: bool = False,
+    device: str | torch.device = "cpu",
+    progress: LessonProgress | None = None,
+) -> Lesson:
+    """Run one lesson module (see this module's doc): compute, draw, find, write.
+
+    Raises:
+        ValueError: an unavailable device (before anything is written); a lesson that
+            found nothing.
+        KeyboardInterrupt: Ctrl-C; the report so far is on disk.
+    """
+    env = Env(device, progress)
+    size = size_of(module, quick)
+    started = time.perf_counter()
+    folder = Path(out) if out is not None else None
+    report = Report(module.NAME, module.TITLE, folder, module.setup(size))
+    report.text(module.QUESTION)
+    try:
+        facts = module.compute(size, env)
+    except KeyboardInterrupt:
+        stage = env.stages[-1] if env.stages else "starting"
+        report.text(f"Interrupted while {stage}, after {time.perf_counter() - started:.0f} s.")
+        raise
+    env.stage("drawing")
+    module.draw(facts, report)
+    found = list(module.findings(facts))
+    if not found:
+        raise ValueError(f"lesson {module.NAME!r} finished without a finding.")
+    report.findings(found)
+    path = report.write() if report.out is not None else None
+    printed = getattr(module, "printed", None)
+    return Lesson(
+        name=module.NAME,
+        title=module.TITLE,
+        question=module.QUESTION,
+        findings=tuple(found),
+        facts=facts,
+        figures=tuple(report.figures),
+        report=path,
+        seconds=time.perf_counter() - started,
+        quick=quick,
+        lines=tuple(printed(facts)) if printed is not None else (),
+        html=report.html(),
+    )
+
+
 class Context:
-    """A running lesson: its options, its report and its progress display."""
+    """TRANSITIONAL (issue 14): the former lesson shape, until every lesson is ported."""
 
     def __init__(
         self,
@@ -79,8 +187,12 @@ class Context:
         """:func:`initlab.train.train`, fed to the progress display; a run stopped by
         Ctrl-C raises :class:`KeyboardInterrupt` here, after its figures so far are
         saved, so the lesson stops instead of going on with a cut-short run."""
-        kwargs.setdefault("progress", self.progress)
-        result = train(*args, **kwargs)
+        observers: list[Observer] = list(kwargs.pop("observers", ()))
+        if (at_check := kwargs.pop("progress", None)) is not None:
+            observers.append(ProgressObserver(at_check))
+        if self.progress is not None:
+            observers.append(ProgressObserver(self.progress))
+        result = train(*args, observers=observers, **kwargs)
         if result.interrupted:
             raise KeyboardInterrupt
         return result
@@ -103,11 +215,13 @@ class Context:
         return Lesson(
             name=self.name,
             title=self.title,
+            question="",
             findings=tuple(findings),
             facts=dict(facts),
             figures=tuple(self.report.figures),
             report=path,
             seconds=time.perf_counter() - self.started,
+            quick=self.quick,
             lines=tuple(lines),
             html=self.report.html(),
         )
@@ -121,6 +235,3 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-Runner = Callable[..., Lesson]

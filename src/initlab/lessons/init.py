@@ -69,8 +69,8 @@ import torch
 from torch import Tensor, nn
 
 from initlab import data
-from initlab.compat import legacy_randn_weights, load_weights
 from initlab.lessons._lesson import Context, Lesson, LessonProgress, pyplot
+from initlab.lessons.compat import legacy_randn_weights, load_weights
 from initlab.lessons.notebooks import INIT_WIDTHS, init_data, init_weights, lesson_init
 from initlab.models import Stack, StackedLinear, init_members, mlp
 from initlab.probe import Probe, Thresholds, probe
