@@ -6,7 +6,9 @@ import base64
 import os
 import re
 import signal
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import html5lib
 import matplotlib.figure
@@ -17,7 +19,8 @@ from PIL import Image
 from initlab import data
 from initlab.lessons import LESSONS
 from initlab.lessons import run as run_lesson
-from initlab.lessons._lesson import Context, pyplot
+from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import run_lesson as run_module
 from initlab.models import mlp
 from initlab.report import Report, loss_curves
 from initlab.train import Progress, TrainConfig
@@ -171,28 +174,76 @@ class _Interrupting:
             os.kill(os.getpid(), signal.SIGINT)
 
 
+@dataclass(frozen=True)
+class _Size:
+    steps: int
+
+
+@dataclass(frozen=True)
+class _Facts:
+    final_loss: float
+
+
+def _demo_lesson(*, found: bool = True, interrupt_drawing: bool = False) -> ModuleType:
+    """A lesson module of the one shape: it trains a small stack and draws two figures."""
+    demo = ModuleType("demo")
+    demo.NAME, demo.TITLE, demo.QUESTION = "demo", "Demo", "Does the demo train?"  # type: ignore[attr-defined]
+    demo.SIZES = {"quick": _Size(50), "default": _Size(200)}  # type: ignore[attr-defined]
+
+    def setup(size: _Size) -> str:
+        return f"{size.steps} steps"
+
+    def compute(size: _Size, env: Env) -> _Facts:
+        env.stage("training")
+        ds = data.load("circles", n=64, seed=0)
+        stack = mlp([2, 4, 1], "relu", members=2)
+        config = TrainConfig(loss="bce", lr=0.1, steps=size.steps, check_every=5)
+        result = env.train(stack, ds, config)
+        return _Facts(result.members[0].final_loss)
+
+    def draw(facts: _Facts, report: Report) -> None:
+        report.figure(_figure(), "before")
+        if interrupt_drawing:
+            raise KeyboardInterrupt
+        report.figure(_figure(), "after")
+
+    def findings(facts: _Facts) -> list[str]:
+        return [f"The loss ended at {facts.final_loss:.3f}."] if found else []
+
+    demo.setup, demo.compute, demo.draw, demo.findings = setup, compute, draw, findings  # type: ignore[attr-defined]
+    return demo
+
+
+def test_the_runner_computes_draws_and_finds_at_the_size_asked(tmp_path: Path) -> None:
+    lesson = run_module(_demo_lesson(), tmp_path, quick=True)
+    assert lesson.quick and lesson.question == "Does the demo train?"
+    assert lesson.findings == (f"The loss ended at {lesson.facts.final_loss:.3f}.",)
+    assert [p.name for p in lesson.figures] == ["before.png", "after.png"]
+    page = (tmp_path / "index.html").read_text()
+    assert "50 steps" in page and "Does the demo train?" in page
+    full = run_module(_demo_lesson(), None, quick=False)
+    assert full.report is None and "200 steps" in full.html and not full.quick
+
+
 def test_an_interrupted_lesson_keeps_the_figures_it_made(tmp_path: Path) -> None:
-    display = _Interrupting()
-    ctx = Context("demo", "Demo", tmp_path, quick=True, device="cpu", progress=display)
-    ctx.stage("drawing")
-    ctx.figure(_figure(), "before")
-    ds = data.load("circles", n=64, seed=0)
-    stack = mlp([2, 4, 1], "relu", members=2)
-    config = TrainConfig(loss="bce", lr=0.1, batch_size="full", steps=50, check_every=5)
-    ctx.stage("training")
+    # Ctrl-C while drawing: the figures drawn so far are on the page and on disk.
     with pytest.raises(KeyboardInterrupt):
-        ctx.train(stack, ds, config)
-    assert display.stages == ["drawing", "training"] and display.reports == 1
+        run_module(_demo_lesson(interrupt_drawing=True), tmp_path, quick=True)
     page = (tmp_path / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 1 and (tmp_path / "before.png").exists()
+    # Ctrl-C while computing (at the engine's first report): the page says where it stopped.
+    display = _Interrupting()
+    with pytest.raises(KeyboardInterrupt):
+        run_module(_demo_lesson(), tmp_path / "early", quick=True, progress=display)
+    assert display.stages == ["training"] and display.reports == 1
+    assert "Interrupted while training" in (tmp_path / "early" / "index.html").read_text()
 
 
 def test_a_lesson_must_find_something(tmp_path: Path) -> None:
-    ctx = Context("demo", "Demo", tmp_path, quick=True, device="cpu", progress=None)
     with pytest.raises(ValueError, match="without a finding"):
-        ctx.finish([], {})
-    lesson = ctx.finish(["It ran."], {"ran": True})
-    assert lesson.report == tmp_path / "index.html" and "It ran." in lesson.html
+        run_module(_demo_lesson(found=False), tmp_path, quick=True)
+    lesson = run_module(_demo_lesson(), tmp_path, quick=True)
+    assert lesson.report == tmp_path / "index.html" and "The loss ended at" in lesson.html
 
 
 @pytest.mark.parametrize("name", list(LESSONS))
