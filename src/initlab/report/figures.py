@@ -70,9 +70,21 @@ def loss_curves(
     xlabel: str = "step",
     log: bool = True,
 ) -> Path:
-    """Plot one cost curve per member, (S,) steps against (S, M) costs; save a PNG.
+    """:func:`draw_loss_curves`, saved to ``path`` (PNG, or the suffix's format).
 
-    Non-finite costs (a diverged member, or log(0) in a cost) are left out of the line.
+    Args:
+        steps, loss, labels, title, xlabel, log: as for :func:`draw_loss_curves`.
+        path: where to save; the suffix names the format (none: ``.png`` is added).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> loss_curves(torch.arange(3), torch.rand(3, 2) + 0.1, ["a", "b"],
+        ...             folder / "cost").name
+        'cost.png'
     """
     return _save(_pyplot(), draw_loss_curves(steps, loss, labels, title, xlabel, log), path)
 
@@ -85,7 +97,26 @@ def draw_loss_curves(
     xlabel: str = "step",
     log: bool = True,
 ) -> Any:
-    """:func:`loss_curves`'s figure, not saved (for a :class:`~initlab.report.html.Report`)."""
+    """One cost curve per member: (S,) steps against (S, M) costs.
+
+    Non-finite costs (a diverged member, or log(0) in a cost) are left out of the line.
+
+    Args:
+        steps: (S,) the x values (steps, epochs, iterations).
+        loss: (S, M) one column per member.
+        labels: one legend entry per member.
+        title: the y axis's label.
+        xlabel: the x axis's label.
+        log: a log y scale when every finite cost is positive.
+
+    Returns:
+        A matplotlib figure (for :meth:`initlab.report.html.Report.figure`).
+
+    Example:
+        >>> fig = draw_loss_curves(torch.arange(3), torch.tensor([[1.0], [0.5], [0.2]]), ["sgd"])
+        >>> fig.axes[0].get_yscale()
+        'log'
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     x = steps.double().numpy()
@@ -169,14 +200,30 @@ OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "
 
 
 def probe_figure(report: Probe, path: str | Path, *, title: str = "", rows: int = 10) -> Path:
-    """The probe as a picture: RMS of h and of ∂loss/∂h against depth, measured (solid)
-    and forecast by the theory (dashed), and a ridge of per-layer histograms of the
-    activations and of the gradients (up to ``rows`` layers, evenly spaced)."""
+    """:func:`draw_probe`, saved to ``path`` (PNG, or the suffix's format); returns it."""
     return _save(_pyplot(), draw_probe(report, title=title, rows=rows), path)
 
 
 def draw_probe(report: Probe, *, title: str = "", rows: int = 10) -> Any:
-    """:func:`probe_figure`'s figure, not saved."""
+    """The probe as a picture: RMS of h and of ∂loss/∂h against depth, measured (solid)
+    and forecast by the theory (dashed), and a ridge of per-layer histograms of the
+    activations and of the gradients.
+
+    Args:
+        report: one member's probe (``initlab.probe.probe(model, x)[0]``), with histograms.
+        title: the figure's title.
+        rows: at most this many layers in the ridges, evenly spaced.
+
+    Returns:
+        A matplotlib figure of three panels.
+
+    Example:
+        >>> from initlab import models, probe
+        >>> net = models.mlp([8, 16, 16, 4], "tanh")
+        >>> fig = draw_probe(probe.probe(net, torch.randn(64, 8))[0])
+        >>> len(fig.axes) >= 3
+        True
+    """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), dpi=120, width_ratios=[1.2, 1, 1])
     depth = [s.index for s in report.layers]
