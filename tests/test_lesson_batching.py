@@ -9,89 +9,104 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
 
 import pytest
 from lesson_checks import check_report
 
-from initlab.lessons import Lesson
-from initlab.lessons.batching import run
+from initlab.lessons import Env, Lesson, batching, run
+from initlab.lessons.batching import Facts, Size, VariantRun, compute
 
 
 @pytest.fixture(scope="module")
 def lesson(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
-    return run(tmp_path_factory.mktemp("batching"), quick=True)
+    return run("batching", tmp_path_factory.mktemp("batching"), quick=True)
 
 
-def _batch_size(facts: dict[str, Any], label: str) -> int:
-    size = facts["batch_sizes"][label]
-    return int(facts["n_train"]) if size == "full" else int(size)
+@pytest.fixture(scope="module")
+def facts(lesson: Lesson) -> Facts:
+    assert isinstance(lesson.facts, Facts)
+    return lesson.facts
 
 
-def test_an_epoch_is_one_pass_whatever_the_batch_size(lesson: Lesson) -> None:
-    facts = lesson.facts
-    n = facts["n_train"]
+def _batch_size(facts: Facts, r: VariantRun) -> int:
+    return facts.n_train if r.batch_size == "full" else int(r.batch_size)
+
+
+def test_an_epoch_is_one_pass_whatever_the_batch_size(facts: Facts) -> None:
+    n = facts.n_train
     assert n == 1438  # scikit-learn's digits, 80 % of 1,797
-    for label in facts["labels"]:
-        k = _batch_size(facts, label)
-        assert facts["updates_per_epoch"][label] == math.ceil(n / k)
-        assert facts["total_updates"][label] == facts["epochs_run"][label] * math.ceil(n / k)
-    assert facts["updates_per_epoch"]["SGD"] == n
-    assert facts["updates_per_epoch"]["batch GD"] == 1
+    for r in facts.runs.values():
+        k = _batch_size(facts, r)
+        assert r.updates_per_epoch == math.ceil(n / k)
+        assert r.total_updates == r.epochs_run * math.ceil(n / k)
+    assert facts.runs["SGD"].updates_per_epoch == n
+    assert facts.runs["batch GD"].updates_per_epoch == 1
 
 
-def test_every_variant_starts_from_the_same_weights(lesson: Lesson) -> None:
-    initial = list(lesson.facts["initial_cost"].values())
+def test_every_variant_starts_from_the_same_weights(facts: Facts) -> None:
+    initial = [r.cost[0] for r in facts.runs.values()]
     assert initial == [initial[0]] * len(initial)
     # Xavier init keeps the logits small: the cost starts near that of a uniform guess.
     assert initial[0] == pytest.approx(math.log(10), abs=0.3)
 
 
-def test_noise_grows_as_the_batch_shrinks(lesson: Lesson) -> None:
-    facts = lesson.facts
-    by_size = sorted(facts["labels"], key=lambda label: _batch_size(facts, label))
-    noise = [facts["noise"][label] for label in by_size]  # SGD first, batch GD last
+def test_noise_grows_as_the_batch_shrinks(facts: Facts) -> None:
+    by_size = sorted(facts.runs.values(), key=lambda r: _batch_size(facts, r))
+    noise = [r.noise for r in by_size]  # SGD first, batch GD last
     assert all(a > b for a, b in itertools.pairwise(noise)), noise
-    assert facts["noise"]["SGD"] > 5 * facts["noise"]["mini-batch 64"]
+    assert facts.runs["SGD"].noise > 5 * facts.runs["mini-batch 64"].noise
 
 
-def test_small_batches_reach_the_target_in_fewer_epochs(lesson: Lesson) -> None:
-    facts = lesson.facts
-    epochs = {k: (math.inf if v is None else v) for k, v in facts["epochs_to_target"].items()}
+def test_small_batches_reach_the_target_in_fewer_epochs(facts: Facts) -> None:
+    epochs = {
+        label: (math.inf if r.epochs_to_target is None else r.epochs_to_target)
+        for label, r in facts.runs.items()
+    }
     assert epochs["mini-batch 64"] < math.inf
     assert epochs["SGD"] < epochs["mini-batch 64"] < epochs["batch GD"]
     # The target was really reached: the full training cost at that checkpoint.
-    label = "mini-batch 64"
-    updates = facts["checkpoint_updates"][label]
-    at = updates.index(int(facts["updates_to_target"][label]))
-    assert facts["checkpoint_cost"][label][at] <= facts["target_cost"]
-    assert all(c > facts["target_cost"] for c in facts["checkpoint_cost"][label][:at])
+    mini = facts.runs["mini-batch 64"]
+    assert mini.updates_to_target is not None
+    at = mini.steps.index(mini.updates_to_target)
+    assert mini.cost[at] <= facts.target_cost
+    assert all(c > facts.target_cost for c in mini.cost[:at])
 
 
-def test_times_are_each_runs_own_measurement(lesson: Lesson) -> None:
-    facts = lesson.facts
-    for label in facts["labels"]:
-        clock = facts["checkpoint_seconds"][label]
+def test_times_are_each_runs_own_measurement(lesson: Lesson, facts: Facts) -> None:
+    for r in facts.runs.values():
+        clock = r.seconds_at
         assert clock[0] == 0.0
         assert all(b >= a for a, b in itertools.pairwise(clock))
-        assert facts["seconds"][label] == clock[-1] > 0
-        per_epoch = facts["seconds_per_epoch"][label]
-        assert per_epoch == pytest.approx(clock[-1] / facts["epochs_run"][label])
+        assert r.seconds == clock[-1] > 0
+        assert r.seconds_per_epoch == pytest.approx(clock[-1] / r.epochs_run)
     # Each variant ran on its own: their times add up to less than the lesson's.
-    assert sum(facts["seconds"].values()) < lesson.seconds
+    assert sum(r.seconds for r in facts.runs.values()) < lesson.seconds
 
 
-def test_accuracy_is_better_than_chance(lesson: Lesson) -> None:
-    for label, accuracy in lesson.facts["test_accuracy"].items():
-        assert accuracy > 0.5, label
+def test_accuracy_is_better_than_chance(facts: Facts) -> None:
+    for label, r in facts.runs.items():
+        assert r.test_accuracy > 0.5, label
 
 
-def test_findings_quote_the_run(lesson: Lesson) -> None:
-    facts = lesson.facts
-    assert f"SGD made {facts['n_train']} updates per epoch" in lesson.findings[0]
-    ratio = facts["noise"]["SGD"] / facts["noise"]["mini-batch 64"]
+def test_findings_quote_the_run(lesson: Lesson, facts: Facts) -> None:
+    assert f"SGD made {facts.n_train} updates per epoch" in lesson.findings[0]
+    ratio = facts.runs["SGD"].noise / facts.runs["mini-batch 64"].noise
     assert f"{ratio:.1f}× noisier than mini-batch 64's" in lesson.findings[3]
 
 
 def test_report_embeds_every_figure_and_parses(lesson: Lesson) -> None:
     check_report(lesson, 5)
+
+
+def test_compute_alone_draws_nothing_and_counts_updates() -> None:
+    # One epoch of every variant but batch GD's two: the facts without a report.
+    env, epochs = Env(), (2, 1, 1, 1, 1)
+    facts = compute(Size(epochs=epochs, target=2.0, noise_window=10), env)
+    assert "drawing" not in env.stages
+    assert env.stages == [
+        f"{label}: {e} epochs" for label, e in zip(facts.runs, epochs, strict=True)
+    ]
+    assert [r.total_updates for r in facts.runs.values()] == [2, 6, 23, 90, 1438]  # ⌈1438/k⌉
+    for r in facts.runs.values():
+        assert len(r.update_cost) == r.total_updates  # one batch cost per update
+    assert batching.SIZES.keys() == {"quick", "default"}
