@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -15,7 +16,7 @@ from torch.nn import functional as F
 from initlab import init as initmod
 from initlab import meanfield
 from initlab.models import cnn, init_members, mlp, to_module
-from initlab.probe import Probe, Thresholds, Watch, probe
+from initlab.probe import LayerStats, Probe, ProbeReport, Thresholds, Watch, probe, verdicts
 
 
 def deep(
@@ -47,13 +48,13 @@ def batch(n: int = 512, features: int = 256, seed: int = 1) -> torch.Tensor:
     return torch.randn(n, features, generator=torch.Generator().manual_seed(seed))
 
 
-def report(model: nn.Module, x: torch.Tensor, **kwargs: object) -> Probe:
+def report(model: nn.Module, x: torch.Tensor, **kwargs: object) -> ProbeReport:
     result = probe(model, x, **kwargs)  # type: ignore[arg-type]
-    assert isinstance(result, Probe)
+    assert isinstance(result, ProbeReport) and len(result) == 1  # a plain model: one member
     return result
 
 
-def kinds(r: Probe) -> set[str]:
+def kinds(r: Probe | ProbeReport) -> set[str]:
     return {v.kind for v in r.verdicts}
 
 
@@ -266,7 +267,7 @@ def test_hooks_are_removed_and_the_model_is_untouched_after_steps() -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
     r = probe(model, (x, y), F.cross_entropy, steps=3, lr=0.1)
-    assert isinstance(r, Probe) and math.isfinite(r.loss_after_steps)
+    assert isinstance(r, ProbeReport) and math.isfinite(r.loss_after_steps)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads, strict=True))
@@ -330,12 +331,11 @@ def test_statistics_keep_their_digits_when_the_std_is_far_below_the_mean(members
     def loss_fn(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # Σ members' MSE
         return F.mse_loss(out, target.expand_as(out), reduction="sum") / target.numel()
 
-    reports = probe(stack, (x, y), loss_fn=loss_fn)
-    reports = reports if isinstance(reports, list) else [reports]
+    reports = list(probe(stack, (x, y), loss_fn=loss_fn))
     if members == 1:  # and the same net as a plain nn.Sequential of float32 layers
         plain = probe(to_module(stack, 0), (x, y), loss_fn=loss_fn)
-        assert isinstance(plain, Probe)
-        reports.append(plain)
+        assert len(plain) == 1
+        reports.append(plain[0])
     for i, r in enumerate(reports):
         m = i % members
         net = to_module(stack, m).double()
@@ -408,7 +408,7 @@ def test_a_width_changing_activation_is_measured_in_its_own_width(histograms: bo
         with Watch(model, histograms=histograms) as w:
             model(x).sum().backward()
         r = w.report()
-        assert isinstance(r, Probe)
+        assert isinstance(r, ProbeReport)
         post = model[2](model[1](model[0](x))).detach().reshape(-1, 32)
         # dead: units of φ's output that are 0 on every example, over the layer's 64 units
         assert r.layers[0].dead == pytest.approx(float((post == 0).all(0).sum()) / 64)
@@ -431,7 +431,7 @@ def test_a_stacked_cnn_keeps_its_members_apart_in_the_last_conv_block() -> None:
         return o.pow(2).sum()
 
     reports = probe(stack, x, loss)
-    assert isinstance(reports, list)
+    assert isinstance(reports, ProbeReport) and len(reports) == 3
     for m, r in enumerate(reports):
         net = to_module(stack, m).double()  # Conv, ReLU, MaxPool, Conv, ReLU, MaxPool, …
         with torch.no_grad():
@@ -451,7 +451,7 @@ def test_a_stack_is_probed_per_member_as_each_member_alone() -> None:
     init_members(stack, ["normal(std=0.01)", "xavier_normal", "zeros"], seeds=[0, 1, 2])
     x = torch.randn(128, 16, dtype=torch.float64)
     reports = probe(stack, x)
-    assert isinstance(reports, list) and len(reports) == 3
+    assert isinstance(reports, ProbeReport) and len(reports) == 3
     for m, r in enumerate(reports):
         alone = report(to_module(stack, m), x)
         assert r.member == m
@@ -471,7 +471,7 @@ def test_watch_records_the_training_step_itself() -> None:
         F.cross_entropy(model(x), y).backward()
         model(x)  # a second forward is not recorded
     r = watch.report()
-    assert isinstance(r, Probe)
+    assert isinstance(r, ProbeReport)
     for a, b in zip(r.layers, expected.layers, strict=True):
         assert a.grad_rms == pytest.approx(b.grad_rms, rel=1e-6)
         assert a.weight_grad_norm == pytest.approx(b.weight_grad_norm, rel=1e-6)
@@ -482,6 +482,182 @@ def test_to_frame_has_a_row_per_layer() -> None:
     frame = r.to_frame()
     assert len(frame) == 4 and {"preact_rms", "dead", "forecast_grad_rms"} <= set(frame.columns)
     assert r.layers[0].act_hist is not None and r.layers[0].act_hist.counts.sum() == 32 * 16
+
+
+# ------------------------------------------------------------------- the report type
+
+_FORWARDED = (
+    "layers",
+    "verdicts",
+    "loss",
+    "loss_after_steps",
+    "forward_factor",
+    "backward_factor",
+    "forecast_note",
+)
+
+
+def test_a_plain_models_report_is_its_one_member() -> None:
+    model = deep(3, 16, nn.ReLU, "he_normal", inputs=4)
+    x, y = torch.randn(32, 4), torch.randint(0, 10, (32,))
+    r = probe(model, (x, y), F.cross_entropy, steps=1)
+    assert len(r) == 1 and r.members == (r[0],) and list(r) == [r[0]] and r[-1] is r[0]
+    assert r[0].member is None
+    for name in _FORWARDED:
+        assert getattr(r, name) == getattr(r[0], name), name
+    assert math.isfinite(r.loss) and math.isfinite(r.loss_after_steps)  # compared, not nan
+    assert r.verdict("dead") == r[0].verdict("dead") and r.healthy == r[0].healthy
+    assert r.to_frame().equals(r[0].to_frame())
+
+
+def test_a_stacks_report_holds_its_members_and_names_report_m_for_theirs() -> None:
+    stack = mlp([4, 8, 8, 2], "tanh", members=3)
+    init_members(stack, ["xavier_normal", "zeros", "xavier_normal"], seeds=[0, 1, 2])
+    x = torch.randn(32, 4)
+    with Watch(stack) as watch:
+        stack(x).sum().backward()
+    for r in (probe(stack, x), watch.report()):
+        assert isinstance(r, ProbeReport) and len(r) == 3
+        assert [p.member for p in r] == [0, 1, 2] and r[1:] == r.members[1:]
+        assert "symmetric" in kinds(r[1]) and "symmetric" not in kinds(r[0])
+        for name in (*_FORWARDED, "verdict(kind)", "to_frame()"):
+            with pytest.raises(
+                ValueError, match=rf"holds 3 members.*report\[m\]\.{re.escape(name)}"
+            ):
+                if name == "verdict(kind)":
+                    r.verdict("dead")
+                elif name == "to_frame()":
+                    r.to_frame()
+                else:
+                    getattr(r, name)
+        with pytest.raises(IndexError, match=r"no member 3: it holds 3 members, report\[0\] to"):
+            r[3]
+
+
+def test_a_report_is_healthy_only_when_every_member_is() -> None:
+    healthy = report(deep(3, 16, nn.ReLU, "he_normal", inputs=4), torch.randn(32, 4))[0]
+    sick = report(deep(3, 16, nn.ReLU, "zeros", inputs=4), torch.randn(32, 4))[0]
+    assert healthy.healthy and not sick.healthy
+    assert ProbeReport((healthy, healthy)).healthy
+    assert not ProbeReport((healthy, sick)).healthy
+    assert not ProbeReport((sick, healthy)).healthy
+
+
+@pytest.mark.parametrize(
+    ("members", "error", "fragment"),
+    [
+        ((), ValueError, "at least one Probe. Got ()"),
+        ([], TypeError, "a tuple of Probe. Got list"),
+        (("x",), TypeError, "a tuple of Probe. Got a tuple of str"),
+    ],
+)
+def test_a_report_is_a_tuple_of_probes(
+    members: object, error: type[Exception], fragment: str
+) -> None:
+    with pytest.raises(error, match=re.escape(fragment)):
+        ProbeReport(members)  # type: ignore[arg-type]
+
+
+def test_steps_on_a_stack_give_each_member_its_own_update_ratio() -> None:
+    """SGD: ΔW = −lr·∇W, so each member's ‖ΔW‖/‖W‖ = lr·‖∇W‖/‖W‖ (its own ∇W). Float64:
+    the ratios agreed to 1.6e-15 relative (AVX-512 and AVX2 kernels, 1 and 2 threads)."""
+    stack = mlp([8, 16, 16, 3], "tanh", members=2, dtype=torch.float64)
+    init_members(stack, ["xavier_normal", "normal(std=0.5)"], seeds=[0, 1])
+    x = torch.randn(64, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 3, (64,), generator=torch.Generator().manual_seed(1))
+
+    def loss_fn(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # Σ members' CE
+        return sum(F.cross_entropy(o, target) for o in out)  # type: ignore[return-value]
+
+    r = probe(stack, (x, y), loss_fn, steps=1, lr=0.05)
+    assert len(r) == 2
+    for member in r:
+        for layer in member.layers:
+            expected = 0.05 * layer.grad_weight_ratio
+            assert layer.update_weight_ratio == pytest.approx(expected, rel=1e-12)
+    first, second = (m.layers[0].update_weight_ratio for m in r)
+    assert first != pytest.approx(second, rel=0.1)  # each member its own
+
+
+# ---------------------------------------------------------- the rules, one by one
+
+
+def stats(index: int, **values: object) -> LayerStats:
+    """A layer's statistics by hand: a healthy tanh layer unless told otherwise."""
+    healthy: dict[str, object] = {
+        "index": index, "name": str(index), "kind": "Linear", "activation": "tanh",
+        "batch_norm": None, "units": 10, "fan_in": 10, "fan_out": 10, "preact_rms": 1.0,
+        "act_mean": 0.0, "act_std": 0.6, "saturated": 0.0, "dead": 0.0,
+        "always_positive": 0.0, "grad_rms": 1.0, "grad_std": 1.0, "weight_std": 0.3,
+        "weight_grad_norm": 0.1, "weight_grad_std": 0.01, "grad_weight_ratio": 0.03,
+        "update_weight_ratio": math.nan, "symmetry": 0.0, "distinct_units": 10,
+        "nonfinite": "", "forecast_preact_rms": None, "forecast_grad_rms": None,
+    }  # fmt: skip
+    return LayerStats(**(healthy | values))  # type: ignore[arg-type]
+
+
+def test_the_per_layer_factor_is_the_fitted_slope_of_log_rms() -> None:
+    values = [3.0 * 0.7**i * (1.1 if i % 2 else 0.95) for i in range(12)]
+    slope = np.polyfit(np.arange(12), np.log(values), 1)[0]  # least squares, by numpy
+    assert verdicts.per_layer_factor(values) == pytest.approx(math.exp(slope), rel=1e-12)
+    assert verdicts.per_layer_factor([1.0, 0.0, 1.0]) == 0.0
+    assert math.isnan(verdicts.per_layer_factor([1.0]))
+    assert math.isnan(verdicts.per_layer_factor([1.0, math.inf]))
+
+
+@pytest.mark.parametrize(("factor", "kind"), [(0.7, "vanishing"), (1.3, "exploding"), (1.0, None)])
+def test_the_depth_rules_need_the_factor_and_the_total_change(
+    factor: float, kind: str | None
+) -> None:
+    t = Thresholds()
+    # 8 layers: factor⁷ is 0.08 (< 1/10) and 6.3 (< 10): only the shrinking net passes both.
+    layers = [stats(i + 1, preact_rms=factor**i, grad_rms=1.0) for i in range(8)]
+    found = verdicts.judge(layers, t, [False] * 8)
+    assert [v.kind for v in found] == ([kind] if kind == "vanishing" else [])
+    # 12 layers: 1.3¹¹ = 18 > 10 explodes too.
+    layers = [stats(i + 1, preact_rms=factor**i, grad_rms=1.0) for i in range(12)]
+    found = verdicts.judge(layers, t, [False] * 12)
+    assert [v.kind for v in found] == ([kind] if kind else [])
+    if kind:
+        assert found[0].value == pytest.approx(factor) and found[0].layers == tuple(range(1, 13))
+
+
+def test_a_signal_that_is_exactly_0_vanishes_from_its_first_zero() -> None:
+    layers = [stats(i + 1, preact_rms=v) for i, v in enumerate([1.0, 0.5, 0.0, 0.0])]
+    signal, gradient = verdicts.trends(layers)
+    found = verdicts.vanishing(signal, Thresholds())
+    assert found is not None and found.value == 0.0
+    assert "exactly 0 from layer 3 going forward" in found.evidence
+    assert verdicts.vanishing(gradient, Thresholds()) is None  # the gradient keeps its scale
+    assert verdicts.exploding(signal, Thresholds()) is None
+
+
+def test_dead_units_count_as_the_excess_over_always_positive_ones() -> None:
+    t = Thresholds()  # dead = 0.25
+    assert verdicts.dead([stats(1, dead=0.6, always_positive=0.3)], t) is not None
+    assert verdicts.dead([stats(1, dead=0.6, always_positive=0.4)], t) is None
+    assert verdicts.dead([stats(1, dead=0.2, always_positive=0.0)], t) is None
+
+
+def test_the_per_layer_rules_name_every_layer_and_the_worst_value() -> None:
+    t = Thresholds()
+    layers = [
+        stats(1, saturated=0.3, symmetry=0.5, distinct_units=5),
+        stats(2, saturated=0.9),
+        stats(3, saturated=math.nan, nonfinite="h, W"),
+        stats(4, saturated=0.25, symmetry=0.9, distinct_units=1),
+    ]
+    found = {v.kind: v for v in verdicts.judge(layers, t, [False, True, False, True])}
+    assert list(found) == ["nonfinite", "saturated", "symmetric", "redundant_bias"]
+    assert found["saturated"].layers == (1, 2, 4) and found["saturated"].value == 0.9
+    assert found["saturated"].evidence.startswith("layers 1–2, 4: up to 90% of the tanh")
+    assert found["symmetric"].layers == (1, 4) and found["symmetric"].value == 0.9
+    assert "(only 1 distinct)" in found["symmetric"].evidence
+    assert found["nonfinite"].evidence == "NaN or Inf in layer 3: h, W."
+    assert found["redundant_bias"].layers == (2, 4) and found["redundant_bias"].value == 2.0
+    assert verdicts.judge(layers, Thresholds(saturated=0.95, symmetric=0.95), [False] * 4) == (
+        found["nonfinite"],
+    )
 
 
 # ------------------------------------------------------------------------- bad input
@@ -569,7 +745,7 @@ def test_an_integer_batch_into_a_float_layer_names_the_dtypes_not_the_shape() ->
 
 def test_integer_ids_into_an_embedding_or_a_converting_model_are_probed() -> None:
     ids = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 2))
-    assert isinstance(probe(ids, torch.randint(0, 10, (16, 2))), Probe)
+    assert isinstance(probe(ids, torch.randint(0, 10, (16, 2))), ProbeReport)
 
     class Scaled(nn.Module):  # uint8 pixels, scaled inside forward: not an error
         def __init__(self) -> None:
@@ -579,7 +755,8 @@ def test_integer_ids_into_an_embedding_or_a_converting_model_are_probed() -> Non
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.fc(x.float() / 255)
 
-    assert isinstance(probe(Scaled(), torch.randint(0, 256, (16, 4), dtype=torch.uint8)), Probe)
+    scaled = probe(Scaled(), torch.randint(0, 256, (16, 4), dtype=torch.uint8))
+    assert isinstance(scaled, ProbeReport)
 
 
 @pytest.mark.parametrize("outputs", [1, 3])
@@ -599,7 +776,7 @@ def test_one_output_with_integer_targets_is_not_refused_when_the_loss_works() ->
         return F.mse_loss(output.squeeze(1), target.float())
 
     report = probe(model, (torch.randn(20, 4), counts), mse)
-    assert isinstance(report, Probe) and math.isfinite(report.loss)
+    assert isinstance(report, ProbeReport) and math.isfinite(report.loss)
 
 
 @pytest.mark.parametrize(

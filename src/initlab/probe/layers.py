@@ -1,0 +1,207 @@
+"""Which modules carry signal, which φ follows each weight layer, and the blocks.
+
+The probe reads a model as a chain of blocks: a weight layer (Linear, Conv, initlab's
+stacked layers) and what follows it up to the next weight layer: batch norm, the
+activation φ, reshapes. This module says which modules are which, names φ as the theory
+(:mod:`initlab.meanfield`) knows it, recognises a φ applied functionally
+(``F.relu(layer(x))``), and views any recorded tensor per member and per unit. Its names
+are the package's own (not public API).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, TypeAlias
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from initlab.models import StackedConv, StackedLinear, _Flatten
+from initlab.norm import StackedBatchNorm
+
+if TYPE_CHECKING:
+    from initlab.probe.stats import _Forward, _Moments
+
+Layout: TypeAlias = Literal["linear", "conv", "stack_linear", "stack_conv"]
+
+_PLAIN_WEIGHT = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd)
+_STACKED_WEIGHT = (StackedLinear, StackedConv)
+_WEIGHT = _PLAIN_WEIGHT + _STACKED_WEIGHT
+_BATCH_NORM = (nn.modules.batchnorm._NormBase, StackedBatchNorm)
+# Modules that only reshape: the chain of layers continues through them.
+_RESHAPE = (nn.Flatten, nn.Unflatten, nn.Identity, _Flatten, nn.Dropout)
+# Of those, the ones whose output holds the same values as their input.
+_SHAPE_ONLY = (nn.Flatten, nn.Unflatten, nn.Identity, _Flatten)
+
+
+def _activation_name(module: nn.Module) -> str | None:
+    """The meanfield name of an activation module, or None if it is not one."""
+    if isinstance(module, nn.ReLU):
+        return "relu"
+    if isinstance(module, nn.LeakyReLU):
+        return f"leaky_relu({module.negative_slope})"
+    if isinstance(module, nn.ELU) and not isinstance(module, nn.CELU):
+        return f"elu({module.alpha})"
+    simple: list[tuple[type[nn.Module], str]] = [
+        (nn.Tanh, "tanh"),
+        (nn.Sigmoid, "sigmoid"),
+        (nn.SELU, "selu"),
+        (nn.GELU, "gelu"),
+        (nn.SiLU, "silu"),
+        (nn.Softplus, "softplus"),
+        (nn.Hardtanh, "hardtanh"),
+        (nn.Identity, "linear"),
+    ]
+    for cls, name in simple:
+        if isinstance(module, cls):
+            options = {k: getattr(module, k, None) for k in ("min_val", "max_val", "approximate")}
+            options |= {k: getattr(module, k, None) for k in ("beta", "threshold")}
+            if cls is nn.Hardtanh and (options["min_val"], options["max_val"]) != (-1.0, 1.0):
+                return None
+            if cls is nn.Softplus and (options["beta"], options["threshold"]) != (1.0, 20.0):
+                return None
+            if cls is nn.GELU and options["approximate"] != "none":
+                return None
+            return name
+    return None
+
+
+def _inplace(module: nn.Module) -> bool:
+    """``module.inplace``, without the cost of nn.Module's attribute lookup failing."""
+    value = vars(module).get("inplace")
+    if value is None and hasattr(type(module), "inplace"):
+        value = getattr(module, "inplace", False)
+    return bool(value)
+
+
+def _is_activation(module: nn.Module) -> bool:
+    other = (nn.ReLU6, nn.Softsign, nn.Mish, nn.CELU, nn.PReLU, nn.RReLU, nn.LogSigmoid)
+    return _activation_name(module) not in (None, "linear") or isinstance(module, other)
+
+
+# Candidates for an activation applied functionally (F.relu(layer(x))), recognised by
+# comparing a layer's output with the next layer's input.
+_FUNCTIONAL: list[tuple[str, Callable[[Tensor], Tensor]]] = [
+    ("linear", lambda h: h),
+    ("relu", F.relu),
+    ("tanh", torch.tanh),
+    ("sigmoid", torch.sigmoid),
+    ("leaky_relu(0.01)", F.leaky_relu),
+    ("gelu", F.gelu),
+    ("silu", F.silu),
+    ("elu(1.0)", F.elu),
+]
+
+
+def _infer_activation(h: Tensor, a: Tensor) -> str | None:
+    for name, phi in _FUNCTIONAL:
+        if torch.allclose(phi(h).reshape(-1), a.reshape(-1), rtol=1e-5, atol=1e-6):
+            return name
+    return None
+
+
+@dataclass(eq=False, slots=True)
+class _Block:
+    """A weight layer and what follows it up to the next weight layer, as recorded.
+
+    Once measured, the activations are let go (kept past their use, they would make each
+    training step map fresh memory): only the numbers and small per-unit tensors stay.
+    """
+
+    index: int  # 0-based depth among the weight layers
+    name: str
+    module: nn.Module
+    layout: Layout
+    members: int
+    x: Tensor | None  # the layer's input (once measured, kept for the first layer only)
+    h: Tensor | None  # its output
+    x_numel: int = 0
+    h_grad: Tensor | None = None  # ∂loss/∂h as (M, …), kept for the histogram only
+    post: Tensor | None = None  # the activation's output, if an activation module ran
+    post_module: nn.Module | None = None
+    out: Tensor | None = None  # the block's last output (after φ and any batch norm)
+    out_numel: int = 0
+    next_x: Tensor | None = None  # the next weight layer's input
+    closed: bool = False  # the next weight layer ran: nothing more joins this block
+    batch_norm: Literal["before", "after"] | None = None
+    bn_direct: bool = False  # batch norm ran directly after the layer
+    others: list[str] = field(default_factory=list)  # other modules in the block
+    forward: _Forward | None = None  # the measured activations
+    grad: _Moments | None = None  # the measured ∂loss/∂h
+
+
+def _layout(module: nn.Module) -> Layout:
+    if isinstance(module, StackedLinear):
+        return "stack_linear"
+    if isinstance(module, StackedConv):
+        return "stack_conv"
+    return "linear" if isinstance(module, nn.Linear | nn.Bilinear) else "conv"
+
+
+def _members(module: nn.Module) -> int:
+    return int(getattr(module, "members", 1)) if isinstance(module, _STACKED_WEIGHT) else 1
+
+
+def _units(t: Tensor, layout: Layout, members: int) -> tuple[Tensor, int]:
+    """Any recorded activation as (M, units, samples), or as (M, samples, units) where
+    that is its own memory order (a plain Linear's (…, units) output): no copy, so
+    same-shaped layers are joined by a plain memory copy and reduced contiguously.
+    Returns the tensor and the dimension that holds the units (1 or 2)."""
+    if layout == "stack_linear":
+        if t.dim() == 2:  # a shared input (features, B)
+            return t.unsqueeze(0).expand(members, -1, -1), 1
+        return t, 1
+    if layout == "stack_conv":  # (B, M·C, *spatial); a shared input is one member
+        v = t.reshape(t.shape[0], members, t.shape[1] // members, -1)
+        return v.permute(1, 2, 0, 3).reshape(members, v.shape[2], -1), 1
+    if layout == "linear" or t.dim() < 2:
+        return t.reshape(-1, t.shape[-1]).unsqueeze(0), 2
+    return t.transpose(0, 1).reshape(t.shape[1], -1).unsqueeze(0), 1
+
+
+def _weights(module: nn.Module, members: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Weight, its gradient and bias as (M, ...) (a plain layer is one member)."""
+    weight = module.weight
+    bias = getattr(module, "bias", None)
+    assert isinstance(weight, Tensor)
+    grad = weight.grad
+    if isinstance(module, _STACKED_WEIGHT):
+        return weight.detach(), grad, None if bias is None else bias.detach()
+    return (
+        weight.detach().unsqueeze(0),
+        None if grad is None else grad.unsqueeze(0),
+        None if bias is None else bias.detach().unsqueeze(0),
+    )
+
+
+def _fans(module: nn.Module) -> tuple[int, int]:
+    if isinstance(module, StackedLinear):
+        return module.in_features, module.out_features
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    weight = module.weight
+    assert isinstance(weight, Tensor)
+    shape = weight.shape[1:] if isinstance(module, StackedConv) else weight.shape
+    receptive = math.prod(shape[2:])
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        groups = module.groups
+        return shape[1] * receptive, shape[0] // groups * receptive
+    groups = getattr(module, "groups", 1)
+    return shape[1] * receptive, shape[0] // groups * receptive
+
+
+def _block_activation(block: _Block) -> tuple[str | None, Tensor | None]:
+    """The φ after the layer and its output (from the module, or recognised)."""
+    assert block.h is not None
+    if block.post is not None:
+        assert block.post_module is not None
+        return _activation_name(block.post_module), block.post
+    if block.batch_norm is not None:
+        return None, None
+    if block.next_x is not None and block.next_x.numel() == block.h.numel():
+        post = block.next_x.reshape(block.h.shape)
+        return _infer_activation(block.h, post), post
+    return ("linear", block.h) if block.next_x is None else (None, None)
