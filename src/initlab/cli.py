@@ -8,14 +8,14 @@ markup. Ctrl-C exits with code 130 and one line, after keeping what was computed
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import torch
 import typer
@@ -26,11 +26,15 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from initlab import __version__
+from initlab import __version__, experiments
 from initlab import init as initmod
 from initlab import train as train_mod
 from initlab._io import check_output_file, check_output_folder, write_atomic
 from initlab._validation import did_you_mean
+
+if TYPE_CHECKING:
+    from initlab.data import Dataset
+    from initlab.models import Stack
 
 _SHAPE = re.compile(r"^\d+([x×]\d+)*$")
 _HISTORY_SUFFIXES = (".csv", ".parquet")
@@ -281,10 +285,8 @@ def _spec(text: str, option: str, what: str) -> initmod.InitSpec:
 
 
 def _device(device: str) -> torch.device:
-    from initlab.lessons import resolve_device
-
     try:
-        return resolve_device(device)
+        return experiments.resolve_device(device)
     except ValueError as error:
         _fail(error, "--device")
 
@@ -419,8 +421,10 @@ def gains() -> None:
 # ----------------------------------------------------------------------------- train
 
 
-class _Bar:
-    """A rich progress bar fed by the engine's progress reports."""
+class _Bar(train_mod.Observer):
+    """A rich progress bar: it hears a run at each stopping check (an engine observer),
+    and draws any :class:`~initlab.train.Progress` it is called with (the lessons' runner
+    calls it so)."""
 
     def __init__(self, label: str) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -441,6 +445,10 @@ class _Bar:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+    def on_step(self, run: train_mod.Run) -> None:
+        # At a stopping check the engine has just read the device: this read is free.
+        self(run.progress())
 
     def __call__(self, p: train_mod.Progress) -> None:
         info = (
@@ -496,10 +504,7 @@ def _check_memory(widths: Sequence[int], members: int, rows: int, itemsize: int)
     available = _memory()
     if available is None:
         return
-    weights = members * sum(a * b + b for a, b in itertools.pairwise(widths))
-    # weights, gradients and up to two optimizer states; each member's activations (the
-    # input is shared) kept for the backward pass, and their gradients
-    need = (4 * weights + 3 * members * rows * sum(widths[1:])) * itemsize
+    need = experiments.training_bytes(widths, members, rows, itemsize)
     if need > available:
         _fail(
             f"expected a stack that fits in memory. Got {members:,} member(s) of "
@@ -510,182 +515,292 @@ def _check_memory(widths: Sequence[int], members: int, rows: int, itemsize: int)
         )
 
 
-def _trained_steps(
-    steps: int | None, epochs: int | None, n: int, size: int | None, drop: bool
-) -> int:
-    per_epoch = 1 if size is None else (n // size if drop else -(-n // size))
-    total = [t for t in (steps, None if epochs is None else epochs * max(per_epoch, 1)) if t]
-    return min(total) if total else 0
+@dataclass(frozen=True)
+class _TrainOptions:
+    """The options of ``initlab train``, as typed."""
+
+    data: str
+    model: str
+    activation: str
+    batch_norm: str
+    init: str
+    bias_init: str
+    seeds: int
+    lr: str
+    optimizer: str
+    loss: str
+    batch_size: str
+    drop_last: bool
+    steps: int | None
+    epochs: int | None
+    schedule: str
+    clip: str
+    clip_threshold: str
+    tol: float | None
+    window: int | None
+    dtype: str
+    device: str
+    save_history: Path | None
+    figure: Path | None
+
+
+@dataclass(frozen=True)
+class _TrainPlan:
+    """The options checked and parsed: everything the run needs but its data."""
+
+    options: _TrainOptions
+    widths: list[int]
+    grid: experiments.Grid  # the members: --init × --seeds × --lr × --optimizer × thresholds
+    size: int | None  # examples per step; None for the full batch
+    loss: str  # --loss, with auto resolved
+    dtype: torch.dtype
+
+    @property
+    def clipped(self) -> bool:
+        return self.options.clip != "none"
+
+    @property
+    def axes(self) -> list[str]:
+        """The grid's axes that mean something: the thresholds only with --clip."""
+        return [axis for axis in self.grid.axes if axis != "clip_threshold" or self.clipped]
+
+
+def _check_model(o: _TrainOptions) -> tuple[list[int], list[str]]:
+    """The data, the network and its init: the widths and the init specs."""
+    from initlab import data as data_mod
+    from initlab import models
+
+    _choice(o.data, data_mod.DATASETS, "--data")
+    widths = _widths(o.model)
+    _choice(o.activation, tuple(models.ACTIVATIONS), "--activation")
+    _choice(o.batch_norm, ("none", "before", "after"), "--batch-norm")
+    inits = _items(o.init, "--init", "init specs", "he_normal,xavier_normal")
+    for spec in inits:
+        _spec(spec, "--init", "init spec")
+    _spec(o.bias_init, "--bias-init", "bias init spec")
+    return widths, inits
+
+
+def _check_budget(o: _TrainOptions) -> list[float]:
+    """The budget, the schedule, clipping and stopping: the clipping thresholds."""
+    if o.steps is None and o.epochs is None:
+        _fail("expected a budget: --steps N or --epochs N (with --tol a member may stop sooner).")
+    _count(o.steps, "--steps")
+    _count(o.epochs, "--epochs")
+    try:
+        train_mod.schedule_factor(o.schedule, 0)
+    except (ValueError, TypeError, ArithmeticError) as error:
+        _fail(error, "--schedule")
+    _choice(o.clip, ("none", "value", "norm", "agc"), "--clip")
+    thresholds = _numbers(o.clip_threshold, "--clip-threshold", "0.5,1,5")
+    if o.tol is not None and not (math.isfinite(o.tol) and o.tol >= 0):
+        _fail(f"expected a finite number >= 0, e.g. 1e-6. Got {o.tol}.", "--tol")
+    if o.window is not None and o.tol is None:
+        _fail(
+            "expected --tol with --window: the window is where --tol compares the cost. "
+            f"Got --window {o.window} alone. Add --tol, e.g. --tol 1e-6.",
+            "--window",
+        )
+    _count(o.window, "--window")
+    return thresholds
+
+
+def _check_dtype(o: _TrainOptions, rates: list[float], thresholds: list[float]) -> torch.dtype:
+    """--dtype, and that it can hold the learning rates and thresholds."""
+    if o.dtype not in ("float32", "float64"):
+        why = " (the engine trains in float32 or float64 only)" if "16" in o.dtype else ""
+        _fail(f"expected float32 or float64{why}. Got {o.dtype!r}.", "--dtype")
+    dtype: torch.dtype = getattr(torch, o.dtype)
+    largest = torch.finfo(dtype).max
+    for option, text, values in (
+        ("--lr", o.lr, rates),
+        ("--clip-threshold", o.clip_threshold, thresholds),
+    ):
+        if max(values) > largest:
+            _fail(
+                f"expected numbers a {o.dtype} can hold (at most {largest:.4g}). Got {text!r}. "
+                "Give a smaller number, or --dtype float64.",
+                option,
+            )
+    return dtype
+
+
+def _parse_train(o: _TrainOptions) -> _TrainPlan:
+    """Every option and output checked, in the order of the options, before any work."""
+    widths, inits = _check_model(o)
+    _count(o.seeds, "--seeds", high=1_000_000)
+    rates = _numbers(o.lr, "--lr", "0.01,0.1")
+    optimizers = _choices(o.optimizer, train_mod.OPTIMIZERS, "--optimizer", "optimizers")
+    _choice(o.loss, ("auto", *train_mod.LOSSES), "--loss")
+    size = _batch_size(o.batch_size)
+    thresholds = _check_budget(o)
+    dtype = _check_dtype(o, rates, thresholds)
+    _device(o.device)
+    _output_file(o.save_history, _HISTORY_SUFFIXES, "--save-history")
+    _output_file(o.figure, _FIGURE_SUFFIXES, "--figure")
+    grid = experiments.member_grid(
+        init=inits,
+        seed=range(o.seeds),
+        lr=rates,
+        optimizer=optimizers,
+        clip_threshold=thresholds,
+    )
+    loss = experiments.infer_loss(o.loss, outputs=widths[-1])
+    return _TrainPlan(o, widths, grid, size, loss, dtype)
+
+
+def _check_data(plan: _TrainPlan, ds: Dataset) -> None:
+    """What the options ask of the data: examples, features, steps and memory."""
+    o, widths, size = plan.options, plan.widths, plan.size
+    if size is not None and size > ds.n_train:
+        _fail(
+            f"expected at most the {ds.n_train:,} training examples of {o.data}. Got {size:,}. "
+            "Use --batch-size full for all of them.",
+            "--batch-size",
+        )
+    features = tuple(ds.x_train.shape[1:])
+    if features != (widths[0],):
+        n = math.prod(features)
+        _fail(
+            f"expected the first width to be {n}, the number of features of {o.data}. Got "
+            f"{widths[0]} in {o.model!r}. Use --model {','.join(map(str, [n, *widths[1:]]))}.",
+            "--model",
+        )
+    total = experiments.step_budget(o.steps, o.epochs, ds.n_train, size or "full", o.drop_last)
+    if total > _MAX_STEPS:
+        _fail(
+            f"expected a run of at most {_MAX_STEPS:,} steps. Got {o.epochs:,} epochs of "
+            f"{ds.n_train:,} examples in batches of {size or ds.n_train:,}: {total:,} steps.",
+            "--epochs",
+        )
+    if o.tol is not None and (o.window or 100) >= total:
+        _fail(
+            f"expected a window shorter than the run ({total:,} steps), or --tol could "
+            f"never stop a member. Got {o.window or 100:,}"
+            f"{'' if o.window else ' (the default)'}. Give a smaller --window.",
+            "--window",
+        )
+    itemsize = torch.empty((), dtype=plan.dtype).element_size()
+    _check_memory(widths, len(plan.grid), size or ds.n_train, itemsize)
+
+
+def _train_config(plan: _TrainPlan) -> train_mod.TrainConfig:
+    o = plan.options
+    return train_mod.TrainConfig(
+        loss=plan.loss,  # type: ignore[arg-type]
+        schedule=o.schedule,
+        batch_size="full" if plan.size is None else plan.size,
+        drop_last=o.drop_last,
+        clip=None if o.clip == "none" else o.clip,  # type: ignore[arg-type]
+        steps=o.steps,
+        epochs=o.epochs,
+        tol=o.tol,
+        window=o.window or 100,
+        log_every=max(1, (o.steps or 1000) // 1000),
+        check_every=100,
+        **plan.grid.train_fields(),  # optimizer, lr, seeds and clip_threshold per member
+    )
+
+
+def _stack(plan: _TrainPlan) -> Stack:
+    """The MLP stack of the grid's members, each initialized with its spec and seed."""
+    from initlab import models
+
+    o = plan.options
+    stack = models.mlp(
+        plan.widths,
+        o.activation,
+        None if o.batch_norm == "none" else o.batch_norm,  # type: ignore[arg-type]
+        members=len(plan.grid),
+        dtype=plan.dtype,
+        device=o.device,
+    )
+    models.init_members(stack, bias=o.bias_init, **plan.grid.init_fields())
+    return stack
+
+
+_Data = Annotated[
+    str,
+    typer.Option(help="circles, moons, xor, blobs, spiral, digits, mnist, fashion-mnist, mnist1d"),
+]
+_Model = Annotated[str, typer.Option(help="MLP widths, e.g. 2,10,5,1")]
+_Activation = Annotated[str, typer.Option(help="relu, tanh, sigmoid, …")]
+_BatchNorm = Annotated[str, typer.Option(help="none, before or after the activation")]
+_Init = Annotated[str, typer.Option(help="init specs, comma-separated: each is a member")]
+_BiasInit = Annotated[str, typer.Option(help="the bias init spec")]
+_Seeds = Annotated[int, typer.Option(help="seeds per setting (0…n−1): init and shuffle")]
+_Lr = Annotated[str, typer.Option(help="learning rates, comma-separated")]
+_Optimizer = Annotated[
+    str, typer.Option(help="sgd, momentum, nesterov, rmsprop, adam, adamw; comma-separated")
+]
+_Loss = Annotated[str, typer.Option(help="auto, cross_entropy, bce or mse")]
+_BatchSize = Annotated[str, typer.Option(help="full, 1 or k")]
+_DropLast = Annotated[bool, typer.Option(help="drop each epoch's last, smaller batch")]
+_Steps = Annotated[int | None, typer.Option(help="step budget")]
+_Epochs = Annotated[int | None, typer.Option(help="epoch budget")]
+_Schedule = Annotated[
+    str, typer.Option(help="constant, step_decay(1000), exponential(0.99), cosine(100)")
+]
+_Clip = Annotated[str, typer.Option(help="none, value, norm or agc")]
+_Thresholds = Annotated[str, typer.Option(help="thresholds, comma-separated")]
+_Tol = Annotated[
+    float | None,
+    typer.Option(help="stop a member when its cost changes less than this over --window steps"),
+]
+_Window = Annotated[
+    int | None, typer.Option(help="steps over which --tol compares the cost (default 100)")
+]
+_Dtype = Annotated[str, typer.Option(help="float32 or float64")]
+_Device = Annotated[str, typer.Option(help="cpu or cuda")]
+_History = Annotated[Path | None, typer.Option(help="write the history (.csv or .parquet)")]
+_LossFigure = Annotated[
+    Path | None, typer.Option(help="write the loss curves (.png, .pdf or .svg)")
+]
 
 
 @app.command("train")
 def train_command(
-    data: Annotated[
-        str,
-        typer.Option(
-            help="circles, moons, xor, blobs, spiral, digits, mnist, fashion-mnist, mnist1d"
-        ),
-    ] = "circles",
-    model: Annotated[str, typer.Option(help="MLP widths, e.g. 2,10,5,1")] = "2,10,5,1",
-    activation: Annotated[str, typer.Option(help="relu, tanh, sigmoid, …")] = "relu",
-    batch_norm: Annotated[str, typer.Option(help="none, before or after the activation")] = "none",
-    init: Annotated[
-        str, typer.Option(help="init specs, comma-separated: each is a member")
-    ] = "he_normal",
-    bias_init: Annotated[str, typer.Option(help="the bias init spec")] = "zeros",
-    seeds: Annotated[int, typer.Option(help="seeds per setting (0…n−1): init and shuffle")] = 1,
-    lr: Annotated[str, typer.Option(help="learning rates, comma-separated")] = "0.01",
-    optimizer: Annotated[
-        str, typer.Option(help="sgd, momentum, nesterov, rmsprop, adam, adamw; comma-separated")
-    ] = "sgd",
-    loss: Annotated[str, typer.Option(help="auto, cross_entropy, bce or mse")] = "auto",
-    batch_size: Annotated[str, typer.Option(help="full, 1 or k")] = "full",
-    drop_last: Annotated[bool, typer.Option(help="drop each epoch's last, smaller batch")] = False,
-    steps: Annotated[int | None, typer.Option(help="step budget")] = None,
-    epochs: Annotated[int | None, typer.Option(help="epoch budget")] = None,
-    schedule: Annotated[
-        str, typer.Option(help="constant, step_decay(1000), exponential(0.99), cosine(100)")
-    ] = "constant",
-    clip: Annotated[str, typer.Option(help="none, value, norm or agc")] = "none",
-    clip_threshold: Annotated[str, typer.Option(help="thresholds, comma-separated")] = "1.0",
-    tol: Annotated[
-        float | None,
-        typer.Option(help="stop a member when its cost changes less than this over --window steps"),
-    ] = None,
-    window: Annotated[
-        int | None, typer.Option(help="steps over which --tol compares the cost (default 100)")
-    ] = None,
-    dtype: Annotated[str, typer.Option(help="float32 or float64")] = "float32",
-    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
-    save_history: Annotated[
-        Path | None, typer.Option(help="write the history (.csv or .parquet)")
-    ] = None,
-    figure: Annotated[
-        Path | None, typer.Option(help="write the loss curves (.png, .pdf or .svg)")
-    ] = None,
+    data: _Data = "circles",
+    model: _Model = "2,10,5,1",
+    activation: _Activation = "relu",
+    batch_norm: _BatchNorm = "none",
+    init: _Init = "he_normal",
+    bias_init: _BiasInit = "zeros",
+    seeds: _Seeds = 1,
+    lr: _Lr = "0.01",
+    optimizer: _Optimizer = "sgd",
+    loss: _Loss = "auto",
+    batch_size: _BatchSize = "full",
+    drop_last: _DropLast = False,
+    steps: _Steps = None,
+    epochs: _Epochs = None,
+    schedule: _Schedule = "constant",
+    clip: _Clip = "none",
+    clip_threshold: _Thresholds = "1.0",
+    tol: _Tol = None,
+    window: _Window = None,
+    dtype: _Dtype = "float32",
+    device: _Device = "cpu",
+    save_history: _History = None,
+    figure: _LossFigure = None,
 ) -> None:
     """Train every combination of --init × --seeds × --lr × --optimizer × --clip-threshold
     as one stack, and print a table per member."""
-    from initlab import data as data_mod
-    from initlab import models
-
-    # Every option and output is checked before any work.
-    _choice(data, data_mod.DATASETS, "--data")
-    widths = _widths(model)
-    _choice(activation, tuple(models.ACTIVATIONS), "--activation")
-    _choice(batch_norm, ("none", "before", "after"), "--batch-norm")
-    inits = _items(init, "--init", "init specs", "he_normal,xavier_normal")
-    for spec in inits:
-        _spec(spec, "--init", "init spec")
-    _spec(bias_init, "--bias-init", "bias init spec")
-    _count(seeds, "--seeds", high=1_000_000)
-    rates = _numbers(lr, "--lr", "0.01,0.1")
-    optimizers = _choices(optimizer, train_mod.OPTIMIZERS, "--optimizer", "optimizers")
-    _choice(loss, ("auto", *train_mod.LOSSES), "--loss")
-    size = _batch_size(batch_size)
-    if steps is None and epochs is None:
-        _fail("expected a budget: --steps N or --epochs N (with --tol a member may stop sooner).")
-    _count(steps, "--steps")
-    _count(epochs, "--epochs")
-    try:
-        train_mod.schedule_factor(schedule, 0)
-    except (ValueError, TypeError, ArithmeticError) as error:
-        _fail(error, "--schedule")
-    _choice(clip, ("none", "value", "norm", "agc"), "--clip")
-    thresholds = _numbers(clip_threshold, "--clip-threshold", "0.5,1,5")
-    if tol is not None and not (math.isfinite(tol) and tol >= 0):
-        _fail(f"expected a finite number >= 0, e.g. 1e-6. Got {tol}.", "--tol")
-    if window is not None and tol is None:
-        _fail(f"expected --tol with --window: the window is where --tol compares the cost. "
-              f"Got --window {window} alone. Add --tol, e.g. --tol 1e-6.", "--window")  # fmt: skip
-    _count(window, "--window")
-    if dtype not in ("float32", "float64"):
-        why = " (the engine trains in float32 or float64 only)" if "16" in dtype else ""
-        _fail(f"expected float32 or float64{why}. Got {dtype!r}.", "--dtype")
-    largest = torch.finfo(getattr(torch, dtype)).max
-    for option, text, values in (
-        ("--lr", lr, rates),
-        ("--clip-threshold", clip_threshold, thresholds),
-    ):
-        if max(values) > largest:
-            _fail(
-                f"expected numbers a {dtype} can hold (at most {largest:.4g}). Got {text!r}. "
-                "Give a smaller number, or --dtype float64.",
-                option,
-            )
-    _device(device)
-    _output_file(save_history, _HISTORY_SUFFIXES, "--save-history")
-    _output_file(figure, _FIGURE_SUFFIXES, "--figure")
-
-    grid = list(itertools.product(inits, range(seeds), rates, optimizers, thresholds))
+    plan = _parse_train(_TrainOptions(**locals()))  # the locals are the options, here only
     stage = "before training began: nothing was computed"
     try:
         ds = _load_data(data)
-        if size is not None and size > ds.n_train:
-            _fail(
-                f"expected at most the {ds.n_train:,} training examples of {data}. Got {size:,}. "
-                "Use --batch-size full for all of them.",
-                "--batch-size",
-            )
-        features = tuple(ds.x_train.shape[1:])
-        if features != (widths[0],):
-            n = math.prod(features)
-            _fail(
-                f"expected the first width to be {n}, the number of features of {data}. Got "
-                f"{widths[0]} in {model!r}. Use --model {','.join(map(str, [n, *widths[1:]]))}.",
-                "--model",
-            )
-        total = _trained_steps(steps, epochs, ds.n_train, size, drop_last)
-        if total > _MAX_STEPS:
-            _fail(
-                f"expected a run of at most {_MAX_STEPS:,} steps. Got {epochs:,} epochs of "
-                f"{ds.n_train:,} examples in batches of {size or ds.n_train:,}: {total:,} steps.",
-                "--epochs",
-            )
-        if tol is not None and (window or 100) >= total:
-            _fail(
-                f"expected a window shorter than the run ({total:,} steps), or --tol could "
-                f"never stop a member. Got {window or 100:,}"
-                f"{'' if window else ' (the default)'}. Give a smaller --window.",
-                "--window",
-            )
-        itemsize = torch.empty((), dtype=getattr(torch, dtype)).element_size()
-        _check_memory(widths, len(grid), size or ds.n_train, itemsize)
-        loss_name = loss if loss != "auto" else ("bce" if widths[-1] == 1 else "cross_entropy")
-        config = train_mod.TrainConfig(
-            loss=loss_name,  # type: ignore[arg-type]
-            optimizer=[g[3] for g in grid],
-            lr=[g[2] for g in grid],
-            schedule=schedule,
-            batch_size="full" if size is None else size,
-            drop_last=drop_last,
-            seeds=[g[1] for g in grid],
-            clip=None if clip == "none" else clip,  # type: ignore[arg-type]
-            clip_threshold=[g[4] for g in grid],
-            steps=steps,
-            epochs=epochs,
-            tol=tol,
-            window=window or 100,
-            log_every=max(1, (steps or 1000) // 1000),
-            check_every=100,
-        )
-        stack = models.mlp(
-            widths,
-            activation,
-            None if batch_norm == "none" else batch_norm,  # type: ignore[arg-type]
-            members=len(grid),
-            dtype=getattr(torch, dtype),
-            device=device,
-        )
-        models.init_members(stack, [g[0] for g in grid], bias_init, seeds=[g[1] for g in grid])
-        with _Bar(f"{len(grid)} members") as bar:
-            result = train_mod.train(stack, ds, config, progress=bar)
+        _check_data(plan, ds)
+        config = _train_config(plan)
+        stack = _stack(plan)
+        with _Bar(f"{len(plan.grid)} members") as bar:
+            result = train_mod.train(stack, ds, config, observers=[bar])
         stage = "while writing the outputs; each file is either complete or not written"
-        _print_train(ds.name, grid, clip != "none", result)
+        _print_train(ds.name, plan.grid, plan.axes, result)
         if save_history is not None:
-            _save_history(result, grid, clip != "none", save_history)
+            _save_history(result, plan.grid, plan.axes, save_history)
         if figure is not None:
-            _loss_figure(result, grid, clip != "none", figure)
+            _loss_figure(result, plan.grid, plan.axes, figure)
     except (ValueError, TypeError, ArithmeticError) as error:
         _fail(error)
     except torch.OutOfMemoryError as error:
@@ -707,27 +822,30 @@ def _show(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-_GRID = ["init", "seed", "lr", "optimizer", "clip"]
+_HEADINGS = {"clip_threshold": "clip"}  # an axis's column heading, where not its name
 
 
-def _print_train(name: str, grid: list[tuple[Any, ...]], clipped: bool, result: Any) -> None:
+def _print_train(name: str, grid: experiments.Grid, axes: list[str], result: Any) -> None:
     # Columns only for what varies across members; what is fixed goes in the title.
-    shown = [d for d in _GRID if d != "clip" or clipped]
-    varying = [d for d in shown if len({g[_GRID.index(d)] for g in grid}) > 1]
-    fixed = [f"{d} {_show(grid[0][_GRID.index(d)])}" for d in shown if d not in varying]
+    varying = [axis for axis in grid.varying() if axis in axes]
+    fixed = [
+        f"{_HEADINGS.get(axis, axis)} {_show(grid[0][axis])}"
+        for axis in axes
+        if axis not in varying
+    ]
     title = f"{name}: {len(grid)} members, {result.total_steps} steps in {result.seconds:.1f} s"
     title += " (interrupted)" if result.interrupted else ""
     title += f"\n{', '.join(fixed)}" if fixed else ""
     table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("#", justify="right")
-    for d in varying:
-        table.add_column(d, no_wrap=d == "init")
+    for axis in varying:
+        table.add_column(_HEADINGS.get(axis, axis), no_wrap=axis == "init")
     for column in ("stopped", "final loss", "train acc", "test acc"):
         table.add_column(column, justify="right", no_wrap=True)
     styles = {"diverged": "red", "converged": "green", "interrupted": "yellow"}
-    for g, m in zip(grid, result.members, strict=True):
+    for member, m in zip(grid, result.members, strict=True):
         acc = [f"{a:.4f}" if a is not None else "—" for a in (m.train_accuracy, m.test_accuracy)]
-        cells = [Text(_show(g[_GRID.index(d)])) for d in varying]
+        cells = [Text(_show(member[axis])) for axis in varying]
         table.add_row(
             str(m.member),
             *cells,
@@ -739,12 +857,8 @@ def _print_train(name: str, grid: list[tuple[Any, ...]], clipped: bool, result: 
     Console().print(table)
 
 
-def _save_history(result: Any, grid: list[tuple[Any, ...]], clipped: bool, path: Path) -> None:
-    frame = result.to_frame()
-    # The grid's lr is the member's initial rate; "lr" stays the scheduled rate of each step.
-    keys = ["init", "seed", "base_lr", "optimizer"] + (["clip_threshold"] if clipped else [])
-    for k, key in enumerate(keys):
-        frame[key] = frame["member"].map(lambda i, k=k: grid[i][k])
+def _save_history(result: Any, grid: experiments.Grid, axes: list[str], path: Path) -> None:
+    frame = experiments.labelled_history(result, grid, axes)
     if path.suffix.lower() == ".parquet":
         write: Callable[[Path], object] = frame.to_parquet
     else:
@@ -756,14 +870,11 @@ def _save_history(result: Any, grid: list[tuple[Any, ...]], clipped: bool, path:
     Console().print(f"history: {_path(path)}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _loss_figure(result: Any, grid: list[tuple[Any, ...]], clipped: bool, path: Path) -> None:
+def _loss_figure(result: Any, grid: experiments.Grid, axes: list[str], path: Path) -> None:
     from initlab.report import loss_curves
 
-    names = [
-        f"{g[0]} s{g[1]} lr{g[2]:g} {g[3]}" + (f" clip{g[4]:g}" if clipped else "") for g in grid
-    ]
     try:
-        written = loss_curves(result.steps, result.loss, names, path)
+        written = loss_curves(result.steps, result.loss, grid.labels(axes), path)
     except OSError as error:
         _fail(f"cannot write {str(path)!r}: {error}. Choose another path.", "--figure")
     Console().print(f"figure: {_path(written)}", markup=False, highlight=False, soft_wrap=True)
@@ -861,70 +972,23 @@ def _failed(what: str, error: BaseException, debug: bool) -> NoReturn:
     )
 
 
-def load_factory(target: str, debug: bool = False) -> torch.nn.Module:
-    """Build the model named by ``MODULE:FACTORY`` or ``path/to/file.py:FACTORY(arg=1)``.
-
-    MODULE is imported (the current directory is on the path); FACTORY is an attribute of
-    it: an ``nn.Module``, or a callable returning one, called with the literal arguments
-    given in parentheses (strings in quotes).
-    """
-    import importlib
-    import importlib.util
-
-    from initlab._spec import parse_call
-
-    option = "MODEL"
-    where, sep, call = target.rpartition(":")
-    if not sep or not where or not call:
-        _fail(
-            f"expected MODULE:FACTORY, e.g. mypackage.models:build or nets.py:deep(depth=30). "
-            f"Got {target!r}.",
-            option,
-        )
-    name = call.split("(", 1)[0].strip()
+def _load_factory(target: str, debug: bool) -> torch.nn.Module:
+    """The model of :func:`initlab.experiments.load_factory`; its errors in one line."""
     try:
-        _, args, kwargs = parse_call(call, "Factory call", "'deep_mlp(depth=30)'", bare_names=False)
-    except (ValueError, TypeError) as error:
-        _fail(error, option)
-    try:
-        if where.endswith(".py"):
-            path = Path(where)
-            if not path.is_file():
-                raise FileNotFoundError(f"no file {where!r}")
-            spec = importlib.util.spec_from_file_location(path.stem, path)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"{where!r} cannot be loaded as a module")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        else:
-            if "" not in sys.path and str(Path.cwd()) not in sys.path:
-                sys.path.insert(0, str(Path.cwd()))
-            module = importlib.import_module(where)
-    except (ImportError, FileNotFoundError) as error:
-        if debug and not isinstance(error, FileNotFoundError):
-            raise
-        _fail(
-            f"cannot import {where!r}: {error}. Give a module importable from here or a .py file.",
-            option,
-        )
-    except Exception as error:  # the module's own code failed: a syntax error, a NameError…
-        _failed(f"importing {where!r}", error, debug)
-    if not name.isidentifier() or not hasattr(module, name):
-        public = sorted(n for n in vars(module) if not n.startswith("_"))
-        _fail(f"{where!r} has no attribute {name!r}. It has: {', '.join(public[:20])}.", option)
-    factory = getattr(module, name)
-    built = factory
-    if not isinstance(factory, torch.nn.Module) and callable(factory):
-        try:
-            built = factory(*args, **kwargs)
-        except Exception as error:
-            _failed(f"the factory {call.strip()!r} of {where!r}", error, debug)
-    if not isinstance(built, torch.nn.Module):
-        _fail(
-            f"expected {target!r} to be an nn.Module or return one. Got {type(built).__name__}.",
-            option,
-        )
-    return built
+        return experiments.load_factory(target)
+    except experiments.FactoryError as error:
+        if not debug:
+            _failed(error.what, error.error, debug)
+        own: BaseException = error.error
+    except ImportError as error:
+        if not debug or error.__cause__ is None:
+            _fail(error, "MODEL")
+        own = error.__cause__
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        _fail(error, "MODEL")
+    # --debug: the user's own error, raised outside this handler so that its traceback
+    # and chain are what their code made.
+    raise own
 
 
 _VERDICT_STYLE = {
@@ -936,6 +1000,116 @@ _VERDICT_STYLE = {
     "symmetric": "magenta",
     "redundant_bias": "cyan",
 }
+
+
+@dataclass(frozen=True)
+class _ProbeOptions:
+    """The options of ``initlab probe``, as typed."""
+
+    model: str
+    input_shape: str | None
+    data: str | None
+    batch_size: int
+    init: str | None
+    bias_init: str
+    loss: str
+    steps: int
+    lr: float
+    seed: int
+    figure: Path | None
+    debug: bool
+
+
+def _parse_probe(o: _ProbeOptions) -> tuple[tuple[int, ...] | None, str]:
+    """Every option and the figure's path checked before any work: the random batch's
+    shape (None with --data) and the loss, auto resolved."""
+    if (o.input_shape is None) == (o.data is None):
+        _fail(
+            "expected exactly one of --input-shape (random input) or --data (real data). "
+            f"Got {'both' if o.data is not None else 'neither'}.",
+            "--input-shape / --data",
+        )
+    _choice(o.loss, ("auto", "cross_entropy", "mse", "none"), "--loss")
+    _count(o.batch_size, "--batch-size", high=10**8)
+    _count(o.steps, "--steps", low=0, high=10**6)
+    if not (math.isfinite(o.lr) and o.lr > 0):
+        _fail(f"expected a positive finite number, e.g. 0.01. Got {o.lr}.", "--lr")
+    _count(o.seed, "--seed", low=0, high=_MAX_SEED)
+    shape = parse_shape(o.input_shape, "--input-shape") if o.input_shape is not None else None
+    if shape is not None:
+        available = _memory()
+        if available is not None and 8 * math.prod(shape) > available:
+            _fail(
+                f"expected a batch that fits in memory. Got {o.input_shape!r}: "
+                f"{math.prod(shape):,} values, and this machine has {_gb(available)}.",
+                "--input-shape",
+            )
+    if o.init is not None:
+        _spec(o.init, "--init", "init spec")
+        _spec(o.bias_init, "--bias-init", "bias init spec")
+    _output_file(o.figure, _FIGURE_SUFFIXES, "--figure")
+    chosen = experiments.infer_loss(o.loss, labelled=o.data is not None)
+    if chosen != "none" and o.data is None:
+        _fail(
+            f"expected --data with --loss {chosen}: it needs labels. Or use --loss none.", "--loss"
+        )
+    if o.steps > 0 and chosen == "none":
+        _fail("expected a loss with --steps: use --data, whose labels give one.", "--steps")
+    return shape, chosen
+
+
+def _probe_batch(
+    o: _ProbeOptions, shape: tuple[int, ...] | None, generator: torch.Generator
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """A random N(0, 1) batch of ``shape``, or the first examples of --data and labels."""
+    if shape is not None:
+        return torch.randn(shape, generator=generator)
+    assert o.data is not None  # one of the two, checked by _parse_probe
+    ds = _load_data(o.data)
+    if o.batch_size > ds.n_train:
+        _fail(
+            f"expected at most the {ds.n_train:,} training examples of {o.data}. "
+            f"Got {o.batch_size:,}.",
+            "--batch-size",
+        )
+    return ds.x_train[: o.batch_size], ds.y_train[: o.batch_size]
+
+
+def _run_probe(o: _ProbeOptions, net: torch.nn.Module, batch: Any, loss: str) -> list[Any]:
+    """Each member's probe report (one for a plain model)."""
+    from initlab import probe as probe_mod
+
+    loss_fn = experiments.loss_function(loss)
+    try:
+        result = probe_mod.probe(net, batch, loss_fn, o.steps, lr=o.lr, seed=o.seed)
+    except (ValueError, TypeError):
+        raise
+    except Exception as error:  # the model's own forward pass failed
+        _failed(f"the model {o.model!r}", error, o.debug)
+    return [result] if isinstance(result, probe_mod.Probe) else list(result)
+
+
+def _print_reports(o: _ProbeOptions, reports: list[Any]) -> None:
+    """Each report's table and verdicts, and its figure with --figure."""
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file: room for the whole table
+        console.width = max(console.width, 120)
+    for report in reports:
+        _print_probe(console, report, o.model, o.steps > 0)
+        if o.figure is None:
+            continue
+        from initlab.report import probe_figure
+
+        path = (
+            o.figure
+            if report.member is None
+            else o.figure.with_stem(f"{o.figure.stem}-member{report.member}")
+        )
+        try:
+            written = probe_figure(report, path, title=o.model)
+        except OSError as error:
+            _fail(f"cannot write {str(path)!r}: {error}. Choose another path.", "--figure")
+        console.print(f"figure: {_path(written)}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("probe")
@@ -969,103 +1143,21 @@ def probe_command(
 ) -> None:
     """Why a model will not train: per-layer statistics beside the theory's forecast,
     verdicts and the fix to try."""
-    from torch.nn import functional as F
-
-    from initlab import probe as probe_mod
-
-    if (input_shape is None) == (data is None):
-        _fail(
-            "expected exactly one of --input-shape (random input) or --data (real data). "
-            f"Got {'both' if data is not None else 'neither'}.",
-            "--input-shape / --data",
-        )
-    _choice(loss, ("auto", "cross_entropy", "mse", "none"), "--loss")
-    _count(batch_size, "--batch-size", high=10**8)
-    _count(steps, "--steps", low=0, high=10**6)
-    if not (math.isfinite(lr) and lr > 0):
-        _fail(f"expected a positive finite number, e.g. 0.01. Got {lr}.", "--lr")
-    _count(seed, "--seed", low=0, high=_MAX_SEED)
-    shape = parse_shape(input_shape, "--input-shape") if input_shape is not None else None
-    if shape is not None:
-        available = _memory()
-        if available is not None and 8 * math.prod(shape) > available:
-            _fail(
-                f"expected a batch that fits in memory. Got {input_shape!r}: "
-                f"{math.prod(shape):,} values, and this machine has {_gb(available)}.",
-                "--input-shape",
-            )
-    if init is not None:
-        _spec(init, "--init", "init spec")
-        _spec(bias_init, "--bias-init", "bias init spec")
-    _output_file(figure, _FIGURE_SUFFIXES, "--figure")
-    chosen = loss if loss != "auto" else ("cross_entropy" if data is not None else "none")
-    if chosen != "none" and data is None:
-        _fail(f"expected --data with --loss {chosen}: it needs labels. Or use --loss none.",
-              "--loss")  # fmt: skip
-    if steps > 0 and chosen == "none":
-        _fail("expected a loss with --steps: use --data, whose labels give one.", "--steps")
-
+    o = _ProbeOptions(**locals())  # the locals are the options, here only
+    shape, chosen = _parse_probe(o)
     try:
-        net = load_factory(model, debug)
+        net = _load_factory(model, debug)
         generator = torch.Generator().manual_seed(seed)
-        target: torch.Tensor | None = None
-        if shape is not None:
-            x = torch.randn(shape, generator=generator)
-        else:
-            assert data is not None
-            ds = _load_data(data)
-            if batch_size > ds.n_train:
-                _fail(
-                    f"expected at most the {ds.n_train:,} training examples of {data}. "
-                    f"Got {batch_size:,}.",
-                    "--batch-size",
-                )
-            x, target = ds.x_train[:batch_size], ds.y_train[:batch_size]
+        batch = _probe_batch(o, shape, generator)
         if init is not None:
             initmod.apply(net, weight=init, bias=bias_init, generator=generator)
-        loss_fn = {"cross_entropy": F.cross_entropy, "mse": _mse, "none": None}[chosen]
-        batch = x if target is None else (x, target)
-        try:
-            result = probe_mod.probe(net, batch, loss_fn, steps, lr=lr, seed=seed)
-        except (ValueError, TypeError):
-            raise
-        except Exception as error:  # the model's own forward pass failed
-            _failed(f"the model {model!r}", error, debug)
-        reports = result if isinstance(result, list) else [result]
-        console = Console()
-        if not console.is_terminal:  # a pipe or a file: room for the whole table
-            console.width = max(console.width, 120)
-        for report in reports:
-            _print_probe(console, report, model, steps > 0)
-            if figure is not None:
-                from initlab.report import probe_figure
-
-                path = (
-                    figure
-                    if report.member is None
-                    else figure.with_stem(f"{figure.stem}-member{report.member}")
-                )
-                try:
-                    written = probe_figure(report, path, title=model)
-                except OSError as error:
-                    _fail(f"cannot write {str(path)!r}: {error}. Choose another path.", "--figure")
-                console.print(
-                    f"figure: {_path(written)}", markup=False, highlight=False, soft_wrap=True
-                )
+        _print_reports(o, _run_probe(o, net, batch, chosen))
     except (ValueError, TypeError) as error:
         if debug:
             raise
         _fail(error)
     except KeyboardInterrupt:
         _interrupted("the probe stopped; nothing was printed for it.")
-
-
-def _mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    from torch.nn import functional as F
-
-    if target.dtype == torch.int64 and output.shape[-1] > 1:
-        return F.mse_loss(output, F.one_hot(target, output.shape[-1]).to(output.dtype))
-    return F.mse_loss(output.reshape(target.shape), target.to(output.dtype))
 
 
 def _print_probe(console: Console, report: Any, model: str, steps: bool) -> None:
