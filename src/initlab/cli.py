@@ -35,6 +35,7 @@ from initlab._validation import did_you_mean
 if TYPE_CHECKING:
     from initlab.data import Dataset
     from initlab.models import Stack
+    from initlab.probe import Probe
 
 _SHAPE = re.compile(r"^\d+([x×]\d+)*$")
 _HISTORY_SUFFIXES = (".csv", ".parquet")
@@ -1075,8 +1076,8 @@ def _probe_batch(
     return ds.x_train[: o.batch_size], ds.y_train[: o.batch_size]
 
 
-def _run_probe(o: _ProbeOptions, net: torch.nn.Module, batch: Any, loss: str) -> list[Any]:
-    """Each member's probe report (one for a plain model)."""
+def _run_probe(o: _ProbeOptions, net: torch.nn.Module, batch: Any, loss: str) -> list[Probe]:
+    """Each member's probe (one for a plain model)."""
     from initlab import probe as probe_mod
 
     loss_fn = experiments.loss_function(loss)
@@ -1086,10 +1087,10 @@ def _run_probe(o: _ProbeOptions, net: torch.nn.Module, batch: Any, loss: str) ->
         raise
     except Exception as error:  # the model's own forward pass failed
         _failed(f"the model {o.model!r}", error, o.debug)
-    return [result] if isinstance(result, probe_mod.Probe) else list(result)
+    return list(result)
 
 
-def _print_reports(o: _ProbeOptions, reports: list[Any]) -> None:
+def _print_reports(o: _ProbeOptions, reports: list[Probe]) -> None:
     """Each report's table and verdicts, and its figure with --figure."""
     console = Console()
     if not console.is_terminal:  # a pipe or a file: room for the whole table
@@ -1160,7 +1161,7 @@ def probe_command(
         _interrupted("the probe stopped; nothing was printed for it.")
 
 
-def _print_probe(console: Console, report: Any, model: str, steps: bool) -> None:
+def _print_probe(console: Console, report: Probe, model: str, steps: bool) -> None:
     def cell(value: float | None) -> str:
         return "—" if value is None or value != value else f"{value:.3g}"
 
