@@ -383,3 +383,16 @@ def test_the_users_own_failing_code_is_a_factory_error(
     assert raised.value.what == what.format(path=path)
     assert type(raised.value.error) is cause and raised.value.__cause__ is raised.value.error
     assert str(raised.value).startswith(f"{raised.value.what} raised {cause.__name__}: ")
+
+
+# ----------------------------------------------------------------------------- the package
+
+
+def test_the_package_lists_every_library_module() -> None:
+    import initlab
+
+    expected = {"clip", "data", "experiments", "init", "lsuv", "meanfield", "models", "norm"}
+    expected |= {"probe", "train"}  # the engine was missing from the list
+    assert set(initlab.__all__) == expected | {"__version__"}
+    for name in expected:
+        assert getattr(initlab, name).__name__ == f"initlab.{name}"

@@ -16,7 +16,18 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from initlab import clip, data, init, lsuv, meanfield, models, norm, probe
+    from initlab import (
+        clip,
+        data,
+        experiments,
+        init,
+        lsuv,
+        meanfield,
+        models,
+        norm,
+        probe,
+        train,
+    )
 
 try:
     __version__ = version("initlab")
@@ -27,12 +38,14 @@ __all__ = [
     "__version__",
     "clip",
     "data",
+    "experiments",
     "init",
     "lsuv",
     "meanfield",
     "models",
     "norm",
     "probe",
+    "train",
 ]
 
 
