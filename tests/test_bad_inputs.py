@@ -154,11 +154,13 @@ def test_lesson_findings_and_paths_are_printed_as_they_are(
     lesson = Lesson(
         name="init",
         title="Init [red]matters[/red]",
+        question="Does the init [bold]matter?",
         findings=("zeros [/x] never break symmetry",),
         facts={},
         figures=(),
         report=out / "index.html",
         seconds=0.5,
+        quick=False,
         lines=("Cost after iteration 0: [bold]0.69",),
     )
     monkeypatch.setattr(initlab.lessons, "run", lambda *args, **kwargs: lesson)
