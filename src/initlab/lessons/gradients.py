@@ -1,4 +1,4 @@
-"""Lesson 6, gradients: vanishing and exploding gradients, by depth, activation and init.
+"""Lesson "gradients": vanishing and exploding gradients, by depth, activation and init.
 
 What it teaches. Going backward, each layer multiplies the gradient ∂loss/∂h by its
 Jacobian: in a wide net of width n with weights of variance v, the gradient's root mean
@@ -26,14 +26,23 @@ The setup. Three studies, each run as one stack:
    and the normalized init, probed on a batch of MNIST with the cross-entropy loss:
    histograms of every hidden layer's activations and back-propagated gradients.
 3. *He et al. 2015, §2.2 and Fig. 3.* A 30-layer ReLU MLP (width 128) on an MNIST
-   subset, Xavier against He init (two seeds each in the full run), trained together as
-   one stack by SGD with momentum 0.9.
+   subset, Xavier against He init (two seeds each in the default size), trained together
+   as one stack by SGD with momentum 0.9.
 
 Sources. X. Glorot & Y. Bengio, "Understanding the difficulty of training deep
 feedforward neural networks", AISTATS 2010, §4.2 (eqs. 12–16, Figs. 6–7); K. He, X.
 Zhang, S. Ren & J. Sun, "Delving Deep into Rectifiers", ICCV 2015, §2.2 (eqs. 10, 14) and
 Fig. 3 (a 30-layer net that Xavier init stalls and He init trains); S. Schoenholz et al.,
 "Deep Information Propagation", ICLR 2017, §4 (the backward mean-field recursion).
+
+Example:
+    >>> from initlab.lessons._lesson import Env
+    >>> facts = compute(SIZES["quick"], Env())  # doctest: +SKIP
+    >>> len(facts.profiles["relu"]["He"].grad), facts.he_training.members  # doctest: +SKIP
+    (30, ('Xavier', 'He'))
+
+    (Skipped here: even a tiny size probes four 30-layer stacks; the quick size runs in
+    ``tests/test_lesson_gradients.py``.)
 """
 
 from __future__ import annotations
@@ -41,7 +50,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,15 +57,34 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from initlab import data, models
-from initlab.lessons._lesson import Context, Lesson, LessonProgress, pyplot
-from initlab.probe import Probe, probe
+from initlab.lessons._lesson import Env, pyplot
+from initlab.probe import Histogram, Probe, probe
+from initlab.probe.verdicts import per_layer_factor
 from initlab.report import OKABE_ITO
+from initlab.report.html import Report
 from initlab.train import TrainConfig
 
-__all__ = ["run"]
+__all__ = [
+    "NAME",
+    "QUESTION",
+    "SIZES",
+    "TITLE",
+    "Facts",
+    "HeTraining",
+    "Profile",
+    "Size",
+    "compute",
+    "draw",
+    "findings",
+    "setup",
+]
 
 NAME = "gradients"
 TITLE = "Vanishing and exploding gradients"
+QUESTION = (
+    "How much of the gradient does each layer of a deep net pass back, for each activation "
+    "and init, and does that decide whether a 30-layer ReLU net trains?"
+)
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
 # label → init spec; biases are 0 throughout, as in Glorot & Bengio and He et al.
@@ -78,74 +105,130 @@ SMOOTH = 20  # steps in the moving average of the loss curves and of the start/e
 
 
 @dataclass(frozen=True)
-class _Size:
-    """How big each study is: the full run, or the quick one for tests."""
-
+class Size:
     probe_batch: int  # digits in the probe's batch
-    glorot_width: int  # units per hidden layer of Glorot's net
-    he_train: int  # MNIST training (and test) examples for He's net
-    he_steps: int  # SGD steps
-    he_seeds: int  # seeds per init
+    glorot_width: int  # units per hidden layer of Glorot's net (theirs: GLOROT_WIDTH)
+    he_train: int  # MNIST training (and test) examples, for He's net and the probe's batch
+    he_steps: int  # SGD steps of He's net
+    he_seeds: int  # seeds per init of He's net
 
 
-FULL = _Size(probe_batch=256, glorot_width=GLOROT_WIDTH, he_train=3000, he_steps=400, he_seeds=2)
-QUICK = _Size(probe_batch=128, glorot_width=256, he_train=1000, he_steps=100, he_seeds=1)
-
-
-def _factor(values: Sequence[float]) -> float:
-    """The per-layer factor: exp of the least-squares slope of log(values) against depth.
-
-    NaN where a value is not finite (a missing forecast); 0 where one is 0 (the signal died).
-    """
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) < 2 or not np.all(np.isfinite(v)):
-        return math.nan
-    if np.any(v <= 0):
-        return 0.0
-    return float(np.exp(np.polyfit(np.arange(len(v)), np.log(v), 1)[0]))
+SIZES = {
+    "quick": Size(probe_batch=128, glorot_width=256, he_train=1000, he_steps=100, he_seeds=1),
+    "default": Size(
+        probe_batch=256, glorot_width=GLOROT_WIDTH, he_train=3000, he_steps=400, he_seeds=2
+    ),
+}
 
 
 @dataclass(frozen=True)
-class _Profile:
-    """One probed net: per hidden layer, measured and forecast RMS of h and ∂loss/∂h."""
+class Profile:
+    """One probed net: per hidden layer (layer 1 next to the input), the measured and
+    forecast RMS of h and of ∂loss/∂h, and the histograms where the probe drew them."""
 
-    preact: list[float]
-    preact_forecast: list[float]
-    grad: list[float]
-    grad_forecast: list[float]
+    preact: tuple[float, ...]
+    preact_forecast: tuple[float, ...]  # NaN where the forecast does not apply
+    grad: tuple[float, ...]
+    grad_forecast: tuple[float, ...]
+    act_hist: tuple[Histogram | None, ...]  # of φ(h); None without histograms
+    grad_hist: tuple[Histogram | None, ...]  # of ∂loss/∂h
 
     @classmethod
-    def of(cls, report: Probe, hidden: int) -> _Profile:
+    def of(cls, report: Probe, hidden: int) -> Profile:
         layers = report.layers[:hidden]
         return cls(
-            preact=[s.preact_rms for s in layers],
-            preact_forecast=[_number(s.forecast_preact_rms) for s in layers],
-            grad=[s.grad_rms for s in layers],
-            grad_forecast=[_number(s.forecast_grad_rms) for s in layers],
+            preact=tuple(s.preact_rms for s in layers),
+            preact_forecast=tuple(_number(s.forecast_preact_rms) for s in layers),
+            grad=tuple(s.grad_rms for s in layers),
+            grad_forecast=tuple(_number(s.forecast_grad_rms) for s in layers),
+            act_hist=tuple(s.act_hist for s in layers),
+            grad_hist=tuple(s.grad_hist for s in layers),
         )
 
     # Backward factors run from the top hidden layer down; forward ones skip layer 1,
     # whose weights meet the data (784 inputs) rather than a layer of the same width.
     @property
     def backward(self) -> float:
-        return _factor(self.grad[::-1])
+        """The gradient's per-layer factor going backward (1 = level)."""
+        return per_layer_factor(self.grad[::-1])
 
     @property
     def backward_forecast(self) -> float:
-        return _factor(self.grad_forecast[::-1])
+        return per_layer_factor(self.grad_forecast[::-1])
 
     @property
     def forward(self) -> float:
-        return _factor(self.preact[1:])
+        """The signal's per-layer factor going forward, from layer 2 on."""
+        return per_layer_factor(self.preact[1:])
 
     @property
     def forward_forecast(self) -> float:
-        return _factor(self.preact_forecast[1:])
+        return per_layer_factor(self.preact_forecast[1:])
 
     @property
     def grad_ratio(self) -> float:
         """RMS of ∂loss/∂h at the first hidden layer over that at the last."""
         return self.grad[0] / self.grad[-1] if self.grad[-1] > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class HeTraining:
+    """He et al.'s 30-layer ReLU net, Xavier against He, trained as one stack."""
+
+    steps: int  # SGD steps
+    seeds: int  # seeds per init
+    members: tuple[str, ...]  # each member's init: "Xavier" or "He"
+    n_train: int  # MNIST training examples
+    n_test: int  # held-out examples of the test accuracy
+    window: int  # steps of the moving average, and of the start and end losses
+    step: Tensor  # (S,) the recorded steps
+    loss: Tensor  # (S, M) float64, the training loss at those steps
+    loss_start: dict[str, float]  # per init: the mean over the first window and the seeds
+    loss_end: dict[str, float]  # per init: the mean over the last window and the seeds
+    test_accuracy: dict[str, float]  # per init, the mean over the seeds
+
+
+@dataclass(frozen=True)
+class Facts:
+    probe_batch: int  # digits in the probe's batch
+    glorot_width: int  # units per hidden layer of Glorot's nets
+    profiles: dict[str, dict[str, Profile]]  # activation → init label → the probed net
+    glorot: dict[str, Profile]  # "standard" and "normalized" → Glorot's probed tanh net
+    he_training: HeTraining
+
+
+def setup(size: Size) -> str:
+    return (
+        f"Depth × activation × init, probed at init on MNIST beside the mean-field "
+        f"forecast; Glorot & Bengio 2010's tanh nets; He et al. 2015's {DEPTH}-layer "
+        "ReLU net, trained as one stack."
+    )
+
+
+def compute(size: Size, env: Env) -> Facts:
+    """Probe depth × activation × init and Glorot's nets; train He's net."""
+    env.stage("loading MNIST")
+    mnist, _ = data.scale(data.load("mnist", limit=size.he_train), per_feature=False)
+    batch_x = mnist.x_train[: size.probe_batch].to(env.device)
+    batch_y = mnist.y_train[: size.probe_batch].to(env.device)
+    profiles = {a: _probe_inits(env, a, batch_x) for a in ACTIVATIONS}
+    env.stage("probing Glorot & Bengio's tanh nets")
+    glorot_inits = {"standard": INITS["standard"], "normalized": INITS["Xavier"]}
+    widths = [batch_x.shape[1], *[size.glorot_width] * GLOROT_DEPTH, 10]
+    net = models.mlp(widths, "tanh", members=len(glorot_inits), device=env.device)
+    models.init_members(net, list(glorot_inits.values()), "zeros", seeds=PROBE_SEED)
+    reports = probe(net, (batch_x, batch_y), _stack_cross_entropy)
+    glorot = {
+        label: Profile.of(report, GLOROT_DEPTH)
+        for label, report in zip(glorot_inits, reports, strict=True)
+    }
+    return Facts(
+        probe_batch=size.probe_batch,
+        glorot_width=size.glorot_width,
+        profiles=profiles,
+        glorot=glorot,
+        he_training=_train_he(size, env, mnist),
+    )
 
 
 def _number(value: float | None) -> float:
@@ -161,79 +244,73 @@ def _stack_cross_entropy(output: Tensor, target: Tensor) -> Tensor:
     )
 
 
-def _probe_grid(ctx: Context, x: Tensor) -> dict[str, dict[str, _Profile]]:
-    """Every activation's stack of inits, probed at init: activation → init → profile."""
-    grid: dict[str, dict[str, _Profile]] = {}
+def _probe_inits(env: Env, activation: str, x: Tensor) -> dict[str, Profile]:
+    """One activation's stack of inits, probed at init: init label → profile."""
+    env.stage(f"probing the {DEPTH}-layer {activation} net at init, {len(INITS)} inits")
     widths = [x.shape[1], *[WIDTH] * DEPTH, 10]
-    for activation in ACTIVATIONS:
-        ctx.stage(f"probing the {DEPTH}-layer {activation} net at init, {len(INITS)} inits")
-        net = models.mlp(widths, activation, members=len(INITS), device=ctx.device)
-        models.init_members(net, list(INITS.values()), "zeros", seeds=PROBE_SEED)
-        reports = probe(net, x, histograms=False)
-        assert isinstance(reports, list)  # a stack gives one report per member
-        grid[activation] = {
-            label: _Profile.of(report, DEPTH) for label, report in zip(INITS, reports, strict=True)
-        }
-    return grid
+    net = models.mlp(widths, activation, members=len(INITS), device=env.device)
+    models.init_members(net, list(INITS.values()), "zeros", seeds=PROBE_SEED)
+    reports = probe(net, x, histograms=False)
+    return {label: Profile.of(report, DEPTH) for label, report in zip(INITS, reports, strict=True)}
 
 
-def _change(factor: float) -> str:
-    """'shrinks it 0.58×', 'grows it 1.05×' or 'keeps it level (1.00×)', per layer."""
-    if round(factor, 2) == 1.0:
-        return f"keeps it level ({factor:.2f}×)"
-    return f"{'grows' if factor > 1 else 'shrinks'} it {factor:.2f}×"
-
-
-def run(
-    out: str | Path | None = None,
-    *,
-    quick: bool = False,
-    device: str = "cpu",
-    progress: LessonProgress | None = None,
-) -> Lesson:
-    """Run the lesson: probe depth × activation × init, Glorot's histograms, He's training.
-
-    Args:
-        out: the folder for the report and figures; None keeps them in memory.
-        quick: a smaller Glorot net, fewer digits and fewer training steps (for tests).
-        device: ``"cpu"`` or ``"cuda"``.
-        progress: a progress display, told each stage and fed the engine's reports.
-
-    Returns:
-        The :class:`~initlab.lessons.Lesson`; ``facts`` holds the per-layer factors
-        (measured and forecast) per activation and init, Glorot's first-to-last gradient
-        ratios, and He's start and end losses.
-
-    Raises:
-        ValueError: a device that is not there (e.g. ``"cuda"`` without a GPU).
-    """
-    size = QUICK if quick else FULL
-    ctx = Context(
-        NAME,
-        TITLE,
-        out,
-        quick=quick,
-        device=device,
-        progress=progress,
-        subtitle=(
-            f"Depth × activation × init, probed at init on MNIST beside the mean-field "
-            f"forecast; Glorot & Bengio 2010's tanh nets; He et al. 2015's {DEPTH}-layer "
-            "ReLU net, trained as one stack."
-        ),
+def _train_he(size: Size, env: Env, mnist: data.Dataset) -> HeTraining:
+    """He et al.'s net from Xavier and from He init, ``he_seeds`` members each."""
+    env.stage(f"training the {DEPTH}-layer ReLU net: Xavier against He")
+    members = tuple(label for label in ("Xavier", "He") for _ in range(size.he_seeds))
+    widths = [mnist.x_train.shape[1], *[WIDTH] * DEPTH, 10]
+    net = models.mlp(widths, "relu", members=len(members), device=env.device)
+    models.init_members(net, [INITS[label] for label in members], "zeros", seeds=PROBE_SEED)
+    config = TrainConfig(
+        optimizer="momentum", momentum=0.9, lr=HE_LR, batch_size=HE_BATCH, steps=size.he_steps
     )
+    result = env.train(net, mnist, config)
+    loss = result.loss.double().cpu()
+    window = min(SMOOTH, max(1, loss.shape[0] // 5))
+    start = [float(v) for v in loss[:window].mean(dim=0)]
+    end = [float(v) for v in loss[-window:].mean(dim=0)]
+    accuracy = [m.test_accuracy for m in result.members]
+
+    def mean_over(values: Sequence[float | None]) -> dict[str, float]:
+        """Per init, the mean over its seeds (NaN where none has a value)."""
+        means = {}
+        for label in ("Xavier", "He"):
+            picked = [
+                float(v)
+                for v, lab in zip(values, members, strict=True)
+                if lab == label and v is not None
+            ]
+            means[label] = sum(picked) / len(picked) if picked else math.nan
+        return means
+
+    return HeTraining(
+        steps=size.he_steps,
+        seeds=size.he_seeds,
+        members=members,
+        n_train=mnist.n_train,
+        n_test=mnist.n_test,
+        window=window,
+        step=result.steps.cpu(),
+        loss=loss,
+        loss_start=mean_over(start),
+        loss_end=mean_over(end),
+        test_accuracy=mean_over(accuracy),
+    )
+
+
+def draw(facts: Facts, report: Report) -> None:
+    _draw_profiles(facts, report)
+    _draw_factors(facts, report)
+    _draw_glorot(facts, report)
+    _draw_he(facts.he_training, report)
+
+
+def _draw_profiles(facts: Facts, report: Report) -> None:
     plt = pyplot()
-
-    ctx.stage("loading MNIST")
-    mnist, _ = data.scale(data.load("mnist", limit=size.he_train), per_feature=False)
-    batch_x = mnist.x_train[: size.probe_batch].to(ctx.device)
-    batch_y = mnist.y_train[: size.probe_batch].to(ctx.device)
-
-    # ------------------------------------------------------------ 1. the probe grid
-    grid = _probe_grid(ctx, batch_x)
     layers = np.arange(1, DEPTH + 1)
     fig, axes = plt.subplots(2, len(ACTIVATIONS), figsize=(15, 7.2), sharex=True)
     for col, activation in enumerate(ACTIVATIONS):
-        for label, prof in grid[activation].items():
+        for label, prof in facts.profiles[activation].items():
             colour = INIT_COLOURS[label]
             for row, (measured, forecast) in enumerate(
                 [(prof.preact, prof.preact_forecast), (prof.grad, prof.grad_forecast)]
@@ -256,26 +333,29 @@ def run(
         f"Signal (top) and gradient (bottom) through a {DEPTH}-layer, width-{WIDTH} net at "
         "init: measured by the probe (solid) and forecast (dashed)"
     )
-    ctx.report.section(
+    report.section(
         "Depth × activation × init, at initialization",
         f"Each activation is one stack of {len(INITS)} members, {DEPTH} hidden layers of "
-        f"{WIDTH} units on a batch of {size.probe_batch} standardized MNIST digits. The probe "
+        f"{WIDTH} units on a batch of {facts.probe_batch} standardized MNIST digits. The probe "
         "measures the RMS of every hidden layer's pre-activation h and of the gradient "
         "∂loss/∂h (for an N(0, 1) output gradient, the theory's assumption); the dashed "
         "lines are the mean-field forecast for the same weights. Read the gradient panels "
         "from right to left: that is the way the gradient travels.",
     )
-    ctx.figure(
+    report.figure(
         fig,
         "profiles",
         "Per-layer RMS of h and of ∂loss/∂h at init, per activation (columns) and init "
         "(colours). A straight line on this log scale is a constant per-layer factor.",
     )
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    matrix = np.array([[grid[a][i].backward for i in INITS] for a in ACTIVATIONS])
+
+def _draw_factors(facts: Facts, report: Report) -> None:
     from matplotlib.colors import LogNorm
 
+    fig, ax = pyplot().subplots(figsize=(7.5, 4.2))
+    grid = facts.profiles
+    matrix = np.array([[grid[a][i].backward for i in INITS] for a in ACTIVATIONS])
     image = ax.imshow(matrix, cmap="PuOr", norm=LogNorm(vmin=0.1, vmax=10.0), aspect="auto")
     for r, activation in enumerate(ACTIVATIONS):
         for c, label in enumerate(INITS):
@@ -296,23 +376,16 @@ def run(
     ax.set_ylabel("activation")
     fig.colorbar(image, ax=ax, label="per-layer gradient factor (1 = level)")
     ax.set_title("How much the gradient keeps per layer, going backward")
-    ctx.figure(
+    report.figure(
         fig,
         "factors",
         "The back-propagated gradient's per-layer factor, measured over the hidden layers "
         "(the mean-field forecast in brackets). Purple: it shrinks toward the input "
         "(vanishes); orange: it grows (explodes).",
     )
-    ctx.report.table(
-        [
-            "activation",
-            "init",
-            "gradient factor",
-            "forecast",
-            "signal factor",
-            "forecast",
-            "gradient layer 1 / layer " + str(DEPTH),
-        ],
+    head = ["activation", "init", "gradient factor", "forecast", "signal factor", "forecast"]
+    report.table(
+        [*head, "gradient layer 1 / layer " + str(DEPTH)],
         [
             [
                 activation,
@@ -330,23 +403,44 @@ def run(
         "from layer 2 on), measured and forecast.",
     )
 
-    # ------------------------------------------------------------ 2. Glorot & Bengio
-    ctx.stage("probing Glorot & Bengio's tanh nets")
-    glorot_inits = {"standard": INITS["standard"], "normalized": INITS["Xavier"]}
-    widths = [batch_x.shape[1], *[size.glorot_width] * GLOROT_DEPTH, 10]
-    net = models.mlp(widths, "tanh", members=len(glorot_inits), device=ctx.device)
-    models.init_members(net, list(glorot_inits.values()), "zeros", seeds=PROBE_SEED)
-    reports = probe(net, (batch_x, batch_y), _stack_cross_entropy)
-    assert isinstance(reports, list)
-    glorot = {label: r for label, r in zip(glorot_inits, reports, strict=True)}
-    glorot_profiles = {label: _Profile.of(r, GLOROT_DEPTH) for label, r in glorot.items()}
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-    for row, (label, report) in enumerate(glorot.items()):
-        for col, what in enumerate(("act_hist", "grad_hist")):
+def _draw_glorot(facts: Facts, report: Report) -> None:
+    report.section(
+        "Glorot & Bengio 2010: standard against normalized init",
+        f"Their tanh net ({GLOROT_DEPTH} hidden layers of {facts.glorot_width}), probed on "
+        f"{facts.probe_batch} MNIST digits with the cross-entropy loss. With the standard "
+        "init U[±1/√n] (variance 1/(3n)) a layer can pass back at most 1/√3 of the gradient "
+        "it receives (tanh′ ≤ 1), so Glorot & Bengio saw the gradients narrow toward the "
+        "input (their Fig. 7, top); the normalized init (variance 2/(fan_in + fan_out), "
+        "1/n between equal layers) removes that factor, and what shrinking is left comes "
+        "from tanh′ < 1 where the units saturate (bottom). The table gives the measured "
+        "widths.",
+    )
+    report.figure(
+        _glorot_figure(facts),
+        "glorot",
+        "Histograms (as densities) of every hidden layer's tanh outputs (left) and "
+        "back-propagated gradients (right), standard init (top) and normalized init "
+        "(bottom): the style of Glorot & Bengio's Figs. 6 and 7.",
+    )
+    standard, normalized = facts.glorot["standard"].grad, facts.glorot["normalized"].grad
+    report.table(
+        ["hidden layer", "gradient RMS, standard", "gradient RMS, normalized"],
+        [
+            [i + 1, f"{a:.3e}", f"{b:.3e}"]
+            for i, (a, b) in enumerate(zip(standard, normalized, strict=True))
+        ],
+        caption="RMS of ∂loss/∂h per hidden layer (layer 1 next to the input).",
+    )
+
+
+def _glorot_figure(facts: Facts) -> Any:
+    """Glorot & Bengio's Figs. 6 and 7: per-layer histograms of tanh(h) and ∂loss/∂h."""
+    fig, axes = pyplot().subplots(2, 2, figsize=(11, 7))
+    for row, (label, prof) in enumerate(facts.glorot.items()):
+        for col, hists in enumerate((prof.act_hist, prof.grad_hist)):
             ax = axes[row, col]
-            for i, stats in enumerate(report.layers[:GLOROT_DEPTH]):
-                hist = getattr(stats, what)
+            for i, hist in enumerate(hists):
                 if hist is None:
                     continue
                 width = np.diff(hist.edges)
@@ -356,9 +450,9 @@ def run(
             ax.set_yscale("log")
             ax.grid(True, alpha=0.3)
             init_name = "standard U[±1/√n]" if label == "standard" else "normalized (Xavier)"
-            kind = "activation values tanh(h)" if what == "act_hist" else "gradients ∂loss/∂h"
+            kind = "activation values tanh(h)" if col == 0 else "gradients ∂loss/∂h"
             ax.set_title(f"{kind}, {init_name} init")
-            ax.set_xlabel("tanh(h)" if what == "act_hist" else "∂loss/∂h")
+            ax.set_xlabel("tanh(h)" if col == 0 else "∂loss/∂h")
             ax.set_ylabel("density (normalized count)")
         axes[row, 0].legend(fontsize=8, loc="lower center")
     # One x-range for both inits' gradients, so their widths compare at a glance.
@@ -367,133 +461,80 @@ def run(
     for ax in axes[:, 1]:
         ax.set_xlim(low, high)
     fig.suptitle(
-        f"Glorot & Bengio's {GLOROT_DEPTH} × {size.glorot_width} tanh net at init: "
+        f"Glorot & Bengio's {GLOROT_DEPTH} × {facts.glorot_width} tanh net at init: "
         "activations and back-propagated gradients per layer"
     )
-    std_prof, norm_prof = glorot_profiles["standard"], glorot_profiles["normalized"]
-    ctx.report.section(
-        "Glorot & Bengio 2010: standard against normalized init",
-        f"Their tanh net ({GLOROT_DEPTH} hidden layers of {size.glorot_width}), probed on "
-        f"{size.probe_batch} MNIST digits with the cross-entropy loss. With the standard "
-        "init U[±1/√n] (variance 1/(3n)) a layer can pass back at most 1/√3 of the gradient "
-        "it receives (tanh′ ≤ 1), so Glorot & Bengio saw the gradients narrow toward the "
-        "input (their Fig. 7, top); the normalized init (variance 2/(fan_in + fan_out), "
-        "1/n between equal layers) removes that factor, and what shrinking is left comes "
-        "from tanh′ < 1 where the units saturate (bottom). The table gives the measured "
-        "widths.",
+    return fig
+
+
+def _draw_he(he: HeTraining, report: Report) -> None:
+    report.section(
+        f"He et al. 2015: a {DEPTH}-layer ReLU net",
+        f"{DEPTH} hidden ReLU layers of {WIDTH} units on {he.n_train} MNIST digits, "
+        f"trained for {he.steps} steps of SGD (momentum 0.9, learning rate {HE_LR:g}, "
+        f"batch {HE_BATCH}); every run is a member of one stack. Xavier's variance 1/n "
+        "halves the signal's and the gradient's second moment at every ReLU layer, so the "
+        f"gradient reaching the first layers is ~2^-{DEPTH // 2} of the last's; He's 2/n "
+        "keeps it.",
     )
-    ctx.figure(
-        fig,
-        "glorot",
-        "Histograms (as densities) of every hidden layer's tanh outputs (left) and "
-        "back-propagated gradients (right), standard init (top) and normalized init "
-        "(bottom): the style of Glorot & Bengio's Figs. 6 and 7.",
+    report.figure(
+        _he_figure(he),
+        "he_training",
+        f"Training loss per step (faint) and its {he.window}-step moving average (bold), per "
+        "member of the stack.",
     )
-    ctx.report.table(
-        ["hidden layer", "gradient RMS, standard", "gradient RMS, normalized"],
+    report.table(
+        ["init", "loss at start", "loss at end", "start / end", "test accuracy"],
         [
-            [i + 1, f"{a:.3e}", f"{b:.3e}"]
-            for i, (a, b) in enumerate(zip(std_prof.grad, norm_prof.grad, strict=True))
+            [
+                label,
+                he.loss_start[label],
+                he.loss_end[label],
+                he.loss_start[label] / he.loss_end[label],
+                f"{he.test_accuracy[label]:.1%}",
+            ]
+            for label in ("Xavier", "He")
         ],
-        caption="RMS of ∂loss/∂h per hidden layer (layer 1 next to the input).",
+        caption=f"Losses averaged over the first and last {he.window} steps (and over seeds); "
+        f"test accuracy on {he.n_test} held-out digits.",
     )
 
-    # ------------------------------------------------------------ 3. He et al.
-    ctx.stage(f"training the {DEPTH}-layer ReLU net: Xavier against He")
-    he_inits = [label for label in ("Xavier", "He") for _ in range(size.he_seeds)]
-    widths = [mnist.x_train.shape[1], *[WIDTH] * DEPTH, 10]
-    net = models.mlp(widths, "relu", members=len(he_inits), device=ctx.device)
-    models.init_members(net, [INITS[label] for label in he_inits], "zeros", seeds=PROBE_SEED)
-    result = ctx.train(
-        net,
-        mnist,
-        TrainConfig(
-            optimizer="momentum",
-            momentum=0.9,
-            lr=HE_LR,
-            batch_size=HE_BATCH,
-            steps=size.he_steps,
-        ),
-    )
-    loss = result.loss.double()
-    window = min(SMOOTH, max(1, loss.shape[0] // 5))
-    start = loss[:window].mean(dim=0)
-    end = loss[-window:].mean(dim=0)
 
-    def mean_over(label: str, values: Tensor) -> float:
-        picked = [float(values[m]) for m, lab in enumerate(he_inits) if lab == label]
-        return sum(picked) / len(picked)
-
-    def accuracy(label: str) -> float:
-        picked = [
-            float(m.test_accuracy)
-            for m, lab in zip(result.members, he_inits, strict=True)
-            if lab == label and m.test_accuracy is not None
-        ]
-        return sum(picked) / len(picked) if picked else math.nan
-
-    he_start, he_end = mean_over("He", start), mean_over("He", end)
-    xa_start, xa_end = mean_over("Xavier", start), mean_over("Xavier", end)
-
-    fig, ax = plt.subplots(figsize=(8.5, 4.6))
-    steps = result.steps.numpy()
-    kernel = np.ones(window) / window
-    for m, label in enumerate(he_inits):
-        curve = loss[:, m].numpy()
+def _he_figure(he: HeTraining) -> Any:
+    """Each member's loss per step, faint, and its moving average, bold."""
+    fig, ax = pyplot().subplots(figsize=(8.5, 4.6))
+    steps = he.step.numpy()
+    kernel = np.ones(he.window) / he.window
+    for m, label in enumerate(he.members):
+        curve = he.loss[:, m].numpy()
         smooth = np.convolve(curve, kernel, mode="valid")
         colour = INIT_COLOURS[label]
         ax.plot(steps, curve, color=colour, alpha=0.18, lw=0.8)
-        first = he_inits.index(label) == m
-        ax.plot(
-            steps[window - 1 :],
-            smooth,
-            color=colour,
-            lw=2,
-            label=f"{label} init" + (f" ({size.he_seeds} seeds)" if size.he_seeds > 1 else "")
-            if first
-            else None,
-        )
+        first = he.members.index(label) == m
+        seeds = f" ({he.seeds} seeds)" if he.seeds > 1 else ""
+        legend = f"{label} init{seeds}" if first else None
+        ax.plot(steps[he.window - 1 :], smooth, color=colour, lw=2, label=legend)
     ax.axhline(math.log(10), color="grey", ls=":", lw=1, label="ln 10 (chance)")
     ax.set_xlabel("SGD step")
     ax.set_ylabel("training loss (cross-entropy, nats)")
     ax.set_title(f"A {DEPTH}-layer ReLU net trained from Xavier and from He init")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    ctx.report.section(
-        f"He et al. 2015: a {DEPTH}-layer ReLU net",
-        f"{DEPTH} hidden ReLU layers of {WIDTH} units on {mnist.n_train} MNIST digits, "
-        f"trained for {size.he_steps} steps of SGD (momentum 0.9, learning rate {HE_LR:g}, "
-        f"batch {HE_BATCH}); every run is a member of one stack. Xavier's variance 1/n "
-        "halves the signal's and the gradient's second moment at every ReLU layer, so the "
-        f"gradient reaching the first layers is ~2^-{DEPTH // 2} of the last's; He's 2/n "
-        "keeps it.",
-    )
-    ctx.figure(
-        fig,
-        "he_training",
-        f"Training loss per step (faint) and its {window}-step moving average (bold), per "
-        "member of the stack.",
-    )
-    ctx.report.table(
-        ["init", "loss at start", "loss at end", "start / end", "test accuracy"],
-        [
-            [
-                label,
-                mean_over(label, start),
-                mean_over(label, end),
-                mean_over(label, start) / mean_over(label, end),
-                f"{accuracy(label):.1%}",
-            ]
-            for label in ("Xavier", "He")
-        ],
-        caption=f"Losses averaged over the first and last {window} steps (and over seeds); "
-        f"test accuracy on {mnist.n_test} held-out digits.",
-    )
+    return fig
 
-    # ------------------------------------------------------------ findings
-    relu = grid["relu"]
-    sigmoid = grid["sigmoid"]
-    tanh = grid["tanh"]
+
+def _change(factor: float) -> str:
+    """'shrinks it 0.58×', 'grows it 1.05×' or 'keeps it level (1.00×)', per layer."""
+    if round(factor, 2) == 1.0:
+        return f"keeps it level ({factor:.2f}×)"
+    return f"{'grows' if factor > 1 else 'shrinks'} it {factor:.2f}×"
+
+
+def findings(facts: Facts) -> list[str]:
+    relu, sigmoid, tanh = (facts.profiles[a] for a in ("relu", "sigmoid", "tanh"))
+    std_prof, norm_prof = facts.glorot["standard"], facts.glorot["normalized"]
+    he = facts.he_training
+    start, end, accuracy = he.loss_start, he.loss_end, he.test_accuracy
     best_sigmoid = max(INITS, key=lambda label: sigmoid[label].backward)
     sigmoid_vanishing = [label for label in INITS if sigmoid[label].backward < 1.0]
     sigmoid_verb = (
@@ -502,8 +543,8 @@ def run(
         else f"vanishes under {', '.join(sigmoid_vanishing) or 'none of the inits'}"
     )
     tanh_level = min(INITS, key=lambda label: abs(math.log(tanh[label].backward)))
-    xavier_verb = "it stalled" if xa_end > 0.95 * xa_start else "its loss fell too"
-    findings = [
+    xavier_verb = "it stalled" if end["Xavier"] > 0.95 * start["Xavier"] else "its loss fell too"
+    return [
         f"In the {DEPTH}-layer ReLU net at init, Xavier shrinks the back-propagated gradient "
         f"by {relu['Xavier'].backward:.3f}× per layer (theory 1/√2 = {math.sqrt(0.5):.3f}) "
         f"and He by {relu['He'].backward:.3f}× (theory 1): across the {DEPTH} layers "
@@ -513,46 +554,14 @@ def run(
         f"the first hidden layer receives {std_prof.grad_ratio:.2f}× the gradient RMS of the "
         f"last ({std_prof.backward:.2f}× per layer); with the normalized init, "
         f"{norm_prof.grad_ratio:.2f}× ({norm_prof.backward:.2f}× per layer).",
-        f"Trained {size.he_steps} steps as one stack, the {DEPTH}-layer ReLU net with He init "
-        f"cut its loss from {he_start:.2f} to {he_end:.2f} ({he_start / he_end:.1f}× lower, "
-        f"test accuracy {accuracy('He'):.0%}); with Xavier {xavier_verb}, from {xa_start:.3f} to "
-        f"{xa_end:.3f} (test accuracy {accuracy('Xavier'):.0%}).",
+        f"Trained {he.steps} steps as one stack, the {DEPTH}-layer ReLU net with He init "
+        f"cut its loss from {start['He']:.2f} to {end['He']:.2f} "
+        f"({start['He'] / end['He']:.1f}× lower, test accuracy {accuracy['He']:.0%}); with "
+        f"Xavier {xavier_verb}, from {start['Xavier']:.3f} to {end['Xavier']:.3f} (test "
+        f"accuracy {accuracy['Xavier']:.0%}).",
         f"Sigmoid's gradient {sigmoid_verb} (σ′ ≤ 1/4): at best "
         f"{sigmoid[best_sigmoid].backward:.2f}× per layer ({best_sigmoid}). Tanh's comes "
         f"nearest to level with {tanh_level}: the standard init "
         f"{_change(tanh['standard'].backward)}, Xavier {_change(tanh['Xavier'].backward)}, He "
         f"{_change(tanh['He'].backward)} per layer.",
     ]
-    facts: dict[str, Any] = {
-        "depth": DEPTH,
-        "width": WIDTH,
-        "factors": {
-            activation: {
-                label: {
-                    "backward": prof.backward,
-                    "backward_forecast": prof.backward_forecast,
-                    "forward": prof.forward,
-                    "forward_forecast": prof.forward_forecast,
-                    "grad_ratio": prof.grad_ratio,
-                }
-                for label, prof in grid[activation].items()
-            }
-            for activation in ACTIVATIONS
-        },
-        "glorot": {
-            label: {
-                "grad_ratio": prof.grad_ratio,
-                "backward": prof.backward,
-                "grad_rms": list(prof.grad),
-            }
-            for label, prof in glorot_profiles.items()
-        },
-        "he_training": {
-            "steps": size.he_steps,
-            "members": he_inits,
-            "loss_start": {"Xavier": xa_start, "He": he_start},
-            "loss_end": {"Xavier": xa_end, "He": he_end},
-            "test_accuracy": {"Xavier": accuracy("Xavier"), "He": accuracy("He")},
-        },
-    }
-    return ctx.finish(findings, facts)
