@@ -10,30 +10,36 @@ Alg. 1 (the batch's mean and biased variance).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
 
 import pytest
 import torch
 from lesson_checks import check_report
 
-from initlab.lessons import Lesson
-from initlab.lessons.batchnorm import run
+from initlab.lessons import Env, Lesson, run
+from initlab.lessons.batchnorm import SIZES, Facts, compute
 
 HIDDEN = 3  # Linear (no bias) → BatchNorm1d → Sigmoid, three times, then Linear
 
 
 @pytest.fixture(scope="module")
 def lesson(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
-    return run(tmp_path_factory.mktemp("batchnorm"), quick=True)
+    return run("batchnorm", tmp_path_factory.mktemp("batchnorm"), quick=True)
 
 
-def _forward(facts: dict[str, Any], statistics: str) -> torch.Tensor:
+@pytest.fixture(scope="module")
+def facts(lesson: Lesson) -> Facts:
+    assert isinstance(lesson.facts, Facts)
+    return lesson.facts
+
+
+def _forward(facts: Facts, statistics: str) -> torch.Tensor:
     """The BN member's logits by the paper's formulas, in float64: with the running
     averages (inference) or with the batch's own mean and biased variance (training)."""
-    state = {k: v.double() for k, v in facts["bn_member_state"].items()}
-    eps = facts["bn_eps"]
-    h = facts["mode_batch"].double()
+    state = {k: v.double() for k, v in facts.modes.member_state.items()}
+    eps = facts.modes.eps
+    h = facts.modes.batch.double()
     for i in range(HIDDEN):
         a = h @ state[f"{3 * i}.weight"].T
         if statistics == "running":
@@ -45,60 +51,70 @@ def _forward(facts: dict[str, Any], statistics: str) -> torch.Tensor:
     return h @ state[f"{3 * HIDDEN}.weight"].T + state[f"{3 * HIDDEN}.bias"]
 
 
-def test_bn_has_the_higher_test_accuracy_at_the_same_step(lesson: Lesson) -> None:
-    facts = lesson.facts
-    plain, bn = facts["accuracy_plain"], facts["accuracy_bn"]
-    assert facts["steps"][0] == 0 and len(plain) == len(bn) == len(facts["steps"])
+def test_bn_has_the_higher_test_accuracy_at_the_same_step(facts: Facts) -> None:
+    plain, bn = facts.plain.mean_accuracy.tolist(), facts.bn.mean_accuracy.tolist()
+    steps = facts.plain.steps
+    assert steps[0] == 0 and len(plain) == len(bn) == len(steps) and facts.bn.steps == steps
     # At step 0 both nets are untrained: near a tenth right, like any 10-class guess.
     assert plain[0] == pytest.approx(0.1, abs=0.07) and bn[0] == pytest.approx(0.1, abs=0.07)
     for i in range(1, len(bn)):  # every measurement after training began
-        assert bn[i] > plain[i], (facts["steps"][i], bn[i], plain[i])
+        assert bn[i] > plain[i], (steps[i], bn[i], plain[i])
     assert bn[1] > plain[1] + 0.3  # the first measurement: BN far ahead
 
 
-def test_bn_holds_the_percentile_band_steadier(lesson: Lesson) -> None:
-    facts = lesson.facts
-    assert facts["drift_unit_bn"] < facts["drift_unit_plain"]
-    assert facts["drift_all_bn"] < 0.5 * facts["drift_all_plain"]
-    assert facts["drift_late_bn"] < facts["drift_late_plain"]
-    for band in facts["percentiles_plain"] + facts["percentiles_bn"]:
+def test_bn_holds_the_percentile_band_steadier(facts: Facts) -> None:
+    plain, bn = facts.plain, facts.bn
+    assert bn.drift_unit < plain.drift_unit
+    assert bn.drift_all < 0.5 * plain.drift_all
+    assert bn.drift_late < plain.drift_late
+    for band in plain.band.tolist() + bn.band.tolist():
         assert band[0] <= band[1] <= band[2]  # 15th ≤ 50th ≤ 85th
     # At init γ = 1, β = 0: the input to the sigmoid is the pre-activation standardized over
     # the batch; for a near-normal unit the 15th–85th range is 2·Φ⁻¹(0.85) = 2.073. The
     # tolerance allows for the unit's distribution not being exactly normal.
-    first = facts["percentiles_bn"][0]
+    first = bn.band[0].tolist()
     assert first[2] - first[0] == pytest.approx(2 * 1.0364334, abs=0.35)
 
 
-def test_bn_wins_more_cells_of_the_init_and_lr_grid(lesson: Lesson) -> None:
-    facts = lesson.facts
-    cells = len(facts["grid_gains"]) * len(facts["grid_lrs"])
-    assert facts["grid_bn_wins"] + facts["grid_plain_wins"] <= cells
-    assert facts["grid_bn_wins"] > facts["grid_plain_wins"]
-    assert facts["grid_trained_bn"] > facts["grid_trained_plain"]
+def test_bn_wins_more_cells_of_the_init_and_lr_grid(facts: Facts) -> None:
+    grid = facts.grid
+    cells = len(grid.gains) * len(grid.lrs)
+    assert grid.bn_wins + grid.plain_wins <= cells
+    assert grid.bn_wins > grid.plain_wins
+    assert grid.trained_bn > grid.trained_plain
     # Recount from the grids themselves (a diverged cell, NaN, is the worse one).
-    plain = torch.tensor(facts["grid_loss_plain"]).nan_to_num(math.inf)
-    bn = torch.tensor(facts["grid_loss_bn"]).nan_to_num(math.inf)
-    assert int((bn < plain).sum()) == facts["grid_bn_wins"]
+    plain = grid.loss["without BN"].nan_to_num(math.inf)
+    bn = grid.loss["with BN"].nan_to_num(math.inf)
+    assert int((bn < plain).sum()) == grid.bn_wins
     # The smallest init scale without BN: the sigmoid net stays at chance, ln 10.
-    assert facts["grid_loss_plain"][0][0] == pytest.approx(math.log(10), abs=0.1)
+    assert float(grid.loss["without BN"][0, 0]) == pytest.approx(math.log(10), abs=0.1)
 
 
-def test_inference_mode_equals_the_formula_with_running_averages(lesson: Lesson) -> None:
-    facts = lesson.facts
+def test_inference_mode_equals_the_formula_with_running_averages(facts: Facts) -> None:
     expected = _forward(facts, "running")
     # float32 lesson against a float64 reference: logits of size ~10, rounding ~1e-6.
-    torch.testing.assert_close(facts["mode_eval_logits"].double(), expected, atol=1e-4, rtol=0)
-    assert facts["by_hand_error"] < 1e-4
+    torch.testing.assert_close(facts.modes.late.eval.double(), expected, atol=1e-4, rtol=0)
+    assert facts.modes.hand_error < 1e-4
 
 
-def test_training_mode_uses_the_batch_statistics(lesson: Lesson) -> None:
-    facts = lesson.facts
+def test_training_mode_uses_the_batch_statistics(facts: Facts) -> None:
     expected = _forward(facts, "batch")
-    torch.testing.assert_close(facts["mode_train_logits"].double(), expected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(facts.modes.late.train.double(), expected, atol=1e-4, rtol=0)
     # and the two modes differ less once the running averages have caught up
-    assert facts["mode_gap_trained"] < facts["mode_gap_init"]
+    assert facts.modes.late.gap < facts.modes.early.gap
 
 
 def test_the_report_embeds_every_figure_and_parses(lesson: Lesson) -> None:
     check_report(lesson, 4)
+
+
+def test_compute_alone_draws_nothing() -> None:
+    # The quick size cut to a few steps: the facts, without a report.
+    tiny = dataclasses.replace(SIZES["quick"], steps=4, probe_every=2, grid_steps=2)
+    env = Env()
+    facts = compute(tiny, env)
+    assert env.stages[0] == "loading MNIST" and "drawing" not in env.stages
+    assert facts.plain.steps == facts.bn.steps == (0, 2, 4)  # step 0, then every probe
+    assert facts.plain.quantiles.shape == (3, 3, 1, 100)  # (T, percentiles, M, units)
+    assert facts.grid.loss["with BN"].shape == (3, 3)
+    assert facts.modes.late.one_train.shape == (SIZES["quick"].batches,)

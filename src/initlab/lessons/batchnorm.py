@@ -39,6 +39,15 @@ Sources. S. Ioffe and C. Szegedy, "Batch Normalization: Accelerating Deep Networ
 Training by Reducing Internal Covariate Shift", ICML 2015, §3.1 (training and inference
 modes, Alg. 1–2) and §4.1 with Fig. 1 (the MNIST experiment); Y. LeCun, L. Bottou, G. Orr
 and K.-R. Müller, "Efficient BackProp", 1998 (the 1/fan_in weight variance).
+
+The quick size runs 300 steps on the first 6,000 training images with one seed, and a
+3 × 3 grid of 100 steps.
+
+Example:
+    >>> from initlab.lessons._lesson import Env
+    >>> facts = compute(SIZES["quick"], Env())  # doctest: +SKIP
+    >>> facts.bn.mean_accuracy[-1] > facts.plain.mean_accuracy[-1]  # doctest: +SKIP
+    True
 """
 
 from __future__ import annotations
@@ -47,22 +56,27 @@ import copy
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from initlab import data, models
-from initlab.lessons._lesson import Context, Lesson, LessonProgress, pyplot
+from initlab.lessons._lesson import Env, pyplot
 from initlab.norm import StackedBatchNorm
 from initlab.report import OKABE_ITO
-from initlab.train import Progress, TrainConfig
+from initlab.report.html import Report
+from initlab.train import Observer, Run, TrainConfig
 
-__all__ = ["run"]
+__all__ = ["NAME", "QUESTION", "SIZES", "TITLE", "Facts", "Size", "compute", "draw", "findings"]
+__all__ += ["Grid", "Modes", "Net", "TwoModes"]  # the parts of the facts
 
 NAME = "batchnorm"
 TITLE = "Batch normalization: faster, steadier, forgiving"
+QUESTION = (
+    "Does batch normalization make a sigmoid net on MNIST learn faster, keep the inputs "
+    "to its units steady, and forgive a poor init scale or learning rate, and how do its "
+    "training and inference modes differ?"
+)
 
 WIDTHS = [784, 100, 100, 100, 10]  # Ioffe & Szegedy §4.1: 3 hidden layers of 100
 ACTIVATION = "sigmoid"
@@ -70,6 +84,7 @@ BATCH = 60  # §4.1: 60 examples per mini-batch
 LR = 0.5  # plain SGD, the same for both nets
 PERCENTILES = (0.15, 0.50, 0.85)  # §4.1, Fig. 1b–c
 UNIT = 0  # the unit of the last hidden layer whose input is followed
+FIRST_PROBE = 1  # the first measurement after training began (0 is the initial weights)
 WORSE_THAN_CHANCE = 3.0  # grid colours stop here (chance is ln 10 ≈ 2.30)
 TRAINED_LOSS = 1.0  # a grid cell "trained" below this loss (chance is ln 10 ≈ 2.30)
 TARGET_ACCURACY = 0.90  # steps to reach this test accuracy are reported
@@ -80,15 +95,8 @@ SETTINGS: tuple[tuple[str, models.BatchNormPlacement], ...] = (
 )
 
 
-def _lecun_scaled(gain: float) -> str:
-    """Weights N(0, gain²/fan_in): gain 1 is LeCun's normal init."""
-    return f"variance_scaling(scale={gain * gain!r}, mode='fan_in', distribution='normal')"
-
-
 @dataclass(frozen=True)
-class _Plan:
-    """The sizes of a run: the default lesson, or the quick one for the tests."""
-
+class Size:
     limit: int | None  # MNIST examples loaded per split (None: all 60,000 + 10,000)
     steps: int  # §4.1 steps
     seeds: int  # members of each §4.1 stack
@@ -103,46 +111,269 @@ class _Plan:
     batches: int  # random batches one example is put in, to show batch dependence
 
 
-_DEFAULT = _Plan(
-    limit=None,
-    steps=4000,
-    seeds=2,
-    probe_every=200,
-    probe_examples=1000,
-    test_examples=10000,
-    gains=(0.1, 0.3, 1.0, 3.0, 10.0),
-    lrs=(0.03, 0.1, 0.3, 1.0, 3.0),
-    grid_steps=400,
-    grid_train=10000,
-    grid_test=2000,
-    batches=40,
-)
-_QUICK = _Plan(
-    limit=6000,
-    steps=300,
-    seeds=1,
-    probe_every=50,
-    probe_examples=500,
-    test_examples=2000,
-    gains=(0.1, 1.0, 10.0),
-    lrs=(0.03, 0.3, 3.0),
-    grid_steps=100,
-    grid_train=3000,
-    grid_test=500,
-    batches=20,
-)
+SIZES = {
+    "quick": Size(
+        limit=6000,
+        steps=300,
+        seeds=1,
+        probe_every=50,
+        probe_examples=500,
+        test_examples=2000,
+        gains=(0.1, 1.0, 10.0),
+        lrs=(0.03, 0.3, 3.0),
+        grid_steps=100,
+        grid_train=3000,
+        grid_test=500,
+        batches=20,
+    ),
+    "default": Size(
+        limit=None,
+        steps=4000,
+        seeds=2,
+        probe_every=200,
+        probe_examples=1000,
+        test_examples=10000,
+        gains=(0.1, 0.3, 1.0, 3.0, 10.0),
+        lrs=(0.03, 0.1, 0.3, 1.0, 3.0),
+        grid_steps=400,
+        grid_train=10000,
+        grid_test=2000,
+        batches=40,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Net:
+    """One net of §4.1 (without or with BN), a stack of seeds: what it measured at step 0
+    and every ``probe_every`` steps."""
+
+    steps: tuple[int, ...]  # the step of each measurement, 0 first
+    accuracy: Tensor  # (T, M) test accuracy, in inference mode
+    quantiles: (
+        Tensor  # (T, 3, M, units) the 15th/50th/85th percentiles of each last sigmoid's input
+    )
+
+    @property
+    def mean_accuracy(self) -> Tensor:
+        """(T,) test accuracy, the mean over the seeds."""
+        return self.accuracy.mean(dim=1)
+
+    @property
+    def band(self) -> Tensor:
+        """(T, 3) the percentiles of the followed unit's input, member 0."""
+        return self.quantiles[:, :, 0, UNIT]
+
+    @property
+    def drift_unit(self) -> float:
+        """How far the followed unit's percentiles moved over training."""
+        return float(_drift(self.band))
+
+    @property
+    def drift_all(self) -> float:
+        """The same, the mean over every unit of every seed."""
+        return float(_drift(self.quantiles).mean())
+
+    @property
+    def drift_late(self) -> float:
+        """The same from the first measurement after training began (step 0 left out)."""
+        return float(_drift(self.quantiles[FIRST_PROBE:]).mean())
+
+    @property
+    def band_width(self) -> float:
+        """The 15th–85th band's width, the mean over training, units and seeds."""
+        return float((self.quantiles[:, 2] - self.quantiles[:, 0]).mean())
+
+    @property
+    def steps_to_target(self) -> int | None:
+        """The first measured step at TARGET_ACCURACY (mean over seeds); None: never."""
+        hits = [
+            s
+            for s, a in zip(self.steps, self.mean_accuracy.tolist(), strict=True)
+            if a >= TARGET_ACCURACY
+        ]
+        return hits[0] if hits else None
+
+
+def _drift(quantiles: Tensor) -> Tensor:
+    """How far the percentiles moved over training: for each percentile its range over
+    the probes (max − min), averaged over the three percentiles. (T, 3, …) → (…)."""
+    return (quantiles.amax(dim=0) - quantiles.amin(dim=0)).mean(dim=0)
+
+
+@dataclass(frozen=True)
+class Modes:
+    """Training-mode and inference-mode outputs of one batch, and of one of its examples
+    put in many batches, for member 0 of the BN stack."""
+
+    train: Tensor  # (B, 10) logits of the batch in training mode (batch statistics)
+    eval: Tensor  # (B, 10) in inference mode (running averages)
+    one_train: Tensor  # (K,) true-class probability of the example in K different batches
+    one_eval: float  # and in inference mode
+
+    @property
+    def gap(self) -> float:
+        """Mean |training − inference| logit, relative to the mean |training| logit."""
+        return float((self.train - self.eval).abs().mean() / self.train.abs().mean())
+
+    @property
+    def spread(self) -> float:
+        """The std of the example's true-class probability over the batches."""
+        return float(self.one_train.std())
+
+
+@dataclass(frozen=True)
+class TwoModes:
+    """BN's training and inference modes, at initialization and after training."""
+
+    batch: Tensor  # (B, 784) the test images shown in both modes
+    batches: int  # the batches the one example is put in
+    early: Modes  # at initialization (running mean 0, variance 1)
+    late: Modes  # after training
+    hand_error: float  # max |inference mode − the formula written out by hand|
+    eps: float  # batch norm's ε
+    member_state: dict[str, Tensor]  # member 0 of the trained BN net: parameters, buffers
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The init scale × learning rate grid, one stack per BN setting."""
+
+    gains: tuple[float, ...]  # weight std = gain/√fan_in
+    lrs: tuple[float, ...]
+    steps: int  # of every run
+    train_examples: int
+    loss: dict[str, Tensor]  # label → (gains, lrs) final training loss, NaN: diverged
+
+    def _worse(self, label: str) -> Tensor:
+        return torch.nan_to_num(self.loss[label], nan=math.inf)  # diverged: the worst
+
+    @property
+    def cells(self) -> int:
+        return len(self.gains) * len(self.lrs)
+
+    @property
+    def bn_wins(self) -> int:
+        """Cells where BN ended with the lower training loss."""
+        return int((self._worse("with BN") < self._worse("without BN")).sum())
+
+    @property
+    def plain_wins(self) -> int:
+        return int((self._worse("without BN") < self._worse("with BN")).sum())
+
+    @property
+    def trained_bn(self) -> int:
+        """BN cells below TRAINED_LOSS."""
+        return int((self._worse("with BN") < TRAINED_LOSS).sum())
+
+    @property
+    def trained_plain(self) -> int:
+        return int((self._worse("without BN") < TRAINED_LOSS).sum())
+
+
+@dataclass(frozen=True)
+class Facts:
+    steps: int  # §4.1's training steps
+    seeds: int  # per §4.1 stack
+    probe_every: int  # steps between §4.1's measurements
+    test_examples: int  # test images of §4.1's accuracy
+    nets: dict[str, Net]  # "without BN", "with BN"
+    modes: TwoModes
+    grid: Grid
+
+    @property
+    def plain(self) -> Net:
+        return self.nets["without BN"]
+
+    @property
+    def bn(self) -> Net:
+        return self.nets["with BN"]
+
+
+def setup(size: Size) -> str:
+    return (
+        "Ioffe & Szegedy 2015 §4.1 on MNIST, scaled to a laptop: 3 × 100 sigmoid units, "
+        f"batch {BATCH}, {size.steps} steps; an init × learning-rate grid; train vs "
+        "inference mode."
+    )
+
+
+def compute(size: Size, env: Env) -> Facts:
+    """§4.1 with and without BN, the two modes of the trained BN net, then the grid."""
+    env.stage("loading MNIST")
+    full = data.load("mnist") if size.limit is None else data.load("mnist", limit=size.limit)
+    ds = full.to(env.device)
+    nets, initial, trained = _section_41(size, env, ds)
+    return Facts(
+        steps=size.steps,
+        seeds=size.seeds,
+        probe_every=size.probe_every,
+        test_examples=len(ds.x_test[: size.test_examples]),
+        nets=nets,
+        modes=_two_modes(size, env, ds, initial, trained),
+        grid=_grid(size, env, ds),
+    )
+
+
+def _lecun_scaled(gain: float) -> str:
+    """Weights N(0, gain²/fan_in): gain 1 is LeCun's normal init."""
+    return f"variance_scaling(scale={gain * gain!r}, mode='fan_in', distribution='normal')"
 
 
 # --------------------------------------------------------------------------- §4.1
 
 
-@dataclass
-class _Trace:
-    """What one §4.1 stack measured at each probe (step 0 included)."""
+def _section_41(
+    size: Size, env: Env, ds: data.Dataset
+) -> tuple[dict[str, Net], models.Stack, models.Stack]:
+    """The same seeds with and without BN, each a stack of seeds. Returns what each net
+    measured, and the BN stack as it started (running mean 0, variance 1) and trained."""
+    test_x, test_y = ds.x_test[: size.test_examples], ds.y_test[: size.test_examples]
+    probe_x = ds.x_train[: size.probe_examples]
+    nets: dict[str, Net] = {}
+    initial = trained = None
+    for label, placement in SETTINGS:
+        env.stage(f"§4.1: training {label}")
+        net = models.mlp(WIDTHS, ACTIVATION, placement, members=size.seeds, device=env.device)
+        models.init_members(net, _lecun_scaled(1.0), seeds=0)
+        if placement is not None:
+            initial, trained = copy.deepcopy(net), net
+        trace = _Trace(net, probe_x, test_x, test_y)
+        config = TrainConfig(
+            lr=LR, batch_size=BATCH, steps=size.steps, seeds=0, check_every=size.probe_every
+        )
+        env.train(net, ds, config, observers=[trace])
+        nets[label] = trace.net_facts()
+    if initial is None or trained is None:
+        raise RuntimeError(f"expected a setting with batch norm among {SETTINGS}.")
+    return nets, initial, trained
 
-    steps: list[int] = dataclasses.field(default_factory=list)
-    accuracy: list[Tensor] = dataclasses.field(default_factory=list)  # (M,) test accuracy
-    quantiles: list[Tensor] = dataclasses.field(default_factory=list)  # (3, M, units)
+
+class _Trace(Observer):
+    """At step 0 and every stopping check: the test accuracy (inference mode) and the
+    percentiles of the input to every sigmoid of the last hidden layer, over a fixed
+    batch of training images."""
+
+    def __init__(self, net: models.Stack, probe_x: Tensor, x: Tensor, y: Tensor) -> None:
+        self.net, self.probe_x, self.x, self.y = net, probe_x, x, y
+        self.steps: list[int] = []
+        self.accuracy: list[Tensor] = []  # (M,) each
+        self.quantiles: list[Tensor] = []  # (3, M, units) each
+        self._measure(0)
+
+    def on_step(self, run: Run) -> None:
+        self._measure(run.step)
+
+    def _measure(self, step: int) -> None:
+        q = torch.tensor(PERCENTILES, dtype=self.probe_x.dtype, device=self.probe_x.device)
+        self.steps.append(step)
+        self.accuracy.append(_accuracy(self.net, self.x, self.y))
+        self.quantiles.append(
+            torch.quantile(_sigmoid_input(self.net, self.probe_x), q, dim=2).cpu()
+        )
+
+    def net_facts(self) -> Net:
+        return Net(tuple(self.steps), torch.stack(self.accuracy), torch.stack(self.quantiles))
 
 
 def _last_sigmoid(net: models.Stack) -> nn.Module:
@@ -174,40 +405,39 @@ def _accuracy(net: models.Stack, x: Tensor, y: Tensor) -> Tensor:
     return correct.cpu()
 
 
-def _measure(
-    trace: _Trace, step: int, net: models.Stack, probe_x: Tensor, x: Tensor, y: Tensor
-) -> None:
-    q = torch.tensor(PERCENTILES, dtype=probe_x.dtype, device=probe_x.device)
-    trace.steps.append(step)
-    trace.accuracy.append(_accuracy(net, x, y))
-    trace.quantiles.append(torch.quantile(_sigmoid_input(net, probe_x), q, dim=2).cpu())
+# --------------------------------------------------------------------------- two modes
 
 
-def _drift(quantiles: Tensor) -> Tensor:
-    """How far the percentiles moved over training: for each percentile its range over
-    the probes (max − min), averaged over the three percentiles. (T, 3, …) → (…)."""
-    return (quantiles.amax(dim=0) - quantiles.amin(dim=0)).mean(dim=0)
-
-
-@dataclass
-class _Modes:
-    """Training-mode and inference-mode outputs of one batch, and of one of its examples
-    put in many batches, for member 0 of the BN stack."""
-
-    train: Tensor  # (B, 10) logits of the batch in training mode (batch statistics)
-    eval: Tensor  # (B, 10) in inference mode (running averages)
-    one_train: Tensor  # (K,) true-class probability of the example in K different batches
-    one_eval: float  # and in inference mode
-
-    @property
-    def gap(self) -> float:
-        """Mean |training − inference| logit, relative to the mean |training| logit."""
-        return float((self.train - self.eval).abs().mean() / self.train.abs().mean())
+def _two_modes(
+    size: Size, env: Env, ds: data.Dataset, initial: models.Stack, trained: models.Stack
+) -> TwoModes:
+    """One batch of test images in both modes, before and after training; one of its
+    examples in other batches; inference mode against the formula by hand."""
+    env.stage("train vs inference mode")
+    batch_x, batch_y = ds.x_test[:BATCH], ds.y_test[:BATCH]
+    pool = ds.x_train[size.probe_examples :]
+    # The example of the batch the trained net is least sure of (true-class probability
+    # nearest 1/2): where the batch it comes in can tip the output.
+    late = _modes(trained, batch_x, batch_y, pool, size.batches, 0)
+    sure = late.eval.softmax(dim=1)[torch.arange(BATCH), batch_y.cpu()]
+    example = int((sure - 0.5).abs().argmin())
+    early = _modes(initial, batch_x, batch_y, pool, size.batches, example)
+    late = _modes(trained, batch_x, batch_y, pool, size.batches, example)
+    member = models.to_module(trained, 0).eval()
+    return TwoModes(
+        batch=batch_x.cpu(),
+        batches=size.batches,
+        early=early,
+        late=late,
+        hand_error=float((_by_hand(member, batch_x).cpu() - late.eval).abs().max()),
+        eps=next(m for m in trained.modules() if isinstance(m, StackedBatchNorm)).eps,
+        member_state={k: v.detach().cpu().clone() for k, v in member.state_dict().items()},
+    )
 
 
 def _modes(
     net: models.Stack, x: Tensor, y: Tensor, pool: Tensor, batches: int, example: int
-) -> _Modes:
+) -> Modes:
     no_update = torch.zeros(net.members, dtype=torch.bool, device=x.device)
     generator = torch.Generator().manual_seed(1)  # which companions: fixed, any would do
     was_training = net.training
@@ -225,7 +455,7 @@ def _modes(
             out = net.logits(batch, no_update)[0][:, 0]
             probs.append(out.softmax(dim=0)[y[example]])
     net.train(was_training)
-    return _Modes(train_out.cpu(), eval_out.cpu(), torch.stack(probs).cpu(), one_eval)
+    return Modes(train_out.cpu(), eval_out.cpu(), torch.stack(probs).cpu(), one_eval)
 
 
 def _by_hand(plain: nn.Sequential, x: Tensor) -> Tensor:
@@ -246,38 +476,125 @@ def _by_hand(plain: nn.Sequential, x: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- the grid
 
 
-def _grid(
-    ctx: Context, ds: data.Dataset, plan: _Plan, batch_norm: models.BatchNormPlacement
+def _grid(size: Size, env: Env, ds: data.Dataset) -> Grid:
+    """Every (gain, lr) cell trained with and without BN, on a subset of MNIST."""
+    grid_ds = dataclasses.replace(
+        ds,
+        x_train=ds.x_train[: size.grid_train],
+        y_train=ds.y_train[: size.grid_train],
+        x_test=ds.x_test[: size.grid_test],
+        y_test=ds.y_test[: size.grid_test],
+    )
+    loss: dict[str, Tensor] = {}
+    for label, placement in SETTINGS:
+        env.stage(f"grid: {len(size.gains)}×{len(size.lrs)} cells {label}")
+        loss[label] = _grid_loss(env, grid_ds, size, placement)
+    return Grid(size.gains, size.lrs, size.grid_steps, size.grid_train, loss)
+
+
+def _grid_loss(
+    env: Env, ds: data.Dataset, size: Size, batch_norm: models.BatchNormPlacement
 ) -> Tensor:
     """One stack: every (gain, lr) cell a member, all from the same draw of weights
     (scaled by the gain). Returns the final training loss, (gains, lrs), NaN where a
     run diverged."""
-    cells = [(g, lr) for g in plan.gains for lr in plan.lrs]
-    net = models.mlp(WIDTHS, ACTIVATION, batch_norm, members=len(cells), device=ctx.device)
+    cells = [(g, lr) for g in size.gains for lr in size.lrs]
+    net = models.mlp(WIDTHS, ACTIVATION, batch_norm, members=len(cells), device=env.device)
     models.init_members(net, [_lecun_scaled(g) for g, _ in cells], seeds=[0] * len(cells))
     config = TrainConfig(
         lr=[lr for _, lr in cells],
         batch_size=BATCH,
-        steps=plan.grid_steps,
-        check_every=max(1, plan.grid_steps // 10),
+        steps=size.grid_steps,
+        check_every=max(1, size.grid_steps // 10),
     )
-    result = ctx.train(net, ds, config)
+    result = env.train(net, ds, config)
     tail = max(1, len(result.loss) // 10)  # the mean of the last tenth of the batch losses
     final = result.loss[-tail:].double().mean(dim=0)
     diverged = torch.tensor([m.status == "diverged" for m in result.members])
     final = torch.where(diverged | ~torch.isfinite(final), math.nan, final)
-    return final.reshape(len(plan.gains), len(plan.lrs))
+    return final.reshape(len(size.gains), len(size.lrs))
 
 
-# --------------------------------------------------------------------------- figures
+# --------------------------------------------------------------------------- drawing
 
 
-def _draw_accuracy(ctx: Context, traces: dict[str, _Trace], seeds: int) -> None:
+def draw(facts: Facts, report: Report) -> None:
+    """§4.1's curves and tables, the two modes, the grid."""
+    _draw_section_41(facts, report)
+    modes = facts.modes
+    report.section(
+        "Training mode and inference mode",
+        "In training, batch norm normalizes each unit with the mean and the biased variance "
+        "of the current batch and updates running averages (momentum 0.1, unbiased "
+        "variance); in inference (eval()) it uses the running averages. Below: the logits "
+        f"of {BATCH} test images in both modes, before training and after, and the "
+        f"true-class probability of one of them (the one the trained net is least sure of) "
+        f"in {modes.batches} batches of different companions.",
+    )
+    _draw_modes(report, modes.early, modes.late, facts.steps)
+    report.text(
+        "Inference mode written out by hand: h ← (h − running_mean)/√(running_var + "
+        f"{modes.eps:g})·γ + β at each batch norm, with member 0's trained running averages, "
+        f"gives the stack's eval() logits to within {modes.hand_error:.1e} (float32 rounding)."
+    )
+    grid = facts.grid
+    report.section(
+        "Forgiving of the init scale and the learning rate",
+        f"Every cell of the grid is one run of {grid.steps} steps on {grid.train_examples} "
+        f"training images; each BN setting is one stack of {grid.cells} members. Weights "
+        "N(0, g²/fan_in), one draw scaled by each g.",
+    )
+    _draw_grid(report, grid)
+
+
+def _draw_section_41(facts: Facts, report: Report) -> None:
+    plain, bn = facts.plain, facts.bn
+    report.section(
+        "Ioffe & Szegedy's MNIST experiment (§4.1)",
+        f"Both nets: {WIDTHS} with sigmoid hidden units, weights N(0, 1/fan_in), plain SGD "
+        f"at learning rate {LR}, mini-batches of {BATCH}, {facts.steps} steps, "
+        f"{facts.seeds} seed{'s' if facts.seeds != 1 else ''} each; the nets of one seed start "
+        f"from the same weights and see the same batches. Accuracy is measured on "
+        f"{facts.test_examples} test images every {facts.probe_every} steps, in inference mode.",
+    )
+    _draw_accuracy(report, facts.nets, facts.seeds)
+    probes = len(plain.steps)
+    marks = sorted({FIRST_PROBE, probes // 4, probes // 2, probes - 1})
+    acc_plain, acc_bn = plain.mean_accuracy, bn.mean_accuracy
+    report.table(
+        ["step", "test accuracy without BN", "with BN"],
+        [[plain.steps[i], f"{acc_plain[i]:.1%}", f"{acc_bn[i]:.1%}"] for i in marks],
+        caption="Test accuracy at the same steps (mean over seeds).",
+    )
+    _draw_percentiles(report, facts.nets)
+    report.table(
+        ["", "without BN", "with BN"],
+        [
+            [f"percentile movement, unit {UNIT}", plain.drift_unit, bn.drift_unit],
+            ["percentile movement, mean of all 100 units", plain.drift_all, bn.drift_all],
+            [f"the same, from step {plain.steps[FIRST_PROBE]} on", plain.drift_late, bn.drift_late],
+            ["15th–85th band width, mean over training", plain.band_width, bn.band_width],
+        ],
+        caption=(
+            "Movement: for each of the 15th, 50th and 85th percentiles, its range (max − "
+            "min) over training, averaged over the three; in units of the sigmoid's input."
+        ),
+    )
+    report.text(
+        "What BN steadies is where the band sits over time, not its width: on average its "
+        f"15th–85th band was {bn.band_width:.2f} wide against the plain net's "
+        f"{plain.band_width:.2f} (BN sets each input's spread by γ and its centre by β, which "
+        f"change slowly), and its percentiles moved "
+        f"{plain.drift_all / max(bn.drift_all, 1e-12):.1f} times less."
+    )
+
+
+def _draw_accuracy(report: Report, nets: dict[str, Net], seeds: int) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.2, 4.4), dpi=120)
-    for (label, trace), colour in zip(traces.items(), (OKABE_ITO[3], OKABE_ITO[0]), strict=True):
-        acc = torch.stack(trace.accuracy)  # (T, M)
-        steps = trace.steps
+    for (label, net), colour in zip(nets.items(), (OKABE_ITO[3], OKABE_ITO[0]), strict=True):
+        acc = net.accuracy  # (T, M)
+        steps = net.steps
         for m in range(acc.shape[1]):
             ax.plot(steps, acc[:, m] * 100, color=colour, linewidth=0.8, alpha=0.45)
         ax.plot(steps, acc.mean(dim=1) * 100, color=colour, linewidth=2.2, label=label)
@@ -289,7 +606,7 @@ def _draw_accuracy(ctx: Context, traces: dict[str, _Trace], seeds: int) -> None:
     title = f"mean of {seeds} seeds; thin: each" if seeds > 1 else "one seed"
     ax.legend(title=title, loc="lower right")
     ax.grid(alpha=0.3)
-    ctx.figure(
+    report.figure(
         fig,
         "accuracy",
         "Test accuracy against training steps (Ioffe & Szegedy Fig. 1a). Same initial "
@@ -298,24 +615,24 @@ def _draw_accuracy(ctx: Context, traces: dict[str, _Trace], seeds: int) -> None:
     )
 
 
-def _draw_percentiles(ctx: Context, traces: dict[str, _Trace]) -> None:
+def _draw_percentiles(report: Report, nets: dict[str, Net]) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120, sharey=True)
     styles = (("15th", ":"), ("50th", "-"), ("85th", "--"))
-    for ax, (label, trace), colour in zip(
-        axes, traces.items(), (OKABE_ITO[3], OKABE_ITO[0]), strict=True
+    for ax, (label, net), colour in zip(
+        axes, nets.items(), (OKABE_ITO[3], OKABE_ITO[0]), strict=True
     ):
-        q = torch.stack(trace.quantiles)[:, :, 0, UNIT]  # (T, 3), member 0
-        ax.fill_between(trace.steps, q[:, 0], q[:, 2], color=colour, alpha=0.15)
+        q = net.band  # (T, 3), member 0
+        ax.fill_between(net.steps, q[:, 0], q[:, 2], color=colour, alpha=0.15)
         for i, (name, style) in enumerate(styles):
-            ax.plot(trace.steps, q[:, i], color=colour, linestyle=style, linewidth=1.8, label=name)
+            ax.plot(net.steps, q[:, i], color=colour, linestyle=style, linewidth=1.8, label=name)
         ax.set_title(label)
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
         ax.legend(title="percentile", loc="upper left")
     axes[0].set_ylabel(f"input to sigmoid unit {UNIT} of hidden layer 3")
     fig.suptitle("The input to one sigmoid of the last hidden layer over training")
-    ctx.figure(
+    report.figure(
         fig,
         "percentiles",
         "The 15th, 50th and 85th percentiles of the input to one sigmoid of the last hidden "
@@ -324,11 +641,11 @@ def _draw_percentiles(ctx: Context, traces: dict[str, _Trace]) -> None:
     )
 
 
-def _draw_grid(ctx: Context, grids: dict[str, Tensor], plan: _Plan) -> None:
+def _draw_grid(report: Report, grid: Grid) -> None:
     import matplotlib.colors as mcolors
 
     plt = pyplot()
-    finite = torch.cat([g[torch.isfinite(g)] for g in grids.values()])
+    finite = torch.cat([g[torch.isfinite(g)] for g in grid.loss.values()])
     low = float(finite.min()) if len(finite) else 0.1
     # Colours stop a little above chance (ln 10): a blown-up loss would wash out the rest.
     norm = mcolors.LogNorm(vmin=min(max(low, 1e-3), 0.1), vmax=WORSE_THAN_CHANCE)
@@ -337,22 +654,22 @@ def _draw_grid(ctx: Context, grids: dict[str, Tensor], plan: _Plan) -> None:
         1, 3, figsize=(11.5, 4.6), dpi=120, gridspec_kw={"width_ratios": [1, 1, 0.05]}
     )
     image = None
-    for ax, (label, grid) in zip(axes[:2], grids.items(), strict=True):
-        image = ax.imshow(grid.numpy(), cmap=cmap, norm=norm, origin="lower", aspect="auto")
-        for i in range(grid.shape[0]):
-            for j in range(grid.shape[1]):
-                v = float(grid[i, j])
+    for ax, (label, loss) in zip(axes[:2], grid.loss.items(), strict=True):
+        image = ax.imshow(loss.numpy(), cmap=cmap, norm=norm, origin="lower", aspect="auto")
+        for i in range(loss.shape[0]):
+            for j in range(loss.shape[1]):
+                v = float(loss[i, j])
                 text = "diverged" if math.isnan(v) else f"{v:.2f}"
                 dark = not math.isnan(v) and v < WORSE_THAN_CHANCE and norm(v) < 0.6
                 colour = "white" if dark else "black"
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
-        ax.set_xticks(range(len(plan.lrs)), [f"{lr:g}" for lr in plan.lrs])
-        ax.set_yticks(range(len(plan.gains)), [f"{g:g}" for g in plan.gains])
+        ax.set_xticks(range(len(grid.lrs)), [f"{lr:g}" for lr in grid.lrs])
+        ax.set_yticks(range(len(grid.gains)), [f"{g:g}" for g in grid.gains])
         ax.set_xlabel("learning rate (plain SGD)")
         ax.set_ylabel("init scale g (weight std = g/√fan_in)")
-        ax.set_title(f"{label}: final training loss after {plan.grid_steps} steps")
+        ax.set_title(f"{label}: final training loss after {grid.steps} steps")
     fig.colorbar(image, cax=axes[2], extend="max", label="cross-entropy (log scale)")
-    ctx.figure(
+    report.figure(
         fig,
         "grid",
         "Final training loss (mean over the last tenth of the steps) of every init scale × "
@@ -362,7 +679,7 @@ def _draw_grid(ctx: Context, grids: dict[str, Tensor], plan: _Plan) -> None:
     )
 
 
-def _draw_modes(ctx: Context, early: _Modes, late: _Modes, steps: int) -> None:
+def _draw_modes(report: Report, early: Modes, late: Modes, steps: int) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.3), dpi=120)
     for ax, modes, when, colour in (
@@ -393,7 +710,7 @@ def _draw_modes(ctx: Context, early: _Modes, late: _Modes, steps: int) -> None:
     ax.set_title("One example in different batches")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
-    ctx.figure(
+    report.figure(
         fig,
         "modes",
         "Training mode normalizes with the batch's own statistics, inference mode with the "
@@ -404,209 +721,18 @@ def _draw_modes(ctx: Context, early: _Modes, late: _Modes, steps: int) -> None:
     )
 
 
-# --------------------------------------------------------------------------- the lesson
-
-
-def _first_at(steps: list[int], accuracy: Tensor, target: float) -> int | None:
-    hits = [s for s, a in zip(steps, accuracy.tolist(), strict=True) if a >= target]
-    return hits[0] if hits else None
+# --------------------------------------------------------------------------- findings
 
 
 def _steps_text(step: int | None, total: int) -> str:
     return f"{step} steps" if step is not None else f"more than {total} steps"
 
 
-def run(
-    out: str | Path | None = None,
-    *,
-    quick: bool = False,
-    device: str = "cpu",
-    progress: LessonProgress | None = None,
-) -> Lesson:
-    """Run the batch-norm lesson; write its report into ``out`` (when given).
-
-    Args:
-        out: the folder for ``index.html`` and the PNG figures, or None for none.
-        quick: a short run (seconds) on a subset of MNIST, for the tests.
-        device: ``"cpu"`` or ``"cuda"``.
-        progress: a progress display (the CLI's bar), or None.
-
-    Returns:
-        The :class:`~initlab.lessons.Lesson`, its ``facts`` holding the numbers behind
-        each finding.
-
-    Raises:
-        ValueError: a device that is not available.
-        FileNotFoundError: MNIST is not on disk (see :func:`initlab.data.locate`).
-    """
-    plan = _QUICK if quick else _DEFAULT
-    ctx = Context(
-        NAME,
-        TITLE,
-        out,
-        quick=quick,
-        device=device,
-        progress=progress,
-        subtitle=(
-            "Ioffe & Szegedy 2015 §4.1 on MNIST, scaled to a laptop: 3 × 100 sigmoid units, "
-            f"batch {BATCH}, {plan.steps} steps; an init × learning-rate grid; train vs "
-            "inference mode."
-        ),
-    )
-    ctx.stage("loading MNIST")
-    full = data.load("mnist") if plan.limit is None else data.load("mnist", limit=plan.limit)
-    ds = full.to(ctx.device)
-    test_x, test_y = ds.x_test[: plan.test_examples], ds.y_test[: plan.test_examples]
-    probe_x = ds.x_train[: plan.probe_examples]
-
-    # ---- §4.1: the same seeds with and without BN, each a stack of seeds
-    traces: dict[str, _Trace] = {}
-    nets: dict[str, models.Stack] = {}
-    initial: models.Stack | None = None
-    batch_x, batch_y = ds.x_test[:BATCH], ds.y_test[:BATCH]
-    pool = ds.x_train[plan.probe_examples :]
-    for label, placement in SETTINGS:
-        ctx.stage(f"§4.1: training {label}")
-        net = models.mlp(WIDTHS, ACTIVATION, placement, members=plan.seeds, device=ctx.device)
-        models.init_members(net, _lecun_scaled(1.0), seeds=0)
-        if placement is not None:  # as it starts: running mean 0, variance 1
-            initial = copy.deepcopy(net)
-        trace = _Trace()
-        _measure(trace, 0, net, probe_x, test_x, test_y)
-
-        def at_check(report: Progress, net: models.Stack = net, trace: _Trace = trace) -> None:
-            _measure(trace, report.step, net, probe_x, test_x, test_y)
-            if ctx.progress is not None:
-                ctx.progress(report)
-
-        config = TrainConfig(
-            lr=LR, batch_size=BATCH, steps=plan.steps, seeds=0, check_every=plan.probe_every
-        )
-        ctx.train(net, ds, config, progress=at_check)
-        traces[label], nets[label] = trace, net
-    assert initial is not None
-
-    plain, bn = traces["without BN"], traces["with BN"]
-    acc_plain = torch.stack(plain.accuracy).mean(dim=1)  # (T,) mean over seeds
-    acc_bn = torch.stack(bn.accuracy).mean(dim=1)
-    q_plain, q_bn = torch.stack(plain.quantiles), torch.stack(bn.quantiles)  # (T, 3, M, U)
-    first_probe = 1  # the first measurement after training began
-    ctx.report.section(
-        "Ioffe & Szegedy's MNIST experiment (§4.1)",
-        f"Both nets: {WIDTHS} with sigmoid hidden units, weights N(0, 1/fan_in), plain SGD "
-        f"at learning rate {LR}, mini-batches of {BATCH}, {plan.steps} steps, "
-        f"{plan.seeds} seed{'s' if plan.seeds != 1 else ''} each; the nets of one seed start "
-        f"from the same weights and see the same batches. Accuracy is measured on "
-        f"{len(test_x)} test images every {plan.probe_every} steps, in inference mode.",
-    )
-    _draw_accuracy(ctx, traces, plan.seeds)
-    marks = sorted(
-        {first_probe, len(plain.steps) // 4, len(plain.steps) // 2, len(plain.steps) - 1}
-    )
-    ctx.report.table(
-        ["step", "test accuracy without BN", "with BN"],
-        [[plain.steps[i], f"{acc_plain[i]:.1%}", f"{acc_bn[i]:.1%}"] for i in marks],
-        caption="Test accuracy at the same steps (mean over seeds).",
-    )
-    _draw_percentiles(ctx, traces)
-    drift_unit_plain = float(_drift(q_plain[:, :, 0, UNIT]))
-    drift_unit_bn = float(_drift(q_bn[:, :, 0, UNIT]))
-    drift_all_plain = float(_drift(q_plain).mean())  # every unit of every seed
-    drift_all_bn = float(_drift(q_bn).mean())
-    width_plain = float((q_plain[:, 2] - q_plain[:, 0]).mean())
-    width_bn = float((q_bn[:, 2] - q_bn[:, 0]).mean())
-    # the same movement from the first measurement after training began (step 0 left out)
-    drift_late_plain = float(_drift(q_plain[first_probe:]).mean())
-    drift_late_bn = float(_drift(q_bn[first_probe:]).mean())
-    ctx.report.table(
-        ["", "without BN", "with BN"],
-        [
-            [f"percentile movement, unit {UNIT}", drift_unit_plain, drift_unit_bn],
-            ["percentile movement, mean of all 100 units", drift_all_plain, drift_all_bn],
-            [
-                f"the same, from step {plain.steps[first_probe]} on",
-                drift_late_plain,
-                drift_late_bn,
-            ],
-            ["15th–85th band width, mean over training", width_plain, width_bn],
-        ],
-        caption=(
-            "Movement: for each of the 15th, 50th and 85th percentiles, its range (max − "
-            "min) over training, averaged over the three; in units of the sigmoid's input."
-        ),
-    )
-
-    ctx.report.text(
-        "What BN steadies is where the band sits over time, not its width: on average its "
-        f"15th–85th band was {width_bn:.2f} wide against the plain net's {width_plain:.2f} "
-        "(BN sets each input's spread by γ and its centre by β, which change slowly), and "
-        f"its percentiles moved {drift_all_plain / max(drift_all_bn, 1e-12):.1f} times less."
-    )
-
-    # ---- train vs inference mode
-    ctx.stage("train vs inference mode")
-    bn_net = nets["with BN"]
-    # The example of the batch the trained net is least sure of (true-class probability
-    # nearest 1/2): where the batch it comes in can tip the output.
-    late = _modes(bn_net, batch_x, batch_y, pool, plan.batches, 0)
-    sure = late.eval.softmax(dim=1)[torch.arange(BATCH), batch_y.cpu()]
-    example = int((sure - 0.5).abs().argmin())
-    early = _modes(initial, batch_x, batch_y, pool, plan.batches, example)
-    late = _modes(bn_net, batch_x, batch_y, pool, plan.batches, example)
-    member = models.to_module(bn_net, 0).eval()
-    hand_error = float((_by_hand(member, batch_x).cpu() - late.eval).abs().max())
-    gap_early, gap_late = early.gap, late.gap
-    spread_early = float(early.one_train.std())
-    spread_late = float(late.one_train.std())
-    ctx.report.section(
-        "Training mode and inference mode",
-        "In training, batch norm normalizes each unit with the mean and the biased variance "
-        "of the current batch and updates running averages (momentum 0.1, unbiased "
-        "variance); in inference (eval()) it uses the running averages. Below: the logits "
-        f"of {BATCH} test images in both modes, before training and after, and the "
-        f"true-class probability of one of them (the one the trained net is least sure of) "
-        f"in {plan.batches} batches of different companions.",
-    )
-    _draw_modes(ctx, early, late, plan.steps)
-    eps = next(m for m in bn_net.modules() if isinstance(m, StackedBatchNorm)).eps
-    ctx.report.text(
-        "Inference mode written out by hand: h ← (h − running_mean)/√(running_var + "
-        f"{eps:g})·γ + β at each batch norm, with member 0's trained running averages, gives "
-        f"the stack's eval() logits to within {hand_error:.1e} (float32 rounding)."
-    )
-
-    # ---- the init scale × learning rate grid
-    grid_ds = dataclasses.replace(
-        ds,
-        x_train=ds.x_train[: plan.grid_train],
-        y_train=ds.y_train[: plan.grid_train],
-        x_test=ds.x_test[: plan.grid_test],
-        y_test=ds.y_test[: plan.grid_test],
-    )
-    grids: dict[str, Tensor] = {}
-    for label, placement in SETTINGS:
-        ctx.stage(f"grid: {len(plan.gains)}×{len(plan.lrs)} cells {label}")
-        grids[label] = _grid(ctx, grid_ds, plan, placement)
-    g_plain, g_bn = grids["without BN"], grids["with BN"]
-    worse_plain = torch.nan_to_num(g_plain, nan=math.inf)  # a diverged cell is the worst
-    worse_bn = torch.nan_to_num(g_bn, nan=math.inf)
-    bn_wins = int((worse_bn < worse_plain).sum())
-    plain_wins = int((worse_plain < worse_bn).sum())
-    cells = g_bn.numel()
-    trained_plain = int((worse_plain < TRAINED_LOSS).sum())
-    trained_bn = int((worse_bn < TRAINED_LOSS).sum())
-    ctx.report.section(
-        "Forgiving of the init scale and the learning rate",
-        f"Every cell of the grid is one run of {plan.grid_steps} steps on {plan.grid_train} "
-        f"training images; each BN setting is one stack of {cells} members. Weights "
-        "N(0, g²/fan_in), one draw scaled by each g.",
-    )
-    _draw_grid(ctx, grids, plan)
-
-    # ---- findings, from the numbers above
-    s_first, s_last = plain.steps[first_probe], plain.steps[-1]
-    hit_plain = _first_at(plain.steps, acc_plain, TARGET_ACCURACY)
-    hit_bn = _first_at(bn.steps, acc_bn, TARGET_ACCURACY)
+def findings(facts: Facts) -> list[str]:
+    plain, bn, grid, modes = facts.plain, facts.bn, facts.grid, facts.modes
+    acc_plain, acc_bn = plain.mean_accuracy, bn.mean_accuracy
+    s_first, s_last = plain.steps[FIRST_PROBE], plain.steps[-1]
+    hit_plain, hit_bn = plain.steps_to_target, bn.steps_to_target
     target = f"{TARGET_ACCURACY:.0%} test accuracy"
     if hit_bn is None and hit_plain is None:
         reached = f"Neither net reached {target} within {s_last} steps."
@@ -615,59 +741,21 @@ def run(
             f"{target[0].upper()}{target[1:]} took {_steps_text(hit_bn, s_last)} with BN and "
             f"{_steps_text(hit_plain, s_last)} without."
         )
-    findings = [
-        f"With BN the sigmoid net reached {acc_bn[first_probe]:.1%} test accuracy at step "
+    return [
+        f"With BN the sigmoid net reached {acc_bn[FIRST_PROBE]:.1%} test accuracy at step "
         f"{s_first} and {acc_bn[-1]:.1%} at step {s_last}; without BN, "
-        f"{acc_plain[first_probe]:.1%} and {acc_plain[-1]:.1%} (same weights, same batches, "
+        f"{acc_plain[FIRST_PROBE]:.1%} and {acc_plain[-1]:.1%} (same weights, same batches, "
         f"learning rate {LR}).",
         reached,
         f"The 15th/50th/85th percentiles of the input to one last-hidden-layer sigmoid moved "
-        f"by {drift_unit_plain:.2f} over training without BN and by {drift_unit_bn:.2f} with "
-        f"BN (mean over all 100 units: {drift_all_plain:.2f} vs {drift_all_bn:.2f}).",
-        f"On the {len(plan.gains)}×{len(plan.lrs)} grid of init scale × learning rate, BN "
-        f"ended with the lower training loss in {bn_wins} of {cells} cells, no BN in "
-        f"{plain_wins}; {trained_bn} BN runs and {trained_plain} plain runs got below loss "
-        f"{TRAINED_LOSS:g}.",
-        f"Training-mode and inference-mode logits differed by {gap_early:.0%} of their size "
-        f"at initialization (running averages still 0 and 1) and by {gap_late:.0%} after "
-        f"training; inference mode equals the formula with the running averages to within "
-        f"{hand_error:.0e}.",
+        f"by {plain.drift_unit:.2f} over training without BN and by {bn.drift_unit:.2f} with "
+        f"BN (mean over all 100 units: {plain.drift_all:.2f} vs {bn.drift_all:.2f}).",
+        f"On the {len(grid.gains)}×{len(grid.lrs)} grid of init scale × learning rate, BN "
+        f"ended with the lower training loss in {grid.bn_wins} of {grid.cells} cells, no BN "
+        f"in {grid.plain_wins}; {grid.trained_bn} BN runs and {grid.trained_plain} plain runs "
+        f"got below loss {TRAINED_LOSS:g}.",
+        f"Training-mode and inference-mode logits differed by {modes.early.gap:.0%} of their "
+        f"size at initialization (running averages still 0 and 1) and by {modes.late.gap:.0%} "
+        f"after training; inference mode equals the formula with the running averages to "
+        f"within {modes.hand_error:.0e}.",
     ]
-    facts: dict[str, Any] = {
-        "steps": list(plain.steps),
-        "accuracy_plain": acc_plain.tolist(),
-        "accuracy_bn": acc_bn.tolist(),
-        "steps_to_target_plain": hit_plain,
-        "steps_to_target_bn": hit_bn,
-        "percentiles_plain": q_plain[:, :, 0, UNIT].tolist(),  # (T, 3) member 0, unit 0
-        "percentiles_bn": q_bn[:, :, 0, UNIT].tolist(),
-        "drift_unit_plain": drift_unit_plain,
-        "drift_unit_bn": drift_unit_bn,
-        "drift_all_plain": drift_all_plain,
-        "drift_all_bn": drift_all_bn,
-        "drift_late_plain": drift_late_plain,
-        "drift_late_bn": drift_late_bn,
-        "band_width_plain": width_plain,
-        "band_width_bn": width_bn,
-        "grid_gains": list(plan.gains),
-        "grid_lrs": list(plan.lrs),
-        "grid_loss_plain": g_plain.tolist(),
-        "grid_loss_bn": g_bn.tolist(),
-        "grid_bn_wins": bn_wins,
-        "grid_plain_wins": plain_wins,
-        "grid_trained_plain": trained_plain,
-        "grid_trained_bn": trained_bn,
-        "mode_gap_init": gap_early,
-        "mode_gap_trained": gap_late,
-        "one_example_spread_init": spread_early,
-        "one_example_spread_trained": spread_late,
-        "by_hand_error": hand_error,
-        # member 0 of the trained BN net, for an independent check of inference mode:
-        # its parameters and buffers, a batch, and the stack's outputs in both modes
-        "bn_member_state": {k: v.detach().cpu().clone() for k, v in member.state_dict().items()},
-        "bn_eps": eps,
-        "mode_batch": batch_x.cpu(),
-        "mode_train_logits": late.train,
-        "mode_eval_logits": late.eval,
-    }
-    return ctx.finish(findings, facts)
