@@ -34,8 +34,8 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
+from initlab import activations
 from initlab._spec import parse_call
 from initlab._validation import (
     DtypeError,
@@ -214,168 +214,40 @@ def _fan(fans: tuple[int, int], mode: str, fn: str) -> float:
 # --------------------------------------------------------------------------- gains
 
 
-@dataclass(frozen=True)
-class _Activation:
-    fn: Callable[[Tensor, float], Tensor]  # φ(x; param)
-    param: str | None  # the name of φ's parameter, if it has one
-    default: float  # that parameter's default
-    torch_gain: Callable[[float], float] | None  # torch's table entry; None: not in torch's table
-    note: str  # where the table value comes from
-
-
-def _identity(x: Tensor, _: float) -> Tensor:
-    return x
-
-
-def _leaky_gain(slope: float) -> float:
-    # torch's leaky_relu entry; also the exact second-moment gain (E[φ²] = (1+slope²)/2).
-    try:
-        return math.sqrt(2.0 / (1 + slope**2))  # torch's expression, bit for bit
-    except OverflowError:  # |slope| > 1e154: 1 + slope² is slope² to every digit
-        return math.sqrt(2.0) / abs(slope)
-
-
-_LINEAR = _Activation(_identity, None, 0.0, lambda _: 1.0, "identity: Var is kept as is")
-
-#: Every activation initlab knows a gain for, by its ``torch.nn.functional`` name.
-ACTIVATIONS: dict[str, _Activation] = {
-    "linear": _LINEAR,
-    "identity": _LINEAR,
-    **{
-        name: _LINEAR
-        for name in (
-            "conv1d",
-            "conv2d",
-            "conv3d",
-            "conv_transpose1d",
-            "conv_transpose2d",
-            "conv_transpose3d",
-        )
-    },
-    "sigmoid": _Activation(
-        lambda x, _: torch.sigmoid(x),
-        None,
-        0.0,
-        lambda _: 1.0,
-        "torch's table: 1 (measured second-moment gain ≈ 1.8462, sigmoid's mean 1/2 counted)",
-    ),
-    "tanh": _Activation(
-        lambda x, _: torch.tanh(x),
-        None,
-        0.0,
-        lambda _: 5.0 / 3,
-        "torch's table: 5/3, an empirical choice (measured second-moment gain ≈ 1.5925)",
-    ),
-    "relu": _Activation(
-        lambda x, _: F.relu(x),
-        None,
-        0.0,
-        lambda _: math.sqrt(2.0),
-        "He et al. 2015: √2, exactly the second-moment gain",
-    ),
-    "leaky_relu": _Activation(
-        lambda x, s: F.leaky_relu(x, s),
-        "negative_slope",
-        0.01,
-        _leaky_gain,
-        "He et al. 2015: √(2/(1+slope²)), exactly the second-moment gain",
-    ),
-    "selu": _Activation(
-        lambda x, _: F.selu(x),
-        None,
-        0.0,
-        lambda _: 3.0 / 4,
-        "torch's table: 3/4, found empirically (pytorch PR 50664); self-normalizing "
-        "nets (Klambauer et al. 2017) need 1, the measured gain: use 'measured:selu' or 'linear'",
-    ),
-    "prelu": _Activation(
-        lambda x, s: F.leaky_relu(x, s),
-        "init",
-        0.25,
-        _leaky_gain,
-        "leaky_relu's formula at nn.PReLU's initial slope 0.25",
-    ),
-    "rrelu": _Activation(
-        lambda x, s: F.leaky_relu(x, s),
-        "slope",
-        (1 / 8 + 1 / 3) / 2,
-        _leaky_gain,
-        "leaky_relu's formula at nn.RReLU's mean slope (1/8 + 1/3)/2",
-    ),
-}
-
-# Activations missing from torch's table: their gain is the measured second-moment gain.
-_MEASURED_ONLY: dict[str, tuple[Callable[[Tensor, float], Tensor], str | None, float]] = {
-    "elu": (lambda x, a: F.elu(x, a), "alpha", 1.0),
-    "celu": (lambda x, a: F.celu(x, a), "alpha", 1.0),
-    "gelu": (lambda x, _: F.gelu(x), None, 0.0),
-    "gelu_tanh": (lambda x, _: F.gelu(x, approximate="tanh"), None, 0.0),
-    "silu": (lambda x, _: F.silu(x), None, 0.0),
-    "swish": (lambda x, _: F.silu(x), None, 0.0),
-    "mish": (lambda x, _: F.mish(x), None, 0.0),
-    "softplus": (lambda x, b: F.softplus(x, b), "beta", 1.0),
-    "hardtanh": (lambda x, _: F.hardtanh(x), None, 0.0),
-    "relu6": (lambda x, _: F.relu6(x), None, 0.0),
-    "hardswish": (lambda x, _: F.hardswish(x), None, 0.0),
-    "hardsigmoid": (lambda x, _: F.hardsigmoid(x), None, 0.0),
-    "logsigmoid": (lambda x, _: F.logsigmoid(x), None, 0.0),
-    "softsign": (lambda x, _: F.softsign(x), None, 0.0),
-    "tanhshrink": (lambda x, _: F.tanhshrink(x), None, 0.0),
-    "softshrink": (lambda x, t: F.softshrink(x, t), "lambd", 0.5),
-    "hardshrink": (lambda x, t: F.hardshrink(x, t), "lambd", 0.5),
-}
-ACTIVATIONS.update(
-    {
-        name: _Activation(fn, param, default, None, "measured second-moment gain 1/√E[φ(z)²]")
-        for name, (fn, param, default) in _MEASURED_ONLY.items()
-    }
+# torch's calculate_gain also takes these layer names, for a layer with no nonlinearity.
+_TORCH_LAYERS = (
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
 )
+
+#: Every activation initlab knows a gain for, by its ``torch.nn.functional`` name: a view
+#: of :data:`initlab.activations.REGISTRY` (aliases included) and torch's layer names.
+ACTIVATIONS: dict[str, activations.ActivationSpec] = {
+    **activations.by_name(),
+    **dict.fromkeys(_TORCH_LAYERS, activations.lookup("linear")),
+}
 
 _GAIN_STRING = re.compile(r"^(measured:)?([a-z0-9_]+)(?:\((.*)\))?$")
 
 
-def _gauss_legendre_panels() -> tuple[np.ndarray, np.ndarray]:
-    # Composite 16-point Gauss–Legendre on [-12, 12] in panels of width 1/8. Panel edges
-    # fall on every kink of torch's piecewise activations (0, ±1/2, ±1, ±3, 6), so each
-    # panel integrates a smooth function to machine precision; N(0,1) beyond ±12 weighs
-    # < 1e-32. Gauss–Hermite would converge only slowly across ReLU's kink.
-    x, w = np.polynomial.legendre.leggauss(16)
-    edges = np.arange(-12.0, 12.0 + 1e-12, 0.125)
-    half = (edges[1:] - edges[:-1]) / 2
-    mid = (edges[1:] + edges[:-1]) / 2
-    nodes = (mid[:, None] + half[:, None] * x[None, :]).ravel()
-    weights = (half[:, None] * w[None, :]).ravel()
-    density = np.exp(-(nodes**2) / 2) / math.sqrt(2 * math.pi)
-    return nodes, weights * density
+@functools.cache
+def _measured_named_gain(name: str, param: float | None) -> float:
+    return _measured_gain(ACTIVATIONS[name].bind(param))
 
 
-_NODES, _WEIGHTS = _gauss_legendre_panels()
-
-
-def _second_moment(phi: Callable[[Tensor], Tensor]) -> float:
-    """E[φ(z)²] for z ~ N(0, 1), by quadrature (deterministic, not sampled)."""
-    z = torch.from_numpy(_NODES)
-    with torch.no_grad():
-        values = phi(z)
-    if not isinstance(values, Tensor) or values.shape != z.shape:
-        raise ValueError(
-            "A measured gain needs φ to map a float64 tensor elementwise to a tensor of the "
-            f"same shape. Got {type(values).__name__} of shape "
-            f"{getattr(values, 'shape', None)} for input shape {tuple(z.shape)}."
-        )
-    moment = float(np.dot(_WEIGHTS, values.detach().to(torch.float64).cpu().numpy() ** 2))
-    if not math.isfinite(moment) or moment <= 0:
+def _measured_gain(phi: activations.Phi) -> float:
+    fn = "calculate_gain"
+    moment = phi.second_moment(1.0, fn)
+    if moment <= 0:
         raise ValueError(
             f"A measured gain needs 0 < E[φ(z)²] < ∞. Got E[φ(z)²] = {moment!r}: "
-            "φ is zero almost everywhere or grows too fast."
+            "φ is zero almost everywhere."
         )
-    return moment
-
-
-@functools.cache
-def _measured_named_gain(name: str, param: float) -> float:
-    act = ACTIVATIONS[name]
-    return 1.0 / math.sqrt(_second_moment(lambda x: act.fn(x, param)))
+    return 1.0 / math.sqrt(moment)
 
 
 def calculate_gain(
@@ -401,10 +273,12 @@ def calculate_gain(
     ``ACTIVATIONS[name].note`` says where each table value comes from;
     ``initlab gains`` prints both numbers for every activation.
 
-    The quadrature is composite Gauss–Legendre on [−12, 12] in panels of width 1/8: exact
-    to ~1e-15 for smooth φ and for φ whose kinks lie on multiples of 1/8 (every torch
-    activation at its default parameters); a kink elsewhere (e.g. hardshrink(0.3)) costs
-    accuracy, down to ~1e-5.
+    E[φ(z)²] is the registry's (:meth:`initlab.activations.Phi.second_moment`): exact
+    for the rectifiers, otherwise composite Gauss–Legendre quadrature whose panel edges
+    include φ's kinks at any parameter, to ~1e-15 for every named activation; a
+    callable's panels break at every multiple of 1/8, where torch's activations put their
+    kinks, and a kink or jump elsewhere costs accuracy (hardshrink(0.3) as a callable:
+    4e-5).
 
     Args:
         nonlinearity: a ``torch.nn.functional`` name (``"relu"``, ``"leaky_relu"``, …) or
@@ -450,17 +324,17 @@ def calculate_gain(
             )
         if param is not None:
             raise ValueError("param is only for named activations; bind it into the callable.")
-        return 1.0 / math.sqrt(_second_moment(nonlinearity))
+        return _measured_gain(activations.resolve(nonlinearity, fn))
     name = check_choice(fn, "nonlinearity", nonlinearity.lower(), ACTIVATIONS)
-    act = ACTIVATIONS[name]
+    spec = ACTIVATIONS[name]
     if param is not None:
-        if act.param is None:
+        if spec.param is None:
             raise ValueError(f"{name} takes no parameter. Got param={param!r}; leave it out.")
         param = check_real(fn, "param", param, type_error=TypeValueError)
-    value = act.default if param is None else param
-    if act.torch_gain is not None and method != "measured":
-        return act.torch_gain(value)
-    return _measured_named_gain(name, value)
+    if spec.torch_gain is not None and method != "measured":
+        default = spec.param.default if spec.param is not None else 0.0
+        return spec.torch_gain(default if param is None else param)
+    return _measured_named_gain(name, param)
 
 
 def _resolve_gain(gain: Gain, fn: str, name: str = "gain") -> float:

@@ -15,27 +15,16 @@ become alike) from the chaotic one (χ₁ > 1: they decorrelate), and sets the d
 2017). :func:`forecast` runs the forward and backward variance recursions through a chain
 of concrete layers, for a probe to print "expected vs measured" per layer.
 
-**Activations** are named as in :func:`initlab.init.calculate_gain`: ``"linear"``
-(``"identity"``), ``"relu"``, ``"leaky_relu"`` (slope 0.01, as torch) or
-``"leaky_relu(0.2)"``, ``"tanh"``, ``"sigmoid"``, ``"elu"`` or ``"elu(0.5)"``,
-``"selu"``, ``"gelu"`` (the exact, erf form), ``"silu"`` (``"swish"``), ``"softplus"`` or
-``"softplus(2)"`` (β), ``"hardtanh"`` ([−1, 1]). Any other φ is a callable that maps a
-float64 torch tensor *elementwise* to a tensor of the same shape (``torch.sin``,
-``lambda x: x * torch.sigmoid(x)``); its derivative is taken by autograd.
+**Activations** are names or callables, as :mod:`initlab.activations` reads them (the
+names of :func:`initlab.init.calculate_gain`: ``"relu"``, ``"leaky_relu(0.2)"``,
+``"tanh"``, ``"softplus(2)"``, …, or any φ that maps a float64 tensor elementwise).
 
 **Numerics.** Linear, ReLU and leaky ReLU use closed forms (the arc-cosine kernel for the
-c-map). Everything else is integrated by composite Gauss–Legendre quadrature against the
-Gaussian density on z ∈ [−12, 12], on panels whose edges fall both on the Gaussian's
-scale (every integer z) and on φ's scale (x = √q·z at 0, ±1/4, …, ±3, ±4, …, ±40) and on
-φ's kinks. Gauss–Hermite would not do: at q = 1000, tanh(√q z) turns over within
-|z| < 0.03, and numpy's ``hermegauss`` is still 2.5% off E[tanh²] with 200 nodes (and
-overflows beyond ~360); at q = 1 it needs 100 nodes for 1e-11. The panel rule gives
-~1e-15 relative accuracy for every named activation over q ∈ [1e-4, 1e3] (kinks
-included, as they are panel edges). Two-input expectations nest the same rule, the inner
-panels shifted onto the kinks for every outer node. A callable is integrated on the same
-panels, which put edges at torch's usual kinks (0, ±1/4, ±1/2, …, ±3, ±4, ±5, ±6, ±8, …);
-a kink or jump elsewhere costs accuracy (hardshrink(0.3), which jumps at ±0.3: 3e-4 at
-q = 1).
+c-map). Everything else is integrated by the registry's one quadrature
+(:meth:`initlab.activations.Phi.expect`, composite Gauss–Legendre on panels that follow
+the Gaussian, φ's scale and φ's kinks: ~1e-15 relative for every named activation over
+q ∈ [1e-4, 1e3]); two-input expectations nest it
+(:meth:`~initlab.activations.Phi.expect_pair`).
 
 Example:
     >>> round(second_moment("relu", 2.0), 12)  # E[relu(√2 z)²] = 2/2
@@ -46,19 +35,16 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
 
 import numpy as np
-import numpy.typing as npt
-import torch
-from torch import Tensor
 
-from initlab._spec import parse_call
-from initlab._validation import check_choice, check_int, check_real, param_message
+from initlab import activations
+from initlab._validation import check_int, check_real, param_message
+from initlab.activations import Activation, Phi, second_moment
+from initlab.activations import resolve as _resolve
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -79,328 +65,13 @@ __all__ = [
     "second_moment",
 ]
 
-_Array: TypeAlias = npt.NDArray[np.float64]
-_Fn: TypeAlias = Callable[[_Array], _Array]
-
-#: An activation: a name such as ``"tanh"`` or ``"leaky_relu(0.2)"``, or a callable that
-#: maps a float64 torch tensor elementwise to a tensor of the same shape.
-Activation: TypeAlias = str | Callable[[Tensor], Tensor]
-
 # q (times max(1, q0, σ_b²)) beyond which a q-map still growing is taken to diverge: up
 # there rounding (1e-16·q) would hide the map's additive terms.
 _Q_DIVERGED = 1e12
 _EPS = float(np.finfo(np.float64).eps)
-# |x| at which a callable's slopes at ±∞ are read (for χ₁ when q* = ∞).
-_FAR = 1e6
 
-# --------------------------------------------------------------------------- activations
-
-
-@dataclass(frozen=True)
-class _Phi:
-    name: str  # canonical name, e.g. "leaky_relu(0.2)", or the callable's repr
-    f: _Fn  # φ, elementwise on float64 arrays
-    df: _Fn  # φ' (torch's convention at kinks)
-    kinks: tuple[float, ...] = ()  # x where φ or φ' is not smooth: quadrature panel edges
-    slopes: tuple[float, float] = (0.0, 0.0)  # φ'(−∞), φ'(+∞)
-    scale: float = 1.0  # the x-scale of φ's features (1/β for softplus(β))
-    # (s₋, s₊) when φ(x) = s₊x for x > 0 and s₋x for x < 0: every moment in closed form.
-    homogeneous: tuple[float, float] | None = None
-
-
-def _sigmoid(x: _Array) -> _Array:
-    # Both branches accurate to full relative precision: no 1 − (1 − ε) cancellation.
-    e = np.exp(-np.abs(x))
-    out: _Array = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    return out
-
-
-def _sech2(x: _Array) -> _Array:
-    # sech²x = 4e^{−2|x|}/(1 + e^{−2|x|})²: no overflow and no 1 − tanh² cancellation.
-    e = np.exp(-2.0 * np.abs(x))
-    out: _Array = 4.0 * e / (1.0 + e) ** 2
-    return out
-
-
-def _ndtr(x: _Array) -> _Array:
-    # Φ(x), the standard normal CDF: numpy has no erf; torch's float64 ndtr is accurate.
-    out: _Array = torch.special.ndtr(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
-    return out
-
-
-def _piecewise_linear(name: str, slope: float) -> _Phi:
-    def f(x: _Array) -> _Array:
-        out: _Array = np.where(x > 0, x, slope * x)
-        return out
-
-    def df(x: _Array) -> _Array:
-        out: _Array = np.where(x > 0, 1.0, slope)
-        return out
-
-    return _Phi(name, f, df, (0.0,), (slope, 1.0), homogeneous=(slope, 1.0))
-
-
-def _elu(name: str, alpha: float, lam: float = 1.0) -> _Phi:
-    def f(x: _Array) -> _Array:
-        out: _Array = lam * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
-        return out
-
-    def df(x: _Array) -> _Array:
-        out: _Array = lam * np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0)))
-        return out
-
-    return _Phi(name, f, df, (0.0,), (0.0, lam))
-
-
-def _softplus(name: str, beta: float) -> _Phi:
-    # The exact log(1 + e^{βx})/β; torch switches to x above βx > 20 (a 2e-9 difference).
-    def f(x: _Array) -> _Array:
-        out: _Array = np.logaddexp(0.0, beta * x) / beta
-        return out
-
-    def df(x: _Array) -> _Array:
-        return _sigmoid(beta * x)
-
-    return _Phi(name, f, df, (), (0.0, 1.0), scale=1.0 / beta)
-
-
-def _hardtanh(x: _Array) -> _Array:
-    out: _Array = np.clip(x, -1.0, 1.0)
-    return out
-
-
-def _hardtanh_grad(x: _Array) -> _Array:
-    out: _Array = (np.abs(x) < 1.0).astype(np.float64)
-    return out
-
-
-def _gelu(x: _Array) -> _Array:
-    out: _Array = x * _ndtr(x)
-    return out
-
-
-def _gelu_grad(x: _Array) -> _Array:
-    out: _Array = _ndtr(x) + x * np.exp(-(x**2) / 2) / math.sqrt(2 * math.pi)
-    return out
-
-
-def _silu(x: _Array) -> _Array:
-    out: _Array = x * _sigmoid(x)
-    return out
-
-
-def _silu_grad(x: _Array) -> _Array:
-    s = _sigmoid(x)
-    out: _Array = s * (1.0 + x * _sigmoid(-x))
-    return out
-
-
-def _sigmoid_grad(x: _Array) -> _Array:
-    out: _Array = _sech2(x / 2) / 4
-    return out
-
-
-def _linear(x: _Array) -> _Array:
-    return x
-
-
-def _one(x: _Array) -> _Array:
-    return np.ones_like(x)
-
-
-# Klambauer et al. 2017, as torch.nn.SELU.
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
-
-# name -> (builder(canonical name, parameter) -> _Phi, parameter name, default parameter)
-_Builder: TypeAlias = Callable[[str, float], _Phi]
-_NAMED: dict[str, tuple[_Builder, str | None, float]] = {
-    "linear": (
-        lambda n, _: _Phi(n, _linear, _one, (), (1.0, 1.0), homogeneous=(1.0, 1.0)),
-        None,
-        0.0,
-    ),
-    "relu": (lambda n, _: _piecewise_linear(n, 0.0), None, 0.0),
-    "leaky_relu": (_piecewise_linear, "negative_slope", 0.01),
-    "tanh": (lambda n, _: _Phi(n, np.tanh, _sech2), None, 0.0),
-    "sigmoid": (lambda n, _: _Phi(n, _sigmoid, _sigmoid_grad), None, 0.0),
-    "elu": (_elu, "alpha", 1.0),
-    "selu": (lambda n, _: _elu(n, _SELU_ALPHA, _SELU_SCALE), None, 0.0),
-    "gelu": (lambda n, _: _Phi(n, _gelu, _gelu_grad, (), (0.0, 1.0)), None, 0.0),
-    "silu": (lambda n, _: _Phi(n, _silu, _silu_grad, (), (0.0, 1.0)), None, 0.0),
-    "softplus": (_softplus, "beta", 1.0),
-    "hardtanh": (lambda n, _: _Phi(n, _hardtanh, _hardtanh_grad, (-1.0, 1.0)), None, 0.0),
-}
-_ALIASES = {"identity": "linear", "swish": "silu"}
-
-#: Every activation name this module knows (a callable covers the rest).
-ACTIVATION_NAMES: tuple[str, ...] = tuple(sorted([*_NAMED, *_ALIASES]))
-
-
-@functools.lru_cache(maxsize=128)
-def _named(text: str, fn: str) -> _Phi:
-    example = "'tanh' or 'leaky_relu(0.2)'"
-    name, args, kwargs = parse_call(text, "Activation", example)
-    name = check_choice(fn, "activation", name, ACTIVATION_NAMES)
-    name = _ALIASES.get(name, name)
-    build, param, default = _NAMED[name]
-    given = [*args, *kwargs.values()]
-    if param is None and given:
-        raise ValueError(
-            param_message(
-                fn, "activation", f"{name!r} without a parameter", text, f"Write {name!r}."
-            )
-        )
-    if len(given) > 1 or any(k != param for k in kwargs):
-        raise ValueError(
-            param_message(
-                fn,
-                "activation",
-                f"{name!r} or {name}(<{param}>)",
-                text,
-                f"Write e.g. '{name}(0.2)'.",
-            )
-        )
-    value = default
-    if given:
-        low = 0.0 if name == "softplus" else None
-        value = check_real(fn, f"activation's {param}", given[0], low=low, low_open=True)
-    canonical = f"{name}({value:g})" if param is not None else name
-    return build(canonical, value)
-
-
-def _from_callable(phi: Callable[[Tensor], Tensor], fn: str) -> _Phi:
-    def call(x: _Array, grad: bool) -> _Array:
-        t = torch.from_numpy(np.array(x, dtype=np.float64)).requires_grad_(grad)
-        with torch.set_grad_enabled(grad):
-            y = phi(t)
-        if not isinstance(y, Tensor) or y.shape != t.shape:
-            raise ValueError(
-                f"{fn}: an activation callable must map a float64 tensor elementwise to a "
-                f"tensor of the same shape. Got {type(y).__name__} of shape "
-                f"{tuple(getattr(y, 'shape', ()))} for input shape {tuple(t.shape)}. "
-                "Wrap numpy code as lambda x: torch.from_numpy(f(x.detach().numpy()))."
-            )
-        if not grad:
-            out: _Array = y.detach().to(torch.float64).numpy()
-            return out
-        if not y.requires_grad:  # φ is constant: φ' = 0
-            return np.zeros_like(x)
-        (g,) = torch.autograd.grad(y.sum(), t, allow_unused=True)
-        return np.zeros_like(x) if g is None else g.detach().to(torch.float64).numpy()
-
-    def f(x: _Array) -> _Array:
-        return call(x, False)
-
-    def df(x: _Array) -> _Array:
-        return call(x, True)
-
-    far = df(np.array([-_FAR, _FAR]))
-    return _Phi(repr(phi), f, df, (), (float(far[0]), float(far[1])))
-
-
-def _resolve(activation: object, fn: str) -> _Phi:
-    if isinstance(activation, str):
-        return _named(activation.strip(), fn)
-    if callable(activation):
-        return _from_callable(activation, fn)
-    raise TypeError(
-        param_message(
-            fn,
-            "activation",
-            "an activation name such as 'tanh' or 'leaky_relu(0.2)', or a callable on tensors",
-            activation,
-        )
-    )
-
-
-# --------------------------------------------------------------------------- quadrature
-
-_Z_MAX = 12.0  # N(0, 1) beyond ±12 weighs < 1e-32
-_Z_EDGES = np.arange(-_Z_MAX, _Z_MAX + 0.5, 1.0)  # the Gaussian's scale
-_X_POS = np.array([0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40])
-_X_EDGES = np.concatenate([-_X_POS[::-1], [0.0], _X_POS])  # φ's scale, in x = √q·z
-_NODES_PER_PANEL = 10  # 8 already reach 1e-15 on these panels; 10 leave a margin
-_NODES_PER_PANEL_2D = 8
-_SMOOTHING = np.array([-8.0, -4, -2, -1, -0.5, 0, 0.5, 1, 2, 4, 8])
-
-
-@functools.cache
-def _legendre(n: int) -> tuple[_Array, _Array]:
-    x, w = np.polynomial.legendre.leggauss(n)
-    return x, w
-
-
-def _panels(edges: _Array, n: int) -> tuple[_Array, _Array]:
-    """Gauss–Legendre nodes on consecutive edges (last axis), weights times N(0,1) density."""
-    x, w = _legendre(n)
-    half = (edges[..., 1:] - edges[..., :-1]) / 2
-    mid = (edges[..., 1:] + edges[..., :-1]) / 2
-    shape = (*edges.shape[:-1], -1)
-    z = (mid[..., None] + half[..., None] * x).reshape(shape)
-    weights = (half[..., None] * w).reshape(shape) * np.exp(-(z**2) / 2) / math.sqrt(2 * math.pi)
-    return z, weights
-
-
-def _x_edges(phi: _Phi) -> _Array:
-    out: _Array = np.concatenate([_X_EDGES * phi.scale, np.asarray(phi.kinks)])
-    return out
-
-
-@functools.lru_cache(maxsize=512)
-def _nodes(root_q: float, kinks: tuple[float, ...], scale: float) -> tuple[_Array, _Array]:
-    x_edges = np.concatenate([_X_EDGES * scale, np.asarray(kinks)])
-    edges = np.unique(np.clip(np.concatenate([_Z_EDGES, x_edges / root_q]), -_Z_MAX, _Z_MAX))
-    return _panels(edges, _NODES_PER_PANEL)
-
-
-def _expect(g: _Fn, q: float, phi: _Phi) -> float:
-    """E[g(√q z)], z ~ N(0, 1)."""
-    if q == 0.0:
-        return float(g(np.zeros(1))[0])
-    root = math.sqrt(q)
-    z, w = _nodes(root, phi.kinks, phi.scale)
-    return float(w @ g(root * z))
-
-
-def _expect2(g: _Fn, q: float, c: float, phi: _Phi) -> float:
-    """E[g(u₁)g(u₂)] for (u₁, u₂) Gaussian, both of variance q, correlation c."""
-    if q == 0.0:
-        return float(g(np.zeros(1))[0] ** 2)
-    root = math.sqrt(q)
-    s = math.sqrt((1.0 - c) * (1.0 + c))
-    if s == 0.0:  # u₂ = ±u₁
-        return _expect(lambda x: g(x) * g(c * x), q, phi)
-    # u₁ = √q z₁ and u₂ = √q (c z₁ + s z₂): the inner integral over z₂ is a Gaussian
-    # smoothing, of width b = √q s, of g at a = √q c z₁. The outer panels follow g(√q z₁),
-    # that smoothed g (features at x/(√q c)), and, for a kink k, its smoothed kink.
-    b = root * s
-    x_edges = _x_edges(phi)
-    kinks = np.asarray(phi.kinks)
-    parts = [_Z_EDGES, x_edges / root]
-    if c != 0.0:
-        parts += [x_edges / (root * c), (kinks[:, None] + b * _SMOOTHING).ravel() / (root * c)]
-    outer = np.unique(np.clip(np.concatenate(parts), -_Z_MAX, _Z_MAX))
-    z1, w1 = _panels(outer, _NODES_PER_PANEL_2D)
-    a = root * c * z1
-    # The same number of inner edges for every outer node, so one array holds them all;
-    # edges clipped onto ±12 make empty panels, which weigh nothing.
-    shifted = np.clip((x_edges[None, :] - a[:, None]) / b, -_Z_MAX, _Z_MAX)
-    inner = np.sort(
-        np.concatenate([np.broadcast_to(_Z_EDGES, (len(z1), len(_Z_EDGES))), shifted], 1)
-    )
-    z2, w2 = _panels(inner, _NODES_PER_PANEL_2D)
-    smoothed = np.einsum("ij,ij->i", w2, g(a[:, None] + b * z2))
-    return float(w1 @ (g(root * z1) * smoothed))
-
-
-def _finite(value: float, fn: str, what: str, phi: _Phi) -> float:
-    if not math.isfinite(value):
-        raise ValueError(
-            f"{fn}: {what} is {value!r} for activation {phi.name}: φ must be finite and grow "
-            "slower than e^(x²/2)."
-        )
-    return value
+#: Every activation name this module knows (a callable covers the rest): the registry's.
+ACTIVATION_NAMES: tuple[str, ...] = activations.NAMES
 
 
 # --------------------------------------------------------------------------- moments
@@ -410,59 +81,19 @@ def _mean_square(pair: tuple[float, float]) -> float:
     return (pair[0] ** 2 + pair[1] ** 2) / 2
 
 
-def _second_moment(phi: _Phi, q: float, fn: str) -> float:
-    if phi.homogeneous is not None:
-        return q * _mean_square(phi.homogeneous)
-    return _finite(_expect(lambda x: phi.f(x) ** 2, q, phi), fn, "E[φ²]", phi)
-
-
-def _derivative_moment(phi: _Phi, q: float, fn: str) -> float:
+def _derivative_moment(phi: Phi, q: float, fn: str) -> float:
     if math.isinf(q):
         return _mean_square(phi.slopes)
     if phi.homogeneous is not None and q > 0:
         return _mean_square(phi.homogeneous)
-    return _finite(_expect(lambda x: phi.df(x) ** 2, q, phi), fn, "E[φ'²]", phi)
+    return phi.finite(phi.expect(lambda x: phi.df(x) ** 2, q), fn, "E[φ'²]")
 
 
-def _mean(phi: _Phi, q: float, fn: str) -> float:
+def _mean(phi: Phi, q: float, fn: str) -> float:
     if phi.homogeneous is not None:
         low, high = phi.homogeneous
         return math.sqrt(q) * (high - low) / math.sqrt(2 * math.pi)
-    return _finite(_expect(phi.f, q, phi), fn, "E[φ]", phi)
-
-
-def second_moment(activation: Activation, q: float) -> float:
-    """The second moment of an activation of a Gaussian: E[φ(√q z)²], z ~ N(0, 1).
-
-    The input second moment of the next layer when this layer's pre-activations have
-    second moment q: q/2 for ReLU, q for linear, (1 + s²)/2·q for leaky ReLU with slope s.
-
-    Args:
-        activation: a name (``"relu"``, ``"leaky_relu(0.2)"``, ``"tanh"``, …; see the
-            module docstring) or a callable on float64 tensors.
-        q: the pre-activation's second moment, ≥ 0.
-
-    Returns:
-        E[φ(√q z)²].
-
-    Raises:
-        ValueError: an unknown activation name (with the nearest known one), a bad
-            parameter, q < 0 or non-finite, or a non-finite result.
-        TypeError: an activation that is neither a string nor a callable, or q not a number.
-
-    References:
-        Poole et al., *Exponential expressivity in deep neural networks through transient
-        chaos*, 2016 (eq. 3).
-
-    Example:
-        >>> second_moment("relu", 3.0), second_moment("leaky_relu(0.5)", 2.0)
-        (1.5, 1.25)
-        >>> round(second_moment("tanh", 1.0), 6)
-        0.394294
-    """
-    fn = "second_moment"
-    phi = _resolve(activation, fn)
-    return _second_moment(phi, check_real(fn, "q", q, low=0.0), fn)
+    return phi.finite(phi.expect(phi.f, q), fn, "E[φ]")
 
 
 def derivative_moment(activation: Activation, q: float) -> float:
@@ -570,11 +201,11 @@ def qmap(activation: Activation, q: float, sigma_w2: float, sigma_b2: float) -> 
     phi = _resolve(activation, fn)
     q = check_real(fn, "q", q, low=0.0)
     sigma_w2, sigma_b2 = _check_sigmas(fn, sigma_w2, sigma_b2)
-    return sigma_w2 * _second_moment(phi, q, fn) + sigma_b2
+    return sigma_w2 * phi.second_moment(q, fn) + sigma_b2
 
 
 def _fixed_point(
-    phi: _Phi, sigma_w2: float, sigma_b2: float, q0: float, tol: float, max_iter: int, fn: str
+    phi: Phi, sigma_w2: float, sigma_b2: float, q0: float, tol: float, max_iter: int, fn: str
 ) -> float:
     if phi.homogeneous is not None:
         # The q-map is affine, q ↦ a·q + σ_b²: its iterates converge to σ_b²/(1 − a) when
@@ -587,12 +218,12 @@ def _fixed_point(
         return math.inf
 
     def step(q: float) -> float:
-        return sigma_w2 * _second_moment(phi, q, fn) + sigma_b2
+        return sigma_w2 * phi.second_moment(q, fn) + sigma_b2
 
     def slope(q: float) -> float:
         # d/dq E[φ(√q z)²] = E[z φ(√q z) φ'(√q z)]/√q = E[x φ(x) φ'(x)]/q at x = √q z:
         # only φ' is needed, so kinks are harmless.
-        return sigma_w2 * _expect(lambda x: x * phi.f(x) * phi.df(x), q, phi) / q
+        return sigma_w2 * phi.expect(lambda x: x * phi.f(x) * phi.df(x), q) / q
 
     # The plain iteration q ← qmap(q) converges at the rate qmap'(q*), which can be close to
     # 1 (tanh, σ_b² = 0: 1 − 2e-5 at σ_w² = 1.00002): it would take 1e5 steps, and its
@@ -706,7 +337,7 @@ def fixed_point(
     return _fixed_point(phi, sigma_w2, sigma_b2, q0, tol, max_iter, fn)
 
 
-def _length(phi: _Phi, sigma_w2: float, sigma_b2: float, q: object, fn: str) -> float:
+def _length(phi: Phi, sigma_w2: float, sigma_b2: float, q: object, fn: str) -> float:
     """q as given (checked), or q* when None."""
     if q is None:
         return _fixed_point(phi, sigma_w2, sigma_b2, 1.0, 1e-12, 1000, fn)
@@ -761,7 +392,7 @@ def _arccos_kernels(c: float) -> tuple[float, float]:
     return product, between / (2 * math.pi)
 
 
-def _product_moment(phi: _Phi, q: float, c: float) -> float:
+def _product_moment(phi: Phi, q: float, c: float) -> float:
     """E[φ(u₁)φ(u₂)], u's of variance q and correlation c."""
     if phi.homogeneous is not None:
         # φ(x) = s₋x + (s₊ − s₋)relu(x); E[u₁ relu(u₂)] = qc/2 (Cho & Saul 2009).
@@ -769,27 +400,27 @@ def _product_moment(phi: _Phi, q: float, c: float) -> float:
         d = high - low
         return q * (low**2 * c + low * d * c + d**2 * _arccos_kernels(c)[0])
     if c == 1.0:
-        return _expect(lambda x: phi.f(x) ** 2, q, phi)
+        return phi.expect(lambda x: phi.f(x) ** 2, q)
     if c == 0.0:  # independent
-        return _expect(phi.f, q, phi) ** 2
-    return _expect2(phi.f, q, c, phi)
+        return phi.expect(phi.f, q) ** 2
+    return phi.expect_pair(phi.f, q, c)
 
 
-def _derivative_product(phi: _Phi, q: float, c: float) -> float:
+def _derivative_product(phi: Phi, q: float, c: float) -> float:
     """E[φ'(u₁)φ'(u₂)], u's of variance q and correlation c."""
     if phi.homogeneous is not None and q > 0:
         low, high = phi.homogeneous
         d = high - low
         return low**2 + low * d + d**2 * _arccos_kernels(c)[1]
     if c == 1.0:
-        return _expect(lambda x: phi.df(x) ** 2, q, phi)
+        return phi.expect(lambda x: phi.df(x) ** 2, q)
     if c == 0.0:
-        return _expect(phi.df, q, phi) ** 2
-    return _expect2(phi.df, q, c, phi)
+        return phi.expect(phi.df, q) ** 2
+    return phi.expect_pair(phi.df, q, c)
 
 
-def _cmap(phi: _Phi, c: float, q: float, sigma_w2: float, sigma_b2: float, fn: str) -> float:
-    length = sigma_w2 * _second_moment(phi, q, fn) + sigma_b2
+def _cmap(phi: Phi, c: float, q: float, sigma_w2: float, sigma_b2: float, fn: str) -> float:
+    length = sigma_w2 * phi.second_moment(q, fn) + sigma_b2
     if length == 0.0:
         raise ValueError(
             f"{fn}: the correlation is undefined where the next layer is identically 0 "
@@ -797,7 +428,7 @@ def _cmap(phi: _Phi, c: float, q: float, sigma_w2: float, sigma_b2: float, fn: s
         )
     if c == 1.0:  # exactly: the covariance is the length
         return 1.0
-    value = _finite((sigma_w2 * _product_moment(phi, q, c) + sigma_b2) / length, fn, "c'", phi)
+    value = phi.finite((sigma_w2 * _product_moment(phi, q, c) + sigma_b2) / length, fn, "c'")
     return min(1.0, max(-1.0, value))  # |c'| ≤ 1 up to rounding: make it exact
 
 
@@ -854,16 +485,16 @@ def cmap(activation: Activation, c: float, q: float, sigma_w2: float, sigma_b2: 
     return _cmap(phi, c, q, sigma_w2, sigma_b2, fn)
 
 
-def _chi_c(phi: _Phi, c: float, q: float, sigma_w2: float, sigma_b2: float, fn: str) -> float:
+def _chi_c(phi: Phi, c: float, q: float, sigma_w2: float, sigma_b2: float, fn: str) -> float:
     # d/dc E[φ(u₁)φ(u₂)] = q E[φ'(u₁)φ'(u₂)] (Price's theorem), hence the slope.
-    length = sigma_w2 * _second_moment(phi, q, fn) + sigma_b2
+    length = sigma_w2 * phi.second_moment(q, fn) + sigma_b2
     if length == 0.0:
         return 0.0
-    return _finite(sigma_w2 * q * _derivative_product(phi, q, c) / length, fn, "χ_c", phi)
+    return phi.finite(sigma_w2 * q * _derivative_product(phi, q, c) / length, fn, "χ_c")
 
 
 def _correlation_fixed_point(
-    phi: _Phi, q: float, sigma_w2: float, sigma_b2: float, fn: str
+    phi: Phi, q: float, sigma_w2: float, sigma_b2: float, fn: str
 ) -> float:
     if _chi_c(phi, 1.0, q, sigma_w2, sigma_b2, fn) <= 1.0:
         return 1.0  # c = 1 attracts: the ordered phase (or the edge of chaos)
@@ -1300,7 +931,7 @@ def forecast(
                     "nonzero weights, or inputs that vary."
                 )
             q = 1.0
-        y2, y_mean = _second_moment(phi, q, fn), _mean(phi, q, fn)
+        y2, y_mean = phi.second_moment(q, fn), _mean(phi, q, fn)
         forward.append((a2, q, y2, y_mean, _ratio(q, q_before), batch_var))
         x2, x_mean, q_before = y2, y_mean, q
 

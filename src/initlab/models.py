@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils import skip_init
 
+from initlab import activations
 from initlab import init as initmod
 from initlab._validation import check_choice, check_int, param_message
 from initlab.norm import StackedBatchNorm
@@ -60,36 +61,14 @@ __all__ = [
 BatchNormPlacement: TypeAlias = Literal["before", "after"] | None
 Bias: TypeAlias = bool | Literal["auto"]
 
-#: Activation names accepted by :func:`mlp` and :func:`cnn`, and the modules they build.
+#: Activation names accepted by :func:`mlp` and :func:`cnn`, and the modules they build:
+#: the registry's (:mod:`initlab.activations`) names that have a module.
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "elu": nn.ELU,
-    "selu": nn.SELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "mish": nn.Mish,
-    "softplus": nn.Softplus,
-    "hardtanh": nn.Hardtanh,
-    "identity": nn.Identity,
-    "linear": nn.Identity,
+    name: spec.module for name, spec in activations.by_name().items() if spec.module is not None
 }
 # Modules that act elementwise or per channel, the same for every member.
 _SHARED = (
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.ELU,
-    nn.SELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Softplus,
-    nn.Hardtanh,
-    nn.Identity,
+    *dict.fromkeys(type(build()) for build in ACTIVATIONS.values()),
     nn.MaxPool1d,
     nn.MaxPool2d,
 )
