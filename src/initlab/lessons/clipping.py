@@ -39,6 +39,15 @@ neural networks", ICML 2013, §2.3 and Fig. 6 (the one-neuron net and its cliff)
 T. Mikolov, "Statistical Language Models Based on Neural Networks", PhD thesis, 2012
 (clipping by value); A. Brock, S. De, S. L. Smith and K. Simonyan, "High-Performance
 Large-Scale Image Recognition Without Normalization", ICML 2021, §4 (AGC).
+
+The quick size draws the surface on a coarser grid and trains the net on 2,000 images for
+120 steps instead of 10,000 for 600.
+
+Example:
+    >>> from initlab.lessons._lesson import Env
+    >>> facts = compute(SIZES["quick"], Env())  # doctest: +SKIP
+    >>> facts.net.unclipped_status, facts.net.clipped["norm"].status  # doctest: +SKIP
+    ('diverged', 'budget')
 """
 
 from __future__ import annotations
@@ -46,7 +55,6 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -54,14 +62,36 @@ from torch import Tensor
 
 from initlab import clip as clipmod
 from initlab import data, models
-from initlab.lessons._lesson import Context, Lesson, LessonProgress, pyplot
+from initlab.lessons._lesson import Env, pyplot
 from initlab.report import OKABE_ITO
-from initlab.train import ClipKind, TrainConfig, TrainResult
+from initlab.report.html import Report
+from initlab.train import ClipKind, Observer, Run, Status, TrainConfig, TrainResult
 
-__all__ = ["rnn_loss", "run"]
+__all__ = [
+    "NAME",
+    "QUESTION",
+    "SIZES",
+    "TITLE",
+    "Cliff",
+    "Clipped",
+    "Descent",
+    "Facts",
+    "Net",
+    "NetRun",
+    "Point",
+    "Size",
+    "compute",
+    "draw",
+    "findings",
+    "rnn_loss",
+]
 
 NAME = "clipping"
 TITLE = "Gradient clipping: the cliff, and a net that blows up"
+QUESTION = (
+    "Why does gradient descent get thrown off a loss surface's cliffs, or blow up at a high "
+    "learning rate, and how do clipping by value, by norm and adaptive clipping stop it?"
+)
 
 # Part 1: Pascanu, Mikolov & Bengio 2013, §2.3 and Fig. 6
 X0 = 0.5  # the initial state x₀
@@ -91,15 +121,142 @@ N_PARAMS = sum(a * b + b for a, b in itertools.pairwise(WIDTHS))  # weights and 
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Size:
     grid: int  # points per side of the (w, b) grid
     starts: int  # starting points per side for the descents
     limit: int  # MNIST examples per split
     steps: int  # training steps of the net
 
 
-_DEFAULT = _Plan(grid=401, starts=10, limit=10000, steps=600)
-_QUICK = _Plan(grid=151, starts=10, limit=2000, steps=120)
+SIZES = {
+    "quick": Size(grid=151, starts=10, limit=2000, steps=120),
+    "default": Size(grid=401, starts=10, limit=10000, steps=600),
+}
+
+
+@dataclass(frozen=True)
+class Descent:
+    """Gradient descent on (w, b) from every start, on the CPU."""
+
+    path: Tensor  # (steps + 1, N, 2) the (w, b) visited
+    norm: Tensor  # (steps, N) gradient norm before clipping
+    loss: Tensor  # (N,) final loss
+
+
+@dataclass(frozen=True)
+class Point:
+    """The one-neuron RNN's loss and its gradient at one (w, b)."""
+
+    w: float
+    b: float
+    loss: float
+    grad: tuple[float, float]  # (∂/∂w, ∂/∂b)
+
+
+@dataclass(frozen=True)
+class Cliff:
+    """Part 1: the one-neuron RNN's loss surface and the descents across it, on the CPU."""
+
+    x0: float  # the net as it ran: x₀, the time steps and the target of σ(x_T)
+    rnn_steps: int
+    target: float
+    w: Tensor  # (grid, grid) the grid's w (along dim 0) and b (along dim 1)
+    b: Tensor
+    loss: Tensor  # (grid, grid)
+    grad_norm: Tensor  # (grid, grid)
+    starts: Tensor  # (N, 2) the descents' starting points
+    plain: Descent
+    clipped: Descent  # the norm clipped at GD_CLIP
+    jump: Tensor  # (N,) the longest single step of each unclipped descent
+    thrown: tuple[int, ...]  # the starts whose unclipped descent took a step over THROWN
+    worst: int  # the start thrown farthest
+    worst_step: int  # and its longest step (0-based)
+    calm: int  # a start far from the cliff: its two descents end closest, at a low loss
+    steepest: Point  # the grid's steepest point (on the cliff)
+    flattest: Point
+    worst_start: Point
+
+    @property
+    def grad_norm_max(self) -> float:
+        return float(self.grad_norm.max())
+
+    @property
+    def grad_norm_min(self) -> float:
+        return float(self.grad_norm.min())
+
+    @property
+    def longest_step(self) -> float:
+        return float(self.jump[self.worst])
+
+    @property
+    def landing(self) -> Tensor:
+        """(2,) where the worst start's longest step landed."""
+        return self.plain.path[self.worst_step + 1, self.worst]
+
+
+@dataclass(frozen=True)
+class NetRun:
+    """One stack of part 2: one kind of clipping (or none), from the same weights."""
+
+    label: str  # how the report names it
+    result: TrainResult
+    after: Tensor  # (steps, M) the gradient norm after clipping: the step taken over lr
+    final_loss: tuple[float, ...]  # per member: mean batch loss of the last tenth of steps
+    clip_rate: tuple[float, ...]  # per member: the share of steps on which clipping fired
+
+
+@dataclass(frozen=True)
+class Clipped:
+    """A clipped run at learning rate LR (member 0 of its stack)."""
+
+    threshold: float
+    status: Status
+    final_loss: float  # the mean batch loss of the last tenth of the steps
+    test_accuracy: float | None
+    clip_rate: float  # the share of steps on which clipping fired
+    clip_rate_first_tenth: float
+    clip_rate_last_tenth: float
+    norm_kept_median: float  # the median over the steps of the norm after ÷ before
+    norm_before: Tensor  # (steps,) float32 the global gradient norm before clipping
+    norm_after: Tensor  # (steps,) float64 and after (the step taken over lr)
+
+
+@dataclass(frozen=True)
+class Net:
+    """Part 2: the MLP at learning rate LR without clipping and with each kind."""
+
+    n_train: int
+    tail: int  # the final loss is the mean batch loss of this many last steps
+    runs: dict[str, NetRun]  # "none" (members at LR and SAFE_LR), then each kind
+    clipped: dict[str, Clipped]  # kind → its run
+    initial_loss: float  # the first batch loss (every run starts from it)
+    unclipped_status: Status  # the run at LR without clipping
+    unclipped_stopped_step: int
+    unclipped_final_loss: float
+    unclipped_max_finite_loss: float  # the largest loss it reached before the end
+    safe_status: Status  # the run at SAFE_LR without clipping
+    safe_final_loss: float
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the lesson found: the cliff (part 1) and the net clipped three ways (part 2)."""
+
+    size: Size  # the sizes it ran at
+    cliff: Cliff
+    net: Net
+
+
+def setup(size: Size) -> str:
+    return (
+        "Pascanu, Mikolov & Bengio 2013's one-neuron RNN and its gradient cliff; an MLP "
+        f"on MNIST that blows up at learning rate {LR:g}, clipped by value, norm and AGC."
+    )
+
+
+def compute(size: Size, env: Env) -> Facts:
+    """The one-neuron RNN's surface and descents, then the MLP trained four ways."""
+    return Facts(size=size, cliff=_cliff(size, env), net=_net(size, env))
 
 
 # --------------------------------------------------------------------------- part 1
@@ -111,6 +268,16 @@ def rnn_loss(
     """Pascanu et al.'s one-neuron RNN: xₜ = w·σ(xₜ₋₁) + b from x₀, loss (σ(x_T) − target)².
 
     Elementwise over ``w`` and ``b`` (broadcast), so a whole grid of parameters is one call.
+
+    Args:
+        w: the recurrent weight(s).
+        b: the bias(es), broadcast against ``w``.
+        x0: the initial state.
+        steps: the time steps T.
+        target: what σ(x_T) should be.
+
+    Returns:
+        The loss at every (w, b), of their broadcast shape.
 
     Example:
         >>> w = torch.tensor([0.0], dtype=torch.float64)
@@ -134,14 +301,7 @@ def _loss_and_grad(w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     return loss.detach(), torch.stack([gw, gb], dim=-1)
 
 
-@dataclass(frozen=True)
-class _Descent:
-    path: Tensor  # (steps + 1, N, 2) the (w, b) visited
-    norm: Tensor  # (steps, N) gradient norm before clipping
-    loss: Tensor  # (N,) final loss
-
-
-def _descend(starts: Tensor, clip: float) -> tuple[_Descent, _Descent]:
+def _descend(starts: Tensor, clip: float) -> tuple[Descent, Descent]:
     """Plain gradient descent on (w, b) from every start, twice: as it is, and with the
     gradient's norm clipped at ``clip`` (initlab.clip, one member per start). All starts
     of both variants are one batch of independent points; the results are on the CPU."""
@@ -156,25 +316,248 @@ def _descend(starts: Tensor, clip: float) -> tuple[_Descent, _Descent]:
         path.append(p.clone())
     final, _ = _loss_and_grad(p[:, 0], p[:, 1])
     paths, before, final = torch.stack(path).cpu(), torch.stack(norms).cpu(), final.cpu()
-    plain = _Descent(paths[:, :n], before[:, :n], final[:n])
-    return plain, _Descent(paths[:, n:], before[:, n:], final[n:])
+    plain = Descent(paths[:, :n], before[:, :n], final[:n])
+    return plain, Descent(paths[:, n:], before[:, n:], final[n:])
 
 
-def _draw_surface(
-    ctx: Context,
-    w: Tensor,
-    b: Tensor,
-    loss: Tensor,
-    grad_norm: Tensor,
-    plain: _Descent,
-    clipped: _Descent,
-    shown: list[int],
-) -> None:
+def _point(w: Tensor, b: Tensor, loss: Tensor, grad: Tensor, at: Any) -> Point:
+    """The point ``at`` (an index) of ``w`` and ``b``, with its loss and gradient."""
+    return Point(
+        float(w[at]), float(b[at]), float(loss[at]), (float(grad[at][0]), float(grad[at][1]))
+    )
+
+
+def _cliff(size: Size, env: Env) -> Cliff:
+    """The surface in float64 (the gradient spans many orders of magnitude), and gradient
+    descent across it from a grid of starts, with and without clipping."""
+    env.stage("the one-neuron RNN's loss surface")
+    f64: dict[str, Any] = {"dtype": torch.float64, "device": env.device}
+    w_axis = torch.linspace(*W_RANGE, size.grid, **f64)
+    b_axis = torch.linspace(*B_RANGE, size.grid, **f64)
+    w, b = torch.meshgrid(w_axis, b_axis, indexing="ij")
+    loss, grad = _loss_and_grad(w, b)
+    grad_norm = torch.linalg.vector_norm(grad, dim=-1)
+    env.stage("gradient descent across the cliff")
+    margin = 0.5  # starts inside the frame, on a grid
+    ws = torch.linspace(W_RANGE[0] + margin, W_RANGE[1] - margin, size.starts, **f64)
+    bs = torch.linspace(B_RANGE[0] + margin, B_RANGE[1] - margin, size.starts, **f64)
+    starts = torch.cartesian_prod(ws, bs)
+    plain, clipped = _descend(starts, GD_CLIP)
+    jump = torch.linalg.vector_norm(plain.path[1:] - plain.path[:-1], dim=2).amax(dim=0)
+    worst = int(jump.argmax())
+    worst_path = plain.path[:, worst]
+    worst_step = int(torch.linalg.vector_norm(worst_path[1:] - worst_path[:-1], dim=1).argmax())
+    # and a start far from the cliff, where clipping changes little: the one whose two
+    # descents end closest together, among those that reach a low loss
+    ends_apart = torch.linalg.vector_norm(plain.path[-1] - clipped.path[-1], dim=1)
+    calm = int(torch.where(plain.loss < 1e-3, ends_apart, math.inf).argmin())
+    top, flat = (
+        divmod(int(grad_norm.argmax()), size.grid),
+        divmod(int(grad_norm.argmin()), size.grid),
+    )
+    start = starts[worst]
+    start_loss, start_grad = _loss_and_grad(start[:1], start[1:])
+    return Cliff(
+        x0=X0,
+        rnn_steps=STEPS_RNN,
+        target=TARGET,
+        w=w.cpu(),
+        b=b.cpu(),
+        loss=loss.cpu(),
+        grad_norm=grad_norm.cpu(),
+        starts=starts.cpu(),
+        plain=plain,
+        clipped=clipped,
+        jump=jump,
+        thrown=tuple((jump > THROWN).nonzero().flatten().tolist()),
+        worst=worst,
+        worst_step=worst_step,
+        calm=calm,
+        steepest=_point(w, b, loss, grad, top),
+        flattest=_point(w, b, loss, grad, flat),
+        worst_start=_point(start[:1], start[1:], start_loss, start_grad, 0),
+    )
+
+
+# --------------------------------------------------------------------------- part 2
+
+
+class _StepLength(Observer):
+    """Measures the norm of the gradient the optimizer applied, per member, as
+    ‖θₜ₊₁ − θₜ‖ / lr: plain SGD moves θ by −lr·g, g the gradient after clipping."""
+
+    every = 1  # after every step: the weights before and after it
+
+    def __init__(self, lrs: list[float]) -> None:
+        self.lr = torch.tensor(lrs, dtype=torch.float64)
+        self.previous: list[Tensor] = []
+        self.steps: list[Tensor] = []  # (M,) each step's length, on the run's device
+
+    def on_start(self, run: Run) -> None:
+        self.previous = [p.detach().clone() for p in run.model.parameters()]
+
+    def on_step(self, run: Run) -> None:
+        now = [p.detach().clone() for p in run.model.parameters()]
+        squares = [
+            (a - b).double().reshape(run.members, -1).square().sum(dim=1)
+            for a, b in zip(now, self.previous, strict=True)
+        ]
+        self.steps.append(torch.stack(squares).sum(dim=0).sqrt())
+        self.previous = now
+
+    def norms(self) -> Tensor:
+        """The norms of every step, (steps, M), on the CPU."""
+        return torch.stack(self.steps).cpu() / self.lr
+
+
+def _train_net(
+    env: Env,
+    ds: data.Dataset,
+    size: Size,
+    label: str,
+    lrs: list[float],
+    clip: ClipKind | None,
+    threshold: float,
+) -> NetRun:
+    net = models.mlp(WIDTHS, "relu", members=len(lrs), device=env.device)
+    models.init_members(net, "he_normal", seeds=[0] * len(lrs))  # the same weights for all
+    config = TrainConfig(
+        lr=lrs,
+        batch_size=BATCH,
+        steps=size.steps,
+        seeds=0,
+        clip=clip,
+        clip_threshold=threshold,
+        check_every=10,
+    )
+    meter = _StepLength(lrs)
+    result = env.train(net, ds, config, observers=[meter])
+    tail = max(1, size.steps // 10)
+    members = range(len(lrs))
+    return NetRun(
+        label=label,
+        result=result,
+        after=meter.norms(),
+        final_loss=tuple(float(result.loss[-tail:, m].double().mean()) for m in members),
+        clip_rate=tuple(float(result.clipped[:, m].double().mean()) for m in members),
+    )
+
+
+def _clipped(net_run: NetRun, kind: str, size: Size) -> Clipped:
+    r, tail = net_run.result, max(1, size.steps // 10)
+    return Clipped(
+        threshold=CLIPS[kind][0],
+        status=r.members[0].status,
+        final_loss=net_run.final_loss[0],
+        test_accuracy=r.members[0].test_accuracy,
+        clip_rate=net_run.clip_rate[0],
+        clip_rate_first_tenth=float(r.clipped[: size.steps // 10, 0].double().mean()),
+        clip_rate_last_tenth=float(r.clipped[-tail:, 0].double().mean()),
+        norm_kept_median=float((net_run.after[:, 0] / r.grad_norm[:, 0]).median()),
+        norm_before=r.grad_norm[:, 0],
+        norm_after=net_run.after[:, 0],
+    )
+
+
+def _net(size: Size, env: Env) -> Net:
+    """The MLP at LR without clipping (and at SAFE_LR), then with each kind of clipping."""
+    env.stage("loading MNIST")
+    ds = data.load("mnist", limit=size.limit).to(env.device)
+    runs: dict[str, NetRun] = {}
+    env.stage(f"training without clipping, learning rates {LR:g} and {SAFE_LR:g}")
+    runs["none"] = _train_net(env, ds, size, "no clipping", [LR, SAFE_LR], None, 1.0)
+    for kind in KINDS:
+        threshold, label = CLIPS[kind]
+        env.stage(f"training with clipping {label}")
+        runs[kind] = _train_net(env, ds, size, label, [LR], kind, threshold)
+    none = runs["none"]
+    diverged, safe = none.result.members
+    unclipped = none.result.loss[:, 0]
+    return Net(
+        n_train=ds.n_train,
+        tail=max(1, size.steps // 10),
+        runs=runs,
+        clipped={kind: _clipped(runs[kind], kind, size) for kind in KINDS},
+        initial_loss=float(unclipped[0]),
+        unclipped_status=diverged.status,
+        unclipped_stopped_step=diverged.stopped_step,
+        unclipped_final_loss=diverged.final_loss,
+        unclipped_max_finite_loss=float(unclipped[torch.isfinite(unclipped)].max()),
+        safe_status=safe.status,
+        safe_final_loss=none.final_loss[1],
+    )
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def draw(facts: Facts, report: Report) -> None:
+    """The cliff and the descents across it, then the net with and without clipping."""
+    cliff, net, grid, steps = facts.cliff, facts.net, facts.size.grid, facts.size.steps
+    report.section(
+        "The gradient cliff of a one-neuron recurrent net",
+        f"xₜ = w·σ(xₜ₋₁) + b, x₀ = {X0:g}, {STEPS_RNN} steps, loss (σ(x₅₀) − {TARGET:g})² "
+        f"(Pascanu et al. 2013, §2.3 and Fig. 6). The loss and its gradient are computed by "
+        f"autograd in float64 over a {grid}×{grid} grid of (w, b) in one tensor. "
+        f"Gradient descent at learning rate {GD_LR:g} runs for {GD_STEPS} steps from "
+        f"{len(cliff.starts)} starting points, with and without clipping the gradient's norm "
+        f"at {GD_CLIP:g}; two are drawn: the one thrown farthest without clipping, and one "
+        "far from the cliff.",
+    )
+    _draw_surface(report, cliff)
+    report.table(
+        ["start (w, b)", "longest step", "final loss, GD", f"final loss, clipped at {GD_CLIP:g}"],
+        [
+            [
+                f"({cliff.starts[i, 0]:.1f}, {cliff.starts[i, 1]:.1f})",
+                float(cliff.jump[i]),
+                float(cliff.plain.loss[i]),
+                float(cliff.clipped.loss[i]),
+            ]
+            for i in sorted(cliff.thrown, key=lambda i: -float(cliff.jump[i]))
+        ],
+        caption=f"Every start whose unclipped descent took a step longer than {THROWN:g}.",
+    )
+    report.section(
+        "A net that blows up, clipped three ways",
+        f"An MLP {WIDTHS} with ReLU and He-normal weights, {net.n_train} MNIST training "
+        f"images, plain SGD on batches of {BATCH} at learning rate {LR:g} for {steps} "
+        "steps; every run starts from the same weights and sees the same batches.",
+    )
+    _draw_losses(report, net.runs, first=min(40, steps))
+    _draw_norms(report, net.runs)
+    report.table(
+        ["clipping", "lr", "status", "steps run", "final loss", "test accuracy", "clip rate"],
+        [row for net_run in net.runs.values() for row in _rows(net_run)],
+        caption=(
+            f"Final loss: the mean batch loss of the last {net.tail} steps (NaN: diverged). "
+            "Clip rate: the share of steps on which clipping changed the gradient."
+        ),
+    )
+
+
+def _rows(net_run: NetRun) -> list[list[Any]]:
+    """A row of the summary table for each member of a stack."""
+    return [
+        [
+            net_run.label,
+            member.config["lr"],
+            {"budget": "ran all steps"}.get(member.status, member.status),
+            member.stopped_step,
+            net_run.final_loss[m],
+            "" if member.test_accuracy is None else f"{member.test_accuracy:.1%}",
+            f"{net_run.clip_rate[m]:.0%}",
+        ]
+        for m, member in enumerate(net_run.result.members)
+    ]
+
+
+def _draw_surface(report: Report, cliff: Cliff) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.4), dpi=120)
     extent = (W_RANGE[0], W_RANGE[1], B_RANGE[0], B_RANGE[1])
-    log_loss = torch.log10(loss.clamp(min=1e-12)).T.numpy()  # rows: b, columns: w
-    log_grad = torch.log10(grad_norm.clamp(min=1e-12)).T.numpy()
+    log_loss = torch.log10(cliff.loss.clamp(min=1e-12)).T.numpy()  # rows: b, columns: w
+    log_grad = torch.log10(cliff.grad_norm.clamp(min=1e-12)).T.numpy()
     panels = (
         (axes[0], log_loss, "viridis", "log₁₀ loss", "Loss (σ(x₅₀) − 0.7)², log scale"),
         (axes[1], log_grad, "cividis", "log₁₀ ‖∇loss‖", "Gradient norm, log scale"),
@@ -188,60 +571,29 @@ def _draw_surface(
         ax.set_ylabel("bias b")
         ax.set_title(title)
     axes[0].contour(
-        w.numpy(),
-        b.numpy(),
-        loss.numpy(),
+        cliff.w.numpy(),
+        cliff.b.numpy(),
+        cliff.loss.numpy(),
         levels=[1e-3, 1e-2, 0.05],
         colors="white",
         linewidths=0.7,
         alpha=0.8,
     )
+    shown = [cliff.worst, cliff.calm]
     for i in shown:
         for ax in axes:
             for descent, colour, style, label in (
-                (plain, OKABE_ITO[3], "-", "GD"),
-                (clipped, OKABE_ITO[5], "--", f"GD, norm clipped at {GD_CLIP:g}"),
+                (cliff.plain, OKABE_ITO[3], "-", "GD"),
+                (cliff.clipped, OKABE_ITO[5], "--", f"GD, norm clipped at {GD_CLIP:g}"),
             ):
-                path = descent.path[:, i]
-                inside = _inside(path)
-                last = int(inside.nonzero().max()) if bool(inside.any()) else 0
-                ax.plot(
-                    path[: last + 1, 0],
-                    path[: last + 1, 1],
-                    style,
-                    color=colour,
-                    linewidth=1.8,
-                    label=label if i == shown[0] else None,
-                )
-                if last < len(path) - 1:  # thrown out of the frame: point where it went
-                    a, z = path[last], path[last + 1]
-                    edge = _exit_point(a, z)
-                    ax.annotate(
-                        "",
-                        xy=(float(edge[0]), float(edge[1])),
-                        xytext=(float(a[0]), float(a[1])),
-                        arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 1.8},
-                    )
-                    end = path[-1]
-                    ax.text(
-                        float(a[0]) + 0.25,
-                        float(a[1]) - 0.2,
-                        f"thrown to ({float(z[0]):.0f}, {float(z[1]):.0f})\nin one step;\n"
-                        f"ends at ({float(end[0]):.0f}, {float(end[1]):.0f})",
-                        color="black",
-                        fontsize=8,
-                        va="top",
-                        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
-                    )
-                else:
-                    ax.plot(*path[-1].tolist(), "s", color=colour, markersize=6)
-            ax.plot(*plain.path[0, i].tolist(), "o", color="white", markeredgecolor="black")
+                _draw_path(ax, descent.path[:, i], colour, style, label if i == shown[0] else None)
+            ax.plot(*cliff.plain.path[0, i].tolist(), "o", color="white", markeredgecolor="black")
     axes[0].legend(loc="lower left", fontsize=8)
     fig.suptitle(
         f"One-neuron RNN xₜ = w·σ(xₜ₋₁) + b, {STEPS_RNN} steps from x₀ = {X0:g}: the cliff, "
         f"and gradient descent (lr {GD_LR:g}) across it"
     )
-    ctx.figure(
+    report.figure(
         fig,
         "surface",
         "Left: the loss over (w, b), log scale, with contours at 0.001, 0.01 and 0.05; "
@@ -249,6 +601,38 @@ def _draw_surface(
         "between a low and a high fixed point the loss drops off a cliff and the gradient "
         "is orders of magnitude larger than around it. Circles: starts; squares: where "
         f"{GD_STEPS} steps ended; arrows: a step that left the frame.",
+    )
+
+
+def _draw_path(ax: Any, path: Tensor, colour: str, style: str, label: str | None) -> None:
+    """One descent's path while it stays in the frame; an arrow where it leaves it, or a
+    square where it ends."""
+    inside = _inside(path)
+    last = int(inside.nonzero().max()) if bool(inside.any()) else 0
+    ax.plot(
+        path[: last + 1, 0], path[: last + 1, 1], style, color=colour, linewidth=1.8, label=label
+    )
+    if last == len(path) - 1:
+        ax.plot(*path[-1].tolist(), "s", color=colour, markersize=6)
+        return
+    a, z = path[last], path[last + 1]  # thrown out of the frame: point where it went
+    edge = _exit_point(a, z)
+    ax.annotate(
+        "",
+        xy=(float(edge[0]), float(edge[1])),
+        xytext=(float(a[0]), float(a[1])),
+        arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 1.8},
+    )
+    end = path[-1]
+    ax.text(
+        float(a[0]) + 0.25,
+        float(a[1]) - 0.2,
+        f"thrown to ({float(z[0]):.0f}, {float(z[1]):.0f})\nin one step;\n"
+        f"ends at ({float(end[0]):.0f}, {float(end[1]):.0f})",
+        color="black",
+        fontsize=8,
+        va="top",
+        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
     )
 
 
@@ -273,88 +657,6 @@ def _inside(path: Tensor) -> Tensor:
     )
 
 
-# --------------------------------------------------------------------------- part 2
-
-
-class _StepLength:
-    """Measures the norm of the gradient the optimizer applied, per member, as
-    ‖θₜ₊₁ − θₜ‖ / lr: plain SGD moves θ by −lr·g, g the gradient after clipping.
-
-    A forward pre-hook on the stack sees the weights at the start of every training
-    step; the difference from the previous step's weights is that step's update.
-    """
-
-    def __init__(self, net: models.Stack, lrs: list[float]) -> None:
-        self.net = net
-        self.members = net.members
-        self.lr = torch.tensor(lrs, dtype=torch.float64)
-        self.previous: list[Tensor] | None = None
-        self.norms: list[Tensor] = []
-        # on the first layer: the engine calls the stack's logits(), not its forward()
-        self.handle = net.layers[0].register_forward_pre_hook(self._hook)
-
-    def _snapshot(self) -> list[Tensor]:
-        return [p.detach().clone() for p in self.net.parameters()]
-
-    def _record(self, now: list[Tensor]) -> None:
-        assert self.previous is not None
-        squares = [
-            (a - b).double().reshape(self.members, -1).square().sum(dim=1)
-            for a, b in zip(now, self.previous, strict=True)
-        ]
-        self.norms.append(torch.stack(squares).sum(dim=0).sqrt().cpu() / self.lr)
-
-    def _hook(self, module: Any, inputs: Any) -> None:
-        if not self.net.training:  # the engine's evaluation: not a step
-            return
-        now = self._snapshot()
-        if self.previous is not None:
-            self._record(now)
-        self.previous = now
-
-    def finish(self) -> Tensor:
-        """Stop measuring; the norms of every step, (steps, M)."""
-        self.handle.remove()
-        if self.previous is not None:
-            self._record(self._snapshot())  # the last step's update
-        return torch.stack(self.norms)
-
-
-@dataclass(frozen=True)
-class _NetRun:
-    label: str
-    result: TrainResult
-    after: Tensor  # (steps, M) gradient norm after clipping (the step over lr)
-
-
-def _train_net(
-    ctx: Context,
-    ds: data.Dataset,
-    plan: _Plan,
-    label: str,
-    lrs: list[float],
-    clip: ClipKind | None,
-    threshold: float,
-) -> _NetRun:
-    net = models.mlp(WIDTHS, "relu", members=len(lrs), device=ctx.device)
-    models.init_members(net, "he_normal", seeds=[0] * len(lrs))  # the same weights for all
-    config = TrainConfig(
-        lr=lrs,
-        batch_size=BATCH,
-        steps=plan.steps,
-        seeds=0,
-        clip=clip,
-        clip_threshold=threshold,
-        check_every=10,
-    )
-    meter = _StepLength(net, lrs)
-    try:
-        result = ctx.train(net, ds, config)
-    finally:
-        after = meter.finish()
-    return _NetRun(label, result, after[: len(result.loss)])
-
-
 def _smooth(values: Tensor, window: int) -> Tensor:
     """Trailing moving average over ``window`` steps (shorter at the start)."""
     cumulative = torch.cat([torch.zeros(1, dtype=torch.float64), values.double().cumsum(0)])
@@ -363,7 +665,7 @@ def _smooth(values: Tensor, window: int) -> Tensor:
     return (cumulative[ends] - cumulative[starts]) / (ends - starts)
 
 
-def _draw_losses(ctx: Context, runs: dict[str, _NetRun], first: int) -> None:
+def _draw_losses(report: Report, runs: dict[str, NetRun], first: int) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), dpi=120)
     colours = iter(OKABE_ITO)
@@ -409,7 +711,7 @@ def _draw_losses(ctx: Context, runs: dict[str, _NetRun], first: int) -> None:
     for ax in axes:
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(f"An MLP on MNIST at learning rate {LR:g}, with and without clipping")
-    ctx.figure(
+    report.figure(
         fig,
         "losses",
         f"Left: at learning rate {LR:g} without clipping the loss grows by orders of magnitude "
@@ -419,7 +721,7 @@ def _draw_losses(ctx: Context, runs: dict[str, _NetRun], first: int) -> None:
     )
 
 
-def _draw_norms(ctx: Context, runs: dict[str, _NetRun]) -> None:
+def _draw_norms(report: Report, runs: dict[str, NetRun]) -> None:
     plt = pyplot()
     kinds = [k for k in runs if k != "none"]
     fig, axes = plt.subplots(
@@ -459,7 +761,7 @@ def _draw_norms(ctx: Context, runs: dict[str, _NetRun]) -> None:
         ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("training step")
-    ctx.figure(
+    report.figure(
         fig,
         "norms",
         "Left: the global gradient norm before clipping (measured by the engine) and after "
@@ -474,245 +776,39 @@ def _draw_norms(ctx: Context, runs: dict[str, _NetRun]) -> None:
     )
 
 
-# --------------------------------------------------------------------------- the lesson
+# --------------------------------------------------------------------------- findings
 
 
-def run(
-    out: str | Path | None = None,
-    *,
-    quick: bool = False,
-    device: str = "cpu",
-    progress: LessonProgress | None = None,
-) -> Lesson:
-    """Run the clipping lesson; write its report into ``out`` (when given).
-
-    Args:
-        out: the folder for ``index.html`` and the PNG figures, or None for none.
-        quick: a short run (seconds), for the tests.
-        device: ``"cpu"`` or ``"cuda"``.
-        progress: a progress display (the CLI's bar), or None.
-
-    Returns:
-        The :class:`~initlab.lessons.Lesson`, its ``facts`` holding the numbers behind
-        each finding.
-
-    Raises:
-        ValueError: a device that is not available.
-        FileNotFoundError: MNIST is not on disk (see :func:`initlab.data.locate`).
-    """
-    plan = _QUICK if quick else _DEFAULT
-    ctx = Context(
-        NAME,
-        TITLE,
-        out,
-        quick=quick,
-        device=device,
-        progress=progress,
-        subtitle=(
-            "Pascanu, Mikolov & Bengio 2013's one-neuron RNN and its gradient cliff; an MLP "
-            f"on MNIST that blows up at learning rate {LR:g}, clipped by value, norm and AGC."
-        ),
-    )
-
-    # ---- part 1: the surface, float64 (the gradient spans many orders of magnitude)
-    ctx.stage("the one-neuron RNN's loss surface")
-    f64: dict[str, Any] = {"dtype": torch.float64, "device": ctx.device}
-    w_axis = torch.linspace(*W_RANGE, plan.grid, **f64)
-    b_axis = torch.linspace(*B_RANGE, plan.grid, **f64)
-    w, b = torch.meshgrid(w_axis, b_axis, indexing="ij")
-    loss, grad = _loss_and_grad(w, b)
-    grad_norm = torch.linalg.vector_norm(grad, dim=-1)
-    top = int(grad_norm.argmax())
-    flat = int(grad_norm.argmin())
-    ctx.stage("gradient descent across the cliff")
-    margin = 0.5  # starts inside the frame, on a grid
-    ws = torch.linspace(W_RANGE[0] + margin, W_RANGE[1] - margin, plan.starts, **f64)
-    bs = torch.linspace(B_RANGE[0] + margin, B_RANGE[1] - margin, plan.starts, **f64)
-    starts = torch.cartesian_prod(ws, bs)
-    plain, clipped = _descend(starts, GD_CLIP)
-    jump = torch.linalg.vector_norm(plain.path[1:] - plain.path[:-1], dim=2).amax(dim=0)
-    thrown = (jump > THROWN).nonzero().flatten().tolist()
-    worst = int(jump.argmax())
-    # and a start far from the cliff, where clipping changes little: the one whose two
-    # descents end closest together, among those that reach a low loss
-    ends_apart = torch.linalg.vector_norm(plain.path[-1] - clipped.path[-1], dim=1)
-    calm = int(torch.where(plain.loss < 1e-3, ends_apart, math.inf).argmin())
-    shown = [worst, calm]
-    worst_step = int(
-        torch.linalg.vector_norm(plain.path[1:, worst] - plain.path[:-1, worst], dim=1).argmax()
-    )
-    landing = plain.path[worst_step + 1, worst]
-
-    ctx.report.section(
-        "The gradient cliff of a one-neuron recurrent net",
-        f"xₜ = w·σ(xₜ₋₁) + b, x₀ = {X0:g}, {STEPS_RNN} steps, loss (σ(x₅₀) − {TARGET:g})² "
-        f"(Pascanu et al. 2013, §2.3 and Fig. 6). The loss and its gradient are computed by "
-        f"autograd in float64 over a {plan.grid}×{plan.grid} grid of (w, b) in one tensor. "
-        f"Gradient descent at learning rate {GD_LR:g} runs for {GD_STEPS} steps from "
-        f"{len(starts)} starting points, with and without clipping the gradient's norm at "
-        f"{GD_CLIP:g}; two are drawn: the one thrown farthest without clipping, and one far "
-        "from the cliff.",
-    )
-    _draw_surface(ctx, w.cpu(), b.cpu(), loss.cpu(), grad_norm.cpu(), plain, clipped, shown)
-    thrown_plain = plain.loss[thrown] if thrown else torch.empty(0)
-    thrown_clipped = clipped.loss[thrown] if thrown else torch.empty(0)
-    ctx.report.table(
-        ["start (w, b)", "longest step", "final loss, GD", f"final loss, clipped at {GD_CLIP:g}"],
-        [
-            [
-                f"({starts[i, 0]:.1f}, {starts[i, 1]:.1f})",
-                float(jump[i]),
-                float(plain.loss[i]),
-                float(clipped.loss[i]),
-            ]
-            for i in sorted(thrown, key=lambda i: -float(jump[i]))
-        ],
-        caption=f"Every start whose unclipped descent took a step longer than {THROWN:g}.",
-    )
-    probes = [top, flat]
-    probe_points = []
-    for idx in probes:
-        i, j = divmod(idx, plan.grid)
-        probe_points.append(
-            {
-                "w": float(w[i, j]),
-                "b": float(b[i, j]),
-                "loss": float(loss[i, j]),
-                "grad": [float(grad[i, j, 0]), float(grad[i, j, 1])],
-            }
-        )
-    start = starts[worst]
-    _, g_start = _loss_and_grad(start[:1], start[1:])
-    probe_points.append(
-        {
-            "w": float(start[0]),
-            "b": float(start[1]),
-            "loss": float(rnn_loss(start[:1], start[1:])),
-            "grad": g_start[0].tolist(),
-        }
-    )
-
-    # ---- part 2: a net that blows up, and three ways to clip it
-    ctx.stage("loading MNIST")
-    ds = data.load("mnist", limit=plan.limit).to(ctx.device)
-    runs: dict[str, _NetRun] = {}
-    ctx.stage(f"training without clipping, learning rates {LR:g} and {SAFE_LR:g}")
-    runs["none"] = _train_net(ctx, ds, plan, "no clipping", [LR, SAFE_LR], None, 1.0)
-    for kind in KINDS:
-        threshold, label = CLIPS[kind]
-        ctx.stage(f"training with clipping {label}")
-        runs[kind] = _train_net(ctx, ds, plan, label, [LR], kind, threshold)
-
-    none = runs["none"].result
-    diverged = none.members[0]
-    initial_loss = float(none.loss[0, 0])
-    finite_before = none.loss[:, 0][torch.isfinite(none.loss[:, 0])]
-    ctx.report.section(
-        "A net that blows up, clipped three ways",
-        f"An MLP {WIDTHS} with ReLU and He-normal weights, {ds.n_train} MNIST training "
-        f"images, plain SGD on batches of {BATCH} at learning rate {LR:g} for {plan.steps} "
-        "steps; every run starts from the same weights and sees the same batches.",
-    )
-    _draw_losses(ctx, runs, first=min(40, plan.steps))
-    _draw_norms(ctx, runs)
-    tail = max(1, plan.steps // 10)
-    rows, per_kind = [], {}
-    for name, net_run in runs.items():
-        r = net_run.result
-        for m, member in enumerate(r.members):
-            final = float(r.loss[-tail:, m].double().mean())  # mean of the last tenth
-            rate = float(r.clipped[:, m].double().mean())
-            early = float(r.clipped[: plan.steps // 10, m].double().mean())
-            late = float(r.clipped[-tail:, m].double().mean())
-            rows.append(
-                [
-                    net_run.label,
-                    member.config["lr"],
-                    {"budget": "ran all steps"}.get(member.status, member.status),
-                    member.stopped_step,
-                    final,
-                    "" if member.test_accuracy is None else f"{member.test_accuracy:.1%}",
-                    f"{rate:.0%}",
-                ]
-            )
-            if name != "none":
-                per_kind[name] = {
-                    "threshold": CLIPS[name][0],
-                    "status": member.status,
-                    "final_loss": final,
-                    "test_accuracy": member.test_accuracy,
-                    "clip_rate": rate,
-                    "clip_rate_first_tenth": early,
-                    "clip_rate_last_tenth": late,
-                    "norm_kept_median": float((net_run.after[:, m] / r.grad_norm[:, m]).median()),
-                    "norm_before": r.grad_norm[:, 0].tolist(),
-                    "norm_after": net_run.after[:, 0].tolist(),
-                }
-    ctx.report.table(
-        ["clipping", "lr", "status", "steps run", "final loss", "test accuracy", "clip rate"],
-        rows,
-        caption=(
-            f"Final loss: the mean batch loss of the last {tail} steps (NaN: diverged). "
-            "Clip rate: the share of steps on which clipping changed the gradient."
-        ),
-    )
-    safe = none.members[1]
-    safe_loss = float(none.loss[-tail:, 1].double().mean())
-
-    # ---- findings, from the numbers above
-    orders = math.log10(float(grad_norm.max()) / float(grad_norm.min()))
+def findings(facts: Facts) -> list[str]:
+    cliff, net = facts.cliff, facts.net
+    orders = math.log10(cliff.grad_norm_max / cliff.grad_norm_min)
+    start, landing, worst = cliff.worst_start, cliff.landing, cliff.worst
     clipped_text = "; ".join(
-        f"{CLIPS[k][1]}: {v['final_loss']:.3f} ({v['test_accuracy']:.1%} test accuracy)"
-        for k, v in per_kind.items()
+        f"{CLIPS[k][1]}: {c.final_loss:.3f} ({c.test_accuracy or 0.0:.1%} test accuracy)"
+        for k, c in net.clipped.items()
     )
-    findings = [
+    return [
         f"Over the (w, b) grid the one-neuron RNN's gradient norm ranges from "
-        f"{float(grad_norm.min()):.1e} to {float(grad_norm.max()):.1e}, {orders:.0f} orders "
+        f"{cliff.grad_norm_min:.1e} to {cliff.grad_norm_max:.1e}, {orders:.0f} orders "
         f"of magnitude; the steepest point, on the cliff, is (w, b) = "
-        f"({probe_points[0]['w']:.2f}, {probe_points[0]['b']:.2f}).",
-        f"From {len(thrown)} of {len(starts)} starting points plain gradient descent was "
-        f"thrown off the cliff (one step longer than {THROWN:g}); the worst, from "
-        f"({float(start[0]):.1f}, {float(start[1]):.1f}), took a step of "
-        f"{float(jump[worst]):.0f} at step {worst_step + 1} to "
-        f"({float(landing[0]):.0f}, {float(landing[1]):.0f}) and ended at loss "
-        f"{float(plain.loss[worst]):.3f}; with the norm clipped at {GD_CLIP:g} it ended at "
-        f"{float(clipped.loss[worst]):.1e}.",
+        f"({cliff.steepest.w:.2f}, {cliff.steepest.b:.2f}).",
+        f"From {len(cliff.thrown)} of {len(cliff.starts)} starting points plain gradient "
+        f"descent was thrown off the cliff (one step longer than {THROWN:g}); the worst, from "
+        f"({start.w:.1f}, {start.b:.1f}), took a step of {cliff.longest_step:.0f} at step "
+        f"{cliff.worst_step + 1} to ({float(landing[0]):.0f}, {float(landing[1]):.0f}) and "
+        f"ended at loss {float(cliff.plain.loss[worst]):.3f}; with the norm clipped at "
+        f"{GD_CLIP:g} it ended at {float(cliff.clipped.loss[worst]):.1e}.",
         f"Without clipping, at learning rate {LR:g}, the MLP's loss became non-finite at "
-        f"step {diverged.stopped_step} (it started at {initial_loss:.2f}); at learning rate "
-        f"{SAFE_LR:g} it fell to {safe_loss:.3f}. Clipped at learning rate {LR:g}, the final "
-        f"loss was {clipped_text}.",
+        f"step {net.unclipped_stopped_step} (it started at {net.initial_loss:.2f}); at "
+        f"learning rate {SAFE_LR:g} it fell to {net.safe_final_loss:.3f}. Clipped at learning "
+        f"rate {LR:g}, the final loss was {clipped_text}.",
         "Clipping fired on "
         + "; ".join(
-            f"{v['clip_rate']:.0%} of the steps {CLIPS[k][1].split(',')[0]} "
-            f"({v['clip_rate_first_tenth']:.0%} in the first tenth of training, "
-            f"{v['clip_rate_last_tenth']:.0%} in the last) and kept a median "
-            f"{v['norm_kept_median']:.0%} of the gradient's norm"
-            for k, v in per_kind.items()
+            f"{c.clip_rate:.0%} of the steps {CLIPS[k][1].split(',')[0]} "
+            f"({c.clip_rate_first_tenth:.0%} in the first tenth of training, "
+            f"{c.clip_rate_last_tenth:.0%} in the last) and kept a median "
+            f"{c.norm_kept_median:.0%} of the gradient's norm"
+            for k, c in net.clipped.items()
         )
         + ".",
     ]
-    facts: dict[str, Any] = {
-        "x0": X0,
-        "rnn_steps": STEPS_RNN,
-        "target": TARGET,
-        "grad_norm_max": float(grad_norm.max()),
-        "grad_norm_min": float(grad_norm.min()),
-        "probe_points": probe_points,  # the steepest, the flattest, the worst start
-        "starts": len(starts),
-        "thrown": len(thrown),
-        "thrown_final_loss_plain": thrown_plain.tolist(),
-        "thrown_final_loss_clipped": thrown_clipped.tolist(),
-        "longest_step": float(jump[worst]),
-        "gd_clip": GD_CLIP,
-        "unclipped_status": diverged.status,
-        "unclipped_stopped_step": diverged.stopped_step,
-        "unclipped_final_loss": diverged.final_loss,
-        "unclipped_max_finite_loss": float(finite_before.max()),
-        "initial_loss": initial_loss,
-        "safe_lr": SAFE_LR,
-        "safe_status": safe.status,
-        "safe_final_loss": safe_loss,
-        "clipped": per_kind,
-        "lr": LR,
-    }
-    return ctx.finish(findings, facts)
