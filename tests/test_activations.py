@@ -331,6 +331,8 @@ def test_a_callable_of_the_wrong_shape_is_refused_when_resolved() -> None:
         init.calculate_gain(lambda x: x[:1])
     with pytest.raises(ValueError, match="second_moment: E\\[φ²\\] is inf"):
         act.second_moment(lambda x: torch.exp(x**4), 1.0)  # inf beyond |x| = 5.3
+    with pytest.raises(ValueError, match="calculate_gain: E\\[φ²\\] is inf"):
+        init.calculate_gain("leaky_relu", 1e300, method="measured")  # the slope² overflows
 
 
 def test_functional_forms_for_the_probe() -> None:

@@ -647,8 +647,10 @@ class Phi:
         """
         if self.homogeneous is not None:
             low, high = self.homogeneous
-            return q * (low**2 + high**2) / 2
-        return self.finite(self.expect(lambda x: self.f(x) ** 2, q), fn, "E[φ²]")
+            moment = q * (low * low + high * high) / 2  # inf (no OverflowError) beyond ~1e154
+        else:
+            moment = self.expect(lambda x: self.f(x) ** 2, q)
+        return self.finite(moment, fn, "E[φ²]")
 
 
 # --------------------------------------------------------------------------- resolve
