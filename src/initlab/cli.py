@@ -407,9 +407,11 @@ def gains() -> None:
     table.add_column("table", justify="right")
     table.add_column("measured", justify="right")
     table.add_column("where the table value comes from")
-    for name, act in initmod.ACTIVATIONS.items():
-        if name.startswith("conv"):
-            continue
+    from initlab import activations
+
+    # The registry's names, aliases too; torch's layer names (conv1d, …: gain 1) are not
+    # activations and are not listed.
+    for name, act in activations.by_name().items():
         table_gain = initmod.calculate_gain(name)
         measured = initmod.calculate_gain(name, method="measured")
         style = "yellow" if abs(table_gain - measured) > 1e-9 else None
@@ -573,6 +575,7 @@ def _check_model(o: _TrainOptions) -> tuple[list[int], list[str]]:
 
     _choice(o.data, data_mod.DATASETS, "--data")
     widths = _widths(o.model)
+    # The registry's activations that have a module: what the builders make.
     _choice(o.activation, tuple(models.ACTIVATIONS), "--activation")
     _choice(o.batch_norm, ("none", "before", "after"), "--batch-norm")
     inits = _items(o.init, "--init", "init specs", "he_normal,xavier_normal")
