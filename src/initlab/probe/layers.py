@@ -2,23 +2,25 @@
 
 The probe reads a model as a chain of blocks: a weight layer (Linear, Conv, initlab's
 stacked layers) and what follows it up to the next weight layer: batch norm, the
-activation φ, reshapes. This module says which modules are which, names φ as the theory
-(:mod:`initlab.meanfield`) knows it, recognises a φ applied functionally
-(``F.relu(layer(x))``), and views any recorded tensor per member and per unit. Its names
-are the package's own (not public API).
+activation φ, reshapes. This module says which modules are which, names φ as the
+activation registry (:mod:`initlab.activations`, which the theory reads) names it,
+recognises a φ applied functionally (``F.relu(layer(x))``) by the registry's φ, and views
+any recorded tensor per member and per unit. Its names are the package's own (not public
+API).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
+from initlab import activations
 from initlab.models import StackedConv, StackedLinear, _Flatten
 from initlab.norm import StackedBatchNorm
 
@@ -38,35 +40,60 @@ _SHAPE_ONLY = (nn.Flatten, nn.Unflatten, nn.Identity, _Flatten)
 
 
 def _activation_name(module: nn.Module) -> str | None:
-    """The meanfield name of an activation module, or None if it is not one."""
-    if isinstance(module, nn.ReLU):
-        return "relu"
-    if isinstance(module, nn.LeakyReLU):
-        return f"leaky_relu({module.negative_slope})"
-    if isinstance(module, nn.ELU) and not isinstance(module, nn.CELU):
-        return f"elu({module.alpha})"
-    simple: list[tuple[type[nn.Module], str]] = [
-        (nn.Tanh, "tanh"),
-        (nn.Sigmoid, "sigmoid"),
-        (nn.SELU, "selu"),
-        (nn.GELU, "gelu"),
-        (nn.SiLU, "silu"),
-        (nn.Softplus, "softplus"),
-        (nn.Hardtanh, "hardtanh"),
-        (nn.Identity, "linear"),
-    ]
-    for cls, name in simple:
-        if isinstance(module, cls):
-            options = {k: getattr(module, k, None) for k in ("min_val", "max_val", "approximate")}
-            options |= {k: getattr(module, k, None) for k in ("beta", "threshold")}
-            if cls is nn.Hardtanh and (options["min_val"], options["max_val"]) != (-1.0, 1.0):
-                return None
-            if cls is nn.Softplus and (options["beta"], options["threshold"]) != (1.0, 20.0):
-                return None
-            if cls is nn.GELU and options["approximate"] != "none":
-                return None
-            return name
-    return None
+    """The registry's name of an activation module, with its parameter where it has one
+    ("leaky_relu(0.2)"); None if it is not one, or is at settings its φ does not model."""
+    row = _row_of(type(module))
+    if row is None:
+        return None
+    cls, spec = row
+    unmodelled = _UNMODELLED.get(cls)
+    if unmodelled is not None and unmodelled(module):
+        return None
+    if spec.param is None:
+        return spec.name
+    return _bound_name(spec.name, float(getattr(module, spec.param.name)))
+
+
+def _row_of(kind: type[nn.Module]) -> tuple[type[nn.Module], activations.ActivationSpec] | None:
+    """The registry row whose module ``kind`` is (or subclasses), as (its class, the row).
+    Kept by class: the hooks ask for every module at every recorded pass."""
+    if kind not in _ROWS:
+        _ROWS[kind] = next(((c, spec) for c, spec in _NAMED_MODULES if issubclass(kind, c)), None)
+    return _ROWS[kind]
+
+
+def _named_modules() -> tuple[tuple[type[nn.Module], activations.ActivationSpec], ...]:
+    """The registry's rows that name the module models build, as (module class, row)."""
+    rows = []
+    for spec in activations.REGISTRY.values():
+        if isinstance(spec.module, type) and issubclass(spec.module, nn.Module):
+            rows.append((spec.module, spec))
+    return tuple(rows)
+
+
+_NAMED_MODULES = _named_modules()
+_ROWS: dict[type[nn.Module], tuple[type[nn.Module], activations.ActivationSpec] | None] = {}
+
+# A module's settings that its row's φ does not model: the theory has no name for it then.
+_UNMODELLED: dict[type[nn.Module], Callable[[Any], bool]] = {
+    nn.Hardtanh: lambda m: (m.min_val, m.max_val) != (-1.0, 1.0),  # the row's is [−1, 1]
+    # torch's softplus turns into x above βx > threshold; the row's φ is the exact form,
+    # 2e-9 from torch's at the default 20.
+    nn.Softplus: lambda m: m.threshold != 20.0,
+    nn.GELU: lambda m: m.approximate != "none",  # the row's φ is the exact (erf) form
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _bound_name(family: str, value: float) -> str:
+    """The registry's name of a family at one parameter value (a module's hook asks for
+    it at every pass: binding costs more than the lookup).
+
+    The registry writes the value to 6 digits ("leaky_relu(0.123457)"); the forecast
+    reads the name back, so a value that 6 digits do not give back is written whole.
+    """
+    name = activations.REGISTRY[family].bind(value).name
+    return name if float(f"{value:g}") == value else f"{family}({value!r})"
 
 
 def _inplace(module: nn.Module) -> bool:
@@ -83,17 +110,10 @@ def _is_activation(module: nn.Module) -> bool:
 
 
 # Candidates for an activation applied functionally (F.relu(layer(x))), recognised by
-# comparing a layer's output with the next layer's input.
-_FUNCTIONAL: list[tuple[str, Callable[[Tensor], Tensor]]] = [
-    ("linear", lambda h: h),
-    ("relu", F.relu),
-    ("tanh", torch.tanh),
-    ("sigmoid", torch.sigmoid),
-    ("leaky_relu(0.01)", F.leaky_relu),
-    ("gelu", F.gelu),
-    ("silu", F.silu),
-    ("elu(1.0)", F.elu),
-]
+# comparing a layer's output with the next layer's input, in this order.
+_FUNCTIONAL: list[tuple[str, Callable[[Tensor], Tensor]]] = activations.functional_forms(
+    ["linear", "relu", "tanh", "sigmoid", "leaky_relu", "gelu", "silu", "elu"]
+)
 
 
 def _infer_activation(h: Tensor, a: Tensor) -> str | None:
