@@ -12,10 +12,10 @@ import math
 from pathlib import Path
 
 import pytest
+from lesson_checks import check_report
 
-from initlab.lessons import optimizers
+from initlab.lessons import Lesson, optimizers, run
 from initlab.lessons._lesson import Env
-from initlab.lessons.notebooks import lesson_init
 
 # Every test here compares a lesson with the notebooks' printed numbers: make test runs
 # them again under the AVX2 kernels.
@@ -74,27 +74,32 @@ OPTIMIZERS = {
 
 
 @pytest.fixture(scope="module")
-def init_lesson(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    return lesson_init(tmp_path_factory.mktemp("init"))
+def init_lesson(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
+    # the lesson at its default size: the notebook's 15,000 iterations (its three runs
+    # beside four further inits, which do not change their numbers: test_lesson_init)
+    return run("init", tmp_path_factory.mktemp("init"))
 
 
-def test_init_lesson_zeros_never_breaks_symmetry(init_lesson) -> None:  # type: ignore[no-untyped-def]
-    costs = [c for _, c in init_lesson.costs["zeros"]]
+def test_init_lesson_zeros_never_breaks_symmetry(init_lesson: Lesson) -> None:
+    zeros = init_lesson.facts.circles.runs["zeros"]
+    costs = [c for _, c in zeros.costs]
     assert costs == pytest.approx([0.6931471805599453] * 15, rel=1e-15)  # log 2, every time
-    assert (init_lesson.train_accuracy["zeros"], init_lesson.test_accuracy["zeros"]) == (0.5, 0.5)
+    assert (zeros.train_accuracy, zeros.test_accuracy) == (0.5, 0.5)
 
 
-def test_init_lesson_he_matches_the_notebook(init_lesson) -> None:  # type: ignore[no-untyped-def]
+def test_init_lesson_he_matches_the_notebook(init_lesson: Lesson) -> None:
     # Same data, weights and updates; NumPy and torch sum in different orders, so the
     # costs agree to ~14 digits, not bit for bit.
-    assert [c for _, c in init_lesson.costs["he"]] == pytest.approx(HE, rel=1e-12)
-    assert init_lesson.train_accuracy["he"] == 0.9933333333333333
-    assert init_lesson.test_accuracy["he"] == 0.96
+    he = init_lesson.facts.circles.runs["he"]
+    assert [c for _, c in he.costs] == pytest.approx(HE, rel=1e-12)
+    assert he.train_accuracy == 0.9933333333333333
+    assert he.test_accuracy == 0.96
     assert "Accuracy: 0.9933333333333333" in init_lesson.lines
 
 
-def test_init_lesson_large_random_saturates(init_lesson) -> None:  # type: ignore[no-untyped-def]
-    costs = [c for _, c in init_lesson.costs["random"]]
+def test_init_lesson_large_random_saturates(init_lesson: Lesson) -> None:
+    random = init_lesson.facts.circles.runs["random"]
+    costs = [c for _, c in random.costs]
     assert costs[0] == math.inf  # the sigmoid saturates to exactly 1: log(0)
     # From there the run is chaotic: its saturated start amplifies the rounding of the
     # sums. Measured (float64, torch 2.13; OMP_NUM_THREADS=1 and 2 give the same costs):
@@ -111,13 +116,15 @@ def test_init_lesson_large_random_saturates(init_lesson) -> None:  # type: ignor
     # at 7000 included (the smallest fall, 0.30 % from 12000 to 13000 on every setting,
     # is twice that largest gap)
     assert all(a > b for a, b in itertools.pairwise(costs[1:]))
-    assert init_lesson.train_accuracy["random"] == 0.83  # the notebook's, on every setting
-    assert init_lesson.test_accuracy["random"] == 0.86
+    assert random.train_accuracy == 0.83  # the notebook's, on every setting
+    assert random.test_accuracy == 0.86
 
 
-def test_init_lesson_writes_its_report(init_lesson) -> None:  # type: ignore[no-untyped-def]
-    names = sorted(Path(p).name for p in init_lesson.figures)
-    assert names == ["cost.png", "decision-boundaries.png"]
+def test_init_lesson_writes_its_report(init_lesson: Lesson) -> None:
+    check_report(init_lesson, 7)
+    names = {Path(p).name for p in init_lesson.figures}
+    # the notebook's two figures, the cost curves and the decision boundaries
+    assert {"circles-cost.png", "circles-boundaries.png"} <= names
     for path in init_lesson.figures:
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     output = (Path(init_lesson.figures[0]).parent / "output.txt").read_text()
