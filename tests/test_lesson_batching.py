@@ -13,19 +13,14 @@ import math
 import pytest
 from lesson_checks import check_report
 
-from initlab.lessons import Env, Lesson, batching, run
-from initlab.lessons.batching import Facts, Size, VariantRun, compute
+from initlab.lessons import Env, Lesson, run
+from initlab.lessons.batching import SIZES, Facts, VariantRun, compute
 
 
 @pytest.fixture(scope="module")
-def lesson(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
-    return run("batching", tmp_path_factory.mktemp("batching"), quick=True)
-
-
-@pytest.fixture(scope="module")
-def facts(lesson: Lesson) -> Facts:
-    assert isinstance(lesson.facts, Facts)
-    return lesson.facts
+def facts() -> Facts:
+    """The quick size's facts, computed without drawing."""
+    return compute(SIZES["quick"], Env())
 
 
 def _batch_size(facts: Facts, r: VariantRun) -> int:
@@ -39,6 +34,7 @@ def test_an_epoch_is_one_pass_whatever_the_batch_size(facts: Facts) -> None:
         k = _batch_size(facts, r)
         assert r.updates_per_epoch == math.ceil(n / k)
         assert r.total_updates == r.epochs_run * math.ceil(n / k)
+        assert len(r.update_cost) == r.total_updates  # one batch cost per update
     assert facts.runs["SGD"].updates_per_epoch == n
     assert facts.runs["batch GD"].updates_per_epoch == 1
 
@@ -72,7 +68,19 @@ def test_small_batches_reach_the_target_in_fewer_epochs(facts: Facts) -> None:
     assert all(c > facts.target_cost for c in mini.cost[:at])
 
 
-def test_times_are_each_runs_own_measurement(lesson: Lesson, facts: Facts) -> None:
+def test_accuracy_is_better_than_chance(facts: Facts) -> None:
+    for label, r in facts.runs.items():
+        assert r.test_accuracy > 0.5, label
+
+
+@pytest.fixture(scope="module")
+def lesson(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
+    return run("batching", tmp_path_factory.mktemp("batching"), quick=True)
+
+
+def test_times_are_each_runs_own_measurement(lesson: Lesson) -> None:
+    facts = lesson.facts  # the clock of the run whose time is lesson.seconds
+    assert isinstance(facts, Facts)
     for r in facts.runs.values():
         clock = r.seconds_at
         assert clock[0] == 0.0
@@ -83,12 +91,9 @@ def test_times_are_each_runs_own_measurement(lesson: Lesson, facts: Facts) -> No
     assert sum(r.seconds for r in facts.runs.values()) < lesson.seconds
 
 
-def test_accuracy_is_better_than_chance(facts: Facts) -> None:
-    for label, r in facts.runs.items():
-        assert r.test_accuracy > 0.5, label
-
-
-def test_findings_quote_the_run(lesson: Lesson, facts: Facts) -> None:
+def test_findings_quote_the_run(lesson: Lesson) -> None:
+    facts = lesson.facts
+    assert isinstance(facts, Facts)
     assert f"SGD made {facts.n_train} updates per epoch" in lesson.findings[0]
     ratio = facts.runs["SGD"].noise / facts.runs["mini-batch 64"].noise
     assert f"{ratio:.1f}× noisier than mini-batch 64's" in lesson.findings[3]
@@ -96,17 +101,3 @@ def test_findings_quote_the_run(lesson: Lesson, facts: Facts) -> None:
 
 def test_report_embeds_every_figure_and_parses(lesson: Lesson) -> None:
     check_report(lesson, 5)
-
-
-def test_compute_alone_draws_nothing_and_counts_updates() -> None:
-    # One epoch of every variant but batch GD's two: the facts without a report.
-    env, epochs = Env(), (2, 1, 1, 1, 1)
-    facts = compute(Size(epochs=epochs, target=2.0, noise_window=10), env)
-    assert "drawing" not in env.stages
-    assert env.stages == [
-        f"{label}: {e} epochs" for label, e in zip(facts.runs, epochs, strict=True)
-    ]
-    assert [r.total_updates for r in facts.runs.values()] == [2, 6, 23, 90, 1438]  # ⌈1438/k⌉
-    for r in facts.runs.values():
-        assert len(r.update_cost) == r.total_updates  # one batch cost per update
-    assert batching.SIZES.keys() == {"quick", "default"}

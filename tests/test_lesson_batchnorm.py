@@ -10,7 +10,6 @@ Alg. 1 (the batch's mean and biased variance).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -24,14 +23,9 @@ HIDDEN = 3  # Linear (no bias) → BatchNorm1d → Sigmoid, three times, then Li
 
 
 @pytest.fixture(scope="module")
-def lesson(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
-    return run("batchnorm", tmp_path_factory.mktemp("batchnorm"), quick=True)
-
-
-@pytest.fixture(scope="module")
-def facts(lesson: Lesson) -> Facts:
-    assert isinstance(lesson.facts, Facts)
-    return lesson.facts
+def facts() -> Facts:
+    """The quick size's facts, computed without drawing."""
+    return compute(SIZES["quick"], Env())
 
 
 def _forward(facts: Facts, statistics: str) -> torch.Tensor:
@@ -104,17 +98,10 @@ def test_training_mode_uses_the_batch_statistics(facts: Facts) -> None:
     assert facts.modes.late.gap < facts.modes.early.gap
 
 
+@pytest.fixture(scope="module")
+def lesson(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
+    return run("batchnorm", tmp_path_factory.mktemp("batchnorm"), quick=True)
+
+
 def test_the_report_embeds_every_figure_and_parses(lesson: Lesson) -> None:
     check_report(lesson, 4)
-
-
-def test_compute_alone_draws_nothing() -> None:
-    # The quick size cut to a few steps: the facts, without a report.
-    tiny = dataclasses.replace(SIZES["quick"], steps=4, probe_every=2, grid_steps=2)
-    env = Env()
-    facts = compute(tiny, env)
-    assert env.stages[0] == "loading MNIST" and "drawing" not in env.stages
-    assert facts.plain.steps == facts.bn.steps == (0, 2, 4)  # step 0, then every probe
-    assert facts.plain.quantiles.shape == (3, 3, 1, 100)  # (T, percentiles, M, units)
-    assert facts.grid.loss["with BN"].shape == (3, 3)
-    assert facts.modes.late.one_train.shape == (SIZES["quick"].batches,)

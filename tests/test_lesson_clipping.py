@@ -15,18 +15,13 @@ import torch
 from lesson_checks import check_report
 
 from initlab.lessons import Env, Lesson, run
-from initlab.lessons.clipping import Facts, Size, compute
+from initlab.lessons.clipping import SIZES, Facts, compute
 
 
 @pytest.fixture(scope="module")
-def lesson(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
-    return run("clipping", tmp_path_factory.mktemp("clipping"), quick=True)
-
-
-@pytest.fixture(scope="module")
-def facts(lesson: Lesson) -> Facts:
-    assert isinstance(lesson.facts, Facts)
-    return lesson.facts
+def facts() -> Facts:
+    """The quick size's facts, computed without drawing."""
+    return compute(SIZES["quick"], Env())
 
 
 def _loss(w: float, b: float, x0: float, steps: int, target: float) -> float:
@@ -106,16 +101,10 @@ def test_clipping_never_grows_the_norm_and_norm_clipping_caps_it(facts: Facts) -
     torch.testing.assert_close(after, expected, rtol=1e-4, atol=0)
 
 
+@pytest.fixture(scope="module")
+def lesson(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
+    return run("clipping", tmp_path_factory.mktemp("clipping"), quick=True)
+
+
 def test_the_report_embeds_every_figure_and_parses(lesson: Lesson) -> None:
     check_report(lesson, 3)
-
-
-def test_compute_alone_draws_nothing() -> None:
-    # A coarse grid and a few steps on a few images: the facts, without a report.
-    env = Env()
-    facts = compute(Size(grid=21, starts=3, limit=200, steps=4), env)
-    assert "drawing" not in env.stages and env.stages[0] == "the one-neuron RNN's loss surface"
-    assert facts.cliff.loss.shape == (21, 21) and len(facts.cliff.starts) == 9
-    for net_run in facts.net.runs.values():
-        # one measured step length per step, for every member
-        assert net_run.after.shape == net_run.result.loss.shape
