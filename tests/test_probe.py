@@ -14,8 +14,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from initlab import init as initmod
-from initlab import meanfield
-from initlab.models import cnn, init_members, mlp, to_module
+from initlab import meanfield, models
+from initlab.models import Stack, cnn, init_members, mlp, to_module
 from initlab.probe import LayerStats, Probe, ProbeReport, Thresholds, Watch, probe, verdicts
 
 
@@ -851,3 +851,53 @@ def test_probe_options_are_checked_at_entry(
 def test_watch_options_are_checked_at_entry(kwargs: dict[str, object], fragment: str) -> None:
     with pytest.raises(TypeError, match=fragment):
         Watch(nn.Linear(4, 2), **kwargs)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- during training
+
+
+def test_probe_every_k_steps_of_a_run_is_the_probe_of_the_net_at_that_step() -> None:
+    # The reference: the same stack trained 10 steps alone, then probed directly.
+    from initlab import data
+    from initlab.probe import ProbeEvery
+    from initlab.train import TrainConfig, train
+
+    ds = data.load("circles", n=120, seed=0)
+    x = ds.x_train[:64].double()
+
+    def stack() -> Stack:
+        net = models.mlp([2, 12, 12, 1], "tanh", members=2, dtype=torch.float64)
+        models.init_members(net, ["xavier_normal", "normal(std=1.5)"], seeds=4)
+        return net
+
+    watch = ProbeEvery(x, every=10, histograms=False)
+    config = TrainConfig(loss="bce", lr=0.2, steps=20)
+    train(stack(), ds, config, observers=[watch])
+    assert [step for step, _ in watch.reports] == [0, 10, 20]
+    alone = stack()
+    first = probe(alone, x, histograms=False)
+    train(alone, ds, TrainConfig(loss="bce", lr=0.2, steps=10))
+    tenth = probe(alone, x, histograms=False)
+    for (_, heard), direct in ((watch.reports[0], first), (watch.reports[1], tenth)):
+        assert len(heard) == len(direct) == 2
+        for a, b in zip(heard, direct, strict=True):
+            assert [v.kind for v in a.verdicts] == [v.kind for v in b.verdicts]
+            for la, lb in zip(a.layers, b.layers, strict=True):
+                assert la.preact_rms == lb.preact_rms and la.grad_rms == lb.grad_rms
+    assert watch.reports[1][1][0].layers[0].preact_rms != first[0].layers[0].preact_rms
+
+
+def test_probe_every_stops_the_run_when_every_member_has_the_verdict() -> None:
+    from initlab import data
+    from initlab.probe import ProbeEvery
+    from initlab.train import TrainConfig, train
+
+    ds = data.load("circles", n=120, seed=0)
+    net = models.mlp([2, *[64] * 12, 1], "tanh", members=2)
+    models.init_members(net, "normal(std=0.01)", seeds=1)  # 0.01·√64: vanishes 12 times
+    watch = ProbeEvery(ds.x_train[:64], every=5, stop_on={"vanishing"}, histograms=False)
+    result = train(net, ds, TrainConfig(loss="bce", lr=0.1, steps=50), observers=[watch])
+    assert result.total_steps == 0 and [m.status for m in result.members] == ["stopped"] * 2
+    assert result.stop_reason == "the probe found vanishing in every member at step 0"
+    with pytest.raises(ValueError, match="every"):
+        ProbeEvery(ds.x_train, every=0)

@@ -39,7 +39,9 @@ The package, in the order the data flows:
   verdict, with its reasoning and its paper: the file to read and tune;
 * :mod:`~initlab.probe.results`: what is returned (:class:`LayerStats`,
   :class:`Probe`, :class:`ProbeReport`);
-* :mod:`~initlab.probe.run`: :func:`probe` itself.
+* :mod:`~initlab.probe.run`: :func:`probe` itself;
+* :mod:`~initlab.probe.during`: :class:`ProbeEvery`, the probe as an observer of
+  :func:`initlab.train.train` (every k steps, optionally stopping the run).
 
 Example:
     >>> import torch
@@ -62,6 +64,7 @@ Example:
     0.1
 """
 
+from initlab.probe.during import ProbeEvery
 from initlab.probe.results import Histogram, LayerStats, Probe, ProbeReport
 from initlab.probe.run import probe
 from initlab.probe.verdicts import Thresholds, Verdict, VerdictKind
@@ -71,6 +74,7 @@ __all__ = [
     "Histogram",
     "LayerStats",
     "Probe",
+    "ProbeEvery",
     "ProbeReport",
     "Thresholds",
     "Verdict",
