@@ -93,7 +93,9 @@ class Env:
         on with a cut-short run."""
         # The display first: a lesson's own observer that reads the clock at a check then
         # does not count the display's drawing as training time.
-        heard = [ProgressObserver(self.progress)] if self.progress is not None else []
+        heard: list[Observer] = []
+        if self.progress is not None:
+            heard.append(ProgressObserver(self.progress))
         heard += observers
         result = train(*args, observers=heard, **kwargs)
         if result.interrupted:
