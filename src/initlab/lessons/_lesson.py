@@ -40,7 +40,7 @@ from initlab.experiments import resolve_device
 from initlab.report.html import Report
 from initlab.train import Observer, Progress, ProgressObserver, TrainResult, train
 
-__all__ = ["Context", "Env", "Lesson", "LessonProgress", "pyplot", "run_lesson", "size_of"]
+__all__ = ["Env", "Lesson", "LessonProgress", "pyplot", "run_lesson", "size_of"]
 
 
 class LessonProgress(Protocol):
@@ -157,77 +157,6 @@ def run_lesson(
         lines=tuple(printed(facts)) if printed is not None else (),
         html=report.html(),
     )
-
-
-class Context:
-    """TRANSITIONAL (issue 14): the former lesson shape, until every lesson is ported."""
-
-    def __init__(
-        self,
-        name: str,
-        title: str,
-        out: str | Path | None,
-        *,
-        quick: bool,
-        device: str | torch.device,
-        progress: LessonProgress | None,
-        subtitle: str = "",
-    ) -> None:
-        self.name = name
-        self.title = title
-        self.quick = quick
-        self.device = resolve_device(device)
-        self.progress = progress
-        self.report = Report(name, title, Path(out) if out is not None else None, subtitle)
-        self.started = time.perf_counter()
-
-    def stage(self, text: str) -> None:
-        """Tell the progress display what the lesson is doing now."""
-        if self.progress is not None:
-            self.progress.stage(text)
-
-    def train(self, *args: Any, **kwargs: Any) -> TrainResult:
-        """:func:`initlab.train.train`, fed to the progress display; a run stopped by
-        Ctrl-C raises :class:`KeyboardInterrupt` here, after its figures so far are
-        saved, so the lesson stops instead of going on with a cut-short run."""
-        observers: list[Observer] = list(kwargs.pop("observers", ()))
-        if (at_check := kwargs.pop("progress", None)) is not None:
-            observers.append(ProgressObserver(at_check))
-        if self.progress is not None:
-            observers.append(ProgressObserver(self.progress))
-        result = train(*args, observers=observers, **kwargs)
-        if result.interrupted:
-            raise KeyboardInterrupt
-        return result
-
-    def figure(self, fig: Any, name: str, caption: str = "") -> Path | None:
-        """Add a matplotlib figure to the report (saved at once as ``NAME.png``)."""
-        return self.report.figure(fig, name, caption)
-
-    def finish(
-        self,
-        findings: Sequence[str],
-        facts: dict[str, Any],
-        lines: Sequence[str] = (),
-    ) -> Lesson:
-        """Put the findings at the top of the report, write it, return the lesson."""
-        if not findings:
-            raise ValueError(f"lesson {self.name!r} finished without a finding.")
-        self.report.findings(list(findings))
-        path = self.report.write() if self.report.out is not None else None
-        return Lesson(
-            name=self.name,
-            title=self.title,
-            question="",
-            findings=tuple(findings),
-            facts=dict(facts),
-            figures=tuple(self.report.figures),
-            report=path,
-            seconds=time.perf_counter() - self.started,
-            quick=self.quick,
-            lines=tuple(lines),
-            html=self.report.html(),
-        )
 
 
 def pyplot() -> Any:
