@@ -102,14 +102,14 @@ def test_init_lesson_large_random_saturates(init_lesson: Lesson) -> None:
     costs = [c for _, c in random.costs]
     assert costs[0] == math.inf  # the sigmoid saturates to exactly 1: log(0)
     # From there the run is chaotic: its saturated start amplifies the rounding of the
-    # sums. Measured (float64, torch 2.13; OMP_NUM_THREADS=1 and 2 give the same costs):
-    # the AVX-512 and AVX2 kernels agree bit for bit to iteration 44 and are 1e-3 apart by
-    # 215; at 1000 the cost is 0.62299 (AVX-512), 0.62430 (AVX2), the notebook's 0.62479
-    # (−2.9e-3, −7.8e-4); at 7000, mid-drop, the drop's timing shifts it by −4.1e-3 and
-    # +9.3e-3. Those two are not compared. Elsewhere the runs settle on the notebook's
-    # descent: at 2000–6000 and 8000–14000 all four settings are within 3.6e-4 of it,
-    # and the largest AVX-512/AVX2 gap at any iteration of those stretches is 1.4e-3
-    # (iteration 10869), hence 2e-3.
+    # sums. Measured (float64, torch 2.13, the engine of 4eb2959; OMP_NUM_THREADS=1 and 2
+    # give the same costs): the AVX-512 and AVX2 kernels agree bit for bit to iteration 44
+    # and are 7e-4 apart by 215; at 1000 the cost is 0.62593 (AVX-512), 0.62306 (AVX2),
+    # the notebook's 0.62479 (+1.8e-3, −2.8e-3); at 7000, mid-drop, the drop's timing
+    # shifts it by +7.0e-3 and −4.0e-3. Those two are not compared. Elsewhere the runs
+    # settle on the notebook's descent: at 2000–6000 and 8000–14000 all four settings are
+    # within 4.6e-4 of it, and the largest AVX-512/AVX2 gap at any iteration of those
+    # stretches is 1.3e-3 (iteration 2517), hence 2e-3.
     settled = [k for k in range(2, 15) if k != 7]
     assert [costs[k] for k in settled] == pytest.approx([RANDOM[k] for k in settled], rel=2e-3)
     # the notebook's shape: the printed cost falls at every print from 1000 on, the drop

@@ -40,12 +40,12 @@ units). The quick size runs 1,500 iterations on circles and 40 steps on MNIST.
 The large random run is chaotic: its saturated start amplifies the rounding of the sums,
 so its costs depend on the CPU's kernels. Measured with torch 2.13 (float64; 1 and 2
 threads give the same numbers): the AVX-512 and AVX2 kernels agree bit for bit up to
-iteration 44 (the cost is inf at about 100 of the first 270 iterations), differ by 1e-12
-at iteration 79, 1e-3 at 215, and near 280 one cost is 8 times the other; at iteration
-1000 the cost is 0.62299 with AVX-512, 0.62430 with AVX2, and the notebook (NumPy) printed
+iteration 44 (the cost is inf at about 100 of the first 270 iterations), differ by 4e-12
+at iteration 79, 7e-4 at 215, and near 280 one cost is 7 times the other; at iteration
+1000 the cost is 0.62593 with AVX-512, 0.62306 with AVX2, and the notebook (NumPy) printed
 0.62479. The runs then settle on one descent (at iterations 2000–6000 and 8000–14000 each
-is within 4e-4 of the notebook's printed costs) except around the sharp drop near
-iteration 7000, whose timing shifts (0.4697 with AVX-512, 0.4760 with AVX2, notebook
+is within 5e-4 of the notebook's printed costs) except around the sharp drop near
+iteration 7000, whose timing shifts (0.4749 with AVX-512, 0.4697 with AVX2, notebook
 0.4716). The accuracies are the notebook's, 0.83 train and 0.86 test, on each.
 
 Sources. deeplearning.ai, "Improving Deep Neural Networks", course 2, week 1, programming
