@@ -1291,6 +1291,13 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
     log_every, eval_every, check_every = config.log_every, config.eval_every, config.check_every
     steps_per_epoch, epoch_losses, no_clip = e.steps_per_epoch, e.epoch_losses, e.no_clip
     at_check, every, log_hooks = hooks.at_check, hooks.every, hooks.log
+    rec_steps, rec_loss, rec_norm, rec_clip, rec_lr = (
+        e.rec_steps,
+        e.rec_loss,
+        e.rec_norm,
+        e.rec_clip,
+        e.rec_lr,
+    )
 
     def forward(xb: Tensor, yb: Tensor, update: Tensor | None) -> tuple[Tensor, Tensor]:
         out = model.logits(xb, update)  # (M, out, B)
@@ -1316,7 +1323,7 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
     last_factors: tuple[float, ...] = ()
     lr = e.lr
     y_full = y_train.unsqueeze(0)
-    norm, fired, last_shown = e.norm, e.fired, e.last_shown
+    norm, fired, last_shown, norm_step = e.norm, e.fired, e.last_shown, e.norm_step
     # index_select rather than x[idx]: 2–4× faster gathers (23 µs of a step at M = 1).
     batch_buffer = x_train.new_empty(0)
     any_active = True  # any(active_host), kept up to date at the checks
@@ -1354,10 +1361,10 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
                 logging = step % log_every == 0
                 if clip is not None:  # the clipper measures the norm anyway
                     norm, fired = _clip(clip, params, _grads(params), threshold, members)
-                    e.norm_step = step
+                    norm_step = step
                 elif logging:
                     norm, fired = _per_member_norm(_grads(params), members), no_clip
-                    e.norm_step = step
+                    norm_step = step
                 stepper.step(lr, e.active, all_active)
                 # Detached, nothing below builds a graph: no no_grad block needed.
                 trained = losses.detach()
@@ -1377,10 +1384,16 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
                     epoch_sum.add_(shown, alpha=batch)
                 seen += batch
                 if logging:
-                    e.norm, e.fired = norm, fired
-                    row = e.record(step, shown)
-                    for o in log_hooks:
-                        o.on_log(run, row)
+                    detached = norm.detach()
+                    rec_steps.append(step)
+                    rec_loss.append(shown)
+                    rec_norm.append(detached)
+                    rec_clip.append(fired)
+                    rec_lr.append(lr)
+                    if log_hooks:
+                        row = LogRow(step, shown, detached, fired, lr)
+                        for o in log_hooks:
+                            o.on_log(run, row)
                 last_shown = shown
                 step += 1
                 if eval_every is not None and step % eval_every == 0:
@@ -1406,7 +1419,7 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
                 interrupted = True
     e.seconds = time.perf_counter() - started
     e.step, e.epoch, e.lr, e.interrupted = step, epoch, lr, interrupted
-    e.norm, e.fired, e.last_shown = norm, fired, last_shown
+    e.norm, e.fired, e.last_shown, e.norm_step = norm, fired, last_shown, norm_step
     e.finish(run, hooks)
 
 
