@@ -400,12 +400,16 @@ class _Recorder(Observer):
         self.events.append(("step", run.step, run.last_loss.clone()))
 
     def on_log(self, run: Run, row: LogRow) -> None:
+        # the run as it stands after the step the row records
+        assert run.step == row.step + 1 and run.last_loss is row.loss
         self.events.append(("log", row.step, row.loss.clone(), row.grad_norm.clone(), row.lr))
 
     def on_eval(self, run: Run, evaluation: Evaluation) -> None:
+        assert run.step == evaluation.step
         self.events.append(("eval", evaluation.step, evaluation.train_accuracy))
 
     def on_member_stopped(self, run: Run, event: MemberStopped) -> None:
+        assert run.step >= event.step and not run.active[event.member]
         self.events.append(("stopped", event.member, event.status, event.step, event.final_loss))
 
     def on_end(self, run: Run, result: TrainResult) -> None:

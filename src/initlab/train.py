@@ -1390,17 +1390,19 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
                     rec_norm.append(detached)
                     rec_clip.append(fired)
                     rec_lr.append(lr)
-                    if log_hooks:
+                    if log_hooks:  # what Run shows is brought up to date for them only
+                        e.step, e.epoch, e.last_shown = step + 1, epoch, shown
                         row = LogRow(step, shown, detached, fired, lr)
                         for o in log_hooks:
                             o.on_log(run, row)
                 last_shown = shown
                 step += 1
                 if eval_every is not None and step % eval_every == 0:
+                    e.step, e.epoch, e.last_shown = step, epoch, last_shown
                     e.evaluate(step, run, hooks)
                 checked = step % check_every == 0 or step == total
                 if checked:
-                    e.step = step
+                    e.step, e.epoch, e.last_shown = step, epoch, last_shown
                     e.check(step - 1, run, hooks)
                     all_active, any_active = all(e.active_host), any(e.active_host)
                 if every or (checked and at_check):
