@@ -706,3 +706,22 @@ def test_users_malloc_settings_are_left_alone(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
     assert train_mod._RecycledMemory._glibc() is None
+
+
+def test_an_observer_with_a_bad_every_is_refused_before_the_run_starts() -> None:
+    started: list[int] = []
+
+    class Starts(Observer):
+        def on_start(self, run: Run) -> None:
+            started.append(run.step)
+
+    class Bad(Observer):
+        every = 0
+
+        def on_step(self, run: Run) -> None:
+            pass
+
+    stack = models.mlp([4, 5, 3], members=1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="every"):
+        train(stack, _toy(), TrainConfig(lr=0.1, steps=5), observers=[Starts(), Bad()])
+    assert started == []  # nothing heard a run that never started

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from initlab import (
+        activations,
         clip,
         data,
         experiments,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
         models,
         norm,
         probe,
+        surfaces,
         train,
     )
 
@@ -36,6 +38,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "__version__",
+    "activations",
     "clip",
     "data",
     "experiments",
@@ -45,6 +48,7 @@ __all__ = [
     "models",
     "norm",
     "probe",
+    "surfaces",
     "train",
 ]
 

@@ -473,7 +473,7 @@ class Run:
         self.total: int = engine.total  # the step budget
         self.steps_per_epoch: int = engine.steps_per_epoch
         self.device: torch.device = engine.device
-        self.started = time.perf_counter()  # when the loop started
+        self.started = time.perf_counter()  # when the loop started (set again as it starts)
 
     @property
     def step(self) -> int:
@@ -973,31 +973,33 @@ def train(
         >>> result.total_steps, result.stop_reason, result.members[0].status
         (30, 'enough', 'stopped')
     """
+    hooks = _Hooks(observers)
     engine = _Engine(model, _as_dataset(data), config, batches, cost)
     run = Run(engine)
-    for o in observers:
-        if type(o).on_start is not Observer.on_start:
-            o.on_start(run)
-    _loop(engine, run, _Hooks(observers, config.check_every))
+    for o in hooks.start:
+        o.on_start(run)
+    _loop(engine, run, hooks)
     result = engine.result(run)
-    for o in observers:
-        if type(o).on_end is not Observer.on_end:
-            o.on_end(run, result)
+    for o in hooks.end:
+        o.on_end(run, result)
     return result
 
 
 class _Hooks:
-    """The observers sorted by what they override, once: the loop calls only those."""
+    """The observers sorted by what they override, once (their ``every`` checked first):
+    the engine calls only those."""
 
-    def __init__(self, observers: Sequence[Observer], check_every: int) -> None:
+    def __init__(self, observers: Sequence[Observer]) -> None:
         def overriding(name: str) -> list[Observer]:
             return [o for o in observers if getattr(type(o), name) is not getattr(Observer, name)]
 
         stepping = overriding("on_step")
+        for o in stepping:
+            if o.every is not None:
+                check_int(type(o).__name__, "every", o.every, low=1)
         self.at_check = [o for o in stepping if o.every is None]
         self.every = [(int(o.every), o) for o in stepping if o.every is not None]
-        for k, _ in self.every:
-            check_int("Observer", "every", k, low=1)
+        self.start, self.end = overriding("on_start"), overriding("on_end")
         self.log = overriding("on_log")
         self.eval = overriding("on_eval")
         self.stopped = overriding("on_member_stopped")
@@ -1118,7 +1120,7 @@ class _Engine:
         self.eval_train: list[Tensor] = []
         self.eval_test: list[Tensor] = []
 
-    def evaluate(self, step: int, run: Run, hooks: _Hooks | None) -> None:
+    def evaluate(self, step: int, run: Run, hooks: _Hooks) -> None:
         """Train and test accuracy of every member, in eval mode."""
         model, members, loss = self.model, self.members, self.config.loss
         was_training = model.training
@@ -1139,12 +1141,12 @@ class _Engine:
         self.eval_steps.append(step)
         self.eval_train.append(accs[0])
         self.eval_test.append(accs[1])
-        if hooks is not None and hooks.eval:
+        if hooks.eval:
             event = Evaluation(step, accs[0], accs[1])
             for o in hooks.eval:
                 o.on_eval(run, event)
 
-    def check(self, step: int, run: Run, hooks: _Hooks | None) -> None:
+    def check(self, step: int, run: Run, hooks: _Hooks) -> None:
         """Read the device: mark diverged and converged members (one sync).
 
         ``pending`` holds the training losses since the last check, so a member's
@@ -1182,7 +1184,7 @@ class _Engine:
         pending.clear()
         self.pending_shown.clear()
 
-    def _stop_members(self, newly: list[int], first: int, run: Run, hooks: _Hooks | None) -> None:
+    def _stop_members(self, newly: list[int], first: int, run: Run, hooks: _Hooks) -> None:
         """The cost at each newly stopped member's last step (still among the steps since
         the check); its observers told."""
         shown = torch.stack(self.pending_shown)
@@ -1191,7 +1193,7 @@ class _Engine:
         for m, value in zip(newly, values, strict=True):
             self.final[m] = value
         self.active.copy_(torch.tensor(self.active_host, device=self.device))
-        if hooks is not None and hooks.stopped:
+        if hooks.stopped:
             for m, value in zip(newly, values, strict=True):
                 event = MemberStopped(m, self.status[m], self.stopped[m], value)
                 for o in hooks.stopped:
@@ -1201,10 +1203,11 @@ class _Engine:
         """One history row (its tensors stay on the device)."""
         self.rec_steps.append(step)
         self.rec_loss.append(shown)
-        self.rec_norm.append(self.norm.detach())
+        norm = self.norm.detach()
+        self.rec_norm.append(norm)
         self.rec_clip.append(self.fired)
         self.rec_lr.append(self.lr)
-        return LogRow(step, shown, self.norm.detach(), self.fired, self.lr)
+        return LogRow(step, shown, norm, self.fired, self.lr)
 
     def finish(self, run: Run, hooks: _Hooks) -> None:
         """After the loop: the last check, the last step's row, the last evaluation."""
@@ -1285,7 +1288,7 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
     observer's stop. Everything it reads often is a local."""
     config, model, stepper, params, members = e.config, e.model, e.stepper, e.params, e.members
     cost, plan, total, device, dtype = e.cost, e.plan, e.total, e.device, e.dtype
-    x_train, y_train = e.x_train, e.y_train
+    x_train, y_train, active = e.x_train, e.y_train, e.active  # active: updated in place
     pending, pending_shown, ring, window = e.pending, e.pending_shown, e.ring, config.window + 1
     clip, threshold, tol = config.clip, e.threshold, config.tol
     log_every, eval_every, check_every = config.log_every, config.eval_every, config.check_every
@@ -1353,7 +1356,7 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
                         batch_buffer.resize_(0)  # (keeps the memory; no resize warning)
                     xb = torch.index_select(x_train, 0, idx.reshape(-1), out=batch_buffer)
                     xb, yb = xb.view(*idx.shape, *x_train.shape[1:]), y_train[idx]
-                out, losses = forward(xb, yb, None if all_active else e.active)
+                out, losses = forward(xb, yb, None if all_active else active)
                 stepper.zero_grad()
                 # d(Σ losses)/d(loss_m) = 1: each member gets its own gradient, and no
                 # sum node is built for it.
@@ -1365,7 +1368,7 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
                 elif logging:
                     norm, fired = _per_member_norm(_grads(params), members), no_clip
                     norm_step = step
-                stepper.step(lr, e.active, all_active)
+                stepper.step(lr, active, all_active)
                 # Detached, nothing below builds a graph: no no_grad block needed.
                 trained = losses.detach()
                 pending.append(trained)  # read at the next check, for divergence
@@ -1383,7 +1386,7 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
                 else:
                     epoch_sum.add_(shown, alpha=batch)
                 seen += batch
-                if logging:
+                if logging:  # _Engine.record's row, inlined: no call per step
                     detached = norm.detach()
                     rec_steps.append(step)
                     rec_loss.append(shown)
