@@ -725,3 +725,26 @@ def test_an_observer_with_a_bad_every_is_refused_before_the_run_starts() -> None
     with pytest.raises(ValueError, match="every"):
         train(stack, _toy(), TrainConfig(lr=0.1, steps=5), observers=[Starts(), Bad()])
     assert started == []  # nothing heard a run that never started
+
+
+def test_time_spent_in_observers_is_kept_out_of_the_runs_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A clock that moves only when an observer works (5 s a call): the run's own clock
+    # (Run.elapsed) stays at 0 for every observer, the wall time counts it all.
+    from initlab import train as train_mod
+
+    clock = [0.0]
+    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: clock[0])
+    seen: list[float] = []
+
+    class Busy(Observer):
+        every = 1
+
+        def on_step(self, run: Run) -> None:
+            seen.append(run.elapsed)
+            clock[0] += 5.0
+
+    stack = models.mlp([4, 5, 3], members=1, dtype=torch.float64)
+    result = train(stack, _toy(), TrainConfig(lr=0.1, steps=6), observers=[Busy(), Busy()])
+    assert seen == [0.0] * 12 and result.seconds == 60.0

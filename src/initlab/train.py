@@ -474,6 +474,7 @@ class Run:
         self.steps_per_epoch: int = engine.steps_per_epoch
         self.device: torch.device = engine.device
         self.started = time.perf_counter()  # when the loop started (set again as it starts)
+        self.heard = 0.0  # seconds spent in observers' calls
 
     @property
     def step(self) -> int:
@@ -497,8 +498,17 @@ class Run:
 
     @property
     def elapsed(self) -> float:
-        """Seconds since the loop started."""
-        return time.perf_counter() - self.started
+        """Seconds of training since the loop started: the time spent in observers (in
+        this one's call so far too) is not counted."""
+        return time.perf_counter() - self.started - self.heard
+
+    def hear(self, method: Callable[..., None], *args: Any) -> None:
+        """Call an observer's method, its time kept out of :attr:`elapsed`."""
+        started = time.perf_counter()
+        try:
+            method(self, *args)
+        finally:
+            self.heard += time.perf_counter() - started
 
     def progress(self) -> Progress:
         """What a progress display shows (reads the cost from the device)."""
@@ -1144,7 +1154,7 @@ class _Engine:
         if hooks.eval:
             event = Evaluation(step, accs[0], accs[1])
             for o in hooks.eval:
-                o.on_eval(run, event)
+                run.hear(o.on_eval, event)
 
     def check(self, step: int, run: Run, hooks: _Hooks) -> None:
         """Read the device: mark diverged and converged members (one sync).
@@ -1197,7 +1207,7 @@ class _Engine:
             for m, value in zip(newly, values, strict=True):
                 event = MemberStopped(m, self.status[m], self.stopped[m], value)
                 for o in hooks.stopped:
-                    o.on_member_stopped(run, event)
+                    run.hear(o.on_member_stopped, event)
 
     def record(self, step: int, shown: Tensor) -> LogRow:
         """One history row (its tensors stay on the device)."""
@@ -1223,7 +1233,7 @@ class _Engine:
                 self.norm, self.fired = _per_member_norm(grads, self.members), self.no_clip
             row = self.record(step - 1, self.last_shown)
             for o in hooks.log:
-                o.on_log(run, row)
+                run.hear(o.on_log, row)
         if self.interrupted:  # by Ctrl-C, or by an observer (which says why)
             reason = self.stop_reason = self.flag.reason
             mark: Status = "interrupted" if reason is None else "stopped"
@@ -1397,7 +1407,7 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
                         e.step, e.epoch, e.last_shown = step + 1, epoch, shown
                         row = LogRow(step, shown, detached, fired, lr)
                         for o in log_hooks:
-                            o.on_log(run, row)
+                            run.hear(o.on_log, row)
                 last_shown = shown
                 step += 1
                 if eval_every is not None and step % eval_every == 0:
@@ -1412,10 +1422,10 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
                     e.step, e.epoch, e.last_shown = step, epoch, last_shown
                     if checked:
                         for o in at_check:
-                            o.on_step(run)
+                            run.hear(o.on_step)
                     for k, o in every:
                         if step % k == 0:
-                            o.on_step(run)
+                            run.hear(o.on_step)
             if seen:
                 # on the device: no sync
                 epoch_losses.append(epoch_sum if one_step else epoch_sum.div_(seen))

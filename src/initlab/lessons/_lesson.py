@@ -91,8 +91,6 @@ class Env:
         """:func:`initlab.train.train`, heard by the progress display; a run stopped by
         Ctrl-C raises :class:`KeyboardInterrupt` here, so the lesson stops instead of going
         on with a cut-short run."""
-        # The display first: a lesson's own observer that reads the clock at a check then
-        # does not count the display's drawing as training time.
         heard: list[Observer] = []
         if self.progress is not None:
             heard.append(ProgressObserver(self.progress))
