@@ -190,3 +190,30 @@ def test_bad_input_is_refused() -> None:
         circles(0)
     with pytest.raises(ValueError, match="Linear layers"):
         circles(1, extra={"ones": [(np.ones((10, 2)), np.zeros(10))]})  # one layer of three
+
+
+def test_ctrl_c_during_mnist_keeps_the_circles_figures(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from initlab.train import Progress
+
+    class CtrlCInMnist:
+        def __init__(self) -> None:
+            self.stage_now = ""
+
+        def stage(self, text: str) -> None:
+            self.stage_now = text
+
+        def __call__(self, progress: Progress, /) -> None:
+            if self.stage_now.startswith("MNIST"):
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        run("init", tmp_path, quick=True, progress=CtrlCInMnist())
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "Interrupted while MNIST" in page
+    # the circles part's four figures, none of the MNIST part's three
+    kept = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert len(kept) == 4 and all(name.startswith("circles-") for name in kept), kept
+    assert page.count("data:image/png;base64,") == 4

@@ -194,6 +194,7 @@ def _demo_lesson(*, found: bool = True, interrupt_drawing: bool = False) -> Modu
         return f"{size.steps} steps"
 
     def compute(size: _Size, env: Env) -> _Facts:
+        env.part_done(lambda report: report.figure(_figure(), "part-1"))
         env.stage("training")
         ds = data.load("circles", n=64, seed=0)
         stack = mlp([2, 4, 1], "relu", members=2)
@@ -231,12 +232,17 @@ def test_an_interrupted_lesson_keeps_the_figures_it_made(tmp_path: Path) -> None
         run_module(_demo_lesson(interrupt_drawing=True), tmp_path, quick=True)
     page = (tmp_path / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 1 and (tmp_path / "before.png").exists()
-    # Ctrl-C while computing (at the engine's first report): the page says where it stopped.
+    # Ctrl-C while computing (at the engine's first report): the finished part's figure
+    # is on the page and on disk, and the page says where the lesson stopped.
     display = _Interrupting()
     with pytest.raises(KeyboardInterrupt):
         run_module(_demo_lesson(), tmp_path / "early", quick=True, progress=display)
     assert display.stages == ["training"] and display.reports == 1
-    assert "Interrupted while training" in (tmp_path / "early" / "index.html").read_text()
+    page = (tmp_path / "early" / "index.html").read_text()
+    assert "Interrupted while training" in page
+    assert (
+        page.count("data:image/png;base64,") == 1 and (tmp_path / "early" / "part-1.png").exists()
+    )
 
 
 def test_a_lesson_must_find_something(tmp_path: Path) -> None:

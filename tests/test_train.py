@@ -748,3 +748,15 @@ def test_time_spent_in_observers_is_kept_out_of_the_runs_clock(
     stack = models.mlp([4, 5, 3], members=1, dtype=torch.float64)
     result = train(stack, _toy(), TrainConfig(lr=0.1, steps=6), observers=[Busy(), Busy()])
     assert seen == [0.0] * 12 and result.seconds == 60.0
+
+
+def test_ctrl_c_at_the_last_step_leaves_the_run_whole_but_says_so() -> None:
+    def interrupt(p: Progress) -> None:
+        if p.step == p.total:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    stack = models.mlp([4, 5, 3], members=2, dtype=torch.float64)
+    config = TrainConfig(lr=0.1, steps=30, check_every=10)
+    result = train(stack, _toy(), config, observers=[ProgressObserver(interrupt)])
+    assert result.interrupted and result.total_steps == 30
+    assert [m.status for m in result.members] == ["budget", "budget"]

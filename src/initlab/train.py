@@ -326,7 +326,7 @@ class TrainResult:
     eval_steps: Tensor  # (K,) steps at which accuracy was evaluated
     train_accuracy: Tensor  # (K, M)
     test_accuracy: Tensor  # (K, M)
-    interrupted: bool  # stopped by Ctrl-C
+    interrupted: bool  # stopped by Ctrl-C (also when pressed at the last step: members "budget")
     seconds: float  # wall time of the training loop
     total_steps: int  # steps run
     stop_reason: str | None = None  # why an observer stopped the run (members: "stopped")
@@ -1119,6 +1119,7 @@ class _Engine:
         self.interrupted = False
         self.flag = _StopFlag()
         self.stop_reason: str | None = None
+        self.ctrl_c_at_end = False
         self.seconds = 0.0
         self.rec_steps: list[int] = []
         self.rec_loss: list[Tensor] = []
@@ -1240,6 +1241,7 @@ class _Engine:
             self.status = [s if s != "budget" else mark for s in self.status]
             self.stopped = [min(s, step) for s in self.stopped]
             self.interrupted = reason is None
+        self.interrupted = self.interrupted or self.ctrl_c_at_end
         if not self.eval_steps or self.eval_steps[-1] != step:
             self.evaluate(step, run, hooks)
 
@@ -1433,6 +1435,9 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
             if flag.stop and step < total:
                 interrupted = True
     e.seconds = time.perf_counter() - started
+    # A Ctrl-C at the last step boundary finds the run done: it is whole, but the caller
+    # must still hear that the user asked to stop.
+    e.ctrl_c_at_end = flag.stop and flag.reason is None and not interrupted
     e.step, e.epoch, e.lr, e.interrupted = step, epoch, lr, interrupted
     e.norm, e.fired, e.last_shown, e.norm_step = norm, fired, last_shown, norm_step
     e.finish(run, hooks)

@@ -8,15 +8,17 @@ A lesson is a module of :mod:`initlab.lessons` that declares
   of the lesson's sizes (epochs, widths, grid points, ...) — the only place sizes live;
 - ``setup(size) -> str``: one sentence on what is run at that size (the page's subtitle);
 - ``compute(size, env) -> Facts``: the experiments, returning a frozen, typed dataclass of
-  the numbers the lesson found; it trains through ``env.train`` and says what it is doing
-  with ``env.stage``; it draws nothing, so facts are computed and tested without a figure;
+  the numbers the lesson found; it trains through ``env.train``, says what it is doing
+  with ``env.stage`` and, for a lesson in parts, hands each finished part's drawing to
+  ``env.part_done`` (drawn only if a Ctrl-C stops a later part); it draws nothing itself,
+  so facts are computed and tested without a figure;
 - ``draw(facts, report)``: the figures, tables and prose, from the facts alone;
 - ``findings(facts) -> list[str]``: sentences formatted from the facts;
 - optionally ``printed(facts) -> Sequence[str]``: output printed as a notebook prints it.
 
 :func:`run_lesson` does the rest for every lesson: the device, the progress display,
-Ctrl-C, timing, and the report (written as it grows: a Ctrl-C while drawing keeps every
-figure drawn so far; one while computing leaves a page that says where it stopped).
+Ctrl-C, timing, and the report (written as it grows: a Ctrl-C keeps the figures of every
+part finished or drawn so far, and the page says where the lesson stopped).
 
 Example:
     >>> from initlab.lessons import optimizers
@@ -28,7 +30,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -80,6 +82,13 @@ class Env:
         self.device = resolve_device(device)
         self.progress = progress
         self.stages: list[str] = []
+        self.finished: list[Callable[[Report], None]] = []  # the finished parts' drawings
+
+    def part_done(self, draw: Callable[[Report], None]) -> None:
+        """A part of the lesson is computed: ``draw`` puts it on the page. The runner calls
+        it only if the lesson is interrupted later, so a Ctrl-C keeps the finished parts'
+        figures; a lesson that ends draws everything in ``draw(facts, report)``."""
+        self.finished.append(draw)
 
     def stage(self, text: str) -> None:
         """Tell the progress display what the lesson is doing now."""
@@ -131,11 +140,14 @@ def run_lesson(
     try:
         facts = module.compute(size, env)
     except KeyboardInterrupt:
-        stage = env.stages[-1] if env.stages else "starting"
-        report.text(f"Interrupted while {stage}, after {time.perf_counter() - started:.0f} s.")
+        _interrupted(report, env, started, drawn=env.finished)
         raise
     env.stage("drawing")
-    module.draw(facts, report)
+    try:
+        module.draw(facts, report)
+    except KeyboardInterrupt:
+        _interrupted(report, env, started, drawn=())
+        raise
     found = list(module.findings(facts))
     if not found:
         raise ValueError(f"lesson {module.NAME!r} finished without a finding.")
@@ -155,6 +167,16 @@ def run_lesson(
         lines=tuple(printed(facts)) if printed is not None else (),
         html=report.html(),
     )
+
+
+def _interrupted(
+    report: Report, env: Env, started: float, drawn: Sequence[Callable[[Report], None]]
+) -> None:
+    """After a Ctrl-C: the finished parts on the page, and where the lesson stopped."""
+    for draw in drawn:
+        draw(report)
+    stage = env.stages[-1] if env.stages else "starting"
+    report.text(f"Interrupted while {stage}, after {time.perf_counter() - started:.0f} s.")
 
 
 def pyplot() -> Any:

@@ -279,10 +279,9 @@ def setup(size: Size) -> str:
 
 def compute(size: Size, env: Env) -> Facts:
     """Both parts: the circles stack (the notebook's inits and four more), then MNIST."""
-    return Facts(
-        circles=circles(size.circles_steps, _circles_extra(), env),
-        mnist=_mnist(size.snapshots, env),
-    )
+    part_1 = circles(size.circles_steps, _circles_extra(), env)
+    env.part_done(lambda report: _draw_circles(part_1, report))  # kept if MNIST is cut short
+    return Facts(circles=part_1, mnist=_mnist(size.snapshots, env))
 
 
 # --------------------------------------------------------------------------- part 1: circles
