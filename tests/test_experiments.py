@@ -389,9 +389,9 @@ def test_the_users_own_failing_code_is_a_factory_error(
 
 
 def test_the_package_lists_every_library_module() -> None:
-    import initlab
-
     import pkgutil
+
+    import initlab
 
     # every public module of the package but its front ends (report, lessons, the command)
     found = {m.name for m in pkgutil.iter_modules(initlab.__path__)}
