@@ -19,8 +19,7 @@ import pytest
 import torch
 from lesson_checks import check_report
 
-from initlab.lessons import run
-from initlab.lessons._lesson import Env
+from initlab.lessons import Env, run
 from initlab.lessons.chaos import SIZES, Facts, compute, findings
 
 

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from lesson_checks import check_report
 
-from initlab.lessons import run
-from initlab.lessons._lesson import Env
+from initlab.lessons import Env, run
 from initlab.lessons.gradients import SIZES, Facts, compute, findings
 
 

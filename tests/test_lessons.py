@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from lesson_checks import check_report
 
-from initlab.lessons import Lesson, optimizers, run
-from initlab.lessons._lesson import Env
+from initlab.lessons import Env, Lesson, optimizers, run
 
 # Every test here compares a lesson with the notebooks' printed numbers: make test runs
 # them again under the AVX2 kernels.

@@ -33,7 +33,7 @@ algorithms", 2016, §2.
 The quick size gives each variant a shorter budget and races to a higher cost.
 
 Example:
-    >>> from initlab.lessons._lesson import Env
+    >>> from initlab.lessons import Env
     >>> facts = compute(Size(epochs=(2, 1, 1, 1, 1), target=2.0, noise_window=10), Env())
     >>> facts.runs["SGD"].updates_per_epoch, facts.runs["batch GD"].total_updates
     (1438, 2)

@@ -44,7 +44,7 @@ The quick size runs 300 steps on the first 6,000 training images with one seed, 
 3 × 3 grid of 100 steps.
 
 Example:
-    >>> from initlab.lessons._lesson import Env
+    >>> from initlab.lessons import Env
     >>> facts = compute(SIZES["quick"], Env())  # doctest: +SKIP
     >>> facts.bn.mean_accuracy[-1] > facts.plain.mean_accuracy[-1]  # doctest: +SKIP
     True

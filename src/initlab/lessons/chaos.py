@@ -30,7 +30,7 @@ scales ξ_q and ξ_c, eq. 9), §4 (the backward pass: gradients vanish or explod
 layer) and §5 (trainability on MNIST and CIFAR-10 up to a depth of about 6ξ_c).
 
 Example:
-    >>> from initlab.lessons._lesson import Env
+    >>> from initlab.lessons import Env
     >>> facts = compute(SIZES["quick"], Env())  # doctest: +SKIP
     >>> round(facts.critical_sigma_w2, 2), facts.depths  # doctest: +SKIP
     (1.76, (8, 30))

@@ -44,7 +44,7 @@ The quick size draws the surface on a coarser grid and trains the net on 2,000 i
 120 steps instead of 10,000 for 600.
 
 Example:
-    >>> from initlab.lessons._lesson import Env
+    >>> from initlab.lessons import Env
     >>> facts = compute(SIZES["quick"], Env())  # doctest: +SKIP
     >>> facts.net.unclipped_status, facts.net.clipped["norm"].status  # doctest: +SKIP
     ('diverged', 'budget')

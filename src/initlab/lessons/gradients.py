@@ -36,7 +36,7 @@ Fig. 3 (a 30-layer net that Xavier init stalls and He init trains); S. Schoenhol
 "Deep Information Propagation", ICLR 2017, §4 (the backward mean-field recursion).
 
 Example:
-    >>> from initlab.lessons._lesson import Env
+    >>> from initlab.lessons import Env
     >>> facts = compute(SIZES["quick"], Env())  # doctest: +SKIP
     >>> len(facts.profiles["relu"]["He"].grad), facts.he_training.members  # doctest: +SKIP
     (30, ('Xavier', 'He'))

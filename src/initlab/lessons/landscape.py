@@ -46,7 +46,7 @@ The quick size takes shorter budgets, fewer noisy runs and a coarser slice (21×
 41×41).
 
 Example:
-    >>> from initlab.lessons._lesson import Env
+    >>> from initlab.lessons import Env
     >>> tiny = Size(steps_1d=50, noisy_runs=2, steps_2d=50, net_steps=3, grid=3)
     >>> facts = compute(tiny, Env())
     >>> facts.one_d.places[:2], tuple(facts.slice.losses.shape)

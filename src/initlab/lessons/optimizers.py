@@ -21,7 +21,7 @@ The report shows what the notebook prints, the epoch-cost curves and each run's 
 boundary. The quick size runs the first 400 epochs only.
 
 Example:
-    >>> from initlab.lessons._lesson import Env
+    >>> from initlab.lessons import Env
     >>> facts = compute(Size(epochs=2), Env())
     >>> facts.labels[:3], facts.epoch_cost.shape
     (('gd', 'momentum', 'adam'), torch.Size([2, 7]))
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from initlab.lessons._lesson import Env
+from initlab.lessons import Env
 from initlab.lessons._notebook import notebook_cost, notebook_dataset
 from initlab.lessons.compat import (
     LegacyMiniBatches,
