@@ -256,7 +256,9 @@ def setup(size: Size) -> str:
 
 def compute(size: Size, env: Env) -> Facts:
     """The one-neuron RNN's surface and descents, then the MLP trained four ways."""
-    return Facts(size=size, cliff=_cliff(size, env), net=_net(size, env))
+    cliff = _cliff(size, env)
+    env.part_done(lambda report: _draw_cliff(report, cliff, size.grid))  # if the net is cut
+    return Facts(size=size, cliff=cliff, net=_net(size, env))
 
 
 # --------------------------------------------------------------------------- part 1
@@ -493,7 +495,11 @@ def _net(size: Size, env: Env) -> Net:
 
 def draw(facts: Facts, report: Report) -> None:
     """The cliff and the descents across it, then the net with and without clipping."""
-    cliff, net, grid, steps = facts.cliff, facts.net, facts.size.grid, facts.size.steps
+    _draw_cliff(report, facts.cliff, facts.size.grid)
+    _draw_net(report, facts.net, facts.size.steps)
+
+
+def _draw_cliff(report: Report, cliff: Cliff, grid: int) -> None:
     report.section(
         "The gradient cliff of a one-neuron recurrent net",
         f"xₜ = w·σ(xₜ₋₁) + b, x₀ = {X0:g}, {STEPS_RNN} steps, loss (σ(x₅₀) − {TARGET:g})² "
@@ -518,6 +524,9 @@ def draw(facts: Facts, report: Report) -> None:
         ],
         caption=f"Every start whose unclipped descent took a step longer than {THROWN:g}.",
     )
+
+
+def _draw_net(report: Report, net: Net, steps: int) -> None:
     report.section(
         "A net that blows up, clipped three ways",
         f"An MLP {WIDTHS} with ReLU and He-normal weights, {net.n_train} MNIST training "

@@ -336,6 +336,7 @@ def compute(size: Size, env: Env) -> Facts:
     noise = _noise(size, env)
     two_d = _two_d(size, env)
     saddle = _saddle(size, env, two_d.saddles)
+    env.part_done(lambda report: _draw_toys(report, one_d, noise, two_d, saddle))
     net, stack, ds = _net(size, env)
     return Facts(one_d, noise, two_d, saddle, net, _slice(size, env, stack, ds))
 
@@ -634,7 +635,22 @@ def _slice(size: Size, env: Env, stack: models.Stack, ds: data.Dataset) -> Slice
 
 
 def draw(facts: Facts, report: Report) -> None:
-    one_d, noise, saddle, net = facts.one_d, facts.noise, facts.saddle, facts.net
+    _draw_toys(report, facts.one_d, facts.noise, facts.two_d, facts.saddle)
+    net = facts.net
+    grid = facts.slice.grid
+    report.section(
+        "A real network's loss on a random slice",
+        f"A {'–'.join(map(str, NET_WIDTHS))} ReLU MLP (He-normal init, seed 0) trained on the "
+        f"digits' {net.n_train} training images with full-batch Adam (lr 0.01) until the "
+        "engine's convergence test (cost change < 1e-4 over 20 steps) or "
+        f"{net.budget} steps. Its loss at θ* + α·d₁ + β·d₂ on a {grid}×{grid} grid over "
+        f"[−1, 1]², one stack of {grid**2} members.",
+    )
+    _draw_net(report, net, facts.slice)
+
+
+def _draw_toys(report: Report, one_d: OneD, noise: Noise, two_d: TwoD, saddle: Saddle) -> None:
+    """The functions one can see: 1-D, noise, 2-D, the saddle, the convergence test."""
     report.section(
         "A 1-D function: three minima, two maxima and a flat saddle",
         "f′(x) = (x + 1.8)(x + 1)(x + 0.55)(x − 0.3)(x − 1.7)(x − 0.95)², f(0) = 0: minima at "
@@ -658,7 +674,7 @@ def draw(facts: Facts, report: Report) -> None:
         "reaches depends only on the basin it starts in. Saddles and the maximum are found "
         "by Newton's method on ∇f = 0 (autograd Hessian).",
     )
-    _draw_2d(report, facts.two_d)
+    _draw_2d(report, two_d)
     low, high = saddle.eigenvalues
     report.section(
         "A saddle slows gradient descent",
@@ -676,16 +692,6 @@ def draw(facts: Facts, report: Report) -> None:
         "does with TrainConfig(tol=…, window=…)).",
     )
     _draw_convergence(report, one_d)
-    grid = facts.slice.grid
-    report.section(
-        "A real network's loss on a random slice",
-        f"A {'–'.join(map(str, NET_WIDTHS))} ReLU MLP (He-normal init, seed 0) trained on the "
-        f"digits' {net.n_train} training images with full-batch Adam (lr 0.01) until the "
-        "engine's convergence test (cost change < 1e-4 over 20 steps) or "
-        f"{net.budget} steps. Its loss at θ* + α·d₁ + β·d₂ on a {grid}×{grid} grid over "
-        f"[−1, 1]², one stack of {grid**2} members.",
-    )
-    _draw_net(report, net, facts.slice)
 
 
 #: Line colours: Okabe & Ito's palette without its yellow (too pale on white), then black
