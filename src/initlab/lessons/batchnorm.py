@@ -55,7 +55,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor, nn
@@ -68,7 +68,7 @@ from initlab.report.html import Report
 from initlab.train import Observer, Run, TrainConfig
 
 __all__ = ["NAME", "QUESTION", "SIZES", "TITLE", "Facts", "Size", "compute", "draw", "findings"]
-__all__ += ["Grid", "Modes", "Net", "TwoModes"]  # the parts of the facts
+__all__ += ["FirstParts", "Grid", "Modes", "Net", "TwoModes"]  # the parts of the facts
 
 NAME = "batchnorm"
 TITLE = "Batch normalization: faster, steadier, forgiving"
@@ -272,14 +272,15 @@ class Grid:
 
 
 @dataclass(frozen=True)
-class Facts:
+class FirstParts:
+    """§4.1 and the two modes: what the lesson knows before its grid."""
+
     steps: int  # §4.1's training steps
     seeds: int  # per §4.1 stack
     probe_every: int  # steps between §4.1's measurements
     test_examples: int  # test images of §4.1's accuracy
     nets: dict[str, Net]  # "without BN", "with BN"
     modes: TwoModes
-    grid: Grid
 
     @property
     def plain(self) -> Net:
@@ -288,6 +289,11 @@ class Facts:
     @property
     def bn(self) -> Net:
         return self.nets["with BN"]
+
+
+@dataclass(frozen=True)
+class Facts(FirstParts):
+    grid: Grid
 
 
 def setup(size: Size) -> str:
@@ -304,14 +310,17 @@ def compute(size: Size, env: Env) -> Facts:
     full = data.load("mnist") if size.limit is None else data.load("mnist", limit=size.limit)
     ds = full.to(env.device)
     nets, initial, trained = _section_41(size, env, ds)
-    return Facts(
+    first = FirstParts(
         steps=size.steps,
         seeds=size.seeds,
         probe_every=size.probe_every,
         test_examples=len(ds.x_test[: size.test_examples]),
         nets=nets,
         modes=_two_modes(size, env, ds, initial, trained),
-        grid=_grid(size, env, ds),
+    )
+    env.part_done(lambda report: _draw_first(first, report))  # kept if the grid is cut short
+    return Facts(
+        **{f.name: getattr(first, f.name) for f in fields(first)}, grid=_grid(size, env, ds)
     )
 
 
@@ -520,6 +529,19 @@ def _grid_loss(
 
 def draw(facts: Facts, report: Report) -> None:
     """§4.1's curves and tables, the two modes, the grid."""
+    _draw_first(facts, report)
+    grid = facts.grid
+    report.section(
+        "Forgiving of the init scale and the learning rate",
+        f"Every cell of the grid is one run of {grid.steps} steps on {grid.train_examples} "
+        f"training images; each BN setting is one stack of {grid.cells} members. Weights "
+        "N(0, g²/fan_in), one draw scaled by each g.",
+    )
+    _draw_grid(report, grid)
+
+
+def _draw_first(facts: FirstParts, report: Report) -> None:
+    """§4.1's curves and tables, then the two modes."""
     _draw_section_41(facts, report)
     modes = facts.modes
     report.section(
@@ -537,17 +559,9 @@ def draw(facts: Facts, report: Report) -> None:
         f"{modes.eps:g})·γ + β at each batch norm, with member 0's trained running averages, "
         f"gives the stack's eval() logits to within {modes.hand_error:.1e} (float32 rounding)."
     )
-    grid = facts.grid
-    report.section(
-        "Forgiving of the init scale and the learning rate",
-        f"Every cell of the grid is one run of {grid.steps} steps on {grid.train_examples} "
-        f"training images; each BN setting is one stack of {grid.cells} members. Weights "
-        "N(0, g²/fan_in), one draw scaled by each g.",
-    )
-    _draw_grid(report, grid)
 
 
-def _draw_section_41(facts: Facts, report: Report) -> None:
+def _draw_section_41(facts: FirstParts, report: Report) -> None:
     plain, bn = facts.plain, facts.bn
     report.section(
         "Ioffe & Szegedy's MNIST experiment (§4.1)",

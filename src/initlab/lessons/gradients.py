@@ -222,6 +222,8 @@ def compute(size: Size, env: Env) -> Facts:
         label: Profile.of(report, GLOROT_DEPTH)
         for label, report in zip(glorot_inits, reports, strict=True)
     }
+    probed = _Probed(size.probe_batch, size.glorot_width, profiles, glorot)
+    env.part_done(lambda report: _draw_probed(probed, report))  # kept if He's net is cut
     return Facts(
         probe_batch=size.probe_batch,
         glorot_width=size.glorot_width,
@@ -229,6 +231,16 @@ def compute(size: Size, env: Env) -> Facts:
         glorot=glorot,
         he_training=_train_he(size, env, mnist),
     )
+
+
+@dataclass(frozen=True)
+class _Probed:
+    """What the probing parts found: all the first three figures read (Facts has it too)."""
+
+    probe_batch: int
+    glorot_width: int
+    profiles: dict[str, dict[str, Profile]]
+    glorot: dict[str, Profile]
 
 
 def _number(value: float | None) -> float:
@@ -299,13 +311,17 @@ def _train_he(size: Size, env: Env, mnist: data.Dataset) -> HeTraining:
 
 
 def draw(facts: Facts, report: Report) -> None:
-    _draw_profiles(facts, report)
-    _draw_factors(facts, report)
-    _draw_glorot(facts, report)
+    _draw_probed(facts, report)
     _draw_he(facts.he_training, report)
 
 
-def _draw_profiles(facts: Facts, report: Report) -> None:
+def _draw_probed(facts: Facts | _Probed, report: Report) -> None:
+    _draw_profiles(facts, report)
+    _draw_factors(facts, report)
+    _draw_glorot(facts, report)
+
+
+def _draw_profiles(facts: Facts | _Probed, report: Report) -> None:
     plt = pyplot()
     layers = np.arange(1, DEPTH + 1)
     fig, axes = plt.subplots(2, len(ACTIVATIONS), figsize=(15, 7.2), sharex=True)
@@ -350,7 +366,7 @@ def _draw_profiles(facts: Facts, report: Report) -> None:
     )
 
 
-def _draw_factors(facts: Facts, report: Report) -> None:
+def _draw_factors(facts: Facts | _Probed, report: Report) -> None:
     from matplotlib.colors import LogNorm
 
     fig, ax = pyplot().subplots(figsize=(7.5, 4.2))
@@ -404,7 +420,7 @@ def _draw_factors(facts: Facts, report: Report) -> None:
     )
 
 
-def _draw_glorot(facts: Facts, report: Report) -> None:
+def _draw_glorot(facts: Facts | _Probed, report: Report) -> None:
     report.section(
         "Glorot & Bengio 2010: standard against normalized init",
         f"Their tanh net ({GLOROT_DEPTH} hidden layers of {facts.glorot_width}), probed on "
@@ -434,7 +450,7 @@ def _draw_glorot(facts: Facts, report: Report) -> None:
     )
 
 
-def _glorot_figure(facts: Facts) -> Any:
+def _glorot_figure(facts: Facts | _Probed) -> Any:
     """Glorot & Bengio's Figs. 6 and 7: per-layer histograms of tanh(h) and ∂loss/∂h."""
     fig, axes = pyplot().subplots(2, 2, figsize=(11, 7))
     for row, (label, prof) in enumerate(facts.glorot.items()):
