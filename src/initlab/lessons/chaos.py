@@ -31,11 +31,10 @@ layer) and §5 (trainability on MNIST and CIFAR-10 up to a depth of about 6ξ_c)
 
 Example:
     >>> from initlab.lessons import Env
-    >>> facts = compute(SIZES["quick"], Env())  # doctest: +SKIP
-    >>> round(facts.critical_sigma_w2, 2), facts.depths  # doctest: +SKIP
-    (1.76, (8, 30))
-
-    (Skipped here: the quick size trains two stacks, in ``tests/test_lesson_chaos.py``.)
+    >>> tiny = Size(sigma_w2=(1.0, 4.0), depths=(4,), steps=3, n_train=100, curve_points=2)
+    >>> facts = compute(tiny, Env())  # no figure drawn; SIZES["quick"] is the lesson's
+    >>> round(facts.critical_sigma_w2, 2), facts.depths
+    (1.76, (4,))
 """
 
 from __future__ import annotations
