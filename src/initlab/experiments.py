@@ -268,11 +268,10 @@ def step_budget(
         3
     """
     from initlab.data import Batcher
+    from initlab.train import total_steps
 
     per_epoch = Batcher(n_train, batch_size, drop_last=drop_last).steps_per_epoch
-    budgets = (steps, None if epochs is None else epochs * per_epoch)
-    given = [budget for budget in budgets if budget]
-    return min(given) if given else 0
+    return total_steps(steps, epochs, per_epoch)
 
 
 def training_bytes(widths: Sequence[int], members: int, rows: int, itemsize: int) -> int:

@@ -126,6 +126,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "schedule_factor",
+    "total_steps",
     "train",
 ]
 
@@ -1015,6 +1016,17 @@ class _Hooks:
         self.stopped = overriding("on_member_stopped")
 
 
+def total_steps(steps: int | None, epochs: int | None, steps_per_epoch: int) -> int:
+    """The steps a run takes: the smaller of its budgets, whichever are given (0: none).
+
+    Example:
+        >>> total_steps(None, 3, 13), total_steps(20, 3, 13), total_steps(100, None, 13)
+        (39, 20, 100)
+    """
+    budgets = [b for b in (steps, None if epochs is None else epochs * steps_per_epoch) if b]
+    return min(budgets) if budgets else 0
+
+
 def _batch_plan(
     model: Stack, config: TrainConfig, n: int, shuffle: int | list[int], device: torch.device
 ) -> BatchPlan | None:
@@ -1086,11 +1098,7 @@ class _Engine:
             batches if batches is not None else _batch_plan(model, config, n, shuffle, device)
         )
         self.steps_per_epoch = 1 if self.plan is None else self.plan.steps_per_epoch
-        total = config.steps if config.steps is not None else 0
-        if config.epochs is not None:
-            by_epochs = config.epochs * self.steps_per_epoch
-            total = by_epochs if config.steps is None else min(total, by_epochs)
-        self.total = total
+        self.total = total = total_steps(config.steps, config.epochs, self.steps_per_epoch)
 
         self.params = list(model.parameters())
         self.stepper = _Stepper(self.params, self.names, config)

@@ -226,7 +226,7 @@ def _train_variant(
     """Train one variant as its own run; read its clock and its full cost at checkpoints."""
     net = models.mlp(WIDTHS, ACTIVATION, members=1, device=env.device)
     models.init_members(net, WEIGHT_INIT, seeds=INIT_SEED)
-    per_epoch = 1 if batch_size == "full" else math.ceil(ds.n_train / int(batch_size))
+    per_epoch = data.Batcher(ds.n_train, batch_size).steps_per_epoch  # as the engine counts
     total = per_epoch * epochs
     every = max(math.ceil(per_epoch / CHECKS_PER_EPOCH), math.ceil(total / CHECKS_PER_RUN))
     checkpoints = _Checkpoints(net, ds.x_train, ds.y_train)
