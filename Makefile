@@ -6,7 +6,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.initlab-installed
 
-.PHONY: install demo test lint typecheck pytest numerics clean
+.PHONY: install demo test lint typecheck pytest numerics clean chromium frontend frontend-check \
+	frontend-test
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,14 +41,85 @@ NUMERICS := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREAD
 	TORCHINDUCTOR_CACHE_DIR=$${TMPDIR:-/tmp}/torchinductor_avx2_$$(id -un) \
 	$(BIN)/python -m pytest -q -m numerics tests
 
-pytest: install
+pytest: install chromium
 	$(BIN)/python -m pytest -q
 	$(NUMERICS)
 
 numerics: install
 	$(NUMERICS)
 
-test: lint typecheck pytest
+test: lint typecheck frontend-test pytest
+
+# The playground's browser tests (tests/test_playground_browser.py) drive Debian's chromium:
+# Playwright's own browser download is not reachable here. As root, apt installs it; otherwise
+# the tests skip with the reason, except under CI=true, where a missing browser fails.
+# The lock timeout waits for another apt/dpkg run instead of failing at once.
+CHROMIUM := /usr/bin/chromium
+APT_LOG  := $${TMPDIR:-/tmp}/initlab-apt-chromium.log
+
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium with apt-get (the playground's browser tests drive it)"; \
+		if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends -o DPkg::Lock::Timeout=600 chromium; } \
+				>$(APT_LOG) 2>&1; then \
+			tail -n 30 $(APT_LOG); \
+			echo "error: apt-get could not install chromium (log above, in full: $(APT_LOG))"; \
+			exit 1; \
+		fi; \
+		test -x $(CHROMIUM) || { echo "error: apt-get ran but $(CHROMIUM) is missing"; exit 1; }; \
+	elif [ "$$CI" = true ]; then \
+		echo "error: $(CHROMIUM) is missing and this is not root, so apt-get cannot install it;"; \
+		echo "       CI=true: the playground's browser tests must run. Install it with:"; \
+		echo "       sudo apt-get install --no-install-recommends chromium"; \
+		exit 1; \
+	else \
+		echo "note: $(CHROMIUM) is missing, so the playground's browser tests will skip."; \
+		echo "      To run them: sudo apt-get install --no-install-recommends chromium"; \
+	fi
+
+# The playground's page: TypeScript in frontend/, bundled by esbuild into
+# src/initlab/playground/static/ (committed, so that pip install needs no Node).
+STATIC := src/initlab/playground/static
+
+frontend:
+	cd frontend && npm ci --no-audit --no-fund && npm run typecheck && npm run build
+
+# Builds a fresh copy of frontend/ (without node_modules) from package-lock.json in a
+# temporary folder laid out like the repository, and fails, naming the files, if the
+# committed $(STATIC) differs from what that build writes.
+frontend-check:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	mkdir -p "$$tmp/frontend" "$$tmp/$(STATIC)"; \
+	tar -C frontend --exclude=./node_modules -cf - . | tar -C "$$tmp/frontend" -xf -; \
+	( cd "$$tmp/frontend" && npm ci --no-audit --no-fund --loglevel=error >/dev/null \
+		&& npm run --silent typecheck && npm run --silent build >/dev/null ); \
+	fresh="$$tmp/$(STATIC)"; bad=0; \
+	for f in $$( { (cd "$$fresh" && find . -type f); (cd $(STATIC) && find . -type f); } \
+			| sed 's|^\./||' | sort -u); do \
+		if [ ! -f $(STATIC)/$$f ]; then echo "  $(STATIC)/$$f: missing (the build makes it)"; bad=1; \
+		elif [ ! -f "$$fresh/$$f" ]; then echo "  $(STATIC)/$$f: committed, but the build does not make it"; bad=1; \
+		elif ! cmp -s "$$fresh/$$f" $(STATIC)/$$f; then echo "  $(STATIC)/$$f: differs from a fresh build"; bad=1; \
+		fi; \
+	done; \
+	if [ $$bad = 1 ]; then \
+		echo "error: the committed $(STATIC)/ is not what a fresh build of frontend/ gives (files above);"; \
+		echo "       run 'make frontend' and commit $(STATIC)/"; \
+		exit 1; \
+	fi; \
+	echo "frontend-check: $(STATIC)/ matches a fresh build from frontend/package-lock.json"
+
+# make test checks the built page when npm is there; under CI=true npm must be there.
+frontend-test:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory frontend-check; \
+	elif [ "$$CI" = true ]; then \
+		echo "error: npm is not on the PATH; CI=true needs it to check $(STATIC)/"; \
+		echo "       against a fresh build of frontend/ (install Node.js >= 20 with npm)"; \
+		exit 1; \
+	else \
+		echo "note: npm is not on the PATH: skipping frontend-check (the committed page is used as is)"; \
+	fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info test-artifacts
