@@ -28,6 +28,7 @@ ORDER = [
     "experiments",
     "report",
     "lessons",
+    "playground",
     "cli",
     "_entry",
     "__main__",

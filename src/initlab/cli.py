@@ -30,6 +30,7 @@ from initlab import __version__, experiments
 from initlab import init as initmod
 from initlab import train as train_mod
 from initlab._io import check_output_file, check_output_folder, write_atomic
+from initlab._spec import parse_call
 from initlab._validation import did_you_mean
 
 if TYPE_CHECKING:
@@ -300,13 +301,32 @@ def _output_file(path: Path | None, suffixes: Sequence[str], option: str) -> Non
             _fail(error)
 
 
-def _load_data(name: str, option: str = "--data") -> Any:
+def _data_spec(text: str, option: str = "--data") -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name(key=value, …)``: the data set and its loader's options."""
     from initlab import data as data_mod
 
+    name, _, rest = text.partition("(")
+    name = name.strip()
     _choice(name, data_mod.DATASETS, option)
+    if not rest:
+        return name, {}
+    example = "'circles(n=400, noise=0.1, test_size=0.5)'"
     try:
-        return data_mod.load(name)
-    except (FileNotFoundError, ValueError) as error:
+        _, args, options = parse_call("d(" + rest, option, example)
+        if args:
+            raise ValueError
+    except ValueError:
+        _fail(f"expected a name or name(key=value, …), e.g. {example}. Got {text!r}.", option)
+    return name, options
+
+
+def _load_data(text: str, option: str = "--data") -> Any:
+    from initlab import data as data_mod
+
+    name, options = _data_spec(text, option)
+    try:
+        return data_mod.load(name, **options)
+    except (FileNotFoundError, ValueError, TypeError) as error:
         _fail(error, option)
 
 
@@ -529,6 +549,7 @@ class _TrainOptions:
     init: str
     bias_init: str
     seeds: int
+    seed: int
     lr: str
     optimizer: str
     loss: str
@@ -570,10 +591,9 @@ class _TrainPlan:
 
 def _check_model(o: _TrainOptions) -> tuple[list[int], list[str]]:
     """The data, the network and its init: the widths and the init specs."""
-    from initlab import data as data_mod
     from initlab import models
 
-    _choice(o.data, data_mod.DATASETS, "--data")
+    _data_spec(o.data)
     widths = _widths(o.model)
     # The registry's activations that have a module: what the builders make.
     _choice(o.activation, tuple(models.ACTIVATIONS), "--activation")
@@ -633,6 +653,8 @@ def _parse_train(o: _TrainOptions) -> _TrainPlan:
     """Every option and output checked, in the order of the options, before any work."""
     widths, inits = _check_model(o)
     _count(o.seeds, "--seeds", high=1_000_000)
+    if not 0 <= o.seed <= 2**32 - o.seeds:
+        _fail(f"expected a seed from 0 to 2³² − 1 − --seeds. Got {o.seed}.", "--seed")
     rates = _numbers(o.lr, "--lr", "0.01,0.1")
     optimizers = _choices(o.optimizer, train_mod.OPTIMIZERS, "--optimizer", "optimizers")
     _choice(o.loss, ("auto", *train_mod.LOSSES), "--loss")
@@ -644,7 +666,7 @@ def _parse_train(o: _TrainOptions) -> _TrainPlan:
     _output_file(o.figure, _FIGURE_SUFFIXES, "--figure")
     grid = experiments.member_grid(
         init=inits,
-        seed=range(o.seeds),
+        seed=range(o.seed, o.seed + o.seeds),
         lr=rates,
         optimizer=optimizers,
         clip_threshold=thresholds,
@@ -725,14 +747,20 @@ def _stack(plan: _TrainPlan) -> Stack:
 
 _Data = Annotated[
     str,
-    typer.Option(help="circles, moons, xor, blobs, spiral, digits, mnist, fashion-mnist, mnist1d"),
+    typer.Option(
+        help="circles, moons, xor, blobs, spiral, digits, mnist, fashion-mnist, mnist1d; "
+        "options in brackets, e.g. 'circles(n=400, noise=0.1)'"
+    ),
 ]
 _Model = Annotated[str, typer.Option(help="MLP widths, e.g. 2,10,5,1")]
 _Activation = Annotated[str, typer.Option(help="relu, tanh, sigmoid, …")]
 _BatchNorm = Annotated[str, typer.Option(help="none, before or after the activation")]
 _Init = Annotated[str, typer.Option(help="init specs, comma-separated: each is a member")]
 _BiasInit = Annotated[str, typer.Option(help="the bias init spec")]
-_Seeds = Annotated[int, typer.Option(help="seeds per setting (0…n−1): init and shuffle")]
+_Seeds = Annotated[
+    int, typer.Option(help="seeds per setting (--seed … --seed + n − 1): init and shuffle")
+]
+_Seed = Annotated[int, typer.Option(help="the first seed")]
 _Lr = Annotated[str, typer.Option(help="learning rates, comma-separated")]
 _Optimizer = Annotated[
     str, typer.Option(help="sgd, momentum, nesterov, rmsprop, adam, adamw; comma-separated")
@@ -771,6 +799,7 @@ def train_command(
     init: _Init = "he_normal",
     bias_init: _BiasInit = "zeros",
     seeds: _Seeds = 1,
+    seed: _Seed = 0,
     lr: _Lr = "0.01",
     optimizer: _Optimizer = "sgd",
     loss: _Loss = "auto",
@@ -1214,6 +1243,35 @@ def _print_probe(console: Console, report: Probe, model: str, steps: bool) -> No
             f"  [bold]fix:[/] {escape(v.advice)}",
             highlight=False,
         )
+
+
+# ----------------------------------------------------------------------------- playground
+
+
+@app.command("playground")
+def playground_command(
+    host: Annotated[
+        str, typer.Option(help="address to listen on; other than loopback prints a warning")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port; 0 picks a free one")] = 8765,
+    browser: Annotated[bool, typer.Option(help="open the page in the browser")] = True,
+) -> None:
+    """Train configurations side by side in the browser, live: init, batch norm, batch
+    size, optimizer, clipping, and what the probe says of each."""
+    if not 0 <= port <= 65535:
+        _fail(f"expected a port from 0 to 65535 (0: any free one). Got {port}.", "--port")
+    from initlab.playground.server import serve
+
+    try:
+        serve(host, port, open_browser=browser)
+    except OSError as error:
+        _fail(
+            f"cannot listen on {host}:{port}: {error.strerror or error}. Choose another "
+            "--port (0 picks a free one) or --host.",
+            "--port",
+        )
+    except KeyboardInterrupt:
+        pass
 
 
 def main() -> None:
