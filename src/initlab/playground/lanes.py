@@ -110,9 +110,18 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
+class _FieldError(ValueError):
+    """A bad value, with the field it belongs to (a check of several fields raises it
+    where pydantic knows no field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def _bad(field: str, expected: str, got: object, fix: str = "") -> ValueError:
     message = f"{LABELS[field]}: expected {expected}. Got {_shown(got)}."
-    return ValueError(f"{message} {fix}" if fix else message)
+    return _FieldError(field, f"{message} {fix}" if fix else message)
 
 
 def _number(field: str, value: object, expected: str) -> float:
@@ -411,7 +420,9 @@ def _problems(lane: int | None, error: ValidationError) -> list[LaneProblem]:
                 else "Unknown setting."
             )
         elif item["type"] == "value_error":
-            message = str(item["ctx"]["error"])
+            error_ = item["ctx"]["error"]
+            message = str(error_)
+            field = getattr(error_, "field", field)
         else:
             label = LABELS.get(field or "", field or "the lane")
             message = f"{label}: {item['msg']}. Got {_shown(item.get('input'))}."

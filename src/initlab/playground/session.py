@@ -24,10 +24,12 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -239,7 +241,8 @@ class _Outbox:
 
 
 def _finite(x: float) -> float | None:
-    return round(x, 6) if math.isfinite(x) else None
+    """7 significant digits (a float32's), or None for NaN and ±inf (JSON has neither)."""
+    return float(f"{x:.7g}") if math.isfinite(x) else None
 
 
 class _Group:
@@ -315,6 +318,7 @@ class _Sampler(Observer):
         self.probe = _Throttle(1.0, 0.03)
         self.ratio = _Throttle(0.15, 0.01)
         self.rows: list[LogRow] = []
+        self.last_row: LogRow | None = None
         self.snapshot: list[Tensor] | None = None
         self.started = time.perf_counter()
         self.run: Run | None = None
@@ -430,11 +434,16 @@ class _Sampler(Observer):
         g = self.group
         stack, ds = g.stack, g.ds
         rows, self.rows = self.rows, []
-        if rows:
-            last = rows[-1]
+        if rows or self.last_row is not None:
+            # The batch cost of the last step taken (again, for a second sample at the
+            # same step: the pause's).
+            last = rows[-1] if rows else self.last_row
+            assert last is not None
+            self.last_row = last
             loss, grad_norm = last.loss.tolist(), last.grad_norm.tolist()
-            clip_rate = torch.stack([r.clipped for r in rows]).double().mean(0).tolist()
-        else:
+            clipped = [r.clipped for r in rows] or [torch.zeros_like(last.clipped)]
+            clip_rate = torch.stack(clipped).double().mean(0).tolist()
+        else:  # before the first step: the cost of the whole training set
             loss = self._loss(stack(ds.x_train), ds.y_train).tolist()
             grad_norm = [math.nan] * stack.members
             clip_rate = [0.0] * stack.members
@@ -611,6 +620,17 @@ class _Sampler(Observer):
 # --------------------------------------------------------------------------- session
 
 
+_OPEN: weakref.WeakSet[Session] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Stop every training thread before the interpreter goes: a thread killed inside
+    torch at exit aborts the process ("terminate called without an active exception")."""
+    for session in list(_OPEN):
+        session.close()
+
+
 class Session:
     """One page's lanes and their training threads.
 
@@ -630,6 +650,7 @@ class Session:
         self._min_step = 0
         self._group_steps: dict[int, int] = {}
         self.failures: list[str] = []
+        _OPEN.add(self)
 
     # ----------------------------------------------------------------- commands
 
