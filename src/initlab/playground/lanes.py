@@ -543,12 +543,18 @@ _NOTEBOOK = {**_CIRCLES, "hidden": [10, 5], "activation": "relu", "lr": 0.1, "se
 _MNIST = {"data": "mnist", "hidden": [300, 300, 300, 300], "activation": "tanh", "lr": 0.01}
 _MNIST = {**_MNIST, "batch_size": 64}
 
+_MOONS = {**_CIRCLES, "data": "moons"}
+# A [2, 32, 32, 32, 1] ReLU net on moons at learning rate 2: its plain run diverges
+# within 15 steps; batch norm or gradient-norm clipping at 1 train it (measured: test
+# accuracy 1.0 after 2,000 steps).
+_FAST = {**_MOONS, "hidden": [32, 32, 32], "init": "he_normal", "lr": 2.0, "batch_size": 32}
+
 PRESETS: tuple[Preset, ...] = (
     Preset(
         "notebook",
         "Zeros vs ×10 vs He",
         "The initialization notebook: zeros never break symmetry (the cost stays at ln 2), "
-        "N(0, 10²) saturates the output and learns slowly, He trains.",
+        "N(0, 10²) starts with an exploding signal and a huge cost, He trains.",
         (
             {**_NOTEBOOK, "init": "zeros"},
             {**_NOTEBOOK, "init": "normal(std=10)"},
@@ -558,11 +564,11 @@ PRESETS: tuple[Preset, ...] = (
     Preset(
         "scales",
         "Too small / appropriate / too large",
-        "The same [2, 6, 3, 1] net from N(0, 0.01²) (the signal vanishes), He, and "
-        "N(0, 3²) (it explodes and saturates).",
+        "A [2, 6, 3, 1] tanh net from N(0, 0.01²) (the signal vanishes: stuck at ln 2), "
+        "Xavier (trains), and N(0, 3²) (saturated tanh units: slow and worse).",
         tuple(
-            {**_CIRCLES, "hidden": [6, 3], "activation": "relu", "lr": 0.1, "init": spec}
-            for spec in ("normal(std=0.01)", "he_normal", "normal(std=3)")
+            {**_CIRCLES, "hidden": [6, 3], "activation": "tanh", "lr": 0.1, "init": spec}
+            for spec in ("normal(std=0.01)", "xavier_normal", "normal(std=3)")
         ),
     ),
     Preset(
@@ -578,19 +584,9 @@ PRESETS: tuple[Preset, ...] = (
     Preset(
         "batchnorm",
         "Batch norm vs none at a high rate",
-        "At learning rate 1 a plain net diverges; with batch norm it trains (Ioffe & Szegedy).",
-        tuple(
-            {
-                **_CIRCLES,
-                "data": "moons",
-                "hidden": [32, 32, 32],
-                "init": "he_normal",
-                "lr": 1.0,
-                "batch_size": 32,
-                "batch_norm": bn,
-            }
-            for bn in ("none", "before")
-        ),
+        "At learning rate 2 the plain net diverges within a few steps; with batch norm the "
+        "same net trains (Ioffe & Szegedy 2015).",
+        tuple({**_FAST, "batch_norm": bn} for bn in ("none", "before")),
     ),
     Preset(
         "batching",
@@ -598,24 +594,16 @@ PRESETS: tuple[Preset, ...] = (
         "The whole set per step is smooth and slow; one example per step is noisy and fast; "
         "mini-batches sit between.",
         tuple(
-            {**_CIRCLES, "data": "moons", "hidden": [16, 8], "lr": 0.05, "batch_size": size}
+            {**_MOONS, "hidden": [16, 8], "lr": 0.05, "batch_size": size}
             for size in ("full", 16, 1)
         ),
     ),
     Preset(
         "clipping",
         "Clipping rescues a diverging run",
-        "A deep net at a rate that makes it diverge, without and with gradient-norm clipping at 1.",
-        tuple(
-            {
-                **_CIRCLES,
-                "hidden": [16, 16, 16, 16],
-                "init": "normal(std=1)",
-                "lr": 0.5,
-                "clip": clip,
-            }
-            for clip in ("none", "norm")
-        ),
+        "The net that diverges at learning rate 2, without and with its gradient's norm "
+        "clipped at 1.",
+        tuple({**_FAST, "clip": clip} for clip in ("none", "norm")),
     ),
 )
 

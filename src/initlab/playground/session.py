@@ -214,6 +214,7 @@ class _LaneState:
     status: str = "ready"
     message: str | None = None
     stopped_step: int | None = None
+    verdict: dict[str, Any] | None = None  # the diverged verdict, until it is sent
 
 
 @dataclass
@@ -312,7 +313,8 @@ class _Sampler(Observer):
 
     def __init__(self, session: Session, group: _Group) -> None:
         self.session, self.group = session, group
-        self.metrics = _Throttle(0.04, 0.04)
+        self.metrics = _Throttle(0.04, 0.01)
+        self.evaluation = _Throttle(0.1, 0.04)
         self.hist = _Throttle(0.15, 0.03)
         self.map = _Throttle(0.15, 0.02)
         self.probe = _Throttle(1.0, 0.03)
@@ -351,8 +353,7 @@ class _Sampler(Observer):
         state.status, state.stopped_step = event.status, event.step
         if event.status == "diverged":
             state.message = f"diverged at step {event.step:,}: the cost became NaN or infinite"
-            with self.session.outbox.lock:
-                self.session.outbox.lane(index)["verdicts"] = [_diverged(lane, event.step)]
+            state.verdict = _diverged(lane, event.step)  # sent with the next sample
 
     def on_end(self, run: Run, result: TrainResult) -> None:
         if result.stop_reason == "reset":
@@ -390,7 +391,11 @@ class _Sampler(Observer):
         stack = g.stack
         with torch.no_grad():
             points = self._metrics(run)
-        self.metrics.done(now)
+            self.metrics.done(now)
+            if force or self.evaluation.due(now):
+                started = time.perf_counter()
+                self._evaluate(points)
+                self.evaluation.done(started)
         hist = map_ = verdicts = None
         if force or self.hist.due(now):
             started = time.perf_counter()
@@ -431,6 +436,8 @@ class _Sampler(Observer):
         return (predicted == y).double().mean(1)
 
     def _metrics(self, run: Run) -> list[dict[str, Any]]:
+        """Each member's point: the batch cost, gradient norm and clip rate of the last
+        step (the test cost and accuracies None: :meth:`_evaluate` adds them)."""
         g = self.group
         stack, ds = g.stack, g.ds
         rows, self.rows = self.rows, []
@@ -443,10 +450,29 @@ class _Sampler(Observer):
             loss, grad_norm = last.loss.tolist(), last.grad_norm.tolist()
             clipped = [r.clipped for r in rows] or [torch.zeros_like(last.clipped)]
             clip_rate = torch.stack(clipped).double().mean(0).tolist()
-        else:  # before the first step: the cost of the whole training set
-            loss = self._loss(stack(ds.x_train), ds.y_train).tolist()
+        else:  # before the first step: the training cost (of a subset, for large sets)
+            rows_ = slice(None) if ds.n_train <= _EVAL_ROWS else g.hist_rows
+            loss = self._loss(stack(ds.x_train[rows_]), ds.y_train[rows_]).tolist()
             grad_norm = [math.nan] * stack.members
             clip_rate = [0.0] * stack.members
+        points = [
+            {
+                "step": run.step,
+                "loss": _finite(loss[m]),
+                "test_cost": None,
+                "train_acc": None,
+                "test_acc": None,
+                "grad_norm": _finite(grad_norm[m]),
+                "clip_rate": _finite(clip_rate[m]),
+            }
+            for m in range(stack.members)
+        ]
+        return points
+
+    def _evaluate(self, points: list[dict[str, Any]]) -> None:
+        """Adds the test cost and the accuracies (in eval mode) to each member's point."""
+        g = self.group
+        stack, ds = g.stack, g.ds
         was_training = stack.training
         stack.eval()
         try:
@@ -460,19 +486,10 @@ class _Sampler(Observer):
                 test_cost = test_acc = [math.nan] * stack.members
         finally:
             stack.train(was_training)
-        step = run.step
-        return [
-            {
-                "step": step,
-                "loss": _finite(loss[m]),
-                "test_cost": _finite(test_cost[m]),
-                "train_acc": _finite(float(train_acc[m])),
-                "test_acc": _finite(test_acc[m]),
-                "grad_norm": _finite(grad_norm[m]),
-                "clip_rate": _finite(clip_rate[m]),
-            }
-            for m in range(stack.members)
-        ]
+        for m, point in enumerate(points):
+            point["test_cost"] = _finite(test_cost[m])
+            point["train_acc"] = _finite(float(train_acc[m]))
+            point["test_acc"] = _finite(test_acc[m])
 
     def _histograms(self, step: int) -> list[dict[str, Any]]:
         """Per member, per hidden layer: where log10 |value| of its outputs and of
@@ -612,7 +629,9 @@ class _Sampler(Observer):
                     update["hist"] = hist[m]
                 if map_ is not None:
                     update["map"] = map_[m]
-                if verdicts is not None and state.status != "diverged":
+                if state.verdict is not None:
+                    update["verdicts"], state.verdict = [state.verdict], None
+                elif verdicts is not None and state.status != "diverged":
                     update["verdicts"] = verdicts[m]
         session.stepped(self.group.number, run.step)
 
@@ -801,12 +820,16 @@ class Session:
         except Exception as error:  # shown on the page, never a silent stop
             message = f"training failed: {type(error).__name__}: {error}"
             self.failures.append(message)
+            with self._steps:
+                step = self._group_steps.get(group.number, 0)
             with self.outbox.lock:
                 for index in group.indices:
                     self.states[index].status = "failed"
                     self.states[index].message = message
                     update = self.outbox.lane(index)
-                    update.update(status="failed", message=message)
+                    update.update(
+                        step=step, epoch=0, status="failed", message=message, steps_per_second=0
+                    )
 
     def _stop(self) -> None:
         with self.control.cond:
