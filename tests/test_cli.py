@@ -257,3 +257,33 @@ def test_saved_history_keeps_each_steps_scheduled_lr(tmp_path) -> None:  # type:
     expected = frame["base_lr"] * 0.5 ** frame["step"]
     assert sorted(frame["base_lr"].unique()) == [0.1, 0.2]
     assert frame["lr"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-6)  # float32 lr
+
+
+def test_train_data_options_and_first_seed(tmp_path: Path) -> None:
+    """--data 'name(options)' loads with those options; --seed s trains member s as
+    --seeds s+1 trains its last member (the same init and shuffle seed)."""
+    from initlab import data
+
+    history = tmp_path / "h.csv"
+    args = ["train", "--data", "circles(n=120, noise=0.2, test_size=0.25)", "--steps", "20"]
+    result = runner.invoke(app, [*args, "--seed", "2", "--save-history", str(history)])
+    assert result.exit_code == 0, result.output
+    both = tmp_path / "both.csv"
+    result = runner.invoke(app, [*args, "--seeds", "3", "--save-history", str(both)])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    alone = pd.read_csv(history)
+    third = pd.read_csv(both).query("seed == 2")
+    assert alone["loss"].tolist() == third["loss"].tolist()
+    assert data.load("circles", n=120, noise=0.2, test_size=0.25).n_train == 90
+    bad = runner.invoke(app, [*args[:2], "circles(n=120, noize=0.2)", "--steps", "5"])
+    assert bad.exit_code != 0 and "Did you mean 'noise'" in bad.output
+    bad = runner.invoke(app, [*args[:2], "circles(120", "--steps", "5"])
+    assert bad.exit_code != 0 and "expected a name or name(key=value, …)" in bad.output
+
+
+def test_playground_port_is_checked() -> None:
+    result = runner.invoke(app, ["playground", "--no-browser", "--port", "70000"])
+    assert result.exit_code != 0
+    assert "expected a port from 0 to 65535" in result.output
