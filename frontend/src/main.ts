@@ -64,10 +64,16 @@ class App {
   private errors: ErrorItem[] = [];
   /** Page-side notices that name no control (a bad link, a lost connection). */
   private notices: string[] = [];
-  /** configure messages sent and not yet answered (by a state or errors). */
-  private pending = 0;
+  /** The messages sent and not yet answered, oldest first: the server answers each one,
+   * in order, with one `state` or one `errors`. */
+  private inflight: PageMsg["type"][] = [];
+  /** Lanes whose new run has not started on the page since the last configure or reset was
+   * sent: a run starts with its `data` message, which may come before or after the `state`
+   * (and the server drops an earlier configure's data when a later one replaces it). */
+  private needData = new Set<number>();
   private logScale = false;
   private drawScheduled = false;
+  private live = false;
   private lastFragment = "";
   private controls: Controls | null = null;
   private readonly observer: IntersectionObserver;
@@ -105,6 +111,7 @@ class App {
     });
     this.layout();
     this.bindButtons();
+    this.enable(false);
     window.addEventListener("hashchange", () => this.onHashChange());
     this.connect();
   }
@@ -147,6 +154,15 @@ class App {
     );
   }
 
+  /** The buttons work once the server has said hello, and not after the connection closed. */
+  private enable(on: boolean): void {
+    this.live = on;
+    for (const b of [this.playButton, this.stepButton, this.resetButton, this.commandButton, this.shareButton, this.csvButton]) {
+      b.disabled = !on;
+    }
+    this.syncLanes();
+  }
+
   private bindButtons(): void {
     this.playButton.addEventListener("click", () => this.send({ type: this.playing ? "pause" : "play" }));
     this.stepButton.addEventListener("click", () => this.send({ type: "step" }));
@@ -185,19 +201,28 @@ class App {
       setText(this.connection, `Disconnected from the server${why}: reload the page to reconnect.`);
       this.connection.classList.add("lost");
       this.notices = [`The connection to the server is closed${why}. Reload the page to reconnect.`];
+      this.inflight = [];
+      this.enable(false);
       this.renderErrors();
     });
   }
 
   private send(msg: PageMsg): void {
     if (this.ws === null || this.ws.readyState !== WebSocket.OPEN) return;
+    this.inflight.push(msg.type);
+    if (msg.type === "configure") this.needData = new Set(msg.lanes.map((_, i) => i));
+    if (msg.type === "reset") this.needData = new Set(this.applied.map((_, i) => i));
     this.ws.send(JSON.stringify(msg));
   }
 
   private configure(): void {
-    this.pending += 1;
     this.send({ type: "configure", lanes: clone(this.drafts) });
     this.syncLanes();
+  }
+
+  /** A configure is unanswered: the lanes the page shows are not yet the server's. */
+  private configuring(): boolean {
+    return this.inflight.includes("configure");
   }
 
   private onMessage(msg: ServerMsg): void {
@@ -209,6 +234,7 @@ class App {
         this.onState(msg);
         break;
       case "data": {
+        this.needData.delete(msg.lane);
         const run = this.run(msg.lane);
         run.restart(msg);
         this.cards[msg.lane]?.updateText(run);
@@ -224,7 +250,9 @@ class App {
         this.scheduleDraw();
         break;
       case "errors":
-        if (this.pending > 0) this.pending -= 1;
+        // An answer (a refused configure, Play with no lanes), or a refused page (unasked).
+        // A refused configure changed nothing: no new run is coming.
+        if (this.inflight.shift() === "configure" && !this.configuring()) this.needData.clear();
         this.errors = msg.errors;
         this.renderErrors();
         break;
@@ -237,6 +265,8 @@ class App {
     this.controls = new Controls(msg.options, { change: (field, value) => this.onControl(field, value) });
     this.controlsBox.replaceChildren(this.controls.el);
     this.presetsBox.replaceChildren(...msg.presets.map((p) => this.presetButton(p)));
+    this.live = true;
+    this.enable(true);
     const shared = decodeFragment(location.hash);
     if (shared instanceof Error) this.notices = [shared.message];
     if (shared !== null && !(shared instanceof Error)) {
@@ -257,16 +287,18 @@ class App {
     setText(this.playButton, msg.playing ? "Pause" : "Play");
     setAttr(this.playButton, "aria-pressed", null);
     this.applied = clone(msg.lanes);
-    if (this.pending > 0) {
-      // The answer to a configure: the server took every lane as sent (now in full).
-      this.pending -= 1;
-      this.drafts = clone(msg.lanes);
-      this.errors = [];
-    } else if (this.errors.length === 0) {
-      this.drafts = clone(msg.lanes);
+    const answered = this.inflight.shift();
+    // While a later configure is unanswered, the drafts are ahead of this state: keep them.
+    if (!this.configuring()) {
+      if (answered === "configure") {
+        // The server took every lane as sent (now in full, with the defaults filled in).
+        this.drafts = clone(msg.lanes);
+        this.errors = [];
+      } else if (this.errors.length === 0) {
+        // Otherwise keep a refused value in its control, so that the user can fix it.
+        this.drafts = clone(msg.lanes);
+      }
     }
-    // Keep refused text in the controls; otherwise the server's lanes are the page's.
-    this.runs.length = Math.max(this.runs.length, this.drafts.length);
     this.syncLanes();
     this.renderErrors();
     this.writeFragment();
@@ -322,9 +354,9 @@ class App {
     if (this.controls && lane) this.controls.render(lane, new Set(differing));
     const max = limitNumber(this.hello?.limits ?? {}, "lanes", "max_lanes") ?? 8;
     const full = n >= max;
-    this.addButton.disabled = full;
+    this.addButton.disabled = full || !this.live;
     setText(this.addReason, full ? `At most ${max} lanes: remove one to add another.` : "");
-    this.removeButton.disabled = n <= 1;
+    this.removeButton.disabled = n <= 1 || !this.live;
     setAttr(this.removeButton, "title", n <= 1 ? "The last lane cannot be removed." : null);
     this.scheduleDraw();
   }
@@ -515,7 +547,7 @@ class App {
       return {
         config: clone(this.applied[i] ?? draft),
         draft: clone(draft),
-        status: run?.status ?? "waiting",
+        status: this.configuring() || this.needData.has(i) ? "waiting" : (run?.status ?? "waiting"),
         step: run?.step ?? 0,
         points: clone(run?.points ?? []),
         verdicts: clone(run?.verdicts ?? []),
