@@ -95,6 +95,18 @@ export function drawMap(
   ctx.strokeStyle = "#888";
   ctx.lineWidth = 1;
   ctx.strokeRect(0.5, 0.5, size - 1, size - 1);
+  if (map && map.prob.length > 0 && map.prob.every((p) => p === null || !Number.isFinite(p))) {
+    // Never a silent grey: say why there is no map.
+    ctx.fillStyle = "rgba(255,255,255,0.85)";
+    ctx.fillRect(4, size / 2 - 18, size - 8, 36);
+    ctx.fillStyle = "#8a2c00";
+    ctx.font = "bold 10px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    ctx.fillText("no map: the network", size / 2, size / 2 - 7);
+    ctx.fillText("outputs NaN (diverged)", size / 2, size / 2 + 7);
+    ctx.textAlign = "start";
+  }
 }
 
 export type HistKey = "act" | "grad";

@@ -28,6 +28,9 @@ export interface ChartSpec {
   guide?: { value: number; label: string };
 }
 
+/** Tick spacings of the steps axis: whole steps only (1, 2, 5, 10, 20, 50, …). */
+const STEP_INCRS = Array.from({ length: 24 }, (_, i) => [1, 2, 5][i % 3]! * 10 ** Math.floor(i / 3));
+
 const FONT = '10px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
 
 /** Short tick labels for a small chart: 3 significant digits, exponents when far from 1. */
@@ -55,11 +58,27 @@ function logRange(min: number | null, max: number | null, include: number[]): uP
   return [10 ** Math.floor(Math.log10(lo)), 10 ** Math.ceil(Math.log10(hi))];
 }
 
+/** A linear range around the data, never narrower than 5 % of its size: a cost that stays
+ * at 0.6931 ± 1e-5 draws flat, as it is, not as a cliff across the whole chart. */
 function linRange(min: number | null, max: number | null): uPlot.Range.MinMax {
   if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
-  if (max === min) return [min - 1, max + 1];
+  const least = Math.max(1e-6, 0.05 * Math.max(Math.abs(min), Math.abs(max)));
+  if (max - min < least) {
+    const mid = (max + min) / 2;
+    min = mid - least / 2;
+    max = mid + least / 2;
+  }
   const pad = (max - min) * 0.05;
   return [min >= 0 && min - pad < 0 ? 0 : min - pad, max + pad];
+}
+
+/** A tick label with as many decimals as the tick spacing needs (0.6925, 0.6950, …). */
+export function tickLabel(v: number, incr: number): string {
+  const a = Math.abs(v);
+  if (v === 0) return "0";
+  if (a >= 1e4 || a < 1e-3 || !(incr > 0)) return shortNumber(v);
+  const decimals = Math.min(6, Math.max(0, Math.ceil(-Math.log10(incr) - 1e-9)));
+  return v.toFixed(decimals);
 }
 
 function scaleOpts(axis: AxisSpec): uPlot.Scale {
@@ -73,7 +92,9 @@ function scaleOpts(axis: AxisSpec): uPlot.Scale {
 }
 
 function axisOpts(axis: AxisSpec, side: 1 | 3, scale: string, colour: string): uPlot.Axis {
-  const fmt = axis.format ?? shortNumber;
+  const format = axis.format;
+  const fmt = (v: number, incr: number): string =>
+    format ? format(v) : axis.log ? shortNumber(v) : tickLabel(v, incr);
   return {
     scale,
     side,
@@ -83,17 +104,27 @@ function axisOpts(axis: AxisSpec, side: 1 | 3, scale: string, colour: string): u
     stroke: colour,
     ticks: { size: 3, stroke: "#999", ...(axis.log ? { filter: logFilter } : {}) },
     grid: { show: side === 3, stroke: "#e4e4e4", width: 1, ...(axis.log ? { filter: logFilter } : {}) },
-    values: (_u, splits) => splits.map((v) => (v === null || v === undefined ? "" : fmt(v))),
-    ...(axis.log ? { filter: logFilter } : {}),
+    values: (_u, splits, _axis, _space, incr) =>
+      splits.map((v) => (v === null || v === undefined ? "" : fmt(v, incr))),
+    ...(axis.log ? { filter: logLabelFilter } : {}),
   };
+}
+
+function isPower(v: number): boolean {
+  const e = Math.log10(v);
+  return Math.abs(e - Math.round(e)) < 1e-6;
 }
 
 // On a log axis keep the powers of ten only (the 2…9 ticks crowd a small chart).
 function logFilter(_u: uPlot, splits: number[]): (number | null)[] {
-  return splits.map((v) => {
-    const e = Math.log10(v);
-    return Math.abs(e - Math.round(e)) < 1e-6 ? v : null;
-  });
+  return splits.map((v) => (isPower(v) ? v : null));
+}
+
+// Labels: at most about 5 powers of ten (every other one, or every third, over a wide range).
+function logLabelFilter(_u: uPlot, splits: number[]): (number | null)[] {
+  const powers = splits.filter(isPower).length;
+  const every = Math.max(1, Math.ceil(powers / 5));
+  return splits.map((v) => (isPower(v) && Math.round(Math.log10(v)) % every === 0 ? v : null));
 }
 
 /** A uPlot chart that is rebuilt when its shape (series, scales) changes and otherwise only
@@ -150,12 +181,14 @@ export class Chart {
     const axes: uPlot.Axis[] = [
       {
         scale: "x",
+        incrs: STEP_INCRS,
         size: 22,
         font: FONT,
         gap: 2,
         ticks: { size: 3, stroke: "#999" },
         grid: { stroke: "#e4e4e4", width: 1 },
-        values: (_u, splits) => splits.map((v) => (v === null || v === undefined ? "" : shortNumber(v))),
+        values: (_u, splits, _axis, _space, incr) =>
+          splits.map((v) => (v === null || v === undefined ? "" : tickLabel(v, incr))),
       },
       axisOpts(spec.y, 3, "y", "#333"),
     ];

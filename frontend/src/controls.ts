@@ -36,7 +36,6 @@ export interface ControlHooks {
 export class Controls {
   readonly el: HTMLElement;
   private readonly heading: HTMLElement;
-  private readonly general: HTMLElement;
   private readonly rows = new Map<string, Row>();
   /** Fields typed into since their last commit: a server state does not overwrite them. */
   private readonly typing = new Set<string>();
@@ -47,7 +46,6 @@ export class Controls {
     private readonly hooks: ControlHooks,
   ) {
     this.heading = h("h2", { id: "controls-title" }, "Lane 1 settings");
-    this.general = h("div", { class: "general-errors" });
     const form = h("form", { class: "controls", "aria-labelledby": "controls-title" });
     form.addEventListener("submit", (e) => e.preventDefault());
     for (const def of FIELDS) {
@@ -61,7 +59,6 @@ export class Controls {
       {},
       this.heading,
       h("p", { class: "note" }, "Settings of the selected lane. Text fields apply on Enter or when you leave them."),
-      this.general,
       form,
     );
   }
@@ -172,10 +169,11 @@ export class Controls {
     }
   }
 
-  /** The server's messages about the selected lane, each beside its control. */
-  renderErrors(errors: ErrorItem[], notices: string[]): void {
+  /** The server's messages about the selected lane, each beside its control; returns those
+   * that name no control. */
+  renderErrors(errors: ErrorItem[]): string[] {
     const byField = new Map<string, string[]>();
-    const general: string[] = [...notices];
+    const general: string[] = [];
     for (const e of errors) {
       if (e.field !== null && this.rows.has(e.field)) {
         byField.set(e.field, [...(byField.get(e.field) ?? []), e.message]);
@@ -209,19 +207,6 @@ export class Controls {
         }
       }
     }
-    this.setGeneral(general);
-  }
-
-  /** Messages that name no control (a bad link, a refused page, a lost connection). */
-  private setGeneral(messages: string[]): void {
-    if (messages.length === 0) {
-      this.general.replaceChildren();
-      this.general.removeAttribute("role");
-      this.general.removeAttribute("id");
-      return;
-    }
-    this.general.setAttribute("role", "alert");
-    this.general.id = "error-general";
-    this.general.replaceChildren(...messages.map((m) => h("p", { class: "error" }, m)));
+    return general;
   }
 }

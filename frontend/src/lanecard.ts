@@ -166,7 +166,9 @@ export class LaneCard {
   updateText(run: LaneRun): void {
     setText(this.stepEl, String(run.step));
     const words = run.message ?? STATUS_WORDS[run.status] ?? "";
-    setText(this.statusEl, words ? `${run.status}: ${words}` : run.status);
+    // The status word first ("diverged: …"), once, even when the message starts with it.
+    const text = !words ? run.status : words.startsWith(run.status) ? words : `${run.status}: ${words}`;
+    setText(this.statusEl, text);
     this.el.dataset["status"] = run.status;
     const loss = run.lastLoss();
     setText(this.lossEl, loss === undefined ? "—" : loss === null ? "not finite" : fourDigits(loss));

@@ -81,7 +81,9 @@ class App {
   private readonly root: HTMLElement;
   private readonly connection = h("p", { class: "connection", role: "status" }, "Connecting…");
   private readonly limitsEl = h("p", { class: "limits", "data-testid": "limits" });
-  private readonly controlsBox = h("aside", { class: "sidebar", "aria-label": "Lane settings" });
+  private readonly controlsBox = h("div");
+  /** Messages that name no control: a refused page, a lost connection, a bad link. */
+  private readonly general = h("div", { class: "general-errors" });
   private readonly lanesBox = h("div", { class: "lanes" });
   private readonly presetsBox = h("div", { class: "preset-buttons" });
   private readonly playButton = h("button", { type: "button", class: "primary" }, "Play");
@@ -150,7 +152,12 @@ class App {
         this.limitsEl,
         this.connection,
       ),
-      h("div", { class: "body" }, this.controlsBox, h("main", { class: "work" }, toolbar, presets, outputs, this.lanesBox)),
+      h(
+        "div",
+        { class: "body" },
+        h("aside", { class: "sidebar", "aria-label": "Lane settings" }, this.general, this.controlsBox),
+        h("main", { class: "work" }, toolbar, presets, outputs, this.lanesBox),
+      ),
     );
   }
 
@@ -425,7 +432,19 @@ class App {
 
   private renderErrors(): void {
     const mine = this.errors.filter((e) => e.lane === this.selected || e.lane === null);
-    this.controls?.renderErrors(mine, this.notices);
+    const unplaced = this.controls
+      ? this.controls.renderErrors(mine)
+      : mine.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message));
+    const general = [...unplaced, ...this.notices];
+    if (general.length === 0) {
+      this.general.replaceChildren();
+      this.general.removeAttribute("role");
+      this.general.removeAttribute("id");
+    } else {
+      this.general.setAttribute("role", "alert");
+      this.general.id = "error-general";
+      this.general.replaceChildren(...general.map((m) => h("p", { class: "error" }, m)));
+    }
     this.cards.forEach((card, i) => {
       card.setErrors(
         this.errors.filter((e) => e.lane === i),
