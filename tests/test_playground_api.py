@@ -138,10 +138,15 @@ def test_a_valid_lane_comes_back_complete_with_the_defaults(client: TestClient) 
     assert lane == {**Lane().model_dump(), "hidden": [8, 4], "batch_size": 16, "lr": 0.5}
 
 
-def test_malformed_bodies_answer_4xx(client: TestClient) -> None:
-    assert client.post("/api/lanes/check", json={"lane": []}).status_code == 422
-    assert client.post("/api/command", json={"lane": {}, "steps": 0}).status_code == 422
-    assert client.post("/api/lanes/check", content=b"not json").status_code == 422
+def test_malformed_bodies_answer_4xx_in_the_same_shape(client: TestClient) -> None:
+    problems = _errors(client.post("/api/lanes/check", json={"lane": []}))
+    assert [p["message"] for p in problems] == [
+        "lanes: Field required.",
+        "lane: Extra inputs are not permitted.",
+    ]
+    (problem,) = _errors(client.post("/api/command", json={"lane": {}, "steps": 0}))
+    assert problem["message"].startswith("steps:") and "1" in problem["message"]
+    assert _errors(client.post("/api/lanes/check", content=b"not json"))
 
 
 # --------------------------------------------------------------------------- command
@@ -518,7 +523,7 @@ def test_mnist_lanes_have_no_map_and_say_why_the_data_is_missing(monkeypatch: An
 def test_digits_lanes_train_without_a_map() -> None:
     session = _session([{"data": "digits", "hidden": [32], "lr": 0.5}])
     try:
-        message = session.drain()["messages"][0]
+        message = session.data[0]
         assert message["dims"] == 64 and message["classes"] == 10 and message["train"] == []
         last = _collect(session, 100)
     finally:

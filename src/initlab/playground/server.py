@@ -28,7 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -130,6 +131,16 @@ def create_app(*, max_pages: int = LIMITS.pages) -> FastAPI:
         max_pages: pages that may be open at once; one more gets a message and is closed.
     """
     app = FastAPI(title="initlab playground", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        """A body that is not the endpoint's: the same ``errors`` shape as a bad lane."""
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(p) for p in item["loc"] if p != "body") or "the body"
+            problems.append(LaneProblem(None, None, f"{where}: {item['msg']}."))
+        return JSONResponse(_errors(problems), status_code=422)
+
     sessions: dict[str, Session] = {}
     app.state.sessions = sessions
     hello = {**options(), "hist_edges": list(HIST_EDGES)}
@@ -211,9 +222,10 @@ def create_app(*, max_pages: int = LIMITS.pages) -> FastAPI:
         sessions[session.id] = session
         try:
             await ws.send_json({"type": "hello", "session": session.id, **hello})
-            sender = asyncio.create_task(_send_updates(ws, session))
+            order = asyncio.Lock()
+            sender = asyncio.create_task(_send_updates(ws, session, order))
             try:
-                await _receive(ws, session)
+                await _receive(ws, session, order)
             finally:
                 sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -237,44 +249,55 @@ async def _state(ws: WebSocket, session: Session) -> None:
     )
 
 
-async def _receive(ws: WebSocket, session: Session) -> None:
+async def _receive(ws: WebSocket, session: Session, order: asyncio.Lock) -> None:
+    """Answers each message with exactly one ``state`` or ``errors``, in order; a
+    configure's or reset's ``data`` messages follow its state, before any update of the
+    new lanes (``order`` keeps the sender out meanwhile)."""
     while True:
         raw = await ws.receive_text()
-        problem = _message_problem(raw)
-        if problem is not None:
+        async with order:
+            await _answer(ws, session, raw)
+
+
+async def _answer(ws: WebSocket, session: Session, raw: str) -> None:
+    problem = _message_problem(raw)
+    if problem is not None:
+        await ws.send_json({"type": "errors", **_errors([problem])})
+        return
+    message = _CLIENT.validate_json(raw)
+    rebuilt = isinstance(message, Configure | Reset)
+    if isinstance(message, Configure):
+        try:
+            await asyncio.to_thread(session.configure, message.lanes)
+        except LaneErrors as error:
+            await ws.send_json({"type": "errors", **_errors(error.problems)})
+            return
+    elif isinstance(message, Play):
+        if not session.lanes:
+            problem = LaneProblem(None, None, "Nothing to play: configure lanes first.")
             await ws.send_json({"type": "errors", **_errors([problem])})
-            continue
-        message = _CLIENT.validate_json(raw)
-        if isinstance(message, Configure):
-            try:
-                await asyncio.to_thread(session.configure, message.lanes)
-            except LaneErrors as error:
-                await ws.send_json({"type": "errors", **_errors(error.problems)})
-                continue
-        elif isinstance(message, Play):
-            if not session.lanes:
-                problem = LaneProblem(None, None, "Nothing to play: configure lanes first.")
-                await ws.send_json({"type": "errors", **_errors([problem])})
-                continue
-            session.play()
-        elif isinstance(message, Pause):
-            session.pause()
-        elif isinstance(message, Step):
-            session.step()
-        else:
-            await asyncio.to_thread(session.reset)
-        await _state(ws, session)
+            return
+        session.play()
+    elif isinstance(message, Pause):
+        session.pause()
+    elif isinstance(message, Step):
+        session.step()
+    else:
+        await asyncio.to_thread(session.reset)
+    await _state(ws, session)
+    if rebuilt:
+        for data in session.data:
+            await ws.send_text(json.dumps(_plain(data)))
 
 
-async def _send_updates(ws: WebSocket, session: Session) -> None:
+async def _send_updates(ws: WebSocket, session: Session, order: asyncio.Lock) -> None:
     """Everything the samplers gathered, every 40 ms at most: never a message per step."""
     while True:
         await asyncio.sleep(_SEND_EVERY)
-        drained = session.drain()
-        for message in drained["messages"]:
-            await ws.send_text(json.dumps(_plain(message)))
-        if drained["lanes"]:
-            await ws.send_text(json.dumps({"type": "update", "lanes": _plain(drained["lanes"])}))
+        async with order:
+            drained = session.drain()["lanes"]
+            if drained:
+                await ws.send_text(json.dumps({"type": "update", "lanes": _plain(drained)}))
 
 
 # --------------------------------------------------------------------------- serve
@@ -319,6 +342,7 @@ def serve(
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(128)  # listening before the URL is printed: a script may connect at once
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     url = f"http://{shown}:{bound}/"

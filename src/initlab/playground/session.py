@@ -100,7 +100,7 @@ _PROPER_INIT = {
 _TITLES = {
     "symmetric": "Symmetric units: they all compute the same thing",
     "saturated": "Saturated units: the activation is flat where they sit",
-    "dead": "Dead units: ReLUs that output 0 for every example",
+    "dead": "Dead units: they output 0 for every example",
     "vanishing": "Vanishing: the signal or gradient shrinks layer by layer",
     "exploding": "Exploding: the signal or gradient grows layer by layer",
     "nonfinite": "Not finite: NaN or Inf in the network",
@@ -223,7 +223,6 @@ class _Outbox:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     updates: dict[int, dict[str, Any]] = field(default_factory=dict)
-    messages: list[dict[str, Any]] = field(default_factory=list)
     history: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     def lane(self, index: int) -> dict[str, Any]:
@@ -322,6 +321,7 @@ class _Sampler(Observer):
         self.rows: list[LogRow] = []
         self.last_row: LogRow | None = None
         self.snapshot: list[Tensor] | None = None
+        self.ratios: list[dict[str, Any]] | None = None
         self.started = time.perf_counter()
         self.run: Run | None = None
 
@@ -563,13 +563,10 @@ class _Sampler(Observer):
                 delta = (layer.weight - w0).flatten(1).norm(dim=1)
                 values.append((delta / w0.flatten(1).norm(dim=1)).tolist())
         names = [f"layer {k + 1}" for k in range(len(values))]
-        with self.session.outbox.lock:
-            for m, index in enumerate(self.group.indices):
-                self.session.outbox.lane(index)["ratios"] = {
-                    "step": run.step,
-                    "layers": names,
-                    "values": [_finite(v[m]) for v in values],
-                }
+        self.ratios = [  # sent with the next sample, so that every update is whole
+            {"step": run.step, "layers": names, "values": [_finite(v[m]) for v in values]}
+            for m in range(self.group.stack.members)
+        ]
 
     def _verdicts(self) -> list[list[dict[str, Any]]]:
         g = self.group
@@ -625,6 +622,8 @@ class _Sampler(Observer):
                 history = session.outbox.history.setdefault(index, [])
                 if len(history) < _MAX_HISTORY:
                     history.append(points[m])
+                if self.ratios is not None:
+                    update["ratios"] = self.ratios[m]
                 if hist is not None:
                     update["hist"] = hist[m]
                 if map_ is not None:
@@ -633,6 +632,7 @@ class _Sampler(Observer):
                     update["verdicts"], state.verdict = [state.verdict], None
                 elif verdicts is not None and state.status != "diverged":
                     update["verdicts"] = verdicts[m]
+            self.ratios = None
         session.stepped(self.group.number, run.step)
 
 
@@ -669,6 +669,7 @@ class Session:
         self._min_step = 0
         self._group_steps: dict[int, int] = {}
         self.failures: list[str] = []
+        self.data: list[dict[str, Any]] = []  # the lanes' data messages
         _OPEN.add(self)
 
     # ----------------------------------------------------------------- commands
@@ -688,7 +689,7 @@ class Session:
         self.outbox = _Outbox()
         self.control = _Control()
         self.control.playing = playing
-        self._post_data()
+        self.data = self._data_messages()
         self._start()
         return checked
 
@@ -727,13 +728,12 @@ class Session:
     # ----------------------------------------------------------------- page side
 
     def drain(self) -> dict[str, Any]:
-        """What happened since the last drain: ``{"messages": [...], "lanes": [...]}``."""
+        """The lanes' updates since the last drain: ``{"lanes": [update, …]}``."""
         box = self.outbox
         with box.lock:
-            messages, box.messages = box.messages, []
             updates = [box.updates[i] for i in sorted(box.updates)]
             box.updates = {}
-        return {"messages": messages, "lanes": updates}
+        return {"lanes": updates}
 
     def history(self, lane: int) -> list[dict[str, Any]]:
         """The lane's samples so far (a copy)."""
@@ -770,7 +770,9 @@ class Session:
             for n, indices in enumerate(keys.values())
         ]
 
-    def _post_data(self) -> None:
+    def _data_messages(self) -> list[dict[str, Any]]:
+        """One ``data`` message per lane: its points (2-D data) and the map's extent."""
+        messages = []
         for group in self.groups:
             ds = group.ds
             for index in group.indices:
@@ -795,7 +797,8 @@ class Session:
                     ]
                     message["train"] = _points(ds.x_train, ds.y_train)
                     message["test"] = _points(ds.x_test, ds.y_test)
-                self.outbox.messages.append(message)
+                messages.append(message)
+        return messages
 
     def _start(self) -> None:
         with self._steps:
