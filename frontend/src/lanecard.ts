@@ -197,6 +197,8 @@ export class LaneCard {
         );
       }),
     );
+    // The probe has looked (before its first answer the text says it has not yet).
+    this.noVerdicts.textContent = "Healthy: the probe finds nothing wrong.";
     this.noVerdicts.hidden = verdicts.length > 0;
   }
 
