@@ -252,6 +252,14 @@ class _Group:
         self.number, self.indices, self.lanes = number, indices, lanes
         first = lanes[0]
         self.ds = _load(first, indices[0])
+        size = first.batch_size
+        if size != "full" and size > self.ds.n_train:
+            message = (
+                f"{LABELS['batch_size']}: expected at most the {self.ds.n_train:,} training "
+                f"examples of {first.data}. Got {size:,}. Choose full for batch gradient "
+                "descent."
+            )
+            raise LaneErrors([LaneProblem(i, "batch_size", message) for i in indices])
         self.loss_name = first.loss
         dtype = torch.float32
         try:
