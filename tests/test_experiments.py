@@ -393,9 +393,11 @@ def test_the_package_lists_every_library_module() -> None:
 
     import initlab
 
-    # every public module of the package but its front ends (report, lessons, the command)
+    # every public module of the package but its front ends (report, lessons, the
+    # playground, the command)
     found = {m.name for m in pkgutil.iter_modules(initlab.__path__)}
-    expected = {n for n in found if not n.startswith("_")} - {"cli", "lessons", "report"}
+    fronts = {"cli", "lessons", "playground", "report"}
+    expected = {n for n in found if not n.startswith("_")} - fronts
     assert {"clip", "data", "init", "probe", "train"} <= expected  # the engine was missing
     assert set(initlab.__all__) == expected | {"__version__"}
     for name in expected:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,6 +22,20 @@ from initlab.playground.lanes import LABELS, PRESETS, Lane, check_lanes, command
 from initlab.playground.server import create_app
 from initlab.playground.session import HIST_EDGES, Session
 from initlab.train import TrainConfig, train
+
+
+@pytest.fixture(autouse=True)
+def no_training_left_behind() -> Iterator[None]:
+    """Every session's threads end with its test (a paused one waits inside train(), which
+    holds process-wide settings, e.g. glibc's malloc thresholds, until it returns)."""
+    yield
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        left = [t.name for t in threading.enumerate() if t.name.startswith("playground-")]
+        if not left:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"training threads still running after the test: {left}")
 
 
 @pytest.fixture

@@ -234,6 +234,7 @@ def create_app(*, max_pages: int = LIMITS.pages) -> FastAPI:
             pass
         finally:
             sessions.pop(session.id, None)
+            session.stop_soon()  # at once: the wait below may be cancelled at shutdown
             await asyncio.to_thread(session.close)
 
     return app

@@ -729,6 +729,12 @@ class Session:
         """Stop every thread (at its next step boundary) and wait for them."""
         self._stop()
 
+    def stop_soon(self) -> None:
+        """Tell every thread to stop at its next step boundary, without waiting."""
+        with self.control.cond:
+            self.control.stopped = True
+            self.control.cond.notify_all()
+
     @property
     def playing(self) -> bool:
         return self.control.playing
@@ -843,9 +849,7 @@ class Session:
                     )
 
     def _stop(self) -> None:
-        with self.control.cond:
-            self.control.stopped = True
-            self.control.cond.notify_all()
+        self.stop_soon()
         for thread in self.threads:
             thread.join(timeout=30)
         self.threads = []
