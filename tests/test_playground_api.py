@@ -440,19 +440,26 @@ def test_the_notebook_preset_zeros_stay_at_ln2_with_symmetric_units_he_learns() 
 def test_a_diverging_lane_is_named_with_a_fix_and_its_neighbour_trains_on() -> None:
     session = _session([{"lr": 1e30, "init": "normal(std=1)"}, {}])
     try:
+        first = _collect(session, 100)  # play, pause: a resumed lane says it trains again
+        session.play()
+        assert session.wait_for_step(150, timeout=60)
+        session.drain()
+        time.sleep(0.3)  # not a synchronization: a few samples while it plays
+        playing = {u["lane"]: u["status"] for u in session.drain()["lanes"]}
         last = _collect(session, 200)
     finally:
         session.close()
+    assert playing[1] == "training", playing
     bad, good = last[0], last[1]
     assert bad["status"] == "diverged"
     assert "diverged at step" in bad["message"]
-    (verdict,) = bad["verdicts"]
+    (verdict,) = first[0]["verdicts"]
     assert verdict["kind"] == "diverged"
     assert verdict["fix"] == {
         "label": "clip at 1",
         "changes": {"clip": "norm", "clip_threshold": 1.0},
     }
-    assert good["status"] in ("training", "paused")
+    assert good["status"] == "paused"
     assert good["points"][-1]["loss"] is not None and good["points"][-1]["loss"] < 0.6
 
 
@@ -462,7 +469,11 @@ def test_a_lane_trains_as_the_engine_trains_its_member_alone() -> None:
     lane = {"init": "xavier_normal", "activation": "tanh", "lr": 0.3, "batch_size": 16}
     session = _session([lane, {"init": "zeros", "activation": "tanh", "batch_size": 16}])
     try:
-        last = _collect(session, 300)
+        for step in range(1, 4):  # a sample at each of these steps, then some while playing
+            session.step()
+            assert session.wait_for_step(step, timeout=60)
+        _collect(session, 300)
+        history = session.history(0)
     finally:
         session.close()
     (checked,) = check_lanes([lane])
@@ -471,8 +482,8 @@ def test_a_lane_trains_as_the_engine_trains_its_member_alone() -> None:
     models.init_members(net, "xavier_normal", "zeros", seeds=[0])
     config = TrainConfig(loss="bce", lr=0.3, batch_size=16, steps=400, seeds=[0])
     alone = train(net, ds, config).loss[:, 0]
-    points = [p for p in last[0]["points"] if 1 <= p["step"] <= 400]
-    assert len(points) >= 2
+    points = [p for p in history if 1 <= p["step"] <= 400]
+    assert [p["step"] for p in points[:3]] == [1, 2, 3] and points[-1]["step"] >= 300
     for p in points:
         # measured: equal to the last bit here; 1e-6 leaves room for the other kernels
         assert p["loss"] == pytest.approx(float(alone[p["step"] - 1]), rel=1e-6, abs=1e-7)
@@ -529,7 +540,7 @@ def test_mnist_lanes_have_no_map_and_say_why_the_data_is_missing(monkeypatch: An
     sessionmod._dataset.cache_clear()
     monkeypatch.chdir("/")
     with pytest.raises(lanesmod.LaneErrors) as caught:
-        Session().configure([{"data": "mnist", "hidden": [32]}])
+        Session().configure([{"data": "mnist", "hidden": [32], "batch_size": 64}])
     (problem,) = caught.value.problems
     assert problem.field == "data" and problem.message.startswith("Data:")
     sessionmod._dataset.cache_clear()
@@ -569,3 +580,82 @@ def test_presets_are_valid_lanes() -> None:
         assert preset.title and preset.description
     assert command(Lane()).startswith("initlab train")
     assert json.dumps([p.as_dict() for p in PRESETS])
+
+
+def test_step_by_step_clip_rate_and_gradient_norm_are_the_engines() -> None:
+    """Step by step, each point's clip rate is whether clipping fired at that step (0 or
+    1) and its gradient norm the engine's pre-clip norm, against train() alone; a second
+    sample at one step (the pause's) replaces the first in the history, keeping its rate."""
+    lane = {"clip": "norm", "clip_threshold": 0.05, "lr": 0.5, "init": "normal(std=1)"}
+    session = _session([lane])
+    try:
+        for step in range(1, 6):
+            session.step()
+            assert session.wait_for_step(step, timeout=60)
+        time.sleep(0.3)  # not a synchronization: lets the pause's sample land
+        history = session.history(0)
+    finally:
+        session.close()
+    assert [row["step"] for row in history] == [0, 1, 2, 3, 4, 5]
+    (checked,) = check_lanes([lane])
+    ds = data.load("circles", **checked.data_options())
+    net = models.mlp(checked.widths, "relu")
+    models.init_members(net, checked.init, "zeros", seeds=[0])
+    config = TrainConfig(loss="bce", lr=0.5, steps=5, clip="norm", clip_threshold=0.05, seeds=[0])
+    alone = train(net, ds, config)
+    for row in history[1:]:
+        k = row["step"] - 1
+        assert row["clip_rate"] == float(alone.clipped[k, 0])
+        assert row["grad_norm"] == pytest.approx(float(alone.grad_norm[k, 0]), rel=1e-6)
+    assert sum(row["clip_rate"] for row in history[1:]) >= 1  # clipping did fire
+
+
+def test_a_failing_lsuv_and_a_bad_bias_name_their_lane_and_control(client: TestClient) -> None:
+    with client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "configure", "lanes": [{}, {"bias_init": "orthogonal"}]})
+        (problem,) = _next(ws, "errors")["errors"]
+        assert (problem["lane"], problem["field"]) == (1, "bias_init")
+        assert problem["message"].startswith("Bias init:")
+        lanes = [{"init": "lsuv", "bias_init": "normal(std=1e30)"}]
+        ws.send_json({"type": "configure", "lanes": lanes})
+        (problem,) = _next(ws, "errors")["errors"]
+        assert (problem["lane"], problem["field"]) == (0, "init")
+        assert "LSUV failed" in problem["message"]
+        ws.send_json({"type": "configure", "lanes": [{}]})  # the connection lives on
+        assert _next(ws, "state")["lanes"][0]["init"] == "he_normal"
+
+
+def test_the_first_sample_leaves_batch_norm_statistics_alone() -> None:
+    session = _session([{"batch_norm": "before"}])
+    try:
+        session.step()
+        assert session.wait_for_step(1, timeout=60)
+        bn = next(m for m in session.groups[0].stack.layers if hasattr(m, "running_mean"))
+        # one training step updates them once: momentum 0.1 from 0, so at most one
+        # step's worth, and num_batches_tracked counts that one step only
+        assert int(bn.num_batches_tracked.max()) == 1
+    finally:
+        session.close()
+
+
+def test_other_sites_may_not_open_the_websocket(client: TestClient) -> None:
+    evil = {"origin": "http://evil.example"}
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect("/ws", headers=evil) as ws,
+    ):
+        ws.receive_json()
+    assert closed.value.code == 1008
+    with client.websocket_connect("/ws", headers={"origin": "http://testserver"}) as ws:
+        assert ws.receive_json()["type"] == "hello"
+
+
+def test_an_lsuv_lanes_command_carries_a_note_and_exact_numbers(client: TestClient) -> None:
+    lane = {"init": "lsuv", "lr": 0.123456789, "clip": "norm", "clip_threshold": 0.3}
+    body = client.post("/api/command", json={"lane": lane, "steps": 10}).json()
+    assert "#" not in body["command"]
+    assert "--init orthogonal" in body["command"] and "--lr 0.123456789" in body["command"]
+    assert "--clip-threshold 0.3" in body["command"] and body["command"].endswith("--steps 10")
+    assert "has no LSUV" in body["note"]
+    assert client.post("/api/command", json={"lane": {}}).json()["note"] is None

@@ -596,3 +596,20 @@ def test_listens_on_loopback_unless_told() -> None:
             lambda: "warning" in server.output().lower(), 10, "the warning about --host 0.0.0.0"
         )
         assert "0.0.0.0" in listening(server.port), listening(server.port)
+
+
+def test_a_refused_link_keeps_the_lanes_that_train(page: Page) -> None:
+    """A link (or preset) the server refuses changes nothing: the page goes back to the
+    lanes that train and says which lane and value were refused."""
+    import base64
+
+    page.wait("lanes => lanes.length === 1")
+    before = page.configs()
+    state = {"lanes": [{}, {"lr": -1}], "selected": 0}
+    text = base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
+    page.page.evaluate(f"() => {{ location.hash = 's={text}'; }}")
+    alert = page.page.get_by_role("alert").filter(has_text="Lane 2: Learning rate")
+    expect(alert.first).to_be_visible()
+    page.wait("lanes => lanes.length === 1")
+    assert page.configs() == before
+    expect(page.lane(2)).to_have_count(0)

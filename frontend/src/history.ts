@@ -46,7 +46,8 @@ export class LaneRun {
   hists: HistSample[] = [];
   map: DecisionMap | null = null;
   data: DataMsg | null = null;
-  verdicts: Verdict[] = [];
+  /** null until the probe's first answer (then [] means it found nothing wrong). */
+  verdicts: Verdict[] | null = null;
   /** The charts need redrawing (set by a message, cleared by the drawing). */
   dirty = true;
 
@@ -62,7 +63,7 @@ export class LaneRun {
     this.ratios = [];
     this.hists = [];
     this.map = null;
-    this.verdicts = [];
+    this.verdicts = null;
     this.data = data;
     this.dirty = true;
   }

@@ -175,11 +175,12 @@ export class LaneCard {
     const acc = run.lastTestAccuracy();
     setText(this.accEl, acc === null ? "—" : pct(acc));
     setText(this.spsEl, run.stepsPerSecond === null ? "—" : String(Math.round(run.stepsPerSecond)));
-    this.setVerdicts(run.verdicts);
+    this.setVerdicts(run.verdicts, run.status);
   }
 
-  private setVerdicts(verdicts: Verdict[]): void {
-    const key = JSON.stringify(verdicts);
+  private setVerdicts(answer: Verdict[] | null, status: string): void {
+    const verdicts = answer ?? [];
+    const key = JSON.stringify([answer, status === "failed"]);
     if (key === this.verdictKey) return;
     this.verdictKey = key;
     this.verdictsEl.replaceChildren(
@@ -197,8 +198,11 @@ export class LaneCard {
         );
       }),
     );
-    // The probe has looked (before its first answer the text says it has not yet).
-    this.noVerdicts.textContent = "Healthy: the probe finds nothing wrong.";
+    // "Healthy" only once the probe has looked, and never for a run that failed.
+    this.noVerdicts.textContent =
+      answer === null || status === "failed"
+        ? "No verdict yet."
+        : "Healthy: the probe finds nothing wrong.";
     this.noVerdicts.hidden = verdicts.length > 0;
   }
 

@@ -29,7 +29,7 @@ function describeLimits(limits: Record<string, unknown>): string {
   const known: [string[], (v: number) => string][] = [
     [["lanes", "max_lanes"], (v) => `${v} lanes`],
     [["width", "max_width"], (v) => `width ≤ ${v} units a layer`],
-    [["depth", "max_depth", "hidden_layers", "max_hidden_layers"], (v) => `${v} hidden layers (MNIST presets excepted)`],
+    [["depth", "max_depth", "hidden_layers", "max_hidden_layers"], (v) => `${v} hidden layers`],
     [["pages", "max_pages", "sessions", "max_sessions"], (v) => `${v} open pages at once`],
   ];
   const used = new Set<string>();
@@ -259,7 +259,25 @@ class App {
       case "errors":
         // An answer (a refused configure, Play with no lanes), or a refused page (unasked).
         // A refused configure changed nothing: no new run is coming.
-        if (this.inflight.shift() === "configure" && !this.configuring()) this.needData.clear();
+        if (this.inflight.shift() === "configure" && !this.configuring()) {
+          this.needData.clear();
+          if (this.applied.length > 0 && this.drafts.length !== this.applied.length) {
+            // A refused preset, link or new lane: back to the lanes that train; the
+            // messages say why, above the lanes (their lane numbers no longer apply).
+            this.drafts = clone(this.applied);
+            this.selected = Math.min(this.selected, this.drafts.length - 1);
+            this.controls?.selectLane(this.selected);
+            this.errors = msg.errors.map((e) => ({
+              ...e,
+              lane: null,
+              field: null,
+              message: e.lane === null ? e.message : `Lane ${e.lane + 1}: ${e.message}`,
+            }));
+            this.syncLanes();
+            this.renderErrors();
+            break;
+          }
+        }
         this.errors = msg.errors;
         this.renderErrors();
         break;
@@ -420,7 +438,6 @@ class App {
     b.addEventListener("click", () => {
       const base = this.hello?.default_lane ?? {};
       this.drafts = preset.lanes.map((l) => ({ ...clone(base), ...clone(l) }));
-      this.applied = [];
       this.errors = [];
       this.selected = 0;
       this.controls?.selectLane(0);
@@ -475,7 +492,6 @@ class App {
     }
     this.notices = [];
     this.drafts = clone(shared.lanes);
-    this.applied = [];
     this.selected = shared.selected;
     this.controls?.selectLane(this.selected);
     this.configure();
@@ -504,12 +520,18 @@ class App {
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(steps >= 1 ? { lane, steps } : { lane }),
       });
-      const body = (await res.json()) as { command?: string; errors?: ErrorItem[]; detail?: unknown };
+      const body = (await res.json()) as {
+        command?: string;
+        note?: string | null;
+        errors?: ErrorItem[];
+        detail?: unknown;
+      };
       if (res.ok && typeof body.command === "string") {
         setText(this.commandOut, body.command);
         this.commandOut.classList.remove("error");
         const copied = await this.toClipboard(body.command);
-        setText(this.commandNote, copied ? "(copied to the clipboard)" : "(select it to copy)");
+        const how = copied ? "(copied to the clipboard)" : "(select it to copy)";
+        setText(this.commandNote, body.note ? `${how} Note: ${body.note}` : how);
       } else {
         const messages = body.errors?.map((e) => e.message) ?? [JSON.stringify(body.detail ?? body)];
         this.commandOut.classList.add("error");

@@ -43,6 +43,7 @@ __all__ = [
     "Preset",
     "check_lanes",
     "command",
+    "command_note",
     "options",
     "stack_key",
 ]
@@ -327,8 +328,16 @@ class Lane(BaseModel):
 
     @model_validator(mode="after")
     def _together(self) -> Lane:
+        if self.data == "mnist" and (self.batch_size == "full" or self.batch_size > 1024):
+            raise _bad(
+                "batch_size",
+                "a mini-batch of at most 1,024 for MNIST (60,000 examples a step would hold "
+                "the page for seconds per step)",
+                self.batch_size,
+            )
         if self.batch_size != "full" and self.data in TWO_D:
-            train = round(self.points * self.train_share)
+            # as the loaders split: round(test share · n) test points, the rest train
+            train = self.points - round(round(1 - self.train_share, 6) * self.points)
             if self.batch_size > train:
                 raise _bad(
                     "batch_size",
@@ -502,23 +511,33 @@ def command(lane: Lane, steps: int = 1000) -> str:
     ]
     if lane.batch_norm != "none":
         parts.append(f"--batch-norm {lane.batch_norm}")
-    if lane.init == "lsuv":
-        parts.append("--init orthogonal  # then LSUV: initlab.lsuv.lsuv(model, batch)")
     parts += [
-        f"--init {shlex.quote(lane.init)}" if lane.init != "lsuv" else "",
+        # initlab train has no LSUV: its orthogonal start (see command_note)
+        f"--init {shlex.quote('orthogonal' if lane.init == 'lsuv' else lane.init)}",
         f"--bias-init {shlex.quote(lane.bias_init)}",
-        f"--lr {lane.lr:g}",
+        f"--lr {lane.lr!r}",
         f"--optimizer {lane.optimizer}",
         f"--batch-size {lane.batch_size}",
     ]
     if lane.schedule != "constant":
         parts.append(f"--schedule {shlex.quote(lane.schedule)}")
     if lane.engine_clip is not None:
-        parts.append(f"--clip {lane.engine_clip} --clip-threshold {lane.clip_threshold:g}")
+        parts.append(f"--clip {lane.engine_clip} --clip-threshold {lane.clip_threshold!r}")
     if lane.seed:
         parts.append(f"--seed {lane.seed}")
     parts.append(f"--steps {steps}")
-    return " ".join(p for p in parts if p)
+    return " ".join(parts)
+
+
+def command_note(lane: Lane) -> str | None:
+    """What :func:`command` cannot carry over, in words (None: nothing)."""
+    if lane.init == "lsuv":
+        return (
+            "initlab train has no LSUV: this command starts from the orthogonal weights LSUV "
+            "starts from, without LSUV's rescaling (initlab.lsuv.lsuv(model, batch) does it "
+            "in Python)."
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- presets

@@ -27,6 +27,7 @@ import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
@@ -34,7 +35,15 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from initlab.playground.lanes import LIMITS, LaneErrors, LaneProblem, check_lanes, command, options
+from initlab.playground.lanes import (
+    LIMITS,
+    LaneErrors,
+    LaneProblem,
+    check_lanes,
+    command,
+    command_note,
+    options,
+)
 from initlab.playground.session import HIST_EDGES, Session
 
 __all__ = ["STATIC", "create_app", "serve"]
@@ -177,7 +186,7 @@ def create_app(*, max_pages: int = LIMITS.pages) -> FastAPI:
             (lane,) = check_lanes([request.lane])
         except LaneErrors as error:
             return JSONResponse(_errors(error.problems), status_code=422)
-        return {"command": command(lane, request.steps)}
+        return {"command": command(lane, request.steps), "note": command_note(lane)}
 
     @app.get("/api/sessions/{session}/lanes/{lane}/history.csv", response_model=None)
     def history(session: str, lane: int) -> Response:
@@ -207,6 +216,11 @@ def create_app(*, max_pages: int = LIMITS.pages) -> FastAPI:
 
     @app.websocket("/ws")
     async def stream(ws: WebSocket) -> None:
+        origin = ws.headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != ws.headers.get("host"):
+            # Another site's page in the user's browser: it may not train on this machine.
+            await ws.close(code=1008, reason="other origins may not use the playground")
+            return
         await ws.accept()
         if len(sessions) >= max_pages:
             text = (
@@ -257,7 +271,14 @@ async def _receive(ws: WebSocket, session: Session, order: asyncio.Lock) -> None
     while True:
         raw = await ws.receive_text()
         async with order:
-            await _answer(ws, session, raw)
+            try:
+                await _answer(ws, session, raw)
+            except WebSocketDisconnect:
+                raise
+            except Exception as error:  # the page gets a message and keeps its connection
+                text = f"The server could not do that: {type(error).__name__}: {error}"
+                problem = LaneProblem(None, None, text)
+                await ws.send_json({"type": "errors", **_errors([problem])})
 
 
 async def _answer(ws: WebSocket, session: Session, raw: str) -> None:
@@ -350,6 +371,6 @@ def serve(
     config = uvicorn.Config(create_app(), log_level="warning", ws="websockets-sansio")
     server = uvicorn.Server(config)
     echo(f"initlab playground: {url}  (Ctrl-C to stop)")
-    if open_browser:
-        webbrowser.open(url)
+    if open_browser:  # a wildcard address is no place to browse to: loopback is
+        webbrowser.open(url if host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{bound}/")
     server.run(sockets=[sock])

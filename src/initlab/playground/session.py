@@ -40,6 +40,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from initlab import data as datamod
+from initlab import init as initmod
 from initlab import models
 from initlab.lsuv import lsuv
 from initlab.norm import StackedBatchNorm
@@ -303,23 +304,48 @@ class _Group:
                 [lane.bias_init for lane in lanes],
                 seeds=[lane.seed for lane in lanes],
             )
-        except (TypeError, ValueError) as error:
-            # The specs parsed; an error here is one that does not fit these layers.
-            problems = [LaneProblem(i, "init", f"{LABELS['init']}: {error}") for i in self.indices]
-            raise LaneErrors(problems) from None
+        except (TypeError, ValueError):
+            # The specs parsed; an error here is one that does not fit these layers: find
+            # the lane and the control, one spec at a time, on the lane's plain net.
+            raise LaneErrors(self._init_problems(weights)) from None
         batch = self.ds.x_train[_rows(self.ds.n_train, 512)]
         for m, lane in enumerate(lanes):
             if lane.init == "lsuv":
                 plain = models.to_module(self.stack, m)
-                lsuv(plain, batch, generator=torch.Generator().manual_seed(lane.seed))
+                try:
+                    lsuv(plain, batch, generator=torch.Generator().manual_seed(lane.seed))
+                except (RuntimeError, ValueError) as error:
+                    message = f"{LABELS['init']}: LSUV failed on this lane: {error}"
+                    raise LaneErrors([LaneProblem(self.indices[m], "init", message)]) from None
                 models.load_member(self.stack, m, plain)
+
+    def _init_problems(self, weights: list[str]) -> list[LaneProblem]:
+        problems = []
+        for m, (i, lane) in enumerate(zip(self.indices, self.lanes, strict=True)):
+            for field_, weight, bias in (
+                ("init", weights[m], None),
+                ("bias_init", "zeros", lane.bias_init),
+            ):
+                try:
+                    initmod.apply(models.to_module(self.stack, m), weight, bias)
+                except (TypeError, ValueError) as error:
+                    problems.append(LaneProblem(i, field_, f"{LABELS[field_]}: {error}"))
+                    break
+        return problems or [
+            LaneProblem(i, "init", f"{LABELS['init']}: cannot initialize this lane")
+            for i in self.indices
+        ]
 
 
 class _Sampler(Observer):
     """Hears one stack's run: holds it while paused, samples it for the page."""
 
     def __init__(self, session: Session, group: _Group) -> None:
+        # This run's own control, outbox and lane states: a run that outlives a
+        # reconfigure (its thread not yet out of a long step) never touches the next one's.
         self.session, self.group = session, group
+        self.control, self.outbox, self.states = session.control, session.outbox, session.states
+        self.generation = session.generation
         self.metrics = _Throttle(0.04, 0.01)
         self.evaluation = _Throttle(0.1, 0.04)
         self.hist = _Throttle(0.15, 0.03)
@@ -328,6 +354,7 @@ class _Sampler(Observer):
         self.ratio = _Throttle(0.15, 0.01)
         self.rows: list[LogRow] = []
         self.last_row: LogRow | None = None
+        self.clip_rate: list[float] = [0.0] * group.stack.members
         self.snapshot: list[Tensor] | None = None
         self.ratios: list[dict[str, Any]] | None = None
         self.started = time.perf_counter()
@@ -338,7 +365,7 @@ class _Sampler(Observer):
     def on_start(self, run: Run) -> None:
         self.run = run
         self._sample(run, force=True)
-        if not self.session.control.gate(self.group.number, lambda: None):
+        if not self.control.gate(self.group.number, lambda: None):
             run.stop("reset")
         else:
             self._set_status("training")
@@ -348,16 +375,15 @@ class _Sampler(Observer):
         if self.snapshot is not None:
             self._ratios(run)
         self._sample(run)
-        control = self.session.control
-        if not control.gate(self.group.number, lambda: self._pause(run)):
+        if not self.control.gate(self.group.number, lambda: self._pause(run)):
             run.stop("reset")
-        elif self._status() == "paused":
+        else:  # (only lanes that are ready, training or paused change)
             self._set_status("training")
 
     def on_member_stopped(self, run: Run, event: MemberStopped) -> None:
         lane = self.group.lanes[event.member]
         index = self.group.indices[event.member]
-        state = self.session.states[index]
+        state = self.states[index]
         state.status, state.stopped_step = event.status, event.step
         if event.status == "diverged":
             state.message = f"diverged at step {event.step:,}: the cost became NaN or infinite"
@@ -367,7 +393,7 @@ class _Sampler(Observer):
         if result.stop_reason == "reset":
             return
         for m, member in enumerate(result.members):
-            state = self.session.states[self.group.indices[m]]
+            state = self.states[self.group.indices[m]]
             if state.status in ("training", "paused", "ready"):
                 state.status = member.status
                 if member.status == "budget":
@@ -376,12 +402,9 @@ class _Sampler(Observer):
 
     # ----------------------------------------------------------------- states
 
-    def _status(self) -> str:
-        return self.session.states[self.group.indices[0]].status
-
     def _set_status(self, status: str) -> None:
         for index in self.group.indices:
-            state = self.session.states[index]
+            state = self.states[index]
             if state.status in ("ready", "training", "paused"):
                 state.status = status
 
@@ -422,7 +445,9 @@ class _Sampler(Observer):
             verdicts = self._verdicts()
             self.probe.done(started)
         if self.ratio.due(now) and self.snapshot is None:
+            started = time.perf_counter()
             self.snapshot = [layer.weight.detach().clone() for layer in self._linears()]
+            self.ratio.done(started)
         self._post(run, points, hist, map_, verdicts)
 
     def _linears(self) -> list[models.StackedLinear]:
@@ -456,11 +481,16 @@ class _Sampler(Observer):
             assert last is not None
             self.last_row = last
             loss, grad_norm = last.loss.tolist(), last.grad_norm.tolist()
-            clipped = [r.clipped for r in rows] or [torch.zeros_like(last.clipped)]
-            clip_rate = torch.stack(clipped).double().mean(0).tolist()
+            if rows:
+                clipped = torch.stack([r.clipped for r in rows]).double().mean(0).tolist()
+                self.clip_rate = clipped
+            clip_rate = self.clip_rate
         else:  # before the first step: the training cost (of a subset, for large sets)
             rows_ = slice(None) if ds.n_train <= _EVAL_ROWS else g.hist_rows
-            loss = self._loss(stack(ds.x_train[rows_]), ds.y_train[rows_]).tolist()
+            # batch statistics, as training's first step; running statistics untouched
+            keep = torch.zeros(stack.members, dtype=torch.bool)
+            out = stack.logits(ds.x_train[rows_], keep).transpose(1, 2)
+            loss = self._loss(out, ds.y_train[rows_]).tolist()
             grad_norm = [math.nan] * stack.members
             clip_rate = [0.0] * stack.members
         points = [
@@ -613,12 +643,12 @@ class _Sampler(Observer):
         map_: list[dict[str, Any]] | None,
         verdicts: list[list[dict[str, Any]]] | None,
     ) -> None:
-        session = self.session
+        outbox = self.outbox
         speed = run.step / max(run.elapsed, 1e-9)
-        with session.outbox.lock:
+        with outbox.lock:
             for m, index in enumerate(self.group.indices):
-                state = session.states[index]
-                update = session.outbox.lane(index)
+                state = self.states[index]
+                update = outbox.lane(index)
                 update.update(
                     step=run.step if state.stopped_step is None else state.stopped_step,
                     epoch=run.epoch,
@@ -627,8 +657,10 @@ class _Sampler(Observer):
                     steps_per_second=round(speed, 1),
                 )
                 update["points"].append(points[m])
-                history = session.outbox.history.setdefault(index, [])
-                if len(history) < _MAX_HISTORY:
+                history = outbox.history.setdefault(index, [])
+                if history and history[-1]["step"] == points[m]["step"]:
+                    history[-1] = points[m]  # a second sample at one step (a pause's)
+                elif len(history) < _MAX_HISTORY:
                     history.append(points[m])
                 if self.ratios is not None:
                     update["ratios"] = self.ratios[m]
@@ -641,7 +673,7 @@ class _Sampler(Observer):
                 elif verdicts is not None and state.status != "diverged":
                     update["verdicts"] = verdicts[m]
             self.ratios = None
-        session.stepped(self.group.number, run.step)
+        self.session.stepped(self.generation, self.group.number, run.step)
 
 
 # --------------------------------------------------------------------------- session
@@ -678,6 +710,7 @@ class Session:
         self._group_steps: dict[int, int] = {}
         self.failures: list[str] = []
         self.data: list[dict[str, Any]] = []  # the lanes' data messages
+        self.generation = 0  # counts configures: a sampler knows its own
         _OPEN.add(self)
 
     # ----------------------------------------------------------------- commands
@@ -697,6 +730,7 @@ class Session:
         self.outbox = _Outbox()
         self.control = _Control()
         self.control.playing = playing
+        self.generation += 1
         self.data = self._data_messages()
         self._start()
         return checked
@@ -765,9 +799,11 @@ class Session:
                 self._steps.wait(left)
         return True
 
-    def stepped(self, group: int, step: int) -> None:
+    def stepped(self, generation: int, group: int, step: int) -> None:
         """A stack has taken ``step`` steps (its sampler says so)."""
         with self._steps:
+            if generation != self.generation:
+                return
             self._group_steps[group] = step
             if len(self._group_steps) == len(self.groups):
                 self._min_step = min(self._group_steps.values())
@@ -817,33 +853,33 @@ class Session:
     def _start(self) -> None:
         with self._steps:
             self._group_steps, self._min_step = {}, 0
-        self.threads = []
         for group in self.groups:
+            sampler = _Sampler(self, group)
             thread = threading.Thread(
-                target=self._train, args=(group,), name=f"playground-{self.id}-{group.number}"
+                target=self._train,
+                args=(group, sampler),
+                name=f"playground-{self.id}-{self.generation}-{group.number}",
             )
             thread.daemon = True
             self.threads.append(thread)
             thread.start()
 
-    def _train(self, group: _Group) -> None:
+    def _train(self, group: _Group, sampler: _Sampler) -> None:
         # One intra-op thread: a tiny net's ops gain nothing from more, and outside the
         # main thread torch's two-thread pool ran the circles preset 3× slower (its
         # workers wait on the main thread's pool).
         torch.set_num_threads(1)
-        sampler = _Sampler(self, group)
         try:
             train(group.stack, group.ds, group.config, observers=[sampler])
         except Exception as error:  # shown on the page, never a silent stop
             message = f"training failed: {type(error).__name__}: {error}"
             self.failures.append(message)
-            with self._steps:
-                step = self._group_steps.get(group.number, 0)
-            with self.outbox.lock:
+            step = sampler.run.step if sampler.run is not None else 0
+            with sampler.outbox.lock:
                 for index in group.indices:
-                    self.states[index].status = "failed"
-                    self.states[index].message = message
-                    update = self.outbox.lane(index)
+                    sampler.states[index].status = "failed"
+                    sampler.states[index].message = message
+                    update = sampler.outbox.lane(index)
                     update.update(
                         step=step, epoch=0, status="failed", message=message, steps_per_second=0
                     )
@@ -852,7 +888,8 @@ class Session:
         self.stop_soon()
         for thread in self.threads:
             thread.join(timeout=30)
-        self.threads = []
+        # One still inside a long step stops at its end, on its own generation's control.
+        self.threads = [t for t in self.threads if t.is_alive()]
 
 
 def _points(x: Tensor, y: Tensor) -> list[list[float]]:
