@@ -11,7 +11,8 @@ LSUV (zeros, ones, ×0.01, ×10, uniform, Xavier, He, LeCun), so one stack of M 
 - (P) the playground: the real ``initlab playground --no-browser --port 0`` in a
   subprocess, a WebSocket client that configures the 8 lanes, presses Play and reads
   every message (as a page would) until the lanes pass ``--steps`` steps: steps/s from
-  Play to then (the samplers, the messages and the JSON included).
+  Play to then (the samplers, the messages and the JSON included), and the update
+  messages it got per second (target ≥ 20; the server sends at most 25).
 
 A, A1 and P alternate ``--repeats`` times; the script prints each round and the medians of
 P / A (target ≥ 0.8) and P / A1.
@@ -66,8 +67,9 @@ def _alone(steps: int) -> float:
     return steps / (time.perf_counter() - started)
 
 
-def playground(url: str, steps: int) -> float:
-    """Steps/s of the playground from Play until every lane passed ``steps``."""
+def playground(url: str, steps: int) -> tuple[float, float]:
+    """Steps/s of the playground from Play until the lanes passed ``steps``, and the
+    update messages the page got per second meanwhile."""
     with connect(url.replace("http", "ws") + "ws", max_size=None) as ws:
         json.loads(ws.recv())  # hello
         ws.send(json.dumps({"type": "configure", "lanes": LANES}))
@@ -75,17 +77,19 @@ def playground(url: str, steps: int) -> float:
             pass
         ws.send(json.dumps({"type": "play"}))
         started = time.perf_counter()
+        updates = 0
         while True:
             message = json.loads(ws.recv())
             if message["type"] != "update":
                 continue
+            updates += 1
             # the stack's step: a lane that diverged shows the step it stopped at
             reached = max(u["step"] for u in message["lanes"])
             if reached >= steps:
                 seconds = time.perf_counter() - started
                 break
         ws.send(json.dumps({"type": "pause"}))
-    return reached / seconds
+    return reached / seconds, updates / seconds
 
 
 def main() -> None:
@@ -107,14 +111,15 @@ def main() -> None:
         url = found.group(0)
         alone(500)  # warm up: first calls, the data's cache
         playground(url, 500)
-        ratios, ratios1 = [], []
+        ratios, ratios1, rates = [], [], []
         print(f"circles preset: 8 lanes of [2, 10, 5, 1], one stack; {args.steps:,} steps")
         heads = ("A alone", "A1 one thread", "P playground", "P/A", "P/A1")
         print("   " + " ".join(f"{h:>{w}}" for h, w in zip(heads, (10, 16, 13, 6, 6), strict=True)))
         for i in range(args.repeats):
             a = alone(args.steps)
             a1 = alone(args.steps, threads=1)
-            p = playground(url, args.steps)
+            p, rate = playground(url, args.steps)
+            rates.append(rate)
             ratios.append(p / a)
             ratios1.append(p / a1)
             print(
@@ -122,7 +127,8 @@ def main() -> None:
             )
         print(
             f"median P / A = {statistics.median(ratios):.3f} (target >= 0.8); "
-            f"P / A1 = {statistics.median(ratios1):.3f}"
+            f"P / A1 = {statistics.median(ratios1):.3f}; the page got "
+            f"{statistics.median(rates):.1f} updates/s (target >= 20, at most 25)"
         )
     finally:
         server.terminate()
