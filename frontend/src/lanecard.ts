@@ -82,7 +82,8 @@ export class LaneCard {
     const n = index + 1;
     this.title = h("h3", {}, `Lane ${n}`);
     this.stepEl = h("span", { "data-testid": "lane-step" }, "0");
-    this.statusEl = h("p", { class: "status", "data-testid": "lane-status" }, "waiting");
+    // polite: a screen reader hears "diverged at step …" without the step counter's noise
+    this.statusEl = h("p", { class: "status", "data-testid": "lane-status", "aria-live": "polite" }, "waiting");
     this.lossEl = h("span", { "data-testid": "lane-loss" }, "—");
     this.accEl = h("span", { "data-testid": "lane-accuracy" }, "—");
     this.spsEl = h("span", {}, "—");
@@ -180,8 +181,19 @@ export class LaneCard {
 
   private setVerdicts(answer: Verdict[] | null, status: string): void {
     const verdicts = answer ?? [];
-    const key = JSON.stringify([answer, status === "failed"]);
-    if (key === this.verdictKey) return;
+    // The list is rebuilt only when its verdicts or fixes change: new numbers in the
+    // evidence (each probe has some) are written into the items, so a fix button that has
+    // the keyboard's focus keeps it.
+    const shape = verdicts.map((v) => [v.kind, v.title, v.fix?.label ?? null, v.fix?.changes ?? null]);
+    const key = JSON.stringify([answer === null, shape, status === "failed"]);
+    if (key === this.verdictKey) {
+      const items = this.verdictsEl.querySelectorAll(".evidence");
+      verdicts.forEach((v, i) => {
+        const item = items[i];
+        if (item && item.textContent !== v.evidence) item.textContent = v.evidence;
+      });
+      return;
+    }
     this.verdictKey = key;
     this.verdictsEl.replaceChildren(
       ...verdicts.map((v) => {
