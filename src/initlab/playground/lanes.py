@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -145,6 +145,16 @@ def _integer(field: str, value: object, expected: str) -> int:
     return int(number)
 
 
+def _within(
+    field: str, value: object, expected: str, ok: Callable[[float], bool], *, whole: bool = False
+) -> float:
+    """``value`` as a number (a whole one with ``whole``) for which ``ok`` holds."""
+    number = (_integer if whole else _number)(field, value, expected)
+    if not ok(number):
+        raise _bad(field, expected, value)
+    return number
+
+
 def _choice(field: str, value: object, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value.strip().lower() not in choices:
         raise _bad(field, f"one of {', '.join(choices)}", value)
@@ -198,29 +208,20 @@ class Lane(BaseModel):
     @field_validator("noise", mode="before")
     @classmethod
     def _noise(cls, value: object) -> float:
-        noise = _number("noise", value, "a number from 0 to 1")
-        if not 0 <= noise <= 1:
-            raise _bad("noise", "a number from 0 to 1", value)
-        return noise
+        return _within("noise", value, "a number from 0 to 1", lambda x: 0 <= x <= 1)
 
     @field_validator("points", mode="before")
     @classmethod
     def _points(cls, value: object) -> int:
         low, high = LIMITS.points
         expected = f"a whole number from {low} to {high:,}"
-        points = _integer("points", value, expected)
-        if not low <= points <= high:
-            raise _bad("points", expected, value)
-        return points
+        return int(_within("points", value, expected, lambda x: low <= x <= high, whole=True))
 
     @field_validator("train_share", mode="before")
     @classmethod
     def _train_share(cls, value: object) -> float:
         expected = "a fraction from 0.1 to 0.9 (the rest is the test set)"
-        share = _number("train_share", value, expected)
-        if not 0.1 <= share <= 0.9:
-            raise _bad("train_share", expected, value)
-        return share
+        return _within("train_share", value, expected, lambda x: 0.1 <= x <= 0.9)
 
     @field_validator("hidden", mode="before")
     @classmethod
@@ -285,11 +286,7 @@ class Lane(BaseModel):
     @field_validator("lr", mode="before")
     @classmethod
     def _lr(cls, value: object) -> float:
-        expected = "a number > 0, e.g. 0.1"
-        lr = _number("lr", value, expected)
-        if lr <= 0:
-            raise _bad("lr", expected, value)
-        return lr
+        return _within("lr", value, "a number > 0, e.g. 0.1", lambda x: x > 0)
 
     @field_validator("schedule", mode="before")
     @classmethod
@@ -311,20 +308,13 @@ class Lane(BaseModel):
     @field_validator("clip_threshold", mode="before")
     @classmethod
     def _clip_threshold(cls, value: object) -> float:
-        expected = "a number > 0, e.g. 1"
-        threshold = _number("clip_threshold", value, expected)
-        if threshold <= 0:
-            raise _bad("clip_threshold", expected, value)
-        return threshold
+        return _within("clip_threshold", value, "a number > 0, e.g. 1", lambda x: x > 0)
 
     @field_validator("seed", mode="before")
     @classmethod
     def _seed(cls, value: object) -> int:
         expected = "a whole number from 0 to 2³² − 1"
-        seed = _integer("seed", value, expected)
-        if not 0 <= seed < 2**32:
-            raise _bad("seed", expected, value)
-        return seed
+        return int(_within("seed", value, expected, lambda x: 0 <= x < 2**32, whole=True))
 
     @model_validator(mode="after")
     def _together(self) -> Lane:

@@ -61,6 +61,7 @@ _TINY = 1e-8
 _EVAL_ROWS = 1000  # held-out examples the live test cost is measured on
 _HIST_ROWS = 256  # training examples the histograms and the probe look at
 _MAP_SIZE = 48  # decision-map grid points per axis
+_MARGIN = 0.4  # how far the map reaches beyond the points
 _MAX_HISTORY = 200_000  # samples kept per lane for the CSV
 
 
@@ -262,14 +263,13 @@ class _Group:
             )
             raise LaneErrors([LaneProblem(i, "batch_size", message) for i in indices])
         self.loss_name = first.loss
-        dtype = torch.float32
         try:
             self.stack = models.mlp(
                 first.widths,
                 "identity" if first.activation == "linear" else first.activation,
                 None if first.batch_norm == "none" else first.batch_norm,
                 members=len(lanes),
-                dtype=dtype,
+                dtype=torch.float32,
             )
         except ValueError as error:
             raise LaneErrors([LaneProblem(indices[0], "hidden", str(error))]) from None
@@ -357,7 +357,6 @@ class _Sampler(Observer):
         self.clip_rate: list[float] = [0.0] * group.stack.members
         self.snapshot: list[Tensor] | None = None
         self.ratios: list[dict[str, Any]] | None = None
-        self.started = time.perf_counter()
         self.run: Run | None = None
 
     # ----------------------------------------------------------------- engine events
@@ -434,7 +433,7 @@ class _Sampler(Observer):
             self.hist.done(started)
         if g.x_all is not None and (force or self.map.due(now)):
             started = time.perf_counter()
-            dm = decision_map(stack, g.x_all, resolution=_MAP_SIZE)
+            dm = decision_map(stack, g.x_all, resolution=_MAP_SIZE, margin=_MARGIN)
             map_ = [
                 {"step": run.step, "size": _MAP_SIZE, "prob": [round(v, 3) for v in p.tolist()]}
                 for p in dm.prob.reshape(stack.members, -1)
@@ -708,7 +707,6 @@ class Session:
         self._steps = threading.Condition()
         self._min_step = 0
         self._group_steps: dict[int, int] = {}
-        self.failures: list[str] = []
         self.data: list[dict[str, Any]] = []  # the lanes' data messages
         self.generation = 0  # counts configures: a sampler knows its own
         _OPEN.add(self)
@@ -837,8 +835,9 @@ class Session:
                     "test": [],
                 }
                 if lane.two_d and group.x_all is not None:
-                    dm_lo = group.x_all.min(0).values - 0.4
-                    dm_hi = group.x_all.max(0).values + 0.4
+                    # the decision map's grid: the points' range widened by its margin
+                    dm_lo = group.x_all.min(0).values - _MARGIN
+                    dm_hi = group.x_all.max(0).values + _MARGIN
                     message["extent"] = [
                         float(dm_lo[0]),
                         float(dm_hi[0]),
@@ -873,7 +872,6 @@ class Session:
             train(group.stack, group.ds, group.config, observers=[sampler])
         except Exception as error:  # shown on the page, never a silent stop
             message = f"training failed: {type(error).__name__}: {error}"
-            self.failures.append(message)
             step = sampler.run.step if sampler.run is not None else 0
             with sampler.outbox.lock:
                 for index in group.indices:
