@@ -19,7 +19,17 @@ if TYPE_CHECKING:
 
     from initlab.probe.verdicts import Verdict, VerdictKind
 
-__all__ = ["Histogram", "LayerStats", "Probe", "ProbeReport"]
+__all__ = [
+    "AttentionStats",
+    "Histogram",
+    "LayerStats",
+    "NormStats",
+    "OutputStats",
+    "Probe",
+    "ProbeReport",
+    "RecurrentStats",
+    "ResidualStats",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +74,94 @@ class LayerStats:
     grad_hist: Histogram | None = field(default=None, compare=False, repr=False)
 
 
+@dataclass(frozen=True)
+class AttentionStats:
+    """What the probe measured in one attention module (``nn.MultiheadAttention``): the
+    scale of the q, k, v projections, of the attention logits q·k/√d, and how peaked the
+    softmax is. Averaged over heads, queries and examples; masked keys do not count."""
+
+    name: str  # the module's qualified name
+    heads: int
+    keys: int  # the number of keys attended over (the source length)
+    q_rms: float  # √E[q²] of the projected queries (before the 1/√d scaling)
+    k_rms: float
+    v_rms: float
+    logit_std: float  # std of q·k/√d over the keys of a query, averaged over queries
+    entropy: float  # the softmax's entropy over the keys / ln(unmasked keys): 1 uniform, 0 one-hot
+    max_weight: float  # the mean over queries of the largest attention weight
+    q_weight_std: float  # the q, k, v projection matrices' std (in_proj split in three)
+    k_weight_std: float
+    v_weight_std: float
+
+
+@dataclass(frozen=True)
+class RecurrentStats:
+    """What the probe measured in one recurrent module (``nn.RNN``, ``nn.LSTM``,
+    ``nn.GRU``), from an unrolled replay of its recorded pass (checked against the
+    module's own output).
+
+    ``grad_through_time[t]`` is the RMS of ∂(g·h_T)/∂h_t for the top layer: the gradient
+    that the last step's ∂loss/∂h_T sends back to step t through the recurrence alone
+    (Pascanu et al. 2013). Its per-step factor says how far back the net can learn:
+    below 1 it vanishes through time, above 1 it explodes. ``loss_grad`` is the loss's
+    own ∂loss/∂h_t per step (direct and recurrent paths together)."""
+
+    name: str
+    kind: str  # "LSTM", "GRU", "RNN_TANH" or "RNN_RELU"
+    layers: int
+    hidden: int
+    steps: int  # the sequence length T
+    grad_through_time: tuple[float, ...]  # t = 0 … T − 1 (the last equals the seed's RMS)
+    time_factor: float  # the fitted change per step going back (nan for T < 2)
+    loss_grad: tuple[float, ...]  # RMS of ∂loss/∂h_t of the top layer, t = 0 … T − 1
+    gate_saturation: dict[str, float]  # per gate ("input", "forget", "cell", "output";
+    # "reset", "update", "new"; "hidden" for a plain RNN): the fraction of its activations
+    # in the flat tails of its sigmoid or tanh, over all layers, steps and examples
+    gate_mean: dict[str, float]  # per gate, its mean activation (e.g. forget ≈ 0.5 at init)
+    hidden_rms: float  # √E[h_t²] of the top layer over all steps
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """One normalization layer (BatchNorm, LayerNorm, GroupNorm, RMSNorm, …): the scale
+    it receives and passes on, and its affine γ."""
+
+    name: str
+    kind: str  # the class name
+    in_rms: float  # √E[x²] of its input
+    out_rms: float  # √E[y²] of its output
+    gamma_rms: float  # √E[γ²] (nan without an affine weight)
+
+
+@dataclass(frozen=True)
+class ResidualStats:
+    """One residual block (a module whose output adds its input back: x + f(x), perhaps
+    followed by an activation or a norm): the stream's scale against the branch's."""
+
+    name: str
+    stream_in_rms: float  # √E[x²] of the block's input (the skip path)
+    stream_out_rms: float  # √E[y²] of the block's output
+    branch_rms: float  # √E[f(x)²] of the branch added to the stream (nan: not found)
+    # The module whose output is the branch (its last weight layer, norm or attention
+    # module, found by walking back from the addition), "" when not found: what a
+    # residual scaling (zero γ, 1/√(2L)) acts on.
+    branch_source: str = ""
+
+
+@dataclass(frozen=True)
+class OutputStats:
+    """The model's output on the batch, against what it should be at the start.
+
+    For a classifier (integer labels and one score per class), the cross-entropy of the
+    logits and its natural value at init, ln C: logits near 0 give every class 1/C."""
+
+    shape: tuple[int, ...]
+    rms: float  # √E[z²] of the output (the logits of a classifier)
+    classes: int | None  # C for a classifier, None otherwise
+    cross_entropy: float  # of the logits against the labels (nan: not a classifier)
+    natural_loss: float  # ln C (ln 2 for one logit with binary labels); nan otherwise
+
+
 _COLUMNS = [f.name for f in fields(LayerStats) if not f.name.endswith("_hist")]
 
 
@@ -85,11 +183,24 @@ class Probe:
     backward_factor: float
     forecast_note: str  # why the forecast is missing, or "" where it is there
     member: int | None = None  # which member of a stack, or None for a plain model
+    attention: tuple[AttentionStats, ...] = ()
+    recurrent: tuple[RecurrentStats, ...] = ()
+    norms: tuple[NormStats, ...] = ()
+    residuals: tuple[ResidualStats, ...] = ()
+    output: OutputStats | None = None
+    # What the probe could not see, each with the reason: "name (Kind): why".
+    unseen: tuple[str, ...] = ()
+    loss_history: tuple[float, ...] = ()  # Watch: the losses of its earlier reports, then this one
 
     @property
     def healthy(self) -> bool:
-        """No verdict."""
-        return not self.verdicts
+        """No verdict of severity "problem" (advice may remain)."""
+        return not self.problems
+
+    @property
+    def problems(self) -> tuple[Verdict, ...]:
+        """The verdicts of severity "problem": why the network will not train well."""
+        return tuple(v for v in self.verdicts if v.severity == "problem")
 
     def verdict(self, kind: VerdictKind) -> Verdict | None:
         """The first verdict of this kind, or None."""

@@ -90,8 +90,23 @@ class Thresholds:
 _DEFAULTS = Thresholds()  # frozen: one instance serves every Watch
 
 VerdictKind: TypeAlias = Literal[
-    "vanishing", "exploding", "saturated", "dead", "symmetric", "nonfinite", "redundant_bias"
+    "vanishing",
+    "exploding",
+    "saturated",
+    "dead",
+    "symmetric",
+    "nonfinite",
+    "redundant_bias",
+    "high_loss",
+    "weight_scale",
+    "vanishing_in_time",
+    "exploding_in_time",
+    "residual_growth",
+    "attention_collapse",
+    "update_ratio",
+    "diverging",
 ]
+Severity: TypeAlias = Literal["problem", "advice"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,9 @@ class Verdict:
     value: float  # the measurement behind it (a per-layer factor, a fraction)
     evidence: str  # the finding in words, with its numbers
     advice: str  # the fix to try, concretely
+    # "problem": the network will not train well as it is; "advice": it will, but could
+    # be simpler or better (a redundant bias). A report is healthy without problems.
+    severity: Severity = "problem"
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.evidence} Fix: {self.advice}"
