@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch is pinned in constraints.txt: an unpinned torch would pull GBs of CUDA wheels.
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	# The lightning extra too: tests/test_lightning.py runs the callback in a real Trainer.
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,lightning]'
 	@touch $(STAMP)
 
 install: $(STAMP)
