@@ -426,3 +426,13 @@ def test_half_precision_is_measured_in_float32() -> None:
     ref = reference(attn, x, x, x)
     assert s.entropy == pytest.approx(ref["entropy"], abs=0.02)
     assert s.max_weight == pytest.approx(ref["max_weight"], abs=0.02)
+
+
+def test_under_autocast_the_measurement_stays_in_float32() -> None:
+    attn = nn.MultiheadAttention(16, 4, batch_first=True)
+    x = torch.randn(2, 6, 16)
+    plain = stats(attn, x, x, x, need_weights=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        s = stats(attn, x, x, x, need_weights=False)  # the module's output is bfloat16
+    assert s.entropy == pytest.approx(plain.entropy, rel=1e-6)
+    assert s.logit_std == pytest.approx(plain.logit_std, rel=1e-6)

@@ -9,13 +9,15 @@ part of its forward that the probe needs with torch's functional ops: never the 
 own forward, nor any hooked module, which would re-enter the probe's hooks.
 
 Per head, the attention logits are s = q·kᵀ/√d (plus the call's additive mask) and the
-weights p = softmax(s) over the keys. With q and k of per-component variance σ_q², σ_k²,
-s has variance d·σ_q²σ_k²/d = σ_q²σ_k²: at the default (Xavier) init σ² ≈ E[x²]/2·… is
-of order 1 and the softmax spreads over many keys. Projections too large grow s
-quadratically (σ_q, σ_k both scale with the weights), the softmax collapses onto one key
-per query, its gradient vanishes (∂p/∂s = diag(p) − ppᵀ → 0), and training stalls or
-oscillates: "attention entropy collapse" (Zhai et al. 2023). So the probe reports, per
-call, averaged over heads, queries and examples:
+weights p = softmax(s) over the keys. With independent q and k components of std σ_q,
+σ_k, s has std √d·σ_qσ_k/√d = σ_qσ_k, and σ_q = √E·σ_W·rms(x) for an input of width E.
+At torch's default (Xavier on the stacked (3E, E) matrix, σ_W = √(2/4E)) and unit
+inputs, σ_q = σ_k ≈ 0.71: s has std ≈ 0.5 and the softmax spreads over many keys. With
+N(0, 1) projections σ_q = √E, and s has std E (64 at E = 64): it grows with the square
+of the weights' scale, the softmax collapses onto one key per query, its gradient
+vanishes (∂p/∂s = diag(p) − ppᵀ → 0), and training stalls: "attention entropy collapse"
+(Zhai et al. 2023). So the probe reports, per call, averaged over heads, queries and
+examples:
 
 - the scale of q, k, v (√E[x²]) and of the projection matrices (their std);
 - ``logit_std``: the spread of the logits over the keys of a query, the softmax's
@@ -49,6 +51,7 @@ import functools
 import inspect
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -64,8 +67,9 @@ __all__ = ["attention_weights", "measure_attention"]
 _MASKED = -1e4
 
 # How far the recomputed output may be from the module's own, relative to the output's
-# RMS, before the call is reported as unseen. A faithful recomputation differs by
-# rounding only (~1e-6 in float32); a forward of its own differs by order 1.
+# RMS, before the call is reported as unseen: this, or 8 roundings of the output's dtype
+# where that is more (bfloat16, 0.06). A faithful recomputation differs by rounding only
+# (~1e-6 in float32, ~1e-2 in bfloat16); a forward of its own differs by order 1.
 _OUTPUT_TOLERANCE = 0.02
 
 
@@ -205,22 +209,25 @@ def measure_attention(
         >>> measure_attention("attn", attn, (x, x, x), {}, attn(x, x, x)).entropy < 0.2
         True
     """
-    grad_enabled = torch.is_grad_enabled()  # as the call ran: one of the fast path's terms
-    with torch.no_grad():
-        return _measure(name, module, args, kwargs, output, grad_enabled)
+    call = _call_arguments(module, args, kwargs)
+    if isinstance(call, str):
+        return call
+    # The modes the call ran in decide which of torch's paths it took (see _fast_path).
+    modes = (torch.is_grad_enabled(), torch.is_autocast_enabled())
+    device = call["query"].device.type
+    # Measured in float32 at least, whatever autocast would make of the products.
+    autocast = torch.is_autocast_enabled(device)
+    with torch.no_grad(), torch.autocast(device, enabled=False) if autocast else nullcontext():
+        return _measure(name, module, call, output, modes)
 
 
 def _measure(
     name: str,
     module: nn.MultiheadAttention,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    call: dict[str, Any],
     output: object,
-    grad_enabled: bool,
+    modes: tuple[bool, bool],
 ) -> AttentionStats | str:
-    call = _call_arguments(module, args, kwargs)
-    if isinstance(call, str):
-        return call
     query, key, value = call["query"], call["key"], call["value"]
     if query.is_nested or key.is_nested or value.is_nested:
         return "its inputs are nested tensors"
@@ -256,7 +263,7 @@ def _measure(
         # attn_mask when there are no weights to return and no padding mask; otherwise
         # it uses attn_mask. Its fast path always uses attn_mask.
         causal = key_padding is None and not bool(call.get("need_weights", True))
-        if causal and _fast_path(module, query, key, value, call, grad_enabled):
+        if causal and _fast_path(module, query, key, value, call, modes):
             causal = False
     # is_causal without attn_mask: the slow path refuses it, so the module ran its fast
     # path, which ignores the hint (no mask).
@@ -315,6 +322,7 @@ def _measure(
     # The output, recomputed, against the module's own.
     mismatch = torch.zeros((), dtype=dtype, device=q.device)
     theirs = output[0] if isinstance(output, tuple) and output else output
+    tolerance = _tolerance(theirs)  # in the output's own dtype
     dropped = module.training and module.dropout > 0.0
     if isinstance(theirs, Tensor) and not theirs.is_nested and not dropped:
         ours = (weights @ v).transpose(1, 2).reshape(n, length, width)
@@ -337,7 +345,7 @@ def _measure(
             mismatch,
         ]
     ).tolist()  # one read of the device
-    if numbers[-1] > _OUTPUT_TOLERANCE:
+    if numbers[-1] > tolerance:
         return (
             f"its output differs from attention recomputed from its parameters "
             f"(by {numbers[-1]:.2g} of its RMS): a forward of its own?"
@@ -364,11 +372,12 @@ def _fast_path(
     key: Tensor,
     value: Tensor,
     call: dict[str, Any],
-    grad_enabled: bool,
+    modes: tuple[bool, bool],
 ) -> bool:
     """Whether the call could have run torch's fused fast path (which ignores is_causal
     and applies attn_mask): the conditions of ``MultiheadAttention.forward`` that this
-    measurement can tell."""
+    measurement can tell. ``modes``: whether grad mode and autocast were on for the call."""
+    grad_enabled, autocast = modes
     tensors = [query, key, value, *module.parameters()]
     return (
         torch.backends.mha.get_fastpath_enabled()
@@ -383,13 +392,20 @@ def _fast_path(
         and module.bias_k is None
         and not module.add_zero_attn
         and query.dtype == module.in_proj_weight.dtype
-        and not torch.is_autocast_enabled()
+        and not autocast
         and not (grad_enabled and any(t.requires_grad for t in tensors))
         and not any(
             m is not None and m.is_floating_point()
             for m in (call.get("attn_mask"), call.get("key_padding_mask"))
         )
     )
+
+
+def _tolerance(output: object) -> float:
+    """How far the recomputed output may be from the module's ``output`` (relative RMS)."""
+    if isinstance(output, Tensor) and output.is_floating_point():
+        return max(_OUTPUT_TOLERANCE, 8 * torch.finfo(output.dtype).eps)
+    return _OUTPUT_TOLERANCE
 
 
 def _rms(t: Tensor) -> Tensor:
