@@ -355,6 +355,63 @@ def test_measured_from_a_hook_inside_transformer_encoder_layer(
     assert_matches(seen[0], ref)
 
 
+def _record(model: nn.Module) -> tuple[dict[str, list[Any]], list[Any]]:
+    """Hooks every attention module of ``model`` as Watch does: what each call measured,
+    by qualified name, and each call's (module, args, kwargs) for the references."""
+    seen: dict[str, list[Any]] = {}
+    calls: list[Any] = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.MultiheadAttention):
+
+            def hook(module: nn.Module, args: Any, kwargs: Any, out: Any, name: str = name) -> None:
+                assert isinstance(module, nn.MultiheadAttention)
+                seen.setdefault(name, []).append(measure_attention(name, module, args, kwargs, out))
+                calls.append((module, args, kwargs))
+
+            m.register_forward_hook(hook, with_kwargs=True)
+    return seen, calls
+
+
+def test_a_causal_transformer_encoder_is_measured_per_layer_with_its_causal_mask() -> None:
+    # nn.TransformerEncoder finds the mask causal and passes is_causal=True: torch then
+    # drops the mask for scaled_dot_product_attention's own causal masking.
+    layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True, dtype=D64)
+    model = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    seen, calls = _record(model)
+    x = torch.randn(3, 7, 16, dtype=D64)
+    mask = nn.Transformer.generate_square_subsequent_mask(7, dtype=D64)
+    model(x, mask=mask, is_causal=True).sum().backward()
+    assert sorted(seen) == ["layers.0.self_attn", "layers.1.self_attn"]
+    allowed = torch.ones(7, 7, dtype=torch.bool).tril()
+    recorded = list(zip(sorted(seen.items()), calls, strict=True))  # before the references call
+    for (name, (s,)), (module, args, kwargs) in recorded:
+        assert kwargs["is_causal"] is True and isinstance(s, AttentionStats), s
+        assert s.name == name
+        a = args[0].detach()
+        assert_matches(s, reference(module, a, a, a, allowed, attn_mask=mask))
+
+
+def test_a_transformer_decoder_layer_measures_self_and_cross_attention() -> None:
+    layer = nn.TransformerDecoderLayer(16, 4, 32, dropout=0.0, dtype=D64)  # (L, N, E)
+    seen, calls = _record(layer)
+    tgt, memory = torch.randn(5, 2, 16, dtype=D64), torch.randn(9, 2, 16, dtype=D64)
+    tgt_mask = nn.Transformer.generate_square_subsequent_mask(5, dtype=D64)
+    padding = torch.zeros(2, 9, dtype=torch.bool)
+    padding[0, 6:] = True
+    layer(tgt, memory, tgt_mask=tgt_mask, memory_key_padding_mask=padding).sum().backward()
+    assert sorted(seen) == ["multihead_attn", "self_attn"]
+    (self_call, cross_call) = calls
+    s = seen["self_attn"][0]
+    a = self_call[1][0].detach()
+    causal = torch.ones(5, 5, dtype=torch.bool).tril()
+    assert_matches(s, reference(self_call[0], a, a, a, causal, attn_mask=tgt_mask))
+    c = seen["multihead_attn"][0]
+    q, m = cross_call[1][0].detach(), cross_call[1][1].detach()
+    ref = reference(cross_call[0], q, m, m, ~padding[:, None, None, :], key_padding_mask=padding)
+    assert_matches(c, ref)
+    assert (s.keys, c.keys) == (5, 9)
+
+
 def test_with_attention_dropout_in_training_the_softmax_before_dropout_is_measured() -> None:
     attn = mha(16, 4, dropout=0.5, batch_first=True)
     x = torch.randn(2, 6, 16, dtype=D64)
