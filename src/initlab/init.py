@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import math
@@ -51,6 +52,7 @@ from initlab._validation import (
 
 __all__ = [
     "ACTIVATIONS",
+    "TOKEN_PATTERNS",
     "Draw",
     "DtypeError",
     "InitRecord",
@@ -74,6 +76,7 @@ __all__ = [
     "ones_",
     "orthogonal_",
     "parse_spec",
+    "scale_residual",
     "schemes",
     "sparse_",
     "torch_default_",
@@ -1953,14 +1956,41 @@ class InitRecord:
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_NORM = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+_NORM = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
+_RECURRENT = (nn.RNNBase, nn.RNNCellBase)
 _KINDS: dict[str, tuple[type[nn.Module], ...]] = {
     "linear": (nn.Linear, nn.Bilinear),
     "conv": _CONV,
     "conv_transpose": _CONV_T,
     "embedding": (nn.Embedding,),
     "norm": _NORM,
+    "attention": (nn.MultiheadAttention,),
+    "recurrent": _RECURRENT,
 }
+# What `include` may name: the module kinds, and "token" for loose parameters.
+_KIND_NAMES = (*_KINDS, "token")
+
+#: The names of loose parameters (owned by a module of none of apply's kinds) that
+#: :func:`apply` re-draws as learned tokens and position embeddings, each matched in
+#: full against the parameter's own name, ignoring case: ``cls_token``, ``dist_token``
+#: (DeiT), ``mask_token`` (BEiT, MAE), ``reg_token`` / ``register_tokens`` /
+#: ``registers`` (ViTs with registers), ``query_tokens``, ``prompt_tokens``;
+#: ``pos_embed`` (timm), ``pos_embedding`` (torchvision), ``position_embeddings`` (HF),
+#: ``pos_emb``, ``positional_embedding``, ``abs_pos_embed``. Anything else is left as it
+#: was, and named in apply's warning.
+TOKEN_PATTERNS: tuple[str, ...] = (
+    r"(cls|class|dist|mask|reg|register|query|prompt)_tokens?",
+    r"registers",
+    r"(abs(olute)?_)?pos(ition(al)?)?_emb(ed(ding)?)?s?",
+)
+_TOKEN = re.compile("|".join(f"(?:{p})" for p in TOKEN_PATTERNS), re.IGNORECASE)
+# Tokens are not fan-based (a (1, 1, E) cls_token has no fan_in): they get BERT's
+# truncated_normal_initializer(0.02), N(0, 0.02²) cut at ±2·0.02, the ViT/BERT/timm
+# scale. Cut in absolute units, as TensorFlow's truncated normal cuts at 2σ; timm's
+# trunc_normal_(std=.02) keeps torch's bounds ±2, which cut nothing at this std.
+_TOKEN_SPEC = InitSpec("trunc_normal", {"std": 0.02, "a": -0.04, "b": 0.04})
+# Gates stacked along dim 0 of a recurrent layer's weights and biases, in torch's order.
+_LSTM_GATES, _GRU_GATES = "ifgo", "rzn"
 
 
 def _kind(module: nn.Module) -> str | None:
@@ -1975,11 +2005,13 @@ Include: TypeAlias = (
 )
 
 
-def _selector(include: Include | None) -> Callable[[str, nn.Module], bool]:
+def _selector(include: Include | None) -> Callable[[str, nn.Module, str], bool]:
+    """``include`` as a test of (module name, module, kind of the parameter)."""
     if include is None:
-        return lambda name, module: True
+        return lambda name, module, kind: True
     if callable(include) and not isinstance(include, type):
-        return include
+        user = include
+        return lambda name, module, kind: user(name, module)
     if isinstance(include, type | str):
         include = [include]
     expected = "kind names, nn.Module classes or a callable"
@@ -1989,25 +2021,124 @@ def _selector(include: Include | None) -> Callable[[str, nn.Module], bool]:
     types: list[type[nn.Module]] = []
     for item in include:
         if isinstance(item, str):
-            kinds.append(check_choice("apply", "include", item, _KINDS))
+            kinds.append(check_choice("apply", "include", item, _KIND_NAMES))
         elif isinstance(item, type) and issubclass(item, nn.Module):
             types.append(item)
         else:
             raise TypeError(param_message("apply", "include", expected, item))
-    return lambda name, module: _kind(module) in kinds or isinstance(module, tuple(types))
+    return lambda name, module, kind: kind in kinds or isinstance(module, tuple(types))
 
 
-def _torch_default_spec(spec: InitSpec, module: nn.Module, param: Tensor) -> InitSpec:
-    """What torch's own ``reset_parameters`` draws for this parameter, as a spec."""
+def _gates(module: nn.Module) -> str:
+    """The gates of a recurrent layer, one letter each ("h": a plain RNN's one)."""
+    if isinstance(module, nn.RNNBase):
+        return {"LSTM": _LSTM_GATES, "GRU": _GRU_GATES}.get(module.mode, "h")
+    if isinstance(module, nn.LSTMCell):
+        return _LSTM_GATES
+    if isinstance(module, nn.GRUCell):
+        return _GRU_GATES
+    return "h"
+
+
+# One piece of a parameter that apply fills with one spec: a label for the record ("" or
+# "[q]"), its rows along dim 0 (None: all of it) and its role, which picks the spec.
+_Part: TypeAlias = tuple[str, slice | None, str]
+
+
+def _split(letters: str, param: Tensor, role: str) -> list[_Part]:
+    """``param``'s rows cut into one equal block per letter (q, k, v; or the gates)."""
+    if len(letters) == 1:
+        return [("", None, role)]
+    rows = param.shape[0] // len(letters)
+    return [(f"[{x}]", slice(i * rows, (i + 1) * rows), role) for i, x in enumerate(letters)]
+
+
+def _parts(
+    kind: str | None, module: nn.Module, pname: str, param: Tensor, forget: bool
+) -> list[_Part] | None:
+    """The pieces of one parameter and their roles, or None for one apply does not know.
+
+    Stacked matrices are separate layers, each with its own fans: an attention's
+    in_proj_weight (3E, E) is q, k and v, each (E, E); a recurrent weight (gates·H, in)
+    is one (H, in) matrix per gate.
+    """
+    if kind == "norm":
+        return [("", None, "ones" if pname == "weight" else "zeros")]
+    if kind == "attention":
+        if pname == "in_proj_weight":
+            return _split("qkv", param, "weight")
+        if pname in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+            return [("", None, "weight")]
+        if pname in ("in_proj_bias", "bias_k", "bias_v"):
+            return [("", None, "bias")]
+        return None
+    if kind == "recurrent":
+        gates = _gates(module)
+        if pname.startswith("weight_ih"):
+            return _split(gates, param, "weight")
+        if pname.startswith("weight_hh"):
+            return _split(gates, param, "recurrent")
+        if pname.startswith("weight_hr"):  # the LSTM's projection (proj_size)
+            return [("", None, "weight")]
+        if pname.startswith("bias_"):
+            if not (forget and gates == _LSTM_GATES):
+                return [("", None, "bias")]
+            role = "forget_hh" if pname.startswith("bias_hh") else "forget"
+            return [
+                (label, rows, role if label == "[f]" else "bias")
+                for label, rows, _ in _split(gates, param, "")
+            ]
+        return None
+    if kind is None:
+        return [("", None, "token")] if _TOKEN.fullmatch(pname) else None
+    return [("", None, "weight" if pname == "weight" else "bias")]
+
+
+def _layer_fans(module: nn.Module, param: Tensor) -> tuple[int, int] | None:
+    """A conv weight's true fans (groups, transposition); None: the shape's own fans."""
+    if isinstance(module, _CONV + _CONV_T) and param.dim() >= 2:
+        groups = getattr(module, "groups", 1)
+        return calculate_fans(param, transposed=isinstance(module, _CONV_T), groups=groups)
+    return None
+
+
+def _torch_default_spec(
+    spec: InitSpec, module: nn.Module, pname: str, param: Tensor, zero_biases: set[int]
+) -> tuple[InitSpec, tuple[int, int] | None]:
+    """What torch's own ``reset_parameters`` draws for this parameter: a spec and fans."""
+    if isinstance(module, nn.MultiheadAttention):
+        if pname == "in_proj_weight":  # xavier_uniform_ of the whole (3E, E), fans (E, 3E)
+            return InitSpec("xavier_uniform"), calculate_fans(param)
+        if pname.endswith("_proj_weight"):
+            return InitSpec("xavier_uniform"), None
+        if pname == "in_proj_bias":
+            return InitSpec("zeros"), None
+        return InitSpec("xavier_normal"), None  # bias_k, bias_v
+    if id(param) in zero_biases:  # an attention's out_proj.bias: torch zeroes it
+        return InitSpec("zeros"), None
+    if isinstance(module, _RECURRENT):  # every weight and bias: U(±1/√hidden_size)
+        return InitSpec(spec.name, {**spec.kwargs, "fan_in": module.hidden_size}), None
     weight = module.weight
-    assert isinstance(weight, Tensor)  # every layer kind apply() touches has a weight
+    assert isinstance(weight, Tensor)  # every other layer kind apply() touches has one
     if isinstance(module, nn.Embedding):
-        return InitSpec("normal")  # nn.Embedding: N(0, 1)
+        return InitSpec("normal"), None  # nn.Embedding: N(0, 1)
     if isinstance(module, nn.Bilinear):  # U(±1/√in1) for weight and bias
-        return InitSpec(spec.name, {**spec.kwargs, "fan_in": weight.shape[1]})
+        return InitSpec(spec.name, {**spec.kwargs, "fan_in": weight.shape[1]}), None
     if param.dim() < 2:  # a bias: U(±1/√fan_in) with the weight's fan_in, by torch's fans
-        return InitSpec(spec.name, {**spec.kwargs, "fan_in": calculate_fans(weight)[0]})
-    return spec
+        return InitSpec(spec.name, {**spec.kwargs, "fan_in": calculate_fans(weight)[0]}), None
+    return spec, None
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One planned fill: the record, and what to fill with what."""
+
+    record: InitRecord
+    module: nn.Module
+    param: Tensor
+    rows: slice | None  # the piece of param to fill; None: all of it
+    spec: InitSpec
+    fans: tuple[int, int] | None
 
 
 def apply(
@@ -2015,114 +2146,196 @@ def apply(
     weight: SpecLike | None,
     bias: SpecLike | None = "zeros",
     *,
+    recurrent: SpecLike | None = "orthogonal",
+    forget_bias: float | None = None,
     generator: torch.Generator | None = None,
     include: Include | None = None,
 ) -> list[InitRecord]:
-    """Re-initialize every Linear, Conv, ConvTranspose, Embedding and norm layer of a model.
+    """Re-initialize every parameter of a model that a layer kind gives a meaning to.
 
-    Weights of Linear/Bilinear, Conv*, ConvTranspose* and Embedding layers get ``weight``,
-    their biases ``bias``. Fan-based schemes use the layer's true fans: grouped and
-    transposed convolutions are accounted for (:func:`calculate_fans`). Norm layers
-    (batch, instance, layer, group norm) always get γ = 1, β = 0 and fresh running
-    statistics. ``"torch_default"`` reproduces each layer's own torch init (Embedding:
-    N(0, 1); Bilinear: U(±1/√in1); others: U(±1/√fan_in) with torch's fans, for the
-    bias too). An Embedding's ``padding_idx`` row is set back to zero. Parameters of
-    other modules are left alone, with a warning that names them.
+    Each kind's weights get ``weight`` and its biases ``bias``, with the true fans of
+    each matrix:
+
+    - **linear, conv, conv_transpose, embedding** (Linear/Bilinear, Conv*,
+      ConvTranspose*, Embedding): grouped and transposed convolutions are accounted for
+      (:func:`calculate_fans`). An Embedding's ``padding_idx`` row is set back to zero.
+    - **attention** (``nn.MultiheadAttention``): ``in_proj_weight`` (3E, E) is three
+      matrices, q, k and v, each (E, E) with fans (E, E) and its own record
+      (``"attn.in_proj_weight[q]"``); with kdim/vdim ≠ E, ``q/k/v_proj_weight`` each
+      with its own fans. ``in_proj_bias``, ``bias_k``, ``bias_v`` get ``bias``;
+      ``out_proj`` is an ``nn.Linear``, so "linear".
+    - **recurrent** (``nn.RNN``/``LSTM``/``GRU`` and their cells): ``weight_ih_l{k}``
+      is one (H, in) matrix per gate (LSTM i, f, g, o; GRU r, z, n; RNN one), fans
+      (input_size or the layer below's output, H), and gets ``weight``;
+      ``weight_hh_l{k}`` per gate gets ``recurrent``, orthogonal by default, so that
+      the recurrence neither grows nor shrinks a state at the start (Saxe et al. 2014;
+      ``recurrent="eye"`` is Le et al.'s identity for ReLU RNNs); the projection
+      ``weight_hr_l{k}`` gets ``weight``; biases get ``bias``. ``forget_bias`` sets an
+      LSTM's forget-gate slice of ``bias_ih`` to that value and of ``bias_hh`` to 0,
+      so that the cell keeps its memory at the start (Gers et al. 2000; 1.0 as
+      Jozefowicz et al. 2015).
+    - **norm** (batch, instance, layer, group, RMS norm): γ = 1, β = 0 and fresh
+      running statistics, whatever ``weight`` is.
+    - **token**: loose parameters (owned by a module of none of the kinds above) whose
+      names match :data:`TOKEN_PATTERNS` (``cls_token``, ``pos_embed``, …) get
+      N(0, 0.02²) truncated at ±0.04, as ViT, BERT and timm start them, whatever
+      ``weight`` is (they have no fans); leave them out with ``include``.
+
+    ``"torch_default"`` reproduces each layer's own torch init (Embedding: N(0, 1);
+    Bilinear: U(±1/√in1); recurrent: U(±1/√hidden_size) for every weight and bias, with
+    ``recurrent="torch_default"`` for weight_hh; attention: xavier_uniform of the whole
+    in_proj_weight, fans (E, 3E), zero biases; others: U(±1/√fan_in) with torch's fans,
+    for the bias too). Parameters of other modules are left alone, with a warning that
+    names them.
+
+    Every spec is checked against every parameter, and the generator against every
+    device, before anything is touched: an error leaves the model as it was.
 
     Args:
         model: any ``nn.Module``.
         weight: a spec for weights (see :func:`parse_spec`), or None to keep them.
         bias: a spec for biases, or None to keep them. Default ``"zeros"``.
-        generator: the generator every draw comes from, in module order.
-        include: which layers to touch: kind names (``"linear"``, ``"conv"``,
-            ``"conv_transpose"``, ``"embedding"``, ``"norm"``), module classes, or a
-            callable ``(qualified_name, module) -> bool``. Default: all of them.
+        recurrent: a spec for the recurrent weights (weight_hh), per gate, or None to
+            keep them. Default ``"orthogonal"``.
+        forget_bias: an LSTM's forget-gate bias (e.g. 1.0), or None to give it ``bias``.
+        generator: the generator every draw comes from, in module order, then parameter
+            order, then q, k, v or gate order.
+        include: which parameters to touch: kind names (``"linear"``, ``"conv"``,
+            ``"conv_transpose"``, ``"embedding"``, ``"norm"``, ``"attention"``,
+            ``"recurrent"``, ``"token"``), module classes, or a callable
+            ``(qualified_name, module) -> bool`` (for a token, its module's name and
+            module). Default: all of them.
 
     Returns:
-        One :class:`InitRecord` per parameter touched, in module order.
+        One :class:`InitRecord` per parameter or piece of a parameter touched, in the
+        order drawn.
 
     Raises:
         ValueError: a bad spec, a spec that does not fit a parameter (e.g. ``eye`` on a
-            conv weight), or a generator on another device; the model is then unchanged.
+            conv weight), a generator on another device, or a ``forget_bias`` with no
+            LSTM bias to set; the model is then unchanged.
+
+    References:
+        Saxe, McClelland & Ganguli, *Exact solutions to the nonlinear dynamics of learning
+        in deep linear neural networks*, 2014 (orthogonal recurrent weights). Le, Jaitly &
+        Hinton, *A simple way to initialize recurrent networks of rectified linear units*,
+        2015 (identity). Gers, Schmidhuber & Cummins, *Learning to forget*, 2000;
+        Jozefowicz, Zaremba & Sutskever, *An empirical exploration of recurrent network
+        architectures*, 2015 (forget bias 1). Devlin et al., *BERT*, 2019; Dosovitskiy
+        et al., *An image is worth 16x16 words*, 2021 (tokens, std 0.02).
 
     Example:
         >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
         >>> records = apply(model, weight="he_normal", bias="constant(0.01)")
         >>> [(r.parameter, r.scheme, round(r.std, 3)) for r in records]
         [('0.weight', 'he_normal', 0.707), ('0.bias', 'constant(val=0.01)', 0.0), ('2.weight', 'he_normal', 0.5), ('2.bias', 'constant(val=0.01)', 0.0)]
+
+        Attention's q, k and v are three matrices; an LSTM's weights are one per gate:
+
+        >>> attn = nn.MultiheadAttention(8, num_heads=2)
+        >>> [(r.parameter, r.fan_in, r.fan_out) for r in apply(attn, "xavier_uniform")][:3]
+        [('in_proj_weight[q]', 8, 8), ('in_proj_weight[k]', 8, 8), ('in_proj_weight[v]', 8, 8)]
+        >>> lstm = nn.LSTM(3, 5)
+        >>> records = apply(lstm, "xavier_uniform", forget_bias=1.0)
+        >>> [r.parameter for r in records][4:8]
+        ['weight_hh_l0[i]', 'weight_hh_l0[f]', 'weight_hh_l0[g]', 'weight_hh_l0[o]']
+        >>> lstm.bias_ih_l0[5:10].tolist(), lstm.bias_hh_l0.abs().sum().item()
+        ([1.0, 1.0, 1.0, 1.0, 1.0], 0.0)
     """  # noqa: E501
     if not isinstance(model, nn.Module):
         raise TypeError(param_message("apply", "model", "an nn.Module", type(model).__name__))
-    weight_spec = parse_spec(weight) if weight is not None else None
-    bias_spec = parse_spec(bias) if bias is not None else None
+    specs: dict[str, InitSpec | None] = {
+        "weight": parse_spec(weight) if weight is not None else None,
+        "bias": parse_spec(bias) if bias is not None else None,
+        "recurrent": parse_spec(recurrent) if recurrent is not None else None,
+        "token": _TOKEN_SPEC,
+        "ones": InitSpec("ones"),
+        "zeros": InitSpec("zeros"),
+        "forget_hh": InitSpec("zeros"),
+    }
+    if forget_bias is not None:
+        value = check_real("apply", "forget_bias", forget_bias)
+        specs["forget"] = InitSpec("constant", {"val": value})
     selected = _selector(include)
-    ones, zeros = InitSpec("ones"), InitSpec("zeros")
 
     # Plan everything (and so check every spec against every shape, and the generator
     # against every device) before touching any parameter: an error leaves the model as
     # it was.
-    plan: list[tuple[InitRecord, nn.Module, Tensor, InitSpec, tuple[int, int] | None]] = []
+    plan: list[_Step] = []
     norms: list[nn.modules.batchnorm._NormBase] = []
     seen: set[int] = set()
     skipped: list[str] = []
+    zero_biases: set[int] = set()  # torch zeroes an attention's out_proj.bias
     for name, module in model.named_modules():
         kind = _kind(module)
+        if isinstance(module, nn.MultiheadAttention) and module.out_proj.bias is not None:
+            zero_biases.add(id(module.out_proj.bias))
+        if isinstance(module, nn.modules.batchnorm._NormBase) and selected(name, module, "norm"):
+            norms.append(module)
         own = [(n, p) for n, p in module.named_parameters(recurse=False) if id(p) not in seen]
         seen.update(id(p) for _, p in own)
-        if kind is None:
-            skipped += [f"{name}.{n}" if name else n for n, _ in own]
-            continue
-        if not selected(name, module):
-            continue
-        if isinstance(module, nn.modules.batchnorm._NormBase):
-            norms.append(module)
         for pname, param in own:
             qualified = f"{name}.{pname}" if name else pname
+            parts = _parts(kind, module, pname, param, forget_bias is not None)
+            if parts is None:
+                skipped.append(qualified)
+                continue
+            if not selected(name, module, kind or "token"):
+                continue
             if isinstance(param, nn.parameter.UninitializedParameter):
                 raise ValueError(
                     f"apply: {qualified} is not materialized yet (a Lazy module). "
                     "Run one forward pass first."
                 )
             _check_generator(param, "apply", generator)
-            spec: InitSpec | None
-            if kind == "norm":
-                spec = ones if pname == "weight" else zeros
-            else:
-                spec = weight_spec if pname == "weight" else bias_spec
-            if spec is None:
-                continue
-            fans = None
-            if spec.scheme.fill is torch_default_:
-                spec = _torch_default_spec(spec, module, param)
-            elif kind in ("conv", "conv_transpose") and param.dim() >= 2:
-                groups = getattr(module, "groups", 1)
-                fans = calculate_fans(param, transposed=kind == "conv_transpose", groups=groups)
-            try:
-                draw = spec.describe(param.shape, fans=fans)
-                # A dry run on a meta tensor of the parameter's dtype checks what the shape
-                # alone cannot (an integer or complex dtype, an overflow) and draws nothing.
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # the real fill warns, once
-                    spec(torch.empty(param.shape, dtype=param.dtype, device="meta"), fans=fans)
-            except (ValueError, TypeError) as error:
-                raise type(error)(
-                    f"apply: cannot initialize {qualified} {tuple(param.shape)} "
-                    f"({type(module).__name__}) with {str(spec)!r}: {error}"
-                ) from error
-            record = InitRecord(
-                qualified,
-                type(module).__name__,
-                tuple(param.shape),
-                str(spec),
-                draw.std,
-                draw.fan_in,
-                draw.fan_out,
-            )
-            plan.append((record, module, param, spec, fans))
+            for label, rows, role in parts:
+                spec = specs.get(role)
+                if spec is None:
+                    continue
+                fans = None
+                if spec.scheme.fill is torch_default_:
+                    spec, fans = _torch_default_spec(spec, module, pname, param, zero_biases)
+                elif role in ("weight", "recurrent"):
+                    fans = _layer_fans(module, param)
+                shape = tuple(param.shape)
+                if rows is not None:
+                    shape = (rows.stop - rows.start, *shape[1:])
+                try:
+                    draw = spec.describe(shape, fans=fans)
+                    # A dry run on a meta tensor of the parameter's dtype checks what the
+                    # shape alone cannot (an integer or complex dtype, an overflow) and
+                    # draws nothing.
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # the real fill warns, once
+                        spec(torch.empty(shape, dtype=param.dtype, device="meta"), fans=fans)
+                except (ValueError, TypeError) as error:
+                    raise type(error)(
+                        f"apply: cannot initialize {qualified}{label} {shape} "
+                        f"({type(module).__name__}) with {str(spec)!r}: {error}"
+                    ) from error
+                record = InitRecord(
+                    qualified + label,
+                    type(module).__name__,
+                    shape,
+                    str(spec),
+                    draw.std,
+                    draw.fan_in,
+                    draw.fan_out,
+                )
+                plan.append(_Step(record, module, param, rows, spec, fans))
+    if forget_bias is not None and not any(step.spec is specs["forget"] for step in plan):
+        raise ValueError(
+            f"apply: forget_bias={forget_bias!r} sets the forget gate's bias of an nn.LSTM "
+            "or nn.LSTMCell, and the layers selected have none (no LSTM, or bias=False). "
+            "Fix: leave forget_bias=None for this model."
+        )
 
-    for _, module, param, spec, fans in plan:
-        spec(param, generator=generator, fans=fans)
-        padding_idx = getattr(module, "padding_idx", None)
+    for step in plan:
+        param = step.param
+        # A piece is a view of the parameter's rows: filling it fills the parameter.
+        target = param if step.rows is None else param.detach()[step.rows]
+        step.spec(target, generator=generator, fans=step.fans)
+        module, padding_idx = step.module, getattr(step.module, "padding_idx", None)
         if isinstance(module, nn.Embedding) and param is module.weight and padding_idx is not None:
             with torch.no_grad():
                 param[padding_idx].zero_()
@@ -2130,10 +2343,161 @@ def apply(
         norm.reset_running_stats()
     if skipped:
         warnings.warn(
-            f"apply left {len(skipped)} parameter(s) of unsupported modules as they were: "
-            f"{', '.join(skipped[:8])}{' …' if len(skipped) > 8 else ''}. Initialize them "
-            "with the initlab.init functions directly.",
+            f"apply left {len(skipped)} parameter(s) it does not know as they were: "
+            f"{', '.join(skipped[:8])}{' …' if len(skipped) > 8 else ''}. A loose "
+            "parameter is re-drawn only when its name matches initlab.init.TOKEN_PATTERNS "
+            "(cls_token, pos_embed, …). Initialize the others with the initlab.init "
+            "functions directly.",
             UserWarning,
             stacklevel=2,
         )
-    return [record for record, *_ in plan]
+    return [step.record for step in plan]
+
+
+# --------------------------------------------------------------------------- residual branches
+
+
+def _unknown_module(fn: str, name: str, modules: Mapping[str, nn.Module]) -> str:
+    names = [n for n in modules if n]
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
+    if close:
+        hint = "Close names: " + ", ".join(repr(n) for n in close) + "."
+    else:
+        shown = ", ".join(repr(n) for n in names[:8]) + (" …" if len(names) > 8 else "")
+        hint = f"Its modules: {shown or 'none'}."
+    return (
+        f"{fn}: the model has no module named {name!r}. {hint} Name the modules as "
+        "model.named_modules() does (the probe's branch_source)."
+    )
+
+
+def scale_residual(
+    model: nn.Module, branches: Iterable[str], *, count: int | None = None
+) -> list[InitRecord]:
+    """Start each residual branch small, so that a deep residual stream starts as the identity.
+
+    A block adds its branch to the stream, x + f(x); L blocks of unit-scale branches
+    grow the stream's variance L-fold. For each qualified module name in ``branches``
+    (the module whose output is a branch's output, as the probe reports it in
+    ``ResidualStats.branch_source``):
+
+    - a norm layer with an affine weight: γ = 0, so the branch starts at β and the block
+      at the identity (zero-γ: Goyal et al. 2017, the last BN of each ResNet block;
+      Fixup, Zhang et al. 2019). β is left as it is (0 at torch's init);
+    - an ``nn.Linear``, Conv or ConvTranspose: weight × 1/√count;
+    - an ``nn.MultiheadAttention``: its ``out_proj.weight`` × 1/√count.
+
+    ``count`` defaults to ``len(branches)``: with two branches per block (attention and
+    MLP) that is GPT-2's 1/√(2L). The weights are scaled as they are, so call it once,
+    after :func:`apply`. Every name is checked before anything is touched.
+
+    Args:
+        model: any ``nn.Module``.
+        branches: qualified module names, e.g. ``["blocks.0.attn", "blocks.0.mlp.fc2"]``.
+        count: the number of residual branches N for the factor 1/√N; default
+            ``len(branches)``.
+
+    Returns:
+        One :class:`InitRecord` per parameter changed: ``scheme`` is ``"zeros"`` or
+        ``"scale(1/√N)"``, ``std`` the weight's std afterwards.
+
+    Raises:
+        ValueError: an unknown name (the error lists close ones), a name given twice, a
+            module of another kind, a norm without an affine weight, no names, or a
+            count below 1.
+        TypeError: ``branches`` is a string or not an iterable of strings.
+
+    References:
+        Goyal et al., *Accurate, large minibatch SGD: training ImageNet in 1 hour*, 2017.
+        Zhang, Dauphin & Ma, *Fixup initialization: residual learning without
+        normalization*, 2019. Radford et al., *Language models are unsupervised
+        multitask learners* (GPT-2), 2019.
+
+    Example:
+        >>> net = nn.ModuleDict({"attn": nn.MultiheadAttention(8, 2), "fc2": nn.Linear(16, 8)})
+        >>> w = net["fc2"].weight.clone()
+        >>> [(r.parameter, r.scheme) for r in scale_residual(net, ["attn", "fc2"])]
+        [('attn.out_proj.weight', 'scale(1/√2)'), ('fc2.weight', 'scale(1/√2)')]
+        >>> torch.allclose(net["fc2"].weight, w / 2**0.5)
+        True
+        >>> bn = nn.BatchNorm2d(4)
+        >>> _ = scale_residual(nn.Sequential(nn.Conv2d(4, 4, 3), bn), ["1"])
+        >>> bn.weight.tolist()
+        [0.0, 0.0, 0.0, 0.0]
+    """
+    fn = "scale_residual"
+    if not isinstance(model, nn.Module):
+        raise TypeError(param_message(fn, "model", "an nn.Module", type(model).__name__))
+    expected = "a list of qualified module names, e.g. ['blocks.0.attn', 'blocks.0.mlp.fc2']"
+    if isinstance(branches, str) or not isinstance(branches, Iterable):
+        raise TypeError(param_message(fn, "branches", expected, branches))
+    names = list(branches)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(param_message(fn, "branches", expected, name))
+    if not names:
+        raise ValueError(param_message(fn, "branches", "at least one module name", names))
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(
+            f"{fn}: {', '.join(repr(n) for n in twice)} given twice: each branch is scaled "
+            "once. Fix: name each module once."
+        )
+    n = len(names) if count is None else check_int(fn, "count", count, low=1)
+    # Every name a module is reachable by, so that a shared module is found, and refused.
+    modules = dict(model.named_modules(remove_duplicate=False))
+
+    plan: list[tuple[str, nn.Module, Tensor, bool]] = []  # name, module, weight, zero it
+    for name in names:
+        if name not in modules:
+            raise ValueError(_unknown_module(fn, name, modules))
+        module = modules[name]
+        target: object
+        if isinstance(module, _NORM):
+            target, zero, qualified = getattr(module, "weight", None), True, f"{name}.weight"
+            if not isinstance(target, Tensor):
+                raise ValueError(
+                    f"{fn}: {name!r} is a {type(module).__name__} without an affine weight "
+                    "(γ), so there is no γ to zero. Fix: build it with affine=True "
+                    "(elementwise_affine=True), or name the branch's last Linear or Conv."
+                )
+        elif isinstance(module, nn.MultiheadAttention):
+            target, zero, qualified = module.out_proj.weight, False, f"{name}.out_proj.weight"
+        elif isinstance(module, (nn.Linear, nn.Bilinear, *_CONV, *_CONV_T)):
+            target, zero, qualified = module.weight, False, f"{name}.weight"
+        else:
+            raise ValueError(
+                f"{fn}: {name!r} is a {type(module).__name__}. It takes the module that "
+                "produces a residual branch's output: a norm layer with an affine weight "
+                "(its γ is zeroed), or an nn.Linear, a Conv, a ConvTranspose or an "
+                "nn.MultiheadAttention (its weight, or out_proj's, is scaled by 1/√count)."
+            )
+        if isinstance(target, nn.parameter.UninitializedParameter):
+            raise ValueError(
+                f"{fn}: {qualified} is not materialized yet (a Lazy module). "
+                "Run one forward pass first."
+            )
+        if any(target is other for _, _, other, _ in plan):
+            raise ValueError(f"{fn}: {qualified} is shared with another branch named.")
+        plan.append((qualified, module, target, zero))
+
+    records = []
+    with torch.no_grad():
+        for qualified, module, weight, zero in plan:
+            if zero:
+                weight.zero_()
+            else:
+                weight.mul_(1.0 / math.sqrt(n))
+            fans = None if zero else _layer_fans(module, weight) or calculate_fans(weight)
+            records.append(
+                InitRecord(
+                    qualified,
+                    type(module).__name__,
+                    tuple(weight.shape),
+                    "zeros" if zero else f"scale(1/√{n})",
+                    float(weight.detach().double().std(correction=0)),
+                    fans[0] if fans else None,
+                    fans[1] if fans else None,
+                )
+            )
+    return records
