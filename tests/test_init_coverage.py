@@ -150,15 +150,24 @@ def test_forget_bias_alone_keeps_the_other_biases() -> None:
     assert torch.equal(lstm.bias_ih_l0[8:], before[8:])
 
 
-def test_forget_bias_without_an_lstm_is_an_error_and_changes_nothing() -> None:
-    model = nn.Sequential(nn.Linear(3, 3), nn.GRU(3, 3))
+def test_forget_bias_leaves_layers_without_a_forget_gate_as_bias_sets_them() -> None:
+    # The probe's recurrent fix passes forget_bias=1.0 for any recurrent layer: a GRU or
+    # an RNN has no forget gate, so its biases get `bias`, and nothing fails.
+    model = nn.Sequential(nn.GRU(3, 3), nn.RNN(3, 3), nn.LSTM(3, 3, bias=False))
+    records = init.apply(model, "he_normal", "constant(0.5)", forget_bias=1.0)
+    assert torch.all(model[0].bias_ih_l0 == 0.5) and torch.all(model[1].bias_hh_l0 == 0.5)
+    assert not any(r.scheme == "constant(val=1.0)" for r in records)
+
+
+def test_a_bad_forget_bias_is_an_error_and_changes_nothing() -> None:
+    model = nn.Sequential(nn.Linear(3, 3), nn.LSTM(3, 3))
     before = [p.detach().clone() for p in model.parameters()]
-    with pytest.raises(ValueError, match="forget_bias=1.0 .*nn.LSTM"):
-        init.apply(model, "he_normal", forget_bias=1.0)
+    with pytest.raises(ValueError, match="forget_bias"):
+        init.apply(model, "he_normal", forget_bias=math.nan)
+    with pytest.raises(TypeError, match="forget_bias"):
+        init.apply(model, "he_normal", forget_bias="1")  # type: ignore[arg-type]
     for a, b in zip(before, model.parameters(), strict=True):
         assert torch.equal(a, b)
-    with pytest.raises(TypeError, match="forget_bias"):
-        init.apply(nn.LSTM(2, 2), "he_normal", forget_bias="1")  # type: ignore[arg-type]
 
 
 def test_recurrent_identity_and_projection(gen: torch.Generator) -> None:
@@ -396,3 +405,16 @@ def test_scale_residual_errors_name_what_it_takes_and_change_nothing() -> None:
         init.scale_residual(shared, ["a", "b"])
     for a, b in zip(before, model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_an_extra_matrix_on_a_linear_subclass_is_named_not_given_the_bias_spec() -> None:
+    class LoRALinear(nn.Linear):
+        def __init__(self) -> None:
+            super().__init__(8, 8)
+            self.lora_a = nn.Parameter(torch.full((2, 8), 3.0))
+
+    model = nn.Sequential(LoRALinear())
+    with pytest.warns(UserWarning, match=r"0\.lora_a"):
+        records = init.apply(model, "he_normal")
+    assert [r.parameter for r in records] == ["0.weight", "0.bias"]
+    assert torch.all(model[0].lora_a == 3.0)

@@ -2062,8 +2062,12 @@ def _parts(
     in_proj_weight (3E, E) is q, k and v, each (E, E); a recurrent weight (gates·H, in)
     is one (H, in) matrix per gate.
     """
-    if kind == "norm":
-        return [("", None, "ones" if pname == "weight" else "zeros")]
+    if kind in ("norm", "linear", "conv", "conv_transpose", "embedding"):
+        if pname not in ("weight", "bias"):
+            return None  # e.g. an adapter's matrices added to a subclass of Linear
+        if kind == "norm":
+            return [("", None, "ones" if pname == "weight" else "zeros")]
+        return [("", None, pname)]
     if kind == "attention":
         if pname == "in_proj_weight":
             return _split("qkv", param, "weight")
@@ -2089,9 +2093,9 @@ def _parts(
                 for label, rows, _ in _split(gates, param, "")
             ]
         return None
-    if kind is None:
-        return [("", None, "token")] if _TOKEN.fullmatch(pname) else None
-    return [("", None, "weight" if pname == "weight" else "bias")]
+    if kind is None and _TOKEN.fullmatch(pname):
+        return [("", None, "token")]
+    return None
 
 
 def _layer_fans(module: nn.Module, param: Tensor) -> tuple[int, int] | None:
@@ -2198,6 +2202,7 @@ def apply(
         recurrent: a spec for the recurrent weights (weight_hh), per gate, or None to
             keep them. Default ``"orthogonal"``.
         forget_bias: an LSTM's forget-gate bias (e.g. 1.0), or None to give it ``bias``.
+            Layers without a forget gate (GRU, RNN, no bias) have nothing it applies to.
         generator: the generator every draw comes from, in module order, then parameter
             order, then q, k, v or gate order.
         include: which parameters to touch: kind names (``"linear"``, ``"conv"``,
@@ -2212,8 +2217,9 @@ def apply(
 
     Raises:
         ValueError: a bad spec, a spec that does not fit a parameter (e.g. ``eye`` on a
-            conv weight), a generator on another device, or a ``forget_bias`` with no
-            LSTM bias to set; the model is then unchanged.
+            conv weight), a generator on another device, or a non-finite
+            ``forget_bias``; the model is then unchanged.
+        TypeError: a ``forget_bias`` that is not a real number.
 
     References:
         Saxe, McClelland & Ganguli, *Exact solutions to the nonlinear dynamics of learning
@@ -2323,12 +2329,6 @@ def apply(
                     draw.fan_out,
                 )
                 plan.append(_Step(record, module, param, rows, spec, fans))
-    if forget_bias is not None and not any(step.spec is specs["forget"] for step in plan):
-        raise ValueError(
-            f"apply: forget_bias={forget_bias!r} sets the forget gate's bias of an nn.LSTM "
-            "or nn.LSTMCell, and the layers selected have none (no LSTM, or bias=False). "
-            "Fix: leave forget_bias=None for this model."
-        )
 
     for step in plan:
         param = step.param
