@@ -1024,15 +1024,104 @@ def _load_factory(target: str, debug: bool) -> torch.nn.Module:
     raise own
 
 
+# The library names its Python parameters ("The 'loss_fn' parameter of probe must be …");
+# the command names the option the user typed. (function, parameter) → option.
+_OPTIONS = {
+    ("probe", "model"): "MODEL",
+    ("probe", "batch"): "--input-shape / --data",
+    ("probe", "loss_fn"): "--loss",
+    ("probe", "steps"): "--steps",
+    ("probe", "lr"): "--lr",
+    ("probe", "seed"): "--seed",
+    ("apply", "model"): "MODEL",
+    ("apply", "weight"): "--init",
+    ("apply", "bias"): "--bias-init",
+    ("fix", "model"): "MODEL",
+    ("fix", "batch"): "--input-shape / --data",
+    ("fix", "loss_fn"): "--loss",
+}
+# Python words that may follow in the same message, in the command's words.
+_WORDS = (
+    (re.compile(r"\bsteps\s*=\s*(\d+)"), r"--steps \1"),
+    (re.compile(r"\bsteps\s*([<>]=?)\s*(\d+)"), r"--steps \1 \2"),
+    (re.compile(r"\blr\s*=\s*"), "--lr "),
+    (re.compile(r"\bPass loss_fn\b"), "Give --data (its labels give a loss)"),
+    (re.compile(r"\bloss_fn\b"), "--loss"),
+    (re.compile(r"Got None instead"), "Got none instead"),
+)
+_PARAMETER = re.compile(r"The '(\w+)' parameter of (\w+) must be")
+
+
+def _in_cli_words(message: str, option: str | None = None) -> tuple[str | None, str]:
+    """A library message worded for the command: the option it concerns, and the text.
+
+    ``The 'n' parameter of load_circles must be …`` → (``--data``, ``The 'n' option of
+    circles must be …``); ``The 'loss_fn' parameter of probe must be …`` → (``--loss``,
+    ``It must be …``). ``option`` is the one to name when the message names none."""
+    match = _PARAMETER.search(message)
+    if match is not None:
+        name, fn = match.groups()
+        if fn.startswith("load_"):
+            dataset = fn.removeprefix("load_").replace("_", "-")
+            message = _PARAMETER.sub(f"The '{name}' option of {dataset} must be", message, 1)
+            option = "--data"
+        elif (fn, name) in _OPTIONS:
+            option = _OPTIONS[fn, name]
+            message = _PARAMETER.sub("It must be", message, 1)
+    for pattern, words in _WORDS:
+        message = pattern.sub(words, message)
+    if option == "--init" or option == "--bias-init":
+        message = re.sub(r"^apply: ", "", message)
+        # eye_, dirac_: the specs --init takes are named without the trailing _
+        message = re.sub(r"\b([a-z][a-z_]*[a-z])_(?=[\s.,;:)]|$)", r"\1", message)
+    return option, message
+
+
+def _fail_in_cli_words(error: BaseException, option: str | None = None) -> NoReturn:
+    where, message = _in_cli_words(str(error) or type(error).__name__, option)
+    _fail(message, where)
+
+
 _VERDICT_STYLE = {
     "vanishing": "bold red",
     "exploding": "bold red",
     "nonfinite": "bold red",
+    "high_loss": "bold red",
+    "diverging": "bold red",
+    "vanishing_in_time": "bold red",
+    "exploding_in_time": "bold red",
     "saturated": "yellow",
     "dead": "yellow",
+    "weight_scale": "yellow",
+    "residual_growth": "yellow",
+    "attention_collapse": "yellow",
+    "update_ratio": "yellow",
     "symmetric": "magenta",
     "redundant_bias": "cyan",
 }
+# The verdict column's short names (the verdicts below the table spell them out). Kinds
+# about the whole path (depth, time, the loss) mark no single row.
+_VERDICT_TAG = {
+    "saturated": "satur.",
+    "dead": "dead",
+    "symmetric": "symm.",
+    "nonfinite": "nan/inf",
+    "redundant_bias": "bias",
+    "weight_scale": "scale",
+    "update_ratio": "update",
+    "attention_collapse": "attn",
+}
+_LAYOUTS = ("auto", "flat", "image", "sequence")
+_INPUT_DTYPES = {"float": torch.float32, "long": torch.int64, "int": torch.int32}
+_FORMATS = ("table", "json", "csv")
+# The image each flattened data set holds, channels first: what a conv stem takes.
+_IMAGES = {
+    "digits": (1, 8, 8),
+    "mnist": (1, 28, 28),
+    "fashion-mnist": (1, 28, 28),
+    "mnist1d": (1, 40),
+}
+_FEW_NORMS = 6  # up to this many norm layers are listed without --verbose
 
 
 @dataclass(frozen=True)
@@ -1042,6 +1131,9 @@ class _ProbeOptions:
     model: str
     input_shape: str | None
     data: str | None
+    layout: str
+    tokens: int | None
+    input_dtype: str | None
     batch_size: int
     init: str | None
     bias_init: str
@@ -1049,6 +1141,9 @@ class _ProbeOptions:
     steps: int
     lr: float
     seed: int
+    fix: bool
+    output_format: str
+    verbose: bool
     figure: Path | None
     debug: bool
 
@@ -1063,6 +1158,32 @@ def _parse_probe(o: _ProbeOptions) -> tuple[tuple[int, ...] | None, str]:
             "--input-shape / --data",
         )
     _choice(o.loss, ("auto", "cross_entropy", "mse", "none"), "--loss")
+    _choice(o.layout, _LAYOUTS, "--layout")
+    _choice(o.output_format, _FORMATS, "--format")
+    if o.input_dtype is not None:
+        _choice(o.input_dtype, tuple(_INPUT_DTYPES), "--input-dtype")
+    if o.tokens is not None:
+        _count(o.tokens, "--tokens", high=2**62)
+        if o.input_dtype == "float":
+            _fail(
+                "expected integer token ids with --tokens: --input-dtype long or int. "
+                "Got --input-dtype float.",
+                "--tokens",
+            )
+    if o.data is not None:
+        for given, option in ((o.tokens, "--tokens"), (o.input_dtype, "--input-dtype")):
+            if given is not None:
+                _fail(
+                    f"expected {option} with --input-shape (a random batch): --data gives "
+                    f"its own values. Drop {option}, or use --input-shape.",
+                    option,
+                )
+    elif o.layout != "auto":
+        _fail(
+            "expected --layout with --data: it says how to lay out the data's examples. "
+            "With --input-shape, the shape itself is the layout.",
+            "--layout",
+        )
     _count(o.batch_size, "--batch-size", high=10**8)
     _count(o.steps, "--steps", low=0, high=10**6)
     if not (math.isfinite(o.lr) and o.lr > 0):
@@ -1091,21 +1212,221 @@ def _parse_probe(o: _ProbeOptions) -> tuple[tuple[int, ...] | None, str]:
     return shape, chosen
 
 
+# ---- what the model's first layer takes
+
+
+def _first_layer(net: torch.nn.Module) -> tuple[str, torch.nn.Module] | None:
+    """The model's first module (in the order they were defined) whose kind says what
+    input it takes, or None: a weight layer, a recurrent core, a batch norm."""
+    from torch.nn.modules.batchnorm import _NormBase
+    from torch.nn.modules.conv import _ConvNd
+
+    kinds = (
+        torch.nn.Linear,
+        torch.nn.Bilinear,
+        torch.nn.Embedding,
+        torch.nn.EmbeddingBag,
+        torch.nn.RNNBase,
+        _ConvNd,
+        _NormBase,
+    )
+    for name, module in net.named_modules():
+        if isinstance(module, kinds) or isinstance(getattr(module, "in_features", None), int):
+            return name or "(the model)", module
+        if isinstance(getattr(module, "in_channels", None), int):  # initlab's StackedConv
+            return name or "(the model)", module
+    return None
+
+
+def _takes(module: torch.nn.Module) -> tuple[str, int | None, int | None]:
+    """What ``module`` takes as the model's first layer: a layout ("flat", "image",
+    "sequence", "tokens" or "" where it cannot tell), the features or channels it needs,
+    and an image's spatial dimensions (1 for Conv1d, 2 for Conv2d …)."""
+    from torch.nn.modules.batchnorm import _NormBase
+
+    if isinstance(module, torch.nn.Embedding | torch.nn.EmbeddingBag):
+        return "tokens", module.num_embeddings, None
+    if isinstance(module, torch.nn.RNNBase):
+        return "sequence", module.input_size, None
+    if isinstance(module, _NormBase):
+        dims = {"BatchNorm1d": None, "BatchNorm2d": 2, "BatchNorm3d": 3}.get(type(module).__name__)
+        return ("flat", module.num_features, None) if dims is None else ("image", None, dims)
+    channels = getattr(module, "in_channels", None)
+    if isinstance(channels, int):
+        kernel = getattr(module, "kernel_size", None)
+        dims = len(kernel) if isinstance(kernel, tuple) else int(getattr(module, "dims", 2))
+        return "image", channels, dims
+    features = getattr(module, "in_features", None)
+    if isinstance(features, int):
+        return "flat", features, None
+    return "", None, None
+
+
+def _laid_out(o: _ProbeOptions, x: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
+    """The data's examples ``x`` in the layout the model's first layer takes (or the one
+    --layout names), checked against what that layer expects."""
+    assert o.data is not None
+    name = _data_spec(o.data)[0]
+    n, example = x.shape[0], tuple(x.shape[1:])
+    size = math.prod(example)
+    image = example if len(example) > 1 else _IMAGES.get(name)
+    first = _first_layer(net)
+    layer_name, module = first if first is not None else ("", None)
+    layout, need, dims = _takes(module) if module is not None else ("", None, None)
+    what = f"the model's first layer {layer_name!r} ({type(module).__name__})"
+    axes = "channels × length" if image is not None and len(image) == 2 else "channels × H × W"
+    gives = f"--data {o.data} gives " + (
+        f"images of {'×'.join(map(str, image))} ({axes})"
+        if image is not None
+        else f"{size} features per example"
+    )
+    if layout == "tokens":
+        _fail(
+            f"{what} takes integer token ids, and {gives}. Use --input-shape NxT with "
+            f"--tokens {need} for a random batch of ids.",
+            "--data",
+        )
+    chosen = o.layout if o.layout != "auto" else layout or "given"
+    if chosen == "given":  # the model's kind cannot tell: the data as loaded
+        return x
+    if chosen == "flat":
+        x = x.reshape(n, size)
+        if o.layout == "auto" and need is not None and need != size:
+            _fail(
+                f"{what} takes {need} features per example, and {gives}. Use data with "
+                f"{need} features, or a model for {size}; --layout image if the model "
+                "takes images.",
+                "--data",
+            )
+        return x
+    if chosen == "image":
+        if image is None:
+            _fail(
+                f"expected images for --layout image or a conv stem "
+                f"({what if module is not None else 'the model'}), and {gives}. Use digits, "
+                "mnist or fashion-mnist (mnist1d for a Conv1d), or --layout flat.",
+                "--data",
+            )
+        x = x.reshape(n, *image)
+        if o.layout == "auto" and dims is not None and dims != len(image) - 1:
+            fits = {1: "mnist1d", 2: "digits, mnist or fashion-mnist"}.get(dims, "other data")
+            _fail(
+                f"{what} takes {dims}-D images, and {gives}. Use {fits}, or a model for this data.",
+                "--data",
+            )
+        if o.layout == "auto" and need is not None and need != image[0]:
+            _fail(
+                f"{what} takes images with {need} channel{'s' * (need > 1)}, and {gives}. "
+                f"Give the model's first layer in_channels={image[0]}.",
+                "--data",
+            )
+        return x
+    # sequence: an RNN reads each example as steps of input_size features.
+    steps = size // need if need else 0
+    if o.layout == "sequence" and need is None:
+        _fail(
+            f"expected a recurrent first layer (RNN, LSTM, GRU) for --layout sequence. "
+            f"Got {what if module is not None else 'none'}.",
+            "--layout",
+        )
+    if need is None or steps * need != size:
+        _fail(
+            f"{what} takes steps of {need} features each, and {gives}: {size} is not a "
+            f"multiple of {need}. Give the model input_size dividing {size} (e.g. "
+            f"{image[-1] if image else 1}).",
+            "--data",
+        )
+    x = x.reshape(n, steps, need)
+    return x if getattr(module, "batch_first", False) else x.transpose(0, 1)
+
+
+def _tokens_range(o: _ProbeOptions, net: torch.nn.Module) -> int:
+    """The integers of an integer batch are drawn from [0, this)."""
+    first = _first_layer(net)
+    module = first[1] if first is not None else None
+    size = (
+        module.num_embeddings
+        if isinstance(module, torch.nn.Embedding | torch.nn.EmbeddingBag)
+        else None
+    )
+    if o.tokens is None:
+        if size is None:
+            _fail(
+                f"expected --tokens VOCAB with --input-dtype {o.input_dtype}: the integers are "
+                "drawn from [0, VOCAB). (The model's first layer is not an Embedding, whose "
+                "size would say.)",
+                "--input-dtype",
+            )
+        return size
+    if size is not None and o.tokens > size:
+        assert first is not None
+        _fail(
+            f"expected at most the {size:,} ids of the model's first layer {first[0]!r} "
+            f"(Embedding({size}, …)). Got {o.tokens:,}.",
+            "--tokens",
+        )
+    return o.tokens
+
+
+def _probe_data(text: str) -> Any:
+    """The data set of --data; the loader's errors name its option, not its parameter."""
+    from initlab import data as data_mod
+
+    name, options = _data_spec(text)
+    try:
+        return data_mod.load(name, **options)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        _fail_in_cli_words(error, "--data")
+
+
 def _probe_batch(
-    o: _ProbeOptions, shape: tuple[int, ...] | None, generator: torch.Generator
+    o: _ProbeOptions,
+    shape: tuple[int, ...] | None,
+    net: torch.nn.Module,
+    generator: torch.Generator,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """A random N(0, 1) batch of ``shape``, or the first examples of --data and labels."""
+    """A random batch of ``shape`` (N(0, 1), or integer ids with --tokens or an integer
+    --input-dtype), or the first examples of --data, laid out for the model, and labels."""
     if shape is not None:
-        return torch.randn(shape, generator=generator)
+        dtype = _INPUT_DTYPES[o.input_dtype or ("long" if o.tokens is not None else "float")]
+        if dtype.is_floating_point:
+            return torch.randn(shape, generator=generator, dtype=dtype)
+        high = _tokens_range(o, net)
+        return torch.randint(0, high, shape, generator=generator, dtype=dtype)
     assert o.data is not None  # one of the two, checked by _parse_probe
-    ds = _load_data(o.data)
+    ds = _probe_data(o.data)
     if o.batch_size > ds.n_train:
         _fail(
             f"expected at most the {ds.n_train:,} training examples of {o.data}. "
             f"Got {o.batch_size:,}.",
             "--batch-size",
         )
-    return ds.x_train[: o.batch_size], ds.y_train[: o.batch_size]
+    return _laid_out(o, ds.x_train[: o.batch_size], net), ds.y_train[: o.batch_size]
+
+
+def _batch_option(o: _ProbeOptions) -> str:
+    if o.data is not None:
+        return "--data"
+    return "--tokens" if o.tokens is not None else "--input-shape"
+
+
+def _batch_error(o: _ProbeOptions, message: str) -> str:
+    """The probe's words on the batch (a shape, a dtype) in the command's words."""
+    given = (
+        f"--data {o.data}" + (f" --layout {o.layout}" if o.layout != "auto" else "")
+        if o.data is not None
+        else f"--input-shape {o.input_shape}"
+    )
+    message = message.replace(
+        "Check the batch's shape against the model's first layer.",
+        f"Check {given} against the model's first layer"
+        + (", or give --layout." if o.data is not None else "."),
+    )
+    return re.sub(
+        r"Convert the batch \(x\.to\([^)]*\)\)",
+        "Leave out --tokens and --input-dtype for a float batch",
+        message,
+    )
 
 
 def _run_probe(o: _ProbeOptions, net: torch.nn.Module, batch: Any, loss: str) -> list[Probe]:
@@ -1115,34 +1436,440 @@ def _run_probe(o: _ProbeOptions, net: torch.nn.Module, batch: Any, loss: str) ->
     loss_fn = experiments.loss_function(loss)
     try:
         result = probe_mod.probe(net, batch, loss_fn, o.steps, lr=o.lr, seed=o.seed)
-    except (ValueError, TypeError):
-        raise
+    except (ValueError, TypeError) as error:
+        if o.debug:
+            raise
+        text = str(error)
+        option = _batch_option(o) if ("batch" in text or "layer" in text) else None
+        if text.startswith("The model ") and "no parameters" in text:
+            option = "MODEL"
+        _fail_in_cli_words(ValueError(_batch_error(o, text)), option)
     except Exception as error:  # the model's own forward pass failed
         _failed(f"the model {o.model!r}", error, o.debug)
     return list(result)
 
 
-def _print_reports(o: _ProbeOptions, reports: list[Probe]) -> None:
-    """Each report's table and verdicts, and its figure with --figure."""
-    console = Console()
-    if not console.is_terminal:  # a pipe or a file: room for the whole table
-        console.width = max(console.width, 120)
-    for report in reports:
-        _print_probe(console, report, o.model, o.steps > 0)
-        if o.figure is None:
-            continue
-        from initlab.report import probe_figure
+@dataclass(frozen=True)
+class _Fixed:
+    """What --fix did: the reports before and after, and what it changed."""
 
-        path = (
-            o.figure
-            if report.member is None
-            else o.figure.with_stem(f"{o.figure.stem}-member{report.member}")
+    before: list[Probe]
+    after: list[Probe]
+    applied: tuple[str, ...]
+
+
+def _run_fix(o: _ProbeOptions, net: torch.nn.Module, batch: Any, loss: str) -> _Fixed:
+    """:func:`initlab.probe.fix` on the model; with --steps, both reports take them."""
+    from initlab import probe as probe_mod
+
+    fix = getattr(probe_mod, "fix", None)
+    if fix is None:
+        _fail("this version of initlab has no initlab.probe.fix yet.", "--fix")
+    before = _run_probe(o, net, batch, loss) if o.steps else None
+    try:
+        result = fix(net, batch, experiments.loss_function(loss))
+    except (ValueError, TypeError) as error:
+        if o.debug:
+            raise
+        _fail_in_cli_words(error, "--fix")
+    except Exception as error:  # the model's own forward pass failed
+        _failed(f"the model {o.model!r}", error, o.debug)
+    after = _run_probe(o, net, batch, loss) if o.steps else list(result.after)
+    return _Fixed(before or list(result.before), after, tuple(result.applied))
+
+
+# ---- machine-readable output
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON takes it: dataclasses as objects, tuples as lists, NaN as null
+    and ±inf as "inf" / "-inf" (JSON has no non-finite numbers)."""
+    import dataclasses
+
+    from initlab.probe import Histogram
+
+    if isinstance(value, Histogram):
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not f.name.endswith("_hist")
+        }
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def _member_json(report: Probe) -> dict[str, Any]:
+    """One member's report as a JSON object: every field, and ``healthy``."""
+    obj: dict[str, Any] = _plain(report)
+    obj["healthy"] = report.healthy
+    return obj
+
+
+def _print_json(o: _ProbeOptions, reports: list[Probe], fixed: _Fixed | None) -> None:
+    """One JSON object per member, one per line, and nothing else on stdout."""
+    import json
+
+    if fixed is None:
+        for report in reports:
+            line = {"model": o.model, **_member_json(report)}
+            typer.echo(json.dumps(line, ensure_ascii=False, allow_nan=False))
+        return
+    for before, after in zip(fixed.before, fixed.after, strict=True):
+        line = {
+            "model": o.model,
+            "member": after.member,
+            "before": _member_json(before),
+            "applied": list(fixed.applied),
+            "after": _member_json(after),
+        }
+        typer.echo(json.dumps(line, ensure_ascii=False, allow_nan=False))
+
+
+def _print_csv(reports: list[Probe], fixed: _Fixed | None) -> None:
+    """The per-layer table (:meth:`Probe.to_frame`) with a header: a ``member`` column for
+    a stack, a ``stage`` column (before, after) with --fix."""
+    import pandas as pd
+
+    stages = (
+        [("", reports)] if fixed is None else [("before", fixed.before), ("after", fixed.after)]
+    )
+    frames = []
+    for stage, members in stages:
+        for report in members:
+            frame = report.to_frame()
+            if report.member is not None:
+                frame.insert(0, "member", report.member)
+            if stage:
+                frame.insert(0, "stage", stage)
+            frames.append(frame)
+    sys.stdout.write(pd.concat(frames, ignore_index=True).to_csv(index=False))
+
+
+# ---- the table and the blocks
+
+
+def _num(value: float | None) -> str:
+    """A number in 3 significant digits and at most 7 characters: 0.123, 45.6, 3.43e-4."""
+    if value is None or value != value:
+        return "—"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0 or 1e-3 <= abs(value) < 1e3:
+        text = f"{value:.3g}"
+        return text if "e" not in text else f"{value:.0f}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _pct(value: float) -> str:
+    return "—" if value != value else f"{value:.0%}"
+
+
+def _shorten(name: str, width: int) -> str:
+    """``name`` in at most ``width`` characters, cut from the left: the end of a qualified
+    name (``…layer4.1.conv2``) is the informative part."""
+    return name if len(name) <= width else "…" + name[len(name) - width + 1 :]
+
+
+def _common_prefix(names: Sequence[str]) -> str:
+    """The dotted prefix every name shares, when it is long enough to be worth a legend
+    (``encoder.layers.``), else ""."""
+    if len(names) < 2:
+        return ""
+    parts = [n.split(".")[:-1] for n in names]  # the last part is never shared away
+    common: list[str] = []
+    for group in zip(*parts, strict=False):
+        if len(set(group)) > 1:
+            break
+        common.append(group[0])
+    prefix = "".join(f"{p}." for p in common)
+    return prefix if len(prefix) >= 8 and all(len(n) > len(prefix) for n in names) else ""
+
+
+_LEGEND = {
+    "h rms": "√E[h²] of the layer's output h",
+    "theory": "its forecast",
+    "∂h rms": "of ∂loss/∂h",
+    "satur.": "φ in its flat tails",
+    "dead": "units 0 for every example",
+    "copies": "units duplicating another",
+    "∇W/W": "‖∂loss/∂W‖/‖W‖",
+    "ΔW/W": "‖ΔW‖/‖W‖ per step (≈1e-3 healthy)",
+}
+
+
+def _layer_table(
+    console: Console, report: Probe, title: str, steps: bool
+) -> tuple[Table, list[str]]:
+    """The per-layer table, fitted to the console's width, and the legend's lines."""
+    marks: dict[int, list[str]] = {}
+    for v in report.verdicts:
+        if v.kind in _VERDICT_TAG:
+            for i in v.layers:
+                tags = marks.setdefault(i, [])
+                if _VERDICT_TAG[v.kind] not in tags:
+                    tags.append(_VERDICT_TAG[v.kind])
+    layers = report.layers
+    columns: dict[str, list[str]] = {
+        "#": [str(s.index) for s in layers],
+        "φ": [_shorten(s.activation or "?", 9) for s in layers],
+        "h rms": [_num(s.preact_rms) for s in layers],
+        "theory": [_num(s.forecast_preact_rms) for s in layers],
+        "∂h rms": [_num(s.grad_rms) for s in layers],
+        "theory ": [_num(s.forecast_grad_rms) for s in layers],
+        "satur.": [_pct(s.saturated) for s in layers],
+        "dead": [_pct(s.dead) for s in layers],
+        "copies": [_pct(s.symmetry) for s in layers],
+        "∇W/W": [_num(s.grad_weight_ratio) for s in layers],
+        "ΔW/W": [_num(s.update_weight_ratio) for s in layers] if steps else [],
+    }
+    # A column with nothing to say (no forecast for this model, no φ that saturates)
+    # gives its room to the names.
+    shown = {c: cells for c, cells in columns.items() if cells and any(x != "—" for x in cells)}
+    verdicts = [", ".join(marks.get(s.index, [])) for s in layers]
+    prefix = _common_prefix([s.name for s in layers])
+    names = [s.name[len(prefix) :] for s in layers]
+    gap = 2
+    used = sum(max(len(c.strip()), *map(len, cells)) + gap for c, cells in shown.items())
+    verdict_width = max([len("verdict"), *map(len, verdicts)]) if any(verdicts) else 0
+    room = console.width - used - (verdict_width + gap if verdict_width else 0) - 1
+    width = max(10, min(room, max([len("layer"), *map(len, names)])))
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    order = ["#", "layer", *[c for c in shown if c != "#"]] + (["verdict"] if verdict_width else [])
+    for c in order:
+        left = c in ("layer", "φ", "verdict")
+        table.add_column(
+            c.strip(),
+            justify="left" if left else "right",
+            no_wrap=c != "verdict",
+            overflow="fold" if c == "verdict" else "ellipsis",
+            min_width=width if c == "layer" else None,
+            max_width=width if c == "layer" else None,
         )
-        try:
-            written = probe_figure(report, path, title=o.model)
-        except OSError as error:
-            _fail(f"cannot write {str(path)!r}: {error}. Choose another path.", "--figure")
-        console.print(f"figure: {_path(written)}", markup=False, highlight=False, soft_wrap=True)
+    for i in range(len(layers)):
+        row: list[str | Text] = []
+        for c in order:
+            if c == "layer":
+                row.append(Text(_shorten(names[i], width)))
+            elif c == "verdict":
+                row.append(Text(verdicts[i], style="yellow"))
+            elif c == "φ":
+                row.append(Text(shown[c][i]))
+            else:
+                row.append(shown[c][i])
+        table.add_row(*row)
+    legend = [f"layer names start with {prefix}"] if prefix else []
+    described = [f"{c}: {_LEGEND[c]}" for c in shown if c in _LEGEND]
+    legend.append("; ".join(described) + ".")
+    if verdict_width:
+        legend.append("verdict: the findings below that name the layer.")
+    return table, legend
+
+
+def _block(console: Console, title: str, header: Sequence[str], rows: list[list[str]]) -> None:
+    """A compact table under the layer table: the first column a module's name, cut
+    from the left to leave the numbers their room."""
+    if not rows:
+        return
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    room = console.width - sum(w + 2 for w in widths[1:]) - 1
+    width = max(10, min(room, widths[0]))
+    _line(console, title)  # above the table, not its title: as wide as the console
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for i, h in enumerate(header):
+        table.add_column(
+            h,
+            justify="left" if i == 0 or h in ("kind", "gate") else "right",
+            no_wrap=True,
+            min_width=width if i == 0 else None,
+            max_width=width if i == 0 else None,
+        )
+    for r in rows:
+        table.add_row(Text(_shorten(r[0], width)), *(Text(x) for x in r[1:]))
+    console.print(table)
+
+
+def _print_parts(console: Console, report: Probe, verbose: bool) -> None:
+    """The parts of the report beyond the weight layers, each where it has something."""
+    if report.attention:
+        _block(
+            console,
+            "attention (entropy: 1 uniform over the keys, 0 one key)",
+            ["module", "heads", "keys", "q rms", "k rms", "v rms", "logit std", "entropy",
+             "max w"],
+            [
+                [a.name, str(a.heads), str(a.keys), _num(a.q_rms), _num(a.k_rms),
+                 _num(a.v_rms), _num(a.logit_std), _num(a.entropy), _num(a.max_weight)]
+                for a in report.attention
+            ],
+        )  # fmt: skip
+    if report.recurrent:
+        rows = []
+        for r in report.recurrent:
+            g = r.grad_through_time
+            at = [_num(g[t]) if g else "—" for t in (0, len(g) // 2, len(g) - 1)]
+            gate = max(r.gate_saturation.items(), key=lambda kv: kv[1], default=None)
+            rows.append(
+                [r.name, r.kind, str(r.steps), _num(r.time_factor), *at,
+                 f"{gate[0]} {_pct(gate[1])}" if gate else "—"]
+            )  # fmt: skip
+        _block(
+            console,
+            "recurrent (∂h: the gradient reaching step t from the last; factor: per step back)",
+            ["module", "kind", "T", "factor", "∂h t=0", "t=T/2", "t=T−1", "most saturated"],
+            rows,
+        )
+    if report.residuals:
+        _block(
+            console,
+            "residual blocks (stream rms in → out; branch/stream: what each block adds)",
+            ["block", "stream in → out", "branch/stream"],
+            [
+                [
+                    r.name,
+                    f"{_num(r.stream_in_rms)} → {_num(r.stream_out_rms)}",
+                    _num(r.branch_rms / r.stream_in_rms if r.stream_in_rms else math.nan),
+                ]
+                for r in report.residuals
+            ],
+        )
+    if report.norms and (verbose or len(report.norms) <= _FEW_NORMS):
+        _block(
+            console,
+            "norm layers",
+            ["module", "kind", "in rms", "out rms", "γ rms"],
+            [
+                [n.name, n.kind, _num(n.in_rms), _num(n.out_rms), _num(n.gamma_rms)]
+                for n in report.norms
+            ],
+        )
+    elif report.norms:
+        ins = [n.in_rms for n in report.norms if n.in_rms == n.in_rms]
+        span = f", input rms {_num(min(ins))} to {_num(max(ins))}" if ins else ""
+        _line(console, f"norm layers: {len(report.norms)}{span} (--verbose lists them).")
+    out = report.output
+    if out is not None:
+        if out.classes is not None and out.cross_entropy == out.cross_entropy:
+            c = 2 if out.classes == 1 else out.classes
+            text = (
+                f"output: loss {_num(out.cross_entropy)} (ln {c} = {out.natural_loss:#.3g} at "
+                f"init), logits rms {_num(out.rms)}"
+            )
+        else:
+            text = f"output: {'×'.join(map(str, out.shape))}, rms {_num(out.rms)}"
+        _line(console, text)
+    if report.loss_history:
+        _line(console, "loss history: " + " → ".join(_num(x) for x in report.loss_history))
+    if report.unseen:
+        _line(console, "not measured: " + "; ".join(report.unseen))
+
+
+def _line(console: Console, text: str, style: str = "") -> None:
+    console.print(Text(text, style=style), highlight=False)
+
+
+def _print_probe(
+    console: Console, report: Probe, model: str, steps: bool, verbose: bool = False, stage: str = ""
+) -> None:
+    title = f"probe of {model}" + (f", member {report.member}" if report.member is not None else "")
+    title += f" {stage}" if stage else ""
+    title += f" — loss {report.loss:.4g}" if report.loss == report.loss else ""
+    table, legend = _layer_table(console, report, escape(title), steps)
+    console.print(table)
+    for line in legend:
+        _line(console, line, "dim")
+    factors = [
+        f"{what} ×{value:.3g} {way}"
+        for what, value, way in (
+            ("signal", report.forward_factor, "forward"),
+            ("gradient", report.backward_factor, "backward"),
+        )
+        if math.isfinite(value)
+    ]
+    note = f"no forecast: {report.forecast_note}" if report.forecast_note else ""
+    if factors or note:
+        text = ("per layer: " + ", ".join(factors)) if factors else ""
+        _line(console, "; ".join(t for t in (text, note) if t))
+    _print_parts(console, report, verbose)
+    if report.healthy:
+        advice = any(v.severity == "advice" for v in report.verdicts)
+        console.print(
+            "[bold green]healthy:[/] " + ("no problem; advice below." if advice else "no verdict.")
+        )
+    for v in report.verdicts:
+        style = _VERDICT_STYLE.get(v.kind, "bold")
+        head = (
+            f"[cyan]advice:[/] [{style}]{v.kind}[/]"
+            if v.severity == "advice"
+            else f"[{style}]{v.kind}[/]"
+        )
+        console.print(
+            f"{head}: {escape(v.evidence)}\n  [bold]fix:[/] {escape(v.advice)}", highlight=False
+        )
+
+
+def _print_reports(o: _ProbeOptions, reports: list[Probe], fixed: _Fixed | None) -> None:
+    """Each report's table and verdicts (before and after with --fix), or JSON or CSV,
+    and its figure with --figure."""
+    if o.output_format == "json":
+        _print_json(o, reports, fixed)
+    elif o.output_format == "csv":
+        _print_csv(reports, fixed)
+    else:
+        console = Console()
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            console.width = max(console.width, 120)  # a pipe or a file: room for the table
+        if fixed is None:
+            for report in reports:
+                _print_probe(console, report, o.model, o.steps > 0, o.verbose)
+        else:
+            for report in fixed.before:
+                _print_probe(console, report, o.model, o.steps > 0, o.verbose, "before --fix")
+            console.print("[bold]--fix applied:[/]" if fixed.applied else "[bold]--fix:[/] "
+                          "nothing to change.")  # fmt: skip
+            for change in fixed.applied:
+                _line(console, f"  {change}")
+            for report in fixed.after:
+                _print_probe(console, report, o.model, o.steps > 0, o.verbose, "after --fix")
+    if o.figure is not None:
+        for report in fixed.after if fixed is not None else reports:
+            _write_figure(o, report)
+
+
+def _write_figure(o: _ProbeOptions, report: Probe) -> None:
+    from initlab.report import probe_figure
+
+    assert o.figure is not None
+    path = (
+        o.figure
+        if report.member is None
+        else o.figure.with_stem(f"{o.figure.stem}-member{report.member}")
+    )
+    try:
+        written = probe_figure(report, path, title=o.model)
+    except OSError as error:
+        _fail(f"cannot write {str(path)!r}: {error}. Choose another path.", "--figure")
+    # JSON and CSV keep stdout to themselves.
+    Console(stderr=o.output_format != "table", soft_wrap=True).print(
+        f"figure: {_path(written)}", markup=False, highlight=False
+    )
 
 
 @app.command("probe")
@@ -1156,6 +1883,21 @@ def probe_command(
     data: Annotated[
         str | None, typer.Option(help="or a batch of real data: mnist, digits, circles, …")
     ] = None,
+    layout: Annotated[
+        str,
+        typer.Option(
+            help="the data's layout: auto (from the model's first layer), flat (N, features), "
+            "image (N, C, H, W) or sequence (N, T, features)"
+        ),
+    ] = "auto",
+    tokens: Annotated[
+        int | None,
+        typer.Option(help="a random batch of token ids in [0, VOCAB) of --input-shape's shape"),
+    ] = None,
+    input_dtype: Annotated[
+        str | None,
+        typer.Option(help="the random batch's dtype: float, long or int (integers in [0, VOCAB))"),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="examples taken from --data")] = 256,
     init: Annotated[
         str | None, typer.Option(help="re-initialize the weights first, e.g. he_normal")
@@ -1167,6 +1909,13 @@ def probe_command(
     steps: Annotated[int, typer.Option(help="SGD steps on a copy, for the update ratio")] = 0,
     lr: Annotated[float, typer.Option(help="their learning rate")] = 0.01,
     seed: Annotated[int, typer.Option(help="seeds the batch, the init and the probe")] = 0,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="apply every verdict's fix and probe again")
+    ] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, json (one object per member) or csv")
+    ] = "table",
+    verbose: Annotated[bool, typer.Option("--verbose", help="list every norm layer")] = False,
     figure: Annotated[
         Path | None, typer.Option(help="write histograms and std against depth (.png, .pdf, .svg)")
     ] = None,
@@ -1181,68 +1930,23 @@ def probe_command(
     try:
         net = _load_factory(model, debug)
         generator = torch.Generator().manual_seed(seed)
-        batch = _probe_batch(o, shape, generator)
+        batch = _probe_batch(o, shape, net, generator)
         if init is not None:
-            initmod.apply(net, weight=init, bias=bias_init, generator=generator)
-        _print_reports(o, _run_probe(o, net, batch, chosen))
+            try:
+                initmod.apply(net, weight=init, bias=bias_init, generator=generator)
+            except (ValueError, TypeError) as error:
+                if debug:
+                    raise
+                _fail_in_cli_words(error, "--init")
+        fixed = _run_fix(o, net, batch, chosen) if fix else None
+        reports = fixed.after if fixed is not None else _run_probe(o, net, batch, chosen)
+        _print_reports(o, reports, fixed)
     except (ValueError, TypeError) as error:
         if debug:
             raise
-        _fail(error)
+        _fail_in_cli_words(error)
     except KeyboardInterrupt:
         _interrupted("the probe stopped; nothing was printed for it.")
-
-
-def _print_probe(console: Console, report: Probe, model: str, steps: bool) -> None:
-    def cell(value: float | None) -> str:
-        return "—" if value is None or value != value else f"{value:.3g}"
-
-    title = f"probe of {model}" + (f", member {report.member}" if report.member is not None else "")
-    title += f" — loss {report.loss:.4g}" if report.loss == report.loss else ""
-    table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    columns = ["#", "layer", "φ", "h rms", "theory", "∂h rms", "theory", "satur.", "dead"]
-    columns += ["copies", "∇W/W"] + (["ΔW/W"] if steps else []) + ["verdict"]
-    for c in columns:
-        table.add_column(c, justify="left" if c in ("layer", "φ", "verdict") else "right")
-    marks: dict[int, list[str]] = {}
-    for v in report.verdicts:
-        if v.kind in ("vanishing", "exploding"):
-            continue
-        for i in v.layers:
-            marks.setdefault(i, []).append(v.kind)
-    for s in report.layers:
-        row: list[str | Text] = [
-            str(s.index),
-            Text(str(s.name)),
-            Text(s.activation or "?"),
-            cell(s.preact_rms),
-            cell(s.forecast_preact_rms),
-            cell(s.grad_rms),
-            cell(s.forecast_grad_rms),
-            "—" if s.saturated != s.saturated else f"{s.saturated:.0%}",
-            f"{s.dead:.0%}",
-            f"{s.symmetry:.0%}",
-            cell(s.grad_weight_ratio),
-        ]
-        row += [cell(s.update_weight_ratio)] if steps else []
-        row.append(", ".join(f"[{_VERDICT_STYLE[k]}]{k}[/]" for k in marks.get(s.index, [])))
-        table.add_row(*row)
-    console.print(table)
-    console.print(
-        f"per layer: signal ×{report.forward_factor:.3g} forward, "
-        f"gradient ×{report.backward_factor:.3g} backward"
-        + (f"; no forecast: {report.forecast_note}" if report.forecast_note else ""),
-        markup=False,
-        highlight=False,
-    )
-    if report.healthy:
-        console.print("[bold green]healthy:[/] no verdict.")
-    for v in report.verdicts:
-        console.print(
-            f"[{_VERDICT_STYLE[v.kind]}]{v.kind}[/]: {escape(v.evidence)}\n"
-            f"  [bold]fix:[/] {escape(v.advice)}",
-            highlight=False,
-        )
 
 
 # ----------------------------------------------------------------------------- playground

@@ -14,6 +14,7 @@ from the library before and after a run.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import itertools
@@ -440,7 +441,14 @@ def _import(where: str) -> ModuleType:
             if spec is None or spec.loader is None:
                 raise ImportError(f"{where!r} cannot be loaded as a module")
             module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            # Registered while it runs, as an import would: a dataclass defined in the
+            # file looks its module up in sys.modules. Never over a module of that name.
+            registered = sys.modules.setdefault(path.stem, module) is module
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                if registered:
+                    del sys.modules[path.stem]
             return module
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))
@@ -455,13 +463,40 @@ def _import(where: str) -> ModuleType:
         raise FactoryError(f"importing {where!r}", error) from error
 
 
+@contextlib.contextmanager
+def _beside(where: str) -> Iterator[None]:
+    """While loading from the file ``where``, its folder first on ``sys.path``, so that the
+    file may import the files beside it (``from blocks import Block``), as Python does for
+    a script it runs. Afterwards the folder leaves ``sys.path`` and the modules imported
+    from it leave ``sys.modules`` (the model keeps what it uses): another file's
+    ``blocks.py`` is then never taken for this one's."""
+    if not where.endswith(".py"):
+        yield
+        return
+    folder = Path(where).resolve().parent
+    before = set(sys.modules)
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        if sys.path and sys.path[0] == str(folder):
+            del sys.path[0]
+        elif str(folder) in sys.path:  # pragma: no cover - the user's code reordered it
+            sys.path.remove(str(folder))
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None)
+            if file is not None and Path(file).resolve().is_relative_to(folder):
+                del sys.modules[name]
+
+
 def load_factory(target: str) -> nn.Module:
     """Build the model named by ``MODULE:FACTORY`` or ``path/to/file.py:FACTORY(arg=1)``.
 
     MODULE is imported (the current directory is put on ``sys.path``), or the .py file
-    run as a module; FACTORY is an attribute of it: an ``nn.Module``, or a callable
-    returning one, called with the literal arguments given in parentheses (strings in
-    quotes).
+    run as a module, with its folder first on ``sys.path`` while it is imported and the
+    factory called (so it may import the files beside it); FACTORY is an attribute of
+    it: an ``nn.Module``, or a callable returning one, called with the literal arguments
+    given in parentheses (strings in quotes).
 
     Args:
         target: ``"MODULE:FACTORY"``, ``"MODULE:FACTORY(args)"`` or ``"file.py:…"``.
@@ -489,16 +524,19 @@ def load_factory(target: str) -> nn.Module:
         raise ValueError(_FORM.format(target))
     name = call.split("(", 1)[0].strip()  # as written: parse_call lower-cases the name
     _, args, kwargs = parse_call(call, "Factory call", "'deep_mlp(depth=30)'", bare_names=False)
-    module = _import(where)
-    if not name.isidentifier() or not hasattr(module, name):
-        public = sorted(n for n in vars(module) if not n.startswith("_"))
-        raise ValueError(f"{where!r} has no attribute {name!r}. It has: {', '.join(public[:20])}.")
-    built = getattr(module, name)
-    if not isinstance(built, nn.Module) and callable(built):
-        try:
-            built = built(*args, **kwargs)
-        except Exception as error:
-            raise FactoryError(f"the factory {call.strip()!r} of {where!r}", error) from error
+    with _beside(where):
+        module = _import(where)
+        if not name.isidentifier() or not hasattr(module, name):
+            public = sorted(n for n in vars(module) if not n.startswith("_"))
+            raise ValueError(
+                f"{where!r} has no attribute {name!r}. It has: {', '.join(public[:20])}."
+            )
+        built = getattr(module, name)
+        if not isinstance(built, nn.Module) and callable(built):
+            try:
+                built = built(*args, **kwargs)
+            except Exception as error:
+                raise FactoryError(f"the factory {call.strip()!r} of {where!r}", error) from error
     if not isinstance(built, nn.Module):
         raise TypeError(
             f"expected {target!r} to be an nn.Module or return one. Got {type(built).__name__}."
