@@ -5,9 +5,10 @@ units, a gradient that vanishes toward the input, updates a hundred times too sm
 too large for the weights (the 1e-3 guide for ‖ΔW‖/‖W‖), a loss that climbs. Most people
 train in a loop they did not write, so the probe comes to that loop as a callback. Every
 ``every`` optimizer steps it wraps one training step in :class:`initlab.probe.Watch`:
-the hooks go on in ``on_train_batch_start`` and come off in ``on_train_batch_end``, after
-the optimizer has stepped, so the report reads that step's own forward and backward
-passes (no extra pass) and the update it made. It keeps the reports, logs one number
+the hooks go on in ``on_train_batch_start`` and come off once the backward pass is done
+(``on_before_optimizer_step``), and the report is made in ``on_train_batch_end``, after
+the optimizer has stepped, so it reads that step's own forward and backward passes (no
+extra pass) and the update it made. It keeps the reports, logs one number
 per verdict kind to the trainer's logger (a curve that steps from 0 to 1 shows when a
 problem appeared), says each new verdict once with its fix, and can stop training on the
 kinds the user names — the callback form of :class:`initlab.probe.ProbeEvery`.
@@ -47,6 +48,7 @@ import inspect
 import logging
 import math
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, get_args
 
 import torch
@@ -160,7 +162,7 @@ class ProbeCallback(pl.Callback):
         self.stop_reason: str | None = None
         self._watch: Watch | None = None
         self._open = False  # the Watch's hooks are on
-        self._pending: tuple[int, float | None, Tensor | None] | None = None  # step, loss, y
+        self._pending: _Pending | None = None  # the recorded step, until its report
         self._next = 0  # the first step at which the next probe may start
         self._said: set[tuple[int | None, str]] = set()  # the verdicts last said
 
@@ -176,7 +178,15 @@ class ProbeCallback(pl.Callback):
             self._watch = Watch(pl_module, thresholds=self.thresholds, histograms=self.histograms)
         self._watch.__enter__()
         self._open = True
-        self._pending = (step, None, _labels(batch))
+        self._pending = _Pending(step, _labels(batch))
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
+    ) -> None:
+        # The recorded pass's backward is done and the weights are not updated yet: the
+        # hooks come off here, as in a plain loop (`with Watch(model): …backward()`, then
+        # `opt.step()`), so that the Watch measures the step that follows.
+        self._close()
 
     def on_train_batch_end(
         self,
@@ -186,19 +196,18 @@ class ProbeCallback(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if self._pending is None:
+        pending = self._pending
+        if pending is None:
             return
-        step, loss, target = self._pending
-        if self._open:  # the recorded batch: its loss is the step's
-            self._close()
-            loss = _loss(outputs)
-            self._pending = (step, loss, target)
-        if trainer.global_step == step:  # no optimizer step yet (accumulating): wait
+        self._close()
+        if not pending.ended:  # the recorded batch: its loss is the step's
+            pending.ended, pending.loss = True, _loss(outputs)
+        if trainer.global_step == pending.step:  # no optimizer step yet (accumulating): wait
             return
         self._pending = None
-        self._next = step + self.every
+        step, self._next = pending.step, pending.step + self.every
         assert self._watch is not None  # set with _pending
-        report = _report(self._watch, loss, target)
+        report = _report(self._watch, pending.loss, pending.target)
         self.reports.append((step, report))
         self._say(trainer, step, report)
         self._stop(trainer, step, report)
@@ -277,6 +286,16 @@ class ProbeCallback(pl.Callback):
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+@dataclass
+class _Pending:
+    """A recorded training step whose report waits for its optimizer step."""
+
+    step: int  # trainer.global_step when it was recorded
+    target: Tensor | None  # the batch's integer labels, for the loss at init
+    loss: float | None = None  # the training step's loss, once its batch has ended
+    ended: bool = False  # its batch has ended (the loss is read)
 
 
 def _kinds(fn: str, stop_on: object) -> frozenset[str]:
