@@ -347,6 +347,22 @@ def test_the_table_fits_100_columns_on_a_resnet(nets: str) -> None:
         assert all(len(w) <= 7 for w in numbers), row
 
 
+def test_every_column_and_verdicts_fit_100_columns() -> None:
+    deep = Path(__file__).parents[1] / "examples" / "deep_nets.py"
+    code, out = _probe(
+        f"{deep}:deep_mlp(depth=6, activation='tanh', inputs=64, width=128)", "--data",
+        "digits", "--init", "normal(std=0.2)", "--bias-init", "constant(0.5)", "--steps", "2",
+        columns=100,
+    )  # fmt: skip
+    assert code == 0, out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    header = next(line for line in lines if line.startswith("# layer"))
+    assert header.split() == ["#", "layer", "φ", "h", "rms", "theory", "∂h", "rms", "theory",
+                              "satur.", "dead", "copies", "∇W/W", "ΔW/W", "verdict"]  # fmt: skip
+    assert "satur." in next(line for line in lines if line.startswith("3 "))
+
+
 def test_long_names_are_cut_from_the_left() -> None:
     assert _shorten("encoder.layers.11.self_attn.out_proj", 16) == "…f_attn.out_proj"
     assert _shorten("fc", 16) == "fc"

@@ -1580,6 +1580,11 @@ def _shorten(name: str, width: int) -> str:
     return name if len(name) <= width else "…" + name[len(name) - width + 1 :]
 
 
+def _cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, cut on the right: ``leaky_…``."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _common_prefix(names: Sequence[str]) -> str:
     """The dotted prefix every name shares, when it is long enough to be worth a legend
     (``encoder.layers.``), else ""."""
@@ -1607,10 +1612,12 @@ _LEGEND = {
 }
 
 
-def _layer_table(
-    console: Console, report: Probe, title: str, steps: bool
-) -> tuple[Table, list[str]]:
-    """The per-layer table, fitted to the console's width, and the legend's lines."""
+def _layer_table(console: Console, report: Probe, steps: bool) -> tuple[Table, list[str]]:
+    """The per-layer table, fitted to the console's width, and the legend's lines.
+
+    Eleven columns of numbers leave a 100-column terminal little room: one space between
+    columns (two after the text columns), numbers of at most 7 characters, columns with
+    nothing to say left out, and the names get what remains, cut from the left."""
     marks: dict[int, list[str]] = {}
     for v in report.verdicts:
         if v.kind in _VERDICT_TAG:
@@ -1621,7 +1628,7 @@ def _layer_table(
     layers = report.layers
     columns: dict[str, list[str]] = {
         "#": [str(s.index) for s in layers],
-        "φ": [_shorten(s.activation or "?", 9) for s in layers],
+        "φ": [_cut(s.activation or "?", 7) for s in layers],
         "h rms": [_num(s.preact_rms) for s in layers],
         "theory": [_num(s.forecast_preact_rms) for s in layers],
         "∂h rms": [_num(s.grad_rms) for s in layers],
@@ -1638,30 +1645,26 @@ def _layer_table(
     verdicts = [", ".join(marks.get(s.index, [])) for s in layers]
     prefix = _common_prefix([s.name for s in layers])
     names = [s.name[len(prefix) :] for s in layers]
-    gap = 2
-    used = sum(max(len(c.strip()), *map(len, cells)) + gap for c, cells in shown.items())
-    verdict_width = max([len("verdict"), *map(len, verdicts)]) if any(verdicts) else 0
-    room = console.width - used - (verdict_width + gap if verdict_width else 0) - 1
-    width = max(10, min(room, max([len("layer"), *map(len, names)])))
-    table = Table(
-        title=title,
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        padding=(0, 1),
-        collapse_padding=True,
-    )
+    # Each column's width and the one space before it; the text columns one more.
+    used = sum(max(len(c.strip()), *map(len, cells)) + 1 for c, cells in shown.items())
+    used += 1 if "φ" in shown else 0
+    # Tags beyond 14 characters wrap onto a second line rather than squeeze the names.
+    verdict_width = min(14, max([len("verdict"), *map(len, verdicts)])) if any(verdicts) else 0
+    room = console.width - used - (verdict_width + 1 if verdict_width else 0) - 2
+    width = min(max([len("layer"), *map(len, names)]), max(room, 10))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=0)
     order = ["#", "layer", *[c for c in shown if c != "#"]] + (["verdict"] if verdict_width else [])
     for c in order:
         left = c in ("layer", "φ", "verdict")
+        extra = 1 if c in ("layer", "φ") else 0  # two spaces after a left-aligned text
+        natural = max(len(c.strip()), *map(len, shown.get(c, [""])))
         table.add_column(
             c.strip(),
             justify="left" if left else "right",
             no_wrap=c != "verdict",
             overflow="fold" if c == "verdict" else "ellipsis",
-            min_width=width if c == "layer" else None,
-            max_width=width if c == "layer" else None,
+            min_width=width + 1 if c == "layer" else natural + extra if extra else None,
+            max_width=width + 1 if c == "layer" else verdict_width if c == "verdict" else None,
         )
     for i in range(len(layers)):
         row: list[str | Text] = []
@@ -1791,7 +1794,8 @@ def _print_probe(
     title = f"probe of {model}" + (f", member {report.member}" if report.member is not None else "")
     title += f" {stage}" if stage else ""
     title += f" — loss {report.loss:.4g}" if report.loss == report.loss else ""
-    table, legend = _layer_table(console, report, escape(title), steps)
+    table, legend = _layer_table(console, report, steps)
+    _line(console, title)  # above the table, not its title: as wide as the console
     console.print(table)
     for line in legend:
         _line(console, line, "dim")
