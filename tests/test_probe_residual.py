@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from initlab.norm import StackedBatchNorm
-from initlab.probe.residual import NORMS, ResidualFinder, measure_norm
+from initlab.probe.residual import NORMS, ResidualFinder, measure_norm, norm_numbers
 from initlab.probe.results import ResidualStats
 
 
@@ -21,11 +21,12 @@ def rms(t: Tensor) -> float:
 
 
 def record(
-    model: nn.Module, *inputs: Tensor, clone: bool = False
+    model: nn.Module, *inputs: Tensor, clone: bool = False, queued: bool = False
 ) -> tuple[dict[str, ResidualStats], dict[str, Tensor], ResidualFinder]:
     """One forward pass with the hooks Watch attaches: leaf modules (and the attention
-    module's output[0]) → leaf_output, containers → block_output. ``clone`` passes copies
-    of the leaf outputs, as Watch does when the model holds in-place modules.
+    module's output[0]) → leaf_output, containers → block_output (or ``queued``:
+    block_numbers, read at once). ``clone`` passes copies of the leaf outputs, as Watch
+    does when the model holds in-place modules.
 
     Returns the blocks found (by name), every container's input as it came in (copied
     before the forward), and the finder."""
@@ -48,6 +49,11 @@ def record(
                 inputs_seen[name] = args[0].detach().clone()
 
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if queued:
+                numbers = finder.block_numbers(name, module, args, output)
+                if numbers is not None:
+                    found[name] = numbers[1](numbers[0].tolist())
+                return
             stats = finder.block_output(name, module, args, output)
             if stats is not None:
                 found[name] = stats
@@ -456,6 +462,7 @@ class Functional(nn.Module):
             "alpha": lambda: 0.5 * h,
             "scalar": lambda: h / 4.0,
             "gamma": lambda: self.gamma * h,
+            "cast": lambda: h,
             "sin": lambda: h.sin(),
             "sin, tanh": lambda: h.sin(),
         }[self.kind]()
@@ -470,12 +477,14 @@ class Functional(nn.Module):
             return torch.tanh(x + h / 4.0)
         if self.kind == "gamma":
             return torch.tanh(x + self.gamma * h)
+        if self.kind == "cast":  # as autocast does
+            return torch.tanh(x + h.double()).float()
         if self.kind == "sin":
             return x + h.sin()
         return torch.tanh(x + h.sin())
 
 
-@pytest.mark.parametrize("kind", ["relu", "alpha", "scalar", "gamma"])
+@pytest.mark.parametrize("kind", ["relu", "alpha", "scalar", "gamma", "cast"])
 def test_branches_ending_in_functional_ops_are_redone(kind: str) -> None:
     model = nn.Sequential(nn.Linear(4, 8), Functional(kind), nn.Linear(8, 1))
     found, seen, _ = record(model, torch.randn(16, 4))
@@ -537,3 +546,17 @@ def test_finished_containers_let_go_of_their_leaf_outputs() -> None:
     _, _, finder = record(model, torch.randn(2, 3, 8, 8), clone=True)
     # What stays: the top level's leaves and each top-level container's output chain.
     assert len(finder._leaves) < leaves / 2
+
+
+def test_queued_numbers_give_the_same_stats_as_the_reading_forms() -> None:
+    ln = nn.LayerNorm(8)
+    x = torch.randn(4, 8)
+    numbers, build = norm_numbers("ln", ln, (x,), ln(x))
+    assert numbers.shape == (3,) and numbers.dtype == torch.float64
+    assert build(numbers.tolist()) == measure_norm("ln", ln, (x,), ln(x))
+
+    model = ViT().eval()
+    x = torch.randn(2, 3, 16, 16)
+    read, _, _ = record(model, x)
+    queued, _, _ = record(model, x, queued=True)
+    assert len(read) == 3 and queued == read

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,7 @@ from torch import Tensor, nn
 from initlab.norm import StackedBatchNorm
 from initlab.probe.results import NormStats, ResidualStats
 
-__all__ = ["NORMS", "ResidualFinder", "measure_norm"]
+__all__ = ["NORMS", "ResidualFinder", "measure_norm", "norm_numbers"]
 
 NORMS: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._BatchNorm,  # BatchNorm1d/2d/3d, SyncBatchNorm, the lazy ones
@@ -102,6 +102,8 @@ def measure_norm(
     in_rms = √E[x²], out_rms = √E[y²], gamma_rms = √E[γ²] (nan without an affine weight).
     Batch norm in training gives each channel mean β and std |γ| (up to ε), so out_rms
     ≈ √E[γ² + β²] there: a large in_rms against out_rms ≈ 1 is a scale the norm hid.
+    This reads the numbers at once (one host–device sync); :func:`norm_numbers` queues
+    them instead.
 
     Args:
         name: the module's qualified name (reported as is).
@@ -121,6 +123,25 @@ def measure_norm(
         >>> stats.kind, round(stats.out_rms, 3), stats.gamma_rms
         ('LayerNorm', 1.0, 1.0)
     """
+    numbers, build = norm_numbers(name, module, args, output, member=member)
+    return build(numbers.tolist())
+
+
+def norm_numbers(
+    name: str,
+    module: nn.Module,
+    args: tuple[Any, ...],
+    output: Tensor,
+    *,
+    member: int | None = None,
+) -> tuple[Tensor, Callable[[Sequence[float]], NormStats]]:
+    """:func:`measure_norm` without the read: its numbers queued on the device.
+
+    Returns:
+        The numbers, a float64 tensor of shape (3,) on the output's device (nothing read
+        yet), and the function that makes the :class:`~initlab.probe.NormStats` from
+        their values once read.
+    """
     x = args[0] if args and isinstance(args[0], Tensor) else None
     weight = getattr(module, "weight", None)
     gamma = weight if isinstance(weight, Tensor) else None
@@ -129,14 +150,22 @@ def measure_norm(
             x = x.select(module.member_dim, member)
         output = output.select(module.member_dim, member)
         gamma = None if gamma is None else gamma[member]
-    nan = torch.tensor(math.nan, dtype=torch.float64, device=output.device)
-    parts = [
-        nan if x is None else _rms(x).to(output.device),
-        _rms(output),
-        nan if gamma is None else _rms(gamma).to(output.device),
-    ]
-    in_rms, out_rms, gamma_rms = torch.stack(parts).tolist()  # one read
-    return NormStats(name, type(module).__name__, in_rms, out_rms, gamma_rms)
+    device = output.device
+    nan = torch.tensor(math.nan, dtype=torch.float64, device=device)
+    numbers = torch.stack(
+        [
+            nan if x is None else _rms(x).to(device),
+            _rms(output),
+            nan if gamma is None else _rms(gamma).to(device),
+        ]
+    )
+    kind = type(module).__name__
+
+    def build(values: Sequence[float]) -> NormStats:
+        in_rms, out_rms, gamma_rms = (float(v) for v in values)
+        return NormStats(name, kind, in_rms, out_rms, gamma_rms)
+
+    return numbers, build
 
 
 # -- the autograd graph, read by node class name (torch's names end in a version digit)
@@ -219,7 +248,7 @@ def _through(node: Any, *, norms: bool) -> tuple[int, Any] | None:
         return None
     operands = _operands(node)
     if norms and kind == "Mul" and len(operands) == 2:
-        # x · rsqrt(E[x²] + ε): an RMS norm written out (nn.RMSNorm on the CPU)
+        # x · rsqrt(E[x²] + ε): an RMS norm written out (nn.RMSNorm's composite form)
         rsqrt = [o for o in operands if _kind(o[1]) == "Rsqrt"]
         operands = [o for o in operands if _kind(o[1]) != "Rsqrt"] if len(rsqrt) == 1 else operands
     if len(operands) != 1:
@@ -241,8 +270,16 @@ class _Leaf:
     name: str
     node: Any  # the output's grad_fn, kept so that its id stays unique
     output: Tensor
-    value: Tensor  # the values (a copy the caller took, or the output detached)
-    version: int  # value._version when recorded: a later in-place op changes it
+    copy: Tensor | None  # the values, where the caller took a copy; else read the output
+    version: int  # the values' _version when recorded: a later in-place op changes it
+
+    @property
+    def value(self) -> Tensor:
+        return self.output.detach() if self.copy is None else self.copy
+
+    @property
+    def intact(self) -> bool:
+        return (self.output if self.copy is None else self.copy)._version == self.version
 
 
 class ResidualFinder:
@@ -294,13 +331,16 @@ class ResidualFinder:
             # Kept: the first module to make it (an eval-mode Dropout or an Identity
             # passes its input on unchanged).
             return
-        v = output.detach() if value is None else value
-        self._leaves[id(node)] = _Leaf(name, node, output, v, v._version)
+        version = (output if value is None else value)._version
+        self._leaves[id(node)] = _Leaf(name, node, output, value, version)
 
     def block_output(
         self, name: str, module: nn.Module, args: tuple[Any, ...], output: object
     ) -> ResidualStats | None:
         """Measure a container if it is a residual block; None if it is not.
+
+        This reads the numbers at once (one host–device sync per block found);
+        :meth:`block_numbers` queues them instead.
 
         Args:
             name: the container's qualified name.
@@ -312,6 +352,20 @@ class ResidualFinder:
             A :class:`~initlab.probe.ResidualStats` (stream in, stream out, branch, and
             the branch's source), or None when the container is not a residual block.
         """
+        found = self.block_numbers(name, module, args, output)
+        if found is None:
+            return None
+        numbers, build = found
+        return build(numbers.tolist())
+
+    def block_numbers(
+        self, name: str, module: nn.Module, args: tuple[Any, ...], output: object
+    ) -> tuple[Tensor, Callable[[Sequence[float]], ResidualStats]] | None:
+        """:meth:`block_output` without the read: None for a container that is not a
+        residual block, else its numbers queued on the device (a float64 tensor of shape
+        (3,): stream in, stream out and branch rms, nothing read yet) and the function
+        that makes the :class:`~initlab.probe.ResidualStats` from their values once read.
+        """
         del module
         if not isinstance(output, Tensor):
             return None
@@ -321,7 +375,9 @@ class ResidualFinder:
             self._forget(name, output)
 
     # -- the graph
-    def _measure(self, name: str, args: tuple[Any, ...], y: Tensor) -> ResidualStats | None:
+    def _measure(
+        self, name: str, args: tuple[Any, ...], y: Tensor
+    ) -> tuple[Tensor, Callable[[Sequence[float]], ResidualStats]] | None:
         x = args[0] if args else None
         if (
             not isinstance(x, Tensor)
@@ -337,17 +393,16 @@ class ResidualFinder:
         self._claimed[id(add)] = add
         alpha = float(getattr(add, "_saved_alpha", 1.0)) if branch_at == 1 else 1.0
         value = self._value(branch, x, y if last else None, add, branch_at, _STEPS)
-        parts = [_rms(x), _rms(y)]
-        if value is not None:
-            parts.append(_rms(value) * abs(alpha))
-        numbers = torch.stack(parts).tolist()  # one read
-        return ResidualStats(
-            name,
-            stream_in_rms=numbers[0],
-            stream_out_rms=numbers[1],
-            branch_rms=numbers[2] if value is not None else math.nan,
-            branch_source=self._source(branch),
-        )
+        nan = torch.tensor(math.nan, dtype=torch.float64, device=y.device)
+        branch_rms = nan if value is None else _rms(value).to(y.device) * abs(alpha)
+        numbers = torch.stack([_rms(x).to(y.device), _rms(y), branch_rms])
+        source = self._source(branch)
+
+        def build(values: Sequence[float]) -> ResidualStats:
+            stream_in, stream_out, branch_rms = (float(v) for v in values)
+            return ResidualStats(name, stream_in, stream_out, branch_rms, source)
+
+        return numbers, build
 
     def _addition(
         self, node: Any, is_input: Callable[[Any], bool]
@@ -419,9 +474,9 @@ class ResidualFinder:
         alpha = float(getattr(add, "_saved_alpha", 1.0))
         leaf = self._recorded(node)
         if leaf is not None:
-            if leaf.value._version == leaf.version:
+            if leaf.intact:
                 return leaf.value
-            grown = leaf.value._version == leaf.version + 1
+            grown = leaf.copy is None and leaf.output._version == leaf.version + 1
             if grown and branch_at == 0 and leaf.output.grad_fn is add:
                 return leaf.output.detach() - alpha * x.detach()
         elif depth > 0:
@@ -487,12 +542,16 @@ def _input_test(x: Tensor) -> Callable[[Any], bool]:
 
 def _redo(node: Any, below: Callable[[Any], Tensor | None]) -> Tensor | None:
     """A functional op's output redone from what autograd saved: an activation's saved
-    result (ReLU, tanh, sigmoid), or a scale times the values ``below`` gives for its
-    input (a layer scale γ·f, a dropout mask, a scalar). None otherwise."""
+    result (ReLU, tanh, sigmoid); a scale times the values ``below`` gives for its input
+    (a layer scale γ·f, a dropout mask, a scalar); a cast (autocast), copy or view that
+    keeps the shape: the values below. None otherwise."""
     kind = _kind(node)
     if kind in _ACTIVATION:
         result = getattr(node, "_saved_result", None)
         return result.detach() if isinstance(result, Tensor) else None
+    if kind in _COPY:  # a cast (autocast), a copy, a view that keeps the shape
+        passed = _through(node, norms=False)
+        return None if passed is None else below(passed[1])
     if kind not in _SCALE:
         return None
     operands = _operands(node)
