@@ -445,6 +445,55 @@ def test_plain_mlp_and_a_same_width_container_are_not_residual() -> None:
     assert found == {}
 
 
+class BertSelfOutput(nn.Module):
+    """Hugging Face BERT's residual: the stream comes in as the second argument."""
+
+    def __init__(self, din: int, d: int) -> None:
+        super().__init__()
+        self.dense, self.LayerNorm, self.dropout = nn.Linear(din, d), nn.LayerNorm(d), nn.Dropout()
+
+    def forward(self, hidden_states: Tensor, input_tensor: Tensor) -> Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.self = nn.MultiheadAttention(d, 2, batch_first=True)
+        self.output = BertSelfOutput(d, d)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.output(self.self(x, x, x, need_weights=False)[0], x)
+
+
+class BertLayer(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.attention = BertAttention(d)
+        self.intermediate = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU())
+        self.output = BertSelfOutput(4 * d, d)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.attention(x)
+        return self.output(self.intermediate(a), a)
+
+
+def test_bert_style_residuals_whose_stream_is_the_second_argument() -> None:
+    model = nn.Sequential(nn.Linear(8, 8), BertLayer(8), BertLayer(8)).eval()
+    found, seen, _ = record(model, torch.randn(2, 5, 8))
+    # Each addition once, by the module that makes it: not BertAttention, not BertLayer.
+    assert sorted(found) == ["1.attention.output", "1.output", "2.attention.output", "2.output"]
+    layer = model[2]
+    with torch.no_grad():
+        a = layer.attention(seen["2"])
+        branch = layer.output.dense(layer.intermediate(a))
+    stats = found["2.output"]
+    assert stats.branch_source == "2.output.dense"
+    assert found["2.attention.output"].branch_source == "2.attention.output.dense"
+    assert stats.stream_in_rms == pytest.approx(rms(a), rel=1e-6)
+    assert stats.branch_rms == pytest.approx(rms(branch), rel=1e-6)
+
+
 class Functional(nn.Module):
     """A block whose branch ends in a functional op, ``kind``. All but "sin" apply tanh
     after the addition, so the branch cannot be read back as y − x."""

@@ -17,7 +17,9 @@ which module made the branch (what those scalings act on).
 
 Which modules are residual blocks is read from the autograd graph, with no model-specific
 code: a module is one when its output comes from an addition one of whose operands is the
-module's input itself, reached from the output through a few nodes that keep the shape
+module's input itself (its first input of the output's shape that the addition takes:
+BERT's ``BertSelfOutput`` gets the stream second), reached from the output through a few
+nodes that keep the shape
 (an activation, a norm, dropout, a scalar or layer-scale multiplication, a copy):
 ``relu(bn2(conv2(…)) + x)`` (ResNet), ``norm1(x + sa(x))`` (post-norm transformer) and
 ``x + f(norm(x))`` (pre-norm). A module that makes two additions in a row (a transformer
@@ -345,7 +347,8 @@ class ResidualFinder:
         Args:
             name: the container's qualified name.
             module: the container (unused: the graph decides).
-            args: the positional arguments of its forward; ``args[0]`` is the stream.
+            args: the positional arguments of its forward; the stream is the first of
+                the output's shape that the addition takes (usually ``args[0]``).
             output: what its forward returned.
 
         Returns:
@@ -378,16 +381,16 @@ class ResidualFinder:
     def _measure(
         self, name: str, args: tuple[Any, ...], y: Tensor
     ) -> tuple[Tensor, Callable[[Sequence[float]], ResidualStats]] | None:
-        x = args[0] if args else None
-        if (
-            not isinstance(x, Tensor)
-            or x.shape != y.shape
-            or not (x.requires_grad and y.requires_grad)
-            or y.grad_fn is None
-        ):
+        if not y.requires_grad or y.grad_fn is None:
             return None
-        found = self._addition(y.grad_fn, _input_test(x))
-        if found is None:
+        # The stream is the first input of the output's shape that the addition takes:
+        # usually args[0]; args[1] in BERT's BertSelfOutput(hidden_states, input_tensor).
+        for x in args:
+            if isinstance(x, Tensor) and x.shape == y.shape and x.requires_grad:
+                found = self._addition(y.grad_fn, _input_test(x))
+                if found is not None:
+                    break
+        else:
             return None
         add, branch_at, branch, last = found
         self._claimed[id(add)] = add
