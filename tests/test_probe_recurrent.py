@@ -331,11 +331,66 @@ def test_unsupported_calls_are_named_before_any_work() -> None:
     projected = nn.LSTM(4, 8, proj_size=3, batch_first=True)
     reason = unsupported(projected, (x,), {}, projected(x))
     assert reason is not None and "proj_size" in reason
-    dropped = nn.GRU(4, 8, num_layers=2, dropout=0.5, batch_first=True)
-    reason = unsupported(dropped, (x,), {}, dropped(x))
-    assert reason is not None and "dropout" in reason
-    assert unsupported(dropped.eval(), (x,), {}, dropped(x)) is None  # no masks in eval
     assert "input" in (unsupported(lstm, (torch.ones(3, 6, 4, dtype=torch.long),), {}, None) or "")
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_dropout_between_layers_in_training_is_replayed_with_masks_of_its_own(kind: str) -> None:
+    # The module's masks are not kept: the first layer is replayed (and checked) exactly,
+    # the layers above it on masks drawn at the same rate.
+    module = KINDS[kind](16, 64, num_layers=2, dropout=0.5).double()
+    x = torch.randn(40, 16, 16, dtype=torch.float64)
+    s = _measured(module, x, lambda out, _: out[-1].pow(2).sum())
+    assert 0.4 < s.time_factor < 0.9
+    module.eval()
+    without = _measured(module, x, lambda out, _: out[-1].pow(2).sum())
+    assert s.time_factor == pytest.approx(without.time_factor, abs=0.1)
+    # A forward that is not torch's is still refused: its first layer differs.
+    shifted = _ShiftedStates(16, 64, num_layers=2, dropout=0.5).double()
+    out = shifted(x)
+    reason = RecurrentRecord("gru", shifted, (x,), {}, out).stats()
+    assert isinstance(reason, str) and "replay differs" in reason
+
+
+class _ShiftedStates(nn.GRU):
+    """A subclass whose last states are not torch's GRU's."""
+
+    def forward(self, x, hx=None):  # type: ignore[override]
+        out, h = super().forward(x, hx)
+        return out, h + 0.01
+
+
+def test_as_watch_calls_it_in_a_language_model() -> None:
+    # The forward hook Watch registers (with_kwargs=True), a token model, a cross-entropy
+    # over every step; the loss's ∂loss/∂h_t against an nn.LSTMCell copy of the model.
+    torch.manual_seed(0)
+    emb, lstm, head = nn.Embedding(50, 8), nn.LSTM(8, 16, batch_first=True), nn.Linear(16, 50)
+    model = nn.Sequential(emb, lstm).double()
+    head = head.double()
+    tokens = torch.randint(0, 50, (4, 12))
+    targets = torch.randint(0, 50, (4, 12))
+    records = []
+    lstm.register_forward_hook(
+        lambda m, args, kwargs, out: records.append(RecurrentRecord("1", m, args, kwargs, out)),
+        with_kwargs=True,
+    )
+    out, _ = model(tokens)
+    nn.functional.cross_entropy(head(out).reshape(-1, 50), targets.reshape(-1)).backward()
+    s = records[0].stats()
+    assert isinstance(s, RecurrentStats) and s.name == "1" and s.steps == 12
+
+    cell = _cells(lstm, 0)
+    x = emb(tokens).detach().transpose(0, 1)
+    h = torch.zeros(4, 16, dtype=torch.float64)
+    c = torch.zeros_like(h)
+    hs = []
+    for t in range(12):
+        h, c = cell(x[t], (h, c))
+        h.retain_grad()
+        hs.append(h)
+    logits = head(torch.stack(hs, dim=1))
+    nn.functional.cross_entropy(logits.reshape(-1, 50), targets.reshape(-1)).backward()
+    assert s.loss_grad == pytest.approx([_rms(h.grad) for h in hs], rel=1e-9)
 
 
 class _Shifted(nn.GRU):

@@ -103,11 +103,6 @@ def unsupported(
         )
     if getattr(module, "proj_size", 0) > 0:
         return f"proj_size > 0 ({module.proj_size}: an LSTM with projections)"
-    if module.dropout > 0 and module.training and module.num_layers > 1:
-        return (
-            f"dropout {module.dropout:g} between layers in training mode (the replay cannot "
-            "redraw its masks)"
-        )
     if not (isinstance(output, tuple) and len(output) == 2 and isinstance(output[0], Tensor)):
         return f"an output that is not (output, h_n) ({type(output).__name__})"
     return None
@@ -206,7 +201,11 @@ class RecurrentRecord:
         above 1 minus it, and a tanh gate (LSTM's cell candidate, GRU's new state, a
         tanh RNN's h) beyond ``thresholds.tanh_saturation`` in absolute value, over all
         layers, directions, steps and examples (nan for a relu RNN's h, which cannot
-        saturate).
+        saturate). ``hidden_rms`` is that of the module's recorded output.
+
+        With dropout between layers in training mode, the replay draws masks of its own
+        (the module's are not kept): the layers above the first then run on a pass like the
+        module's rather than on the module's, and only the first layer is checked.
 
         Nothing is kept after it returns; a second call returns the same result.
 
@@ -255,12 +254,14 @@ class RecurrentRecord:
         c0 = state(self._hx[1]) if self._hx and len(self._hx) > 1 else zeros
 
         gates = _GateSums(mode, hidden, t, device)
-        replay = _replay(module, xs, h0, c0, gates)
+        # Dropout between layers acts in training only, and not after the last layer.
+        dropout = module.dropout if module.training and layers > 1 else 0.0
+        replay = _replay(module, xs, h0, c0, gates, dropout=dropout)
         recorded = [seq(out[0]), *(state(o) for o in out[1:])]
-        reason = _check(module, replay, recorded, xs, h0, c0)
+        reason = _check(module, replay, recorded, xs, h0, c0, first_layer=dropout > 0)
         if reason is not None:
             return reason
-        top_hs, top_c, inp = replay.top_hs, replay.top_c, replay.outputs
+        top_hs, top_c = replay.top_hs, replay.top_c
 
         # ∂loss/∂(top layer's forward h_t), as caught: (T, B, H) each, or None.
         caught = self._grads
@@ -294,7 +295,7 @@ class RecurrentRecord:
             loss = torch.full((steps,), math.nan, dtype=f64)
 
         # Every number read at once.
-        sums = torch.cat([gates.saturated, gates.total, inp.pow(2).mean().reshape(1)])
+        sums = torch.cat([gates.saturated, gates.total, recorded[0].pow(2).mean().reshape(1)])
         numbers = torch.cat([through, loss.to(device), sums]).tolist()
         through_t, loss_t = tuple(numbers[:steps]), tuple(numbers[steps : 2 * steps])
         n = gates.n
@@ -339,18 +340,21 @@ def _replay(
     c0: Tensor,
     gates: _GateSums | None,
     weights: Callable[[Tensor], Tensor] | None = None,
+    dropout: float = 0.0,
 ) -> _Replay:
     """Every layer and direction of ``module`` over ``xs`` (T, B, features) from h0, c0
     (L·D, B, H), in float64. With ``gates``, the top layer's forward direction is
     tracked (its graph starts at its initial state: the recurrence alone is
     differentiated) and the gates' activations are added to ``gates``. ``weights``, where
-    given, maps each weight and bias before use."""
+    given, maps each weight and bias before use. ``dropout``: the dropout between layers,
+    with masks drawn from a fixed seed."""
     layers, hidden, dirs = module.num_layers, module.hidden_size, 2 if module.bidirectional else 1
     steps, batch = xs.shape[0], xs.shape[1]
     finals_h, finals_c = [], []
     top_hs: list[Tensor] = []
     top_c = c0[0]
     inp = xs
+    gen = torch.Generator(device=xs.device).manual_seed(_SEED) if dropout > 0 else None
     for layer in range(layers):
         outs = torch.empty(steps, batch, dirs * hidden, dtype=xs.dtype, device=xs.device)
         for d in range(dirs):
@@ -375,11 +379,21 @@ def _replay(
             if layer == layers - 1 and d == 0:
                 top_hs, top_c = hs, c
         inp = outs
+        if gen is not None and layer < layers - 1:
+            keep = torch.empty_like(outs).bernoulli_(1 - dropout, generator=gen)
+            inp = outs * keep / (1 - dropout)
     return _Replay(inp, torch.stack(finals_h), torch.stack(finals_c), top_hs, top_c)
 
 
 def _check(
-    module: nn.RNNBase, replay: _Replay, recorded: list[Tensor], xs: Tensor, h0: Tensor, c0: Tensor
+    module: nn.RNNBase,
+    replay: _Replay,
+    recorded: list[Tensor],
+    xs: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    *,
+    first_layer: bool,
 ) -> str | None:
     """Why the replay is not the module's recorded pass, or None where it is.
 
@@ -395,14 +409,33 @@ def _check(
     module's output is then as reproducible as its dtype allows. A wrong replay (another
     gate order, a subclass's own forward) differs from the first steps on, by far more
     than rounding, and is refused wherever the recurrence does not amplify.
+
+    With ``first_layer``, only the first layer's last states are compared (its h_n and
+    c_n, which depend on every step of the layer): the layers above it saw the module's
+    dropout masks, which are not kept.
     """
     weight = next(module.parameters())
     precision = _precision(weight.dtype, weight.device)
     if not all(bool(r.isfinite().all()) for r in recorded):
         return "its output holds NaN or Inf"
-    replayed = [replay.outputs, replay.h_n] + ([replay.c_n] if module.mode == "LSTM" else [])
-    scale = max(float(r.abs().max()) for r in recorded)
-    error = max(float((a - b).abs().max()) for a, b in zip(replayed, recorded, strict=True))
+    dirs = 2 if module.bidirectional else 1
+
+    def compared(r: _Replay) -> list[Tensor]:
+        values = [r.outputs, r.h_n] + ([r.c_n] if module.mode == "LSTM" else [])
+        return [v[:dirs] for v in values[1:]] if first_layer else values
+
+    replayed = compared(replay)
+    if first_layer:
+        recorded = [r[:dirs] for r in recorded[1:]]
+    # One read of the three numbers.
+    scale, error = torch.stack(
+        [
+            torch.stack([r.abs().max() for r in recorded]).max(),
+            torch.stack(
+                [(a - b).abs().max() for a, b in zip(replayed, recorded, strict=True)]
+            ).max(),
+        ]
+    ).tolist()
     tolerance = _TOLERANCE.get(precision, 5e-2)
     if error <= tolerance * scale:
         return None
@@ -414,10 +447,10 @@ def _check(
 
     with torch.no_grad():
         other = _replay(module, perturbed(xs), perturbed(h0), perturbed(c0), None, perturbed)
-    others = [other.outputs, other.h_n] + ([other.c_n] if module.mode == "LSTM" else [])
-    spread = max(float((a - b).abs().max()) for a, b in zip(replayed, others, strict=True))
+    spread = max(float((a - b).abs().max()) for a, b in zip(replayed, compared(other), strict=True))
     if spread > tolerance * scale and error <= _CHAOS * spread:
         return None
+    scale = max(scale, torch.finfo(torch.float64).tiny)
     return (
         f"the replay differs from the module's output by {error / scale:.1e} of its largest "
         f"value (tolerance {tolerance:g}"
