@@ -208,9 +208,14 @@ def test_layout_overrides_the_guess_and_the_probe_names_the_mismatch(nets: str) 
 
 
 def test_tokens_make_a_random_batch_of_ids(nets: str) -> None:
-    code, out = _probe(f"{nets}:embedder", "--input-shape", "16x12", "--tokens", "100")
+    args = [f"{nets}:embedder", "--input-shape", "16x12", "--tokens", "100"]
+    code, out = _probe(*args, "--format", "csv")
     assert code == 0, out
-    assert "Linear" not in out and " 2 " in out  # the head after the embedding is measured
+    head = pd.read_csv(io.StringIO(out)).iloc[-1]  # the head after the embedding, measured
+    assert (head["kind"], head["fan_in"]) == ("Linear", 96)
+    # --seed seeds the factory's own init too: the same command, the same numbers
+    assert _probe(*args, "--format", "csv")[1] == out
+    assert _probe(*args, "--format", "csv", "--seed", "1")[1] != out
     # an integer batch by dtype alone: the ids span the first Embedding
     code, out = _probe(f"{nets}:embedder", "--input-shape", "16x12", "--input-dtype", "int")
     assert code == 0, out
@@ -294,11 +299,11 @@ def test_library_messages_are_worded_in_options() -> None:
     )
     assert option == "--loss"
     assert text == (
-        "It must be a loss when --steps > 0. Got none instead. Give --data (its labels give "
-        "a loss), or --steps 0."
+        "expected a loss when --steps > 0. Got none. Give --data (its labels give a loss), "
+        "or --steps 0."
     )
     option, text = _in_cli_words("The 'lr' parameter of probe must be > 0. Got 0 instead.")
-    assert (option, text) == ("--lr", "It must be > 0. Got 0 instead.")
+    assert (option, text) == ("--lr", "expected > 0. Got 0.")
     option, text = _in_cli_words(
         "The 'limit' parameter of load_fashion_mnist must be an integer >= 1. Got 0 instead."
     )
@@ -323,6 +328,13 @@ def test_errors_reachable_from_the_command_name_its_options(nets: str) -> None:
     line = _error(out)
     assert line.startswith("error: --input-shape: The forward pass failed in layer '0'")
     assert "Check --input-shape 4x64 against the model's first layer." in line
+    code, out = _probe("initlab.models:mlp([4, 8, 2], 'relu', members=3)", "--input-shape",
+                       "16x4", "--fix")  # fmt: skip
+    assert code == 2
+    assert _error(out) == (
+        "error: MODEL: expected a plain nn.Module (for a Stack: init_members). Got 'Stack'. "
+        "--fix takes a plain model."
+    )
     code, out = _probe("torch.nn:ReLU", "--input-shape", "4x64")
     assert code == 2 and _error(out).startswith("error: MODEL: The model ReLU has no parameters")
 
@@ -478,7 +490,7 @@ def test_the_new_parts_print_as_compact_blocks() -> None:
     assert lstm.split() == ["lstm", "LSTM", "20", "0.5", "1.91e-6", "0.00195", "1", "input",
                             "12%"]  # fmt: skip
     block = next(line for line in lines if line.startswith("encoder.layers.0 "))
-    assert "332 → 1.16e3" in block and block.split()[-1] == "2.71"
+    assert block.split()[1:] == ["332", "→", "1.16e3", "2.71"]
     assert "output: loss 25.9 (ln 10 = 2.30 at init), logits rms 14.5" in text
     assert "not measured: cell (MyCell): a module" in text
     assert "encoder.norm" in text  # few norm layers: listed
@@ -512,8 +524,8 @@ def test_fix_prints_before_what_it_applied_and_after(
 ) -> None:
     calls = []
 
-    def fix(model, batch, loss_fn=None):  # type: ignore[no-untyped-def]
-        calls.append(loss_fn)
+    def fix(model, batch, loss_fn=None, *, generator=None, **options):  # type: ignore[no-untyped-def]
+        calls.append((loss_fn, options))
         before = initlab.probe.probe(model, batch, loss_fn)
         for layer in (model[0], model[2]):
             torch.nn.init.kaiming_normal_(layer.weight)
@@ -525,7 +537,8 @@ def test_fix_prints_before_what_it_applied_and_after(
     before, _, after = out.partition("--fix applied:")
     assert "before --fix" in before and "symmetric" in before
     assert "0.weight: he_normal (was zeros)" in after and "after --fix" in after
-    assert calls and calls[0] is not None  # the loss of --data's labels
+    assert calls[0][0] is not None  # the loss of --data's labels
+    assert calls[0][1] == {"steps": 0, "lr": 0.01, "seed": 0}  # the probe's options
     code, out = _probe(f"{nets}:mlp", "--data", "digits", "--init", "zeros", "--fix",
                        "--format", "json")  # fmt: skip
     obj = json.loads(out)
@@ -534,7 +547,6 @@ def test_fix_prints_before_what_it_applied_and_after(
     assert "symmetric" not in [v["kind"] for v in obj["after"]["verdicts"]]
 
 
-@pytest.mark.skip(reason="needs initlab.probe.fix (the lead's); enable once it exists")
 def test_fix_with_the_real_fix(nets: str) -> None:
     code, out = _probe(f"{nets}:mlp", "--data", "digits", "--init", "zeros", "--fix")
     assert code == 0, out

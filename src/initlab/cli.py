@@ -1047,29 +1047,36 @@ _WORDS = (
     (re.compile(r"\blr\s*=\s*"), "--lr "),
     (re.compile(r"\bPass loss_fn\b"), "Give --data (its labels give a loss)"),
     (re.compile(r"\bloss_fn\b"), "--loss"),
-    (re.compile(r"Got None instead"), "Got none instead"),
+    (re.compile(r"Got None\b"), "Got none"),
 )
-_PARAMETER = re.compile(r"The '(\w+)' parameter of (\w+) must be")
+_PARAMETER = re.compile(r"The '(\w+)' parameter of (\w+) must be (.*?)\. Got (.*?) instead\.")
 
 
 def _in_cli_words(message: str, option: str | None = None) -> tuple[str | None, str]:
     """A library message worded for the command: the option it concerns, and the text.
 
-    ``The 'n' parameter of load_circles must be …`` → (``--data``, ``The 'n' option of
-    circles must be …``); ``The 'loss_fn' parameter of probe must be …`` → (``--loss``,
-    ``It must be …``). ``option`` is the one to name when the message names none."""
+    ``The 'loss_fn' parameter of probe must be E. Got G instead.`` → (``--loss``,
+    ``expected E. Got G.``), the command's own template; ``The 'n' parameter of
+    load_circles must be …`` → (``--data``, ``The 'n' option of circles must be …``).
+    Python words after it (``steps=0``, ``loss_fn``) become options too. ``option`` is
+    the one to name when the message names none."""
     match = _PARAMETER.search(message)
     if match is not None:
-        name, fn = match.groups()
+        name, fn, expected, got = match.groups()
         if fn.startswith("load_"):
             dataset = fn.removeprefix("load_").replace("_", "-")
-            message = _PARAMETER.sub(f"The '{name}' option of {dataset} must be", message, 1)
+            words = f"The '{name}' option of {dataset} must be {expected}. Got {got} instead."
             option = "--data"
         elif (fn, name) in _OPTIONS:
             option = _OPTIONS[fn, name]
-            message = _PARAMETER.sub("It must be", message, 1)
-    for pattern, words in _WORDS:
-        message = pattern.sub(words, message)
+            words = f"expected {expected}. Got {got}."
+            if fn == "fix" and name == "model":
+                words += " --fix takes a plain model."
+        else:
+            words = match.group(0)
+        message = message[: match.start()] + words + message[match.end() :]
+    for pattern, replacement in _WORDS:
+        message = pattern.sub(replacement, message)
     if option == "--init" or option == "--bias-init":
         message = re.sub(r"^apply: ", "", message)
         # eye_, dirac_: the specs --init takes are named without the trailing _
@@ -1121,7 +1128,7 @@ _IMAGES = {
     "fashion-mnist": (1, 28, 28),
     "mnist1d": (1, 40),
 }
-_FEW_NORMS = 6  # up to this many norm layers are listed without --verbose
+_FEW_NORMS = 4  # up to this many norm layers are listed without --verbose
 
 
 @dataclass(frozen=True)
@@ -1429,6 +1436,16 @@ def _batch_error(o: _ProbeOptions, message: str) -> str:
     )
 
 
+def _probe_failed(o: _ProbeOptions, error: Exception, option: str | None = None) -> NoReturn:
+    """The probe's own error (on the batch, the model, an option) in the command's words."""
+    text = str(error)
+    if "batch" in text or "layer" in text:
+        option = _batch_option(o)
+    if text.startswith("The model ") and "no parameters" in text:
+        option = "MODEL"
+    _fail_in_cli_words(ValueError(_batch_error(o, text)), option)
+
+
 def _run_probe(o: _ProbeOptions, net: torch.nn.Module, batch: Any, loss: str) -> list[Probe]:
     """Each member's probe (one for a plain model)."""
     from initlab import probe as probe_mod
@@ -1439,11 +1456,7 @@ def _run_probe(o: _ProbeOptions, net: torch.nn.Module, batch: Any, loss: str) ->
     except (ValueError, TypeError) as error:
         if o.debug:
             raise
-        text = str(error)
-        option = _batch_option(o) if ("batch" in text or "layer" in text) else None
-        if text.startswith("The model ") and "no parameters" in text:
-            option = "MODEL"
-        _fail_in_cli_words(ValueError(_batch_error(o, text)), option)
+        _probe_failed(o, error)
     except Exception as error:  # the model's own forward pass failed
         _failed(f"the model {o.model!r}", error, o.debug)
     return list(result)
@@ -1451,31 +1464,43 @@ def _run_probe(o: _ProbeOptions, net: torch.nn.Module, batch: Any, loss: str) ->
 
 @dataclass(frozen=True)
 class _Fixed:
-    """What --fix did: the reports before and after, and what it changed."""
+    """What --fix did: the reports before and after, what it changed, and the verdicts
+    that no change of the weights addresses (left as they were)."""
 
     before: list[Probe]
     after: list[Probe]
     applied: tuple[str, ...]
+    left: tuple[str, ...]  # the kinds of those verdicts
 
 
-def _run_fix(o: _ProbeOptions, net: torch.nn.Module, batch: Any, loss: str) -> _Fixed:
-    """:func:`initlab.probe.fix` on the model; with --steps, both reports take them."""
+def _run_fix(
+    o: _ProbeOptions, net: torch.nn.Module, batch: Any, loss: str, generator: torch.Generator
+) -> _Fixed:
+    """:func:`initlab.probe.fix` on the model, with the probe's options (--steps, --lr,
+    --seed) and the draws from ``generator``."""
     from initlab import probe as probe_mod
 
     fix = getattr(probe_mod, "fix", None)
     if fix is None:
         _fail("this version of initlab has no initlab.probe.fix yet.", "--fix")
-    before = _run_probe(o, net, batch, loss) if o.steps else None
     try:
-        result = fix(net, batch, experiments.loss_function(loss))
+        result = fix(
+            net,
+            batch,
+            experiments.loss_function(loss),
+            generator=generator,
+            steps=o.steps,
+            lr=o.lr,
+            seed=o.seed,
+        )
     except (ValueError, TypeError) as error:
         if o.debug:
             raise
-        _fail_in_cli_words(error, "--fix")
+        _probe_failed(o, error, "--fix")
     except Exception as error:  # the model's own forward pass failed
         _failed(f"the model {o.model!r}", error, o.debug)
-    after = _run_probe(o, net, batch, loss) if o.steps else list(result.after)
-    return _Fixed(before or list(result.before), after, tuple(result.applied))
+    left = tuple(dict.fromkeys(v.kind for v in getattr(result, "left", ())))
+    return _Fixed(list(result.before), list(result.after), tuple(result.applied), left)
 
 
 # ---- machine-readable output
@@ -1529,6 +1554,7 @@ def _print_json(o: _ProbeOptions, reports: list[Probe], fixed: _Fixed | None) ->
             "member": after.member,
             "before": _member_json(before),
             "applied": list(fixed.applied),
+            "left": list(fixed.left),
             "after": _member_json(after),
         }
         typer.echo(json.dumps(line, ensure_ascii=False, allow_nan=False))
@@ -1743,11 +1769,12 @@ def _print_parts(console: Console, report: Probe, verbose: bool) -> None:
         _block(
             console,
             "residual blocks (stream rms in → out; branch/stream: what each block adds)",
-            ["block", "stream in → out", "branch/stream"],
+            ["block", "stream in", "→ out", "branch/stream"],
             [
                 [
                     r.name,
-                    f"{_num(r.stream_in_rms)} → {_num(r.stream_out_rms)}",
+                    _num(r.stream_in_rms),
+                    f"→ {_num(r.stream_out_rms)}",
                     _num(r.branch_rms / r.stream_in_rms if r.stream_in_rms else math.nan),
                 ]
                 for r in report.residuals
@@ -1778,7 +1805,7 @@ def _print_parts(console: Console, report: Probe, verbose: bool) -> None:
         else:
             text = f"output: {'×'.join(map(str, out.shape))}, rms {_num(out.rms)}"
         _line(console, text)
-    if report.loss_history:
+    if len(report.loss_history) > 1:  # Watch: the losses of earlier reports, then this one
         _line(console, "loss history: " + " → ".join(_num(x) for x in report.loss_history))
     if report.unseen:
         _line(console, "not measured: " + "; ".join(report.unseen))
@@ -1850,6 +1877,9 @@ def _print_reports(o: _ProbeOptions, reports: list[Probe], fixed: _Fixed | None)
                           "nothing to change.")  # fmt: skip
             for change in fixed.applied:
                 _line(console, f"  {change}")
+            if fixed.left:
+                _line(console, "left as they were (no init change fixes them): "
+                      + ", ".join(fixed.left))  # fmt: skip
             for report in fixed.after:
                 _print_probe(console, report, o.model, o.steps > 0, o.verbose, "after --fix")
     if o.figure is not None:
@@ -1912,7 +1942,9 @@ def probe_command(
     ] = "auto",
     steps: Annotated[int, typer.Option(help="SGD steps on a copy, for the update ratio")] = 0,
     lr: Annotated[float, typer.Option(help="their learning rate")] = 0.01,
-    seed: Annotated[int, typer.Option(help="seeds the batch, the init and the probe")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="seeds the model's construction, the batch, the init and the probe")
+    ] = 0,
     fix: Annotated[
         bool, typer.Option("--fix", help="apply every verdict's fix and probe again")
     ] = False,
@@ -1932,7 +1964,9 @@ def probe_command(
     o = _ProbeOptions(**locals())  # the locals are the options, here only
     shape, chosen = _parse_probe(o)
     try:
-        net = _load_factory(model, debug)
+        with torch.random.fork_rng(devices=[]):  # the caller's global RNG left as it was
+            torch.manual_seed(seed)  # the factory's own init: the same model every run
+            net = _load_factory(model, debug)
         generator = torch.Generator().manual_seed(seed)
         batch = _probe_batch(o, shape, net, generator)
         if init is not None:
@@ -1942,7 +1976,7 @@ def probe_command(
                 if debug:
                     raise
                 _fail_in_cli_words(error, "--init")
-        fixed = _run_fix(o, net, batch, chosen) if fix else None
+        fixed = _run_fix(o, net, batch, chosen, generator) if fix else None
         reports = fixed.after if fixed is not None else _run_probe(o, net, batch, chosen)
         _print_reports(o, reports, fixed)
     except (ValueError, TypeError) as error:
