@@ -7,14 +7,16 @@ whether the gradient that the loss sends to the last step reaches the early step
 of their sigmoid or tanh (Hochreiter & Schmidhuber 1997; Gers et al. 2000). An LSTM
 whose gradient never reaches step 0 looks healthy layer by layer.
 
-torch's fused kernels keep none of the per-step states, so :class:`RecurrentRecord`
-keeps the module's input and initial state as the pass goes and, at :meth:`~RecurrentRecord.stats`,
-replays the pass unrolled step by step with torch ops on float64 copies of the module's
-own parameters (every layer, both directions), checks that the replay gives the module's
-recorded output, and back-propagates through the top layer's recurrence alone. The
-gradients the loss sent to the module's outputs are caught by tensor hooks during the
-training step's own backward pass; the replay costs one more forward and two backward
-passes of the module, once per report. Its names are the package's own (not public API).
+torch's fused kernels give none of the per-step states back, so :class:`RecurrentRecord`
+keeps the module's input and initial state as the pass goes and, at
+:meth:`~RecurrentRecord.stats`, replays the pass unrolled step by step with torch ops on
+float64 copies of the module's own parameters (every layer, both directions), checks
+that the replay gives the module's recorded output, and back-propagates through the top
+layer's recurrence alone. The gradients the loss sent to the module's outputs are caught
+by tensor hooks during the training step's own backward pass. The replay costs one more
+forward pass of the module and two backward passes of its top layer, in float64, once
+per report (an LSTM of hidden 256, 100 steps, batch 64: about 0.3 s on two CPU cores).
+Its names are the package's own (not public API).
 
 References:
     Bengio, Simard & Frasconi 1994, "Learning long-term dependencies with gradient
@@ -416,8 +418,6 @@ def _check(
     """
     weight = next(module.parameters())
     precision = _precision(weight.dtype, weight.device)
-    if not all(bool(r.isfinite().all()) for r in recorded):
-        return "its output holds NaN or Inf"
     dirs = 2 if module.bidirectional else 1
 
     def compared(r: _Replay) -> list[Tensor]:
@@ -427,7 +427,7 @@ def _check(
     replayed = compared(replay)
     if first_layer:
         recorded = [r[:dirs] for r in recorded[1:]]
-    # One read of the three numbers.
+    # One read of both numbers.
     scale, error = torch.stack(
         [
             torch.stack([r.abs().max() for r in recorded]).max(),
@@ -436,6 +436,8 @@ def _check(
             ).max(),
         ]
     ).tolist()
+    if not math.isfinite(scale):
+        return "its output holds NaN or Inf"
     tolerance = _TOLERANCE.get(precision, 5e-2)
     if error <= tolerance * scale:
         return None
@@ -514,14 +516,14 @@ def _unroll(
             c = s[:, hidden : 2 * hidden] * c + s[:, :hidden] * g
             h = s[:, 3 * hidden :] * c.tanh()
             if gates is not None:
-                gates.add(torch.cat((s[:, : 2 * hidden], g, s[:, 3 * hidden :]), 1))
+                gates.add(s[:, : 2 * hidden], g, s[:, 3 * hidden :])
         elif gru:
             hp = h @ w_hh if b_hh is None else torch.addmm(b_hh, h, w_hh)
             rz = (xp[i, :, : 2 * hidden] + hp[:, : 2 * hidden]).sigmoid()
             n = (xp[i, :, 2 * hidden :] + rz[:, :hidden] * hp[:, 2 * hidden :]).tanh()
             h = n + rz[:, hidden:] * (h - n)
             if gates is not None:
-                gates.add(torch.cat((rz, n), 1))
+                gates.add(rz, n)
         else:
             z = torch.addmm(xp[i], h, w_hh)
             h = z.tanh() if mode == "RNN_TANH" else z.relu()
@@ -544,17 +546,20 @@ class _GateSums:
         self.hidden = hidden
         # A sigmoid's output a is saturated when |a − 0.5| > 0.5 − lo, a tanh's when
         # |a| > thr: one comparison for every gate.
-        sigmoid = torch.tensor([s for _, s in gates], device=device).repeat_interleave(hidden)
         lo, thr = t.sigmoid_saturation, t.tanh_saturation
-        self.center = torch.where(sigmoid, 0.5, 0.0).to(torch.float64)
-        self.bound = torch.where(sigmoid, 0.5 - lo, thr).to(torch.float64)
+        f64 = torch.float64
+        center = [0.5 if sigmoid else 0.0 for _, sigmoid in gates]
+        bound = [0.5 - lo if sigmoid else thr for _, sigmoid in gates]
+        self.center = torch.tensor(center, dtype=f64, device=device).repeat_interleave(hidden)
+        self.bound = torch.tensor(bound, dtype=f64, device=device).repeat_interleave(hidden)
         self.saturated = torch.zeros(self.n, dtype=torch.float64, device=device)
         self.total = torch.zeros(self.n, dtype=torch.float64, device=device)
         self.count = 0
 
-    def add(self, a: Tensor) -> None:
-        """Add one step's activations ``a`` (B, gates·H), gate by gate."""
-        a = a.detach()
+    def add(self, *parts: Tensor) -> None:
+        """Add one step's activations, (B, gates·H) in ``parts`` side by side."""
+        with torch.no_grad():
+            a = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
         shape = (a.shape[0], self.n, self.hidden)
         self.saturated += ((a - self.center).abs() > self.bound).view(shape).sum(dim=(0, 2))
         self.total += a.view(shape).sum(dim=(0, 2))
