@@ -109,7 +109,15 @@ def fit(
         **options,
     )
     trainer.fit(module, loader())
+    assert optimizer_hooks() == 0  # whatever Watch set up to measure a step is gone
     return trainer
+
+
+def optimizer_hooks() -> int:
+    """How many global optimizer step hooks are registered (Watch's ΔW/W uses them)."""
+    from torch.optim import optimizer
+
+    return len(optimizer._global_optimizer_pre_hooks) + len(optimizer._global_optimizer_post_hooks)
 
 
 def logged(tmp_path: Path) -> list[dict[str, str]]:
@@ -246,8 +254,12 @@ def test_with_gradient_accumulation_the_report_waits_for_the_optimizer_step(
 
     callback = Spy(every=4, log=False)
     start = module.net[0].weight.detach().clone()
+    x, y = list(loader())[1]
+    with torch.no_grad():  # the micro-batch recorded: the last of step 0, from the start
+        last = F.cross_entropy(module(x), y).item()
     fit(module, callback, tmp_path, max_steps=10, accumulate_grad_batches=2)
     assert [step for step, _ in callback.reports] == [0, 4, 8]
+    assert callback.reports[0][1].loss == pytest.approx(last, rel=1e-6)
     assert not torch.equal(weights[0], start)  # reported after step 0's update, not before
 
 
@@ -269,7 +281,7 @@ def test_an_error_in_the_training_step_leaves_no_hook(tmp_path: Path) -> None:
     module = Failing(healthy())
     with pytest.raises(RuntimeError, match="boom"):
         fit(module, ProbeCallback(every=1, log=False), tmp_path)
-    assert hooks(module) == 0
+    assert hooks(module) == 0 and optimizer_hooks() == 0
 
 
 # ------------------------------------------------------------------------- bad arguments

@@ -82,8 +82,8 @@ class ProbeCallback(pl.Callback):
     and backward pass; once the optimizer has stepped, ``watch.report(loss=...)`` turns
     it into a :class:`~initlab.probe.ProbeReport`. One Watch serves the whole fit, so it
     keeps the losses of its earlier reports (for the "diverging" verdict). With gradient
-    accumulation the first micro-batch of the step is recorded and the report waits for
-    the optimizer step that ends it.
+    accumulation the last micro-batch of the step (the one the optimizer steps after) is
+    recorded, and ∇W is the accumulated gradient.
 
     Per report, with ``log``, these metrics are written to every logger of the trainer
     (``trainer.loggers``) at the probe's step, whatever ``log_every_n_steps`` (unless it
@@ -172,7 +172,9 @@ class ProbeCallback(pl.Callback):
     ) -> None:
         self._close()
         step = trainer.global_step
-        if self._pending is not None or step < self._next:
+        # A step still pending has not been taken (gradient accumulation): record this
+        # micro-batch instead, so that the recorded one is the last before the step.
+        if self._pending is None and step < self._next:
             return
         if self._watch is None or self._watch.model is not pl_module:
             self._watch = Watch(pl_module, thresholds=self.thresholds, histograms=self.histograms)
@@ -202,6 +204,9 @@ class ProbeCallback(pl.Callback):
         self._close()
         if not pending.ended:  # the recorded batch: its loss is the step's
             pending.ended, pending.loss = True, _loss(outputs)
+            if pending.loss is not None and pl_module.automatic_optimization:
+                # Lightning hands on the loss divided by the micro-batches it accumulates.
+                pending.loss *= trainer.accumulate_grad_batches
         if trainer.global_step == pending.step:  # no optimizer step yet (accumulating): wait
             return
         self._pending = None
@@ -215,20 +220,29 @@ class ProbeCallback(pl.Callback):
             self._log(trainer, pl_module, step, _metrics(report))
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._close()
-        self._pending = None  # a step that never ended (no optimizer step): no ΔW to report
+        self._discard(None)  # a step still pending was never taken: nothing to report
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        self._close()
-        self._pending = None
+        self._discard(exception)
 
     # -- the parts
     def _close(self) -> None:
         if self._open and self._watch is not None:
             self._watch.__exit__(None, None, None)
         self._open = False
+
+    def _discard(self, exception: BaseException | None) -> None:
+        """Drops a recorded step that will not be reported, and what the Watch set up for
+        it: its hooks, and the hooks it left to measure the next optimizer step."""
+        watch = self._watch
+        if watch is not None and (self._open or self._pending is not None):
+            if not self._open:
+                watch.__enter__()  # drops what leaving set up for the step
+            error = exception or RuntimeError("training ended before the recorded step")
+            watch.__exit__(type(error), error, error.__traceback__)  # sets nothing up
+        self._open, self._pending = False, None
 
     def _say(self, trainer: pl.Trainer, step: int, report: ProbeReport) -> None:
         found: set[tuple[int | None, str]] = set()
