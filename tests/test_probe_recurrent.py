@@ -420,3 +420,11 @@ def test_nothing_is_kept_after_stats() -> None:
     assert record.module is None and record._x is None and record._out is None
     assert record._grads == {}
     assert record.stats() is s
+
+
+def test_one_step_has_no_factor() -> None:
+    module = nn.GRU(4, 8).double()
+    w = torch.randn(3, 8, dtype=torch.float64)
+    s = _measured(module, torch.randn(1, 3, 4, dtype=torch.float64), lambda o, _: (o[0] * w).sum())
+    assert math.isnan(s.time_factor)
+    assert s.grad_through_time == pytest.approx((_rms(w),), rel=1e-12)
