@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +19,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-L = pytest.importorskip("lightning", reason="the lightning extra: pip install 'initlab[lightning]'")
-from lightning.pytorch.loggers import CSVLogger  # noqa: E402
-
-from initlab import data  # noqa: E402
-from initlab.lightning import KINDS, ProbeCallback  # noqa: E402
+try:
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+except ImportError:  # make test installs the extra: under CI=true its absence is a failure
+    if os.environ.get("CI") == "true":
+        raise
+    pytest.skip(
+        "PyTorch Lightning is not installed: pip install -c constraints.txt -e '.[lightning]'",
+        allow_module_level=True,
+    )
+from initlab import data
+from initlab.lightning import KINDS, ProbeCallback
 
 # The default log_every_n_steps (50) is left as it is on purpose: the probe's steps must
 # reach the logger whatever it is.
