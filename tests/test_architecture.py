@@ -24,6 +24,7 @@ ORDER = [
     "clip",
     "train",
     "probe",
+    "lightning",
     "surfaces",
     "experiments",
     "report",

@@ -396,7 +396,8 @@ def test_the_package_lists_every_library_module() -> None:
     # every public module of the package but its front ends (report, lessons, the
     # playground, the command)
     found = {m.name for m in pkgutil.iter_modules(initlab.__path__)}
-    fronts = {"cli", "lessons", "playground", "report"}
+    # (and its integrations with other packages' loops, optional extras: lightning)
+    fronts = {"cli", "lessons", "playground", "report", "lightning"}
     expected = {n for n in found if not n.startswith("_")} - fronts
     assert {"clip", "data", "init", "probe", "train"} <= expected  # the engine was missing
     assert set(initlab.__all__) == expected | {"__version__"}

@@ -189,12 +189,6 @@ def test_the_report_reads_the_steps_loss_labels_and_update(tmp_path: Path) -> No
     assert output.cross_entropy == pytest.approx(reports[0].loss, rel=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Watch measures ΔW/W from a step pre-hook set at __exit__, but Lightning calls "
-    "optimizer.step(closure), whose pre-hooks run before the closure's forward pass: the "
-    "weights must be copied at __exit__ itself (initlab/probe/watch.py, _UpdateRecorder)",
-)
 def test_the_update_ratio_is_that_of_the_recorded_step(tmp_path: Path) -> None:
     callback = ProbeCallback(every=10, log=False)
     fit(Classifier(healthy(), lr=0.1), callback, tmp_path)

@@ -2284,7 +2284,9 @@ def apply(
             qualified = f"{name}.{pname}" if name else pname
             parts = _parts(kind, module, pname, param, forget_bias is not None)
             if parts is None:
-                skipped.append(qualified)
+                # Named only where it was asked for: a selection leaves the rest unsaid.
+                if include is None or selected(name, module, kind or "token"):
+                    skipped.append(qualified)
                 continue
             if not selected(name, module, kind or "token"):
                 continue

@@ -65,20 +65,38 @@ Example:
 """
 
 from initlab.probe.during import ProbeEvery
-from initlab.probe.results import Histogram, LayerStats, Probe, ProbeReport
+from initlab.probe.fix import FixResult, fix
+from initlab.probe.results import (
+    AttentionStats,
+    Histogram,
+    LayerStats,
+    NormStats,
+    OutputStats,
+    Probe,
+    ProbeReport,
+    RecurrentStats,
+    ResidualStats,
+)
 from initlab.probe.run import probe
 from initlab.probe.verdicts import Thresholds, Verdict, VerdictKind
 from initlab.probe.watch import Watch
 
 __all__ = [
+    "AttentionStats",
+    "FixResult",
     "Histogram",
     "LayerStats",
+    "NormStats",
+    "OutputStats",
     "Probe",
     "ProbeEvery",
     "ProbeReport",
+    "RecurrentStats",
+    "ResidualStats",
     "Thresholds",
     "Verdict",
     "VerdictKind",
     "Watch",
+    "fix",
     "probe",
 ]

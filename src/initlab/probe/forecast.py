@@ -17,6 +17,7 @@ import math
 from typing import TYPE_CHECKING
 
 from initlab import meanfield
+from initlab.probe.layers import _COMPOSITE, _EMBEDDING
 
 if TYPE_CHECKING:
     from initlab.probe.layers import _Block
@@ -35,6 +36,11 @@ def _forecast(
     for i, block in enumerate(blocks):
         row = measured.rows[i][0]
         name = row["activation"]
+        if isinstance(block.module, _EMBEDDING + _COMPOSITE):
+            return [], (
+                f"layer {i + 1} ({block.name}) is an {type(block.module).__name__}: the "
+                "theory covers chains of Linear/Conv, batch norm and φ only"
+            )
         if name is None:
             return [], (
                 f"layer {i + 1} ({block.name}) is followed by an activation the theory does "

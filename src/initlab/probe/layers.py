@@ -31,7 +31,17 @@ Layout: TypeAlias = Literal["linear", "conv", "stack_linear", "stack_conv"]
 
 _PLAIN_WEIGHT = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd)
 _STACKED_WEIGHT = (StackedLinear, StackedConv)
-_WEIGHT = _PLAIN_WEIGHT + _STACKED_WEIGHT
+# Layers that carry signal through weights of their own but are not a W·x of one matrix:
+# each is measured as one layer of the chain (its output, ∂loss/∂output, all its weights
+# together), and beside it by its own module (attention, recurrent).
+_ATTENTION = (nn.MultiheadAttention,)
+_RECURRENT = (nn.RNNBase,)
+_EMBEDDING = (nn.Embedding, nn.EmbeddingBag)
+_COMPOSITE = _ATTENTION + _RECURRENT
+_WEIGHT = _PLAIN_WEIGHT + _STACKED_WEIGHT + _EMBEDDING + _COMPOSITE
+# Modules measured whole: the hooks do not look inside (nn.MultiheadAttention calls its
+# out_proj functionally, so its hooks would never fire anyway).
+_OPAQUE = _STACKED_WEIGHT + _ATTENTION
 _BATCH_NORM = (nn.modules.batchnorm._NormBase, StackedBatchNorm)
 # Modules that only reshape: the chain of layers continues through them.
 _RESHAPE = (nn.Flatten, nn.Unflatten, nn.Identity, _Flatten, nn.Dropout)
@@ -153,12 +163,48 @@ class _Block:
     grad: _Moments | None = None  # the measured ∂loss/∂h
 
 
+def _parameters(module: nn.Module) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """A weight layer's weight, its gradient and its bias, as tensors: the module's own
+    for Linear, Conv, Embedding and the stacked layers; for attention and recurrent
+    layers all weight matrices (and all biases) flattened together, so that ‖∇W‖/‖W‖
+    and ‖ΔW‖/‖W‖ read the whole layer. The gradient is None where any is missing."""
+    if not isinstance(module, _COMPOSITE):
+        weight, bias = module.weight, getattr(module, "bias", None)
+        assert isinstance(weight, Tensor)
+        return weight, weight.grad, bias if isinstance(bias, Tensor) else None
+    weights, biases = [], []
+    for name, p in module.named_parameters():
+        if "bias" in name:
+            biases.append(p)
+        elif p.dim() >= 2:
+            weights.append(p)
+    grads = [p.grad for p in weights]
+    weight = torch.cat([p.detach().reshape(-1) for p in weights])
+    grad = None if any(g is None for g in grads) else torch.cat([g.reshape(-1) for g in grads])  # type: ignore[union-attr]
+    bias = torch.cat([p.detach().reshape(-1) for p in biases]) if biases else None
+    return weight, grad, bias
+
+
+def _output_tensor(module: nn.Module, output: Any) -> Tensor | None:
+    """The tensor that carries a layer's signal on: attention's and a recurrent layer's
+    first output (the others are weights, h_n, c_n); None where there is none (a
+    PackedSequence)."""
+    if isinstance(output, Tensor):
+        return output
+    if isinstance(module, _COMPOSITE) and isinstance(output, tuple) and output:
+        first = output[0]
+        return first if isinstance(first, Tensor) else None
+    return None
+
+
 def _layout(module: nn.Module) -> Layout:
     if isinstance(module, StackedLinear):
         return "stack_linear"
     if isinstance(module, StackedConv):
         return "stack_conv"
-    return "linear" if isinstance(module, nn.Linear | nn.Bilinear) else "conv"
+    # Attention, recurrent and embedding outputs hold their units last, as Linear's do.
+    flat = (nn.Linear, nn.Bilinear, *_EMBEDDING, *_COMPOSITE)
+    return "linear" if isinstance(module, flat) else "conv"
 
 
 def _members(module: nn.Module) -> int:
@@ -184,10 +230,7 @@ def _units(t: Tensor, layout: Layout, members: int) -> tuple[Tensor, int]:
 
 def _weights(module: nn.Module, members: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Weight, its gradient and bias as (M, ...) (a plain layer is one member)."""
-    weight = module.weight
-    bias = getattr(module, "bias", None)
-    assert isinstance(weight, Tensor)
-    grad = weight.grad
+    weight, grad, bias = _parameters(module)
     if isinstance(module, _STACKED_WEIGHT):
         return weight.detach(), grad, None if bias is None else bias.detach()
     return (
@@ -198,6 +241,14 @@ def _weights(module: nn.Module, members: int) -> tuple[Tensor, Tensor | None, Te
 
 
 def _fans(module: nn.Module) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight layer: an Embedding is a lookup (fan-in 1); an
+    attention layer's projections are E × E; a recurrent layer's W_hh is H × H."""
+    if isinstance(module, _EMBEDDING):
+        return 1, module.embedding_dim
+    if isinstance(module, nn.MultiheadAttention):
+        return module.embed_dim, module.embed_dim
+    if isinstance(module, nn.RNNBase):
+        return module.hidden_size, module.hidden_size
     if isinstance(module, StackedLinear):
         return module.in_features, module.out_features
     if isinstance(module, nn.Linear):

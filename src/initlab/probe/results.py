@@ -332,6 +332,46 @@ class ProbeReport(Sequence[Probe]):
         """Why the forecast is missing, or "" where it is there."""
         return self._only("forecast_note").forecast_note
 
+    @property
+    def problems(self) -> tuple[Verdict, ...]:
+        """The one member's verdicts of severity "problem"."""
+        return self._only("problems").problems
+
+    @property
+    def attention(self) -> tuple[AttentionStats, ...]:
+        """The one member's attention modules."""
+        return self._only("attention").attention
+
+    @property
+    def recurrent(self) -> tuple[RecurrentStats, ...]:
+        """The one member's recurrent modules."""
+        return self._only("recurrent").recurrent
+
+    @property
+    def norms(self) -> tuple[NormStats, ...]:
+        """The one member's normalization layers."""
+        return self._only("norms").norms
+
+    @property
+    def residuals(self) -> tuple[ResidualStats, ...]:
+        """The one member's residual blocks."""
+        return self._only("residuals").residuals
+
+    @property
+    def output(self) -> OutputStats | None:
+        """The one member's output against its natural loss."""
+        return self._only("output").output
+
+    @property
+    def unseen(self) -> tuple[str, ...]:
+        """What the probe could not see in the model, each with why."""
+        return self._only("unseen").unseen
+
+    @property
+    def loss_history(self) -> tuple[float, ...]:
+        """The losses a Watch was given, oldest first."""
+        return self._only("loss_history").loss_history
+
     def verdict(self, kind: VerdictKind) -> Verdict | None:
         """The one member's first verdict of this kind, or None."""
         return self._only("verdict(kind)").verdict(kind)

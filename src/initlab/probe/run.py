@@ -118,9 +118,8 @@ def probe(
             "(requires_grad=False) or is it run under torch.no_grad()?"
         )
     loss.backward()  # type: ignore[no-untyped-call]
-    if loss_fn is not None:
-        watch.loss = float(loss.detach())
-    result = watch.report()  # before the steps change the weights
+    # Before the steps change the weights.
+    result = watch.report(loss=loss if loss_fn is not None else None, target=target)
     if not steps:
         return result
     ratios, after = _take_steps(work, watch, x, target, loss_fn, steps, optimizer, lr)

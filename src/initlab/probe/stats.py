@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from initlab.models import StackedConv, StackedLinear
-from initlab.probe.layers import _Block, _block_activation, _fans, _units
+from initlab.probe.layers import _Block, _block_activation, _fans, _parameters, _units
 from initlab.probe.results import Histogram
 from initlab.probe.verdicts import Thresholds
 
@@ -439,9 +439,8 @@ def _measure(
     with torch.no_grad():
         for block in blocks:
             # (M, …) for a stacked layer; any shape for one member: no view needed.
-            weight, bias = block.module.weight, getattr(block.module, "bias", None)
-            assert isinstance(weight, Tensor)
-            mm, grad = block.members, weight.grad
+            weight, grad, bias = _parameters(block.module)
+            mm = block.members
             params.append(
                 (
                     _Moments(weight, reads, mm),

@@ -12,27 +12,44 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from initlab._validation import param_message
 from initlab.models import Stack
+from initlab.probe.attention import measure_attention
 from initlab.probe.forecast import _forecast
 from initlab.probe.layers import (
     _BATCH_NORM,
+    _COMPOSITE,
+    _OPAQUE,
     _RESHAPE,
     _SHAPE_ONLY,
-    _STACKED_WEIGHT,
     _WEIGHT,
     _Block,
     _inplace,
     _is_activation,
     _layout,
     _members,
+    _output_tensor,
     _weights,
 )
-from initlab.probe.results import LayerStats, Probe, ProbeReport
+from initlab.probe.recurrent import RecurrentRecord, unsupported
+from initlab.probe.residual import NORMS, ResidualFinder, measure_norm
+from initlab.probe.results import (
+    AttentionStats,
+    LayerStats,
+    NormStats,
+    OutputStats,
+    Probe,
+    ProbeReport,
+    RecurrentStats,
+    ResidualStats,
+)
 from initlab.probe.stats import _measure, _measure_forward, _measure_grad, _Reads
 from initlab.probe.verdicts import _DEFAULTS, Thresholds, judge, per_layer_factor
 
@@ -97,46 +114,131 @@ class Watch:
         self._failure: tuple[str, nn.Module, tuple[int, ...]] | None = None
         self._done = False
         self._clone = False
+        self._parts = _Parts()
+        self._updates: _UpdateRecorder | None = None
+        self._output: Tensor | None = None
+        self._top: Tensor | None = None  # the last top-level child's output
+        self._root_ran = False
+        self._losses: list[float] = []  # given to report(), across entries
         self.loss = math.nan
 
     # -- hooks
     def __enter__(self) -> Watch:
+        self._remove()
         self._blocks.clear()
         self._reads = _Reads()
         self._seen.clear()
         self._failure = None
         self._done = False
         self._clone = False
+        self._parts = _Parts()
+        self._updates = None
+        self._output = self._top = None
+        self._root_ran = False
         weight_layers = 0
+        opaque: list[str] = []  # modules measured whole: their children are not hooked
         for name, module in self.model.named_modules():
+            if opaque and any(name.startswith(prefix + ".") for prefix in opaque):
+                continue
             # A later in-place module would overwrite the outputs we keep: then keep copies.
             self._clone |= _inplace(module)
-            stacked = isinstance(module, _STACKED_WEIGHT)
-            if next(module.children(), None) is not None and not stacked:
+            label = name or type(module).__name__
+            if isinstance(module, _OPAQUE):
+                opaque.append(name)
+            elif next(module.children(), None) is not None:
+                hook = self._container_hook(label)
+                self._handles.append(module.register_forward_hook(hook))
                 continue
             weight = isinstance(module, _WEIGHT)
             weight_layers += weight
-            label = name or type(module).__name__
             # always_call: the hook also runs when the forward raises, to name the layer.
-            hook = self._hook(label, weight)
-            self._handles.append(module.register_forward_hook(hook, always_call=True))
+            if isinstance(module, _COMPOSITE):
+                hook = self._composite_hook(label)
+                self._handles.append(
+                    module.register_forward_hook(hook, with_kwargs=True, always_call=True)
+                )
+            else:
+                hook = self._hook(label, weight)
+                self._handles.append(module.register_forward_hook(hook, always_call=True))
         if weight_layers == 0:
             self._remove()
             raise ValueError(
-                "The model has no Linear or Conv layer (nn.Linear, nn.Conv1d/2d/3d, "
-                f"nn.ConvTranspose*, or initlab's stacked layers) to probe. Got "
-                f"{type(self.model).__name__} with modules "
+                "The model has no layer with weights to probe (nn.Linear, nn.Conv*, "
+                "nn.ConvTranspose*, nn.Embedding, nn.MultiheadAttention, nn.RNN/LSTM/GRU, or "
+                f"initlab's stacked layers). Got {type(self.model).__name__} with modules "
                 f"{sorted({type(m).__name__ for m in self.model.modules()})}."
             )
+        self._handles.append(self.model.register_forward_hook(self._output_hook))
+        for child in self.model.children():
+            self._handles.append(child.register_forward_hook(self._output_hook))
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._remove()
+        if self._blocks and exc[0] is None:
+            # A step taken before report() is measured: ‖ΔW‖/‖W‖ per layer.
+            self._updates = _UpdateRecorder(self._blocks)
 
     def _remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+
+    def _output_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        """The model's output; where the model itself is not called (a LightningModule
+        whose training_step calls self.net(x)), that of the last of its children to
+        finish."""
+        if self._output is not None or not isinstance(output, Tensor):
+            return
+        if module is self.model:
+            self._output, self._root_ran = output.detach(), True
+        elif not self._root_ran:
+            self._top = output.detach()
+
+    def _container_hook(self, name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if self._done or id(module) in self._seen:
+                return
+            self._seen.add(id(module))  # a block called twice is measured once
+            found = self._parts.finder.block_output(name, module, args, output)
+            if found is not None:
+                self._parts.residuals.append(found)
+
+        return hook
+
+    def _composite_hook(self, name: str) -> Callable[..., None]:
+        """Attention and recurrent layers: measured by their own module, and as one layer
+        of the chain through their first output."""
+        layer = self._hook(name, True)
+
+        def hook(
+            module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
+        ) -> None:
+            value = _output_tensor(module, out)
+            if out is None or self._done or id(module) in self._seen:
+                layer(module, args, None)  # names a failed forward
+                return
+            if value is None:
+                self._parts.unseen.append(
+                    f"{name} ({type(module).__name__}): its output is not a tensor (e.g. a "
+                    "PackedSequence)"
+                )
+                self._seen.add(id(module))
+                return
+            if isinstance(module, nn.MultiheadAttention):
+                stats = measure_attention(name, module, args, kwargs, out)
+                self._parts.add(name, module, stats, self._parts.attention)
+            else:
+                assert isinstance(module, nn.RNNBase)
+                why = unsupported(module, args, kwargs, out)
+                record: RecurrentRecord | str = (
+                    why if why is not None else RecurrentRecord(name, module, args, kwargs, out)
+                )
+                self._parts.add(name, module, record, self._parts.recurrent)
+            x = args[0] if args else next(iter(kwargs.values()), value)
+            layer(module, (x,) if isinstance(x, Tensor) else (value,), value)
+
+        return hook
 
     def _hook(self, name: str, weight: bool) -> Callable[..., None]:
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -153,6 +255,9 @@ class Watch:
             value = output.detach()
             if self._clone:
                 value = value.clone()
+            # The copy (or the detached view, which shares the output's version counter):
+            # a later in-place module may overwrite the output itself.
+            self._parts.finder.leaf_output(name, output, value)
             if weight:
                 x = args[0].detach() if args and isinstance(args[0], Tensor) else value
                 if self._blocks and not self._blocks[-1].closed:
@@ -166,6 +271,8 @@ class Watch:
                 if output.requires_grad:
                     output.register_hook(self._grad_hook(block))  # type: ignore[no-untyped-call]
                 return
+            if isinstance(module, NORMS):
+                self._parts.norms.append(measure_norm(name, module, args, value))
             if not self._blocks:
                 return
             block = self._blocks[-1]
@@ -200,8 +307,17 @@ class Watch:
         return [_weights(b.module, b.members)[0].clone() for b in self._blocks]
 
     # -- report
-    def report(self) -> ProbeReport:
+    def report(self, loss: float | Tensor | None = None, target: Any = None) -> ProbeReport:
         """The statistics and verdicts of the recorded pass.
+
+        Call it after the backward pass; called after ``optimizer.step()``, it also reads
+        that step's ‖ΔW‖/‖W‖ per layer. The same Watch may be entered again at later steps:
+        it keeps the losses given here, and a loss that climbs over them is a verdict.
+
+        Args:
+            loss: the training loss of the recorded pass (a number or a scalar tensor).
+            target: the batch's targets: integer class labels let the report compare the
+                cross-entropy of the logits with its natural value ln C.
 
         Returns:
             A :class:`ProbeReport`: one :class:`Probe` per member of an initlab ``Stack``,
@@ -214,16 +330,25 @@ class Watch:
             raise RuntimeError(
                 "Watch recorded no forward pass: run the model inside `with Watch(model):`."
             )
+        if loss is not None:
+            self.loss = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
+            self._losses.append(self.loss)
         members = max(b.members for b in self._blocks)
         measured = _measure(
             self._blocks, self.thresholds, self.histograms, self._reads, self.forecast
         )
+        if self._updates is not None:
+            ratios = self._updates.ratios()
+            for rows, ratio in zip(measured.rows, ratios, strict=True):
+                for m, row in enumerate(rows):
+                    row["update_weight_ratio"] = ratio[m if len(ratio) > 1 else 0]
         forecasts, note = (
             _forecast(self._blocks, measured, members) if self.forecast else ([], "not asked for")
         )
         bias_discarded = [
             b.bn_direct and getattr(b.module, "bias", None) is not None for b in self._blocks
         ]
+        parts = self._parts.settle(self.model, self._blocks, self.thresholds)
         stacked = isinstance(self.model, Stack)
         probes = []
         for m in range(members):
@@ -235,12 +360,16 @@ class Watch:
                 )
                 for i, rows in enumerate(measured.rows)
             ]
+            output = self._output if self._output is not None else self._top
+            if output is not None and stacked and output.dim() > 1 and output.shape[0] == members:
+                output = output[m]
             probes.append(
                 _member_report(
                     layers,
                     self.thresholds,
                     bias_discarded,
-                    loss=self.loss,
+                    replace(parts, output=output_stats(output, target)),
+                    losses=tuple(self._losses) if loss is not None else (),
                     note=note,
                     member=m if stacked else None,
                 )
@@ -248,25 +377,194 @@ class Watch:
         return ProbeReport(tuple(probes) if stacked else (probes[0],))
 
 
+class _UpdateRecorder:
+    """‖ΔW‖/‖W‖ of the step taken after the recorded pass, per weight layer and member:
+    the weights are copied as the pass ends (when the ``with`` block exits) and compared
+    with themselves at the report. Copying then, rather than in an optimizer hook, also
+    holds for optimizers that run the pass inside ``step(closure)`` (Lightning's)."""
+
+    def __init__(self, blocks: Sequence[_Block]) -> None:
+        self.blocks = list(blocks)
+        with torch.no_grad():
+            self.before = [_weights(b.module, b.members)[0].clone() for b in self.blocks]
+
+    def ratios(self) -> list[list[float]]:
+        """Per block, per member, the change since the copy; nan where nothing changed
+        (the report came before the step)."""
+        out = []
+        with torch.no_grad():
+            for block, before in zip(self.blocks, self.before, strict=True):
+                after = _weights(block.module, block.members)[0]
+                a64, b64 = after.double().flatten(1), before.double().flatten(1)
+                change = (a64 - b64).norm(dim=1)
+                ratio = (change / b64.norm(dim=1)).tolist()
+                out.append(
+                    [r if c > 0 else math.nan for r, c in zip(ratio, change.tolist(), strict=True)]
+                )
+        return out
+
+
+@dataclass(eq=False)
+class _Parts:
+    """What a pass shows beside the chain of layers, gathered by the hooks."""
+
+    finder: ResidualFinder = field(default_factory=ResidualFinder)
+    attention: list[tuple[str, AttentionStats | str]] = field(default_factory=list)
+    recurrent: list[tuple[str, RecurrentRecord | str]] = field(default_factory=list)
+    norms: list[NormStats] = field(default_factory=list)
+    residuals: list[ResidualStats] = field(default_factory=list)
+    unseen: list[str] = field(default_factory=list)
+    measured: set[int] = field(default_factory=set)  # ids of the modules that were seen
+
+    def add(self, name: str, module: nn.Module, found: Any, into: list[Any]) -> None:
+        into.append((name, found))
+        self.measured.add(id(module))
+
+    def settle(
+        self, model: nn.Module, blocks: Sequence[_Block], thresholds: Thresholds
+    ) -> _Settled:
+        """The parts as the report holds them, and what the probe did not see."""
+        unseen = list(self.unseen)
+        attention = []
+        for name, a in self.attention:
+            if isinstance(a, str):
+                unseen.append(f"{name} (MultiheadAttention): {a}")
+            else:
+                attention.append(a)
+        recurrent = []
+        for name, r in self.recurrent:
+            stats = r if isinstance(r, str) else r.stats(thresholds)
+            if isinstance(stats, str):
+                unseen.append(f"{name} (recurrent): {stats}")
+            else:
+                recurrent.append(stats)
+        self.recurrent = []  # the records hold the pass's tensors: let them go
+        unseen += _not_measured(model, {id(b.module) for b in blocks}, self.norms)
+        return _Settled(
+            tuple(attention),
+            tuple(recurrent),
+            tuple(self.norms),
+            tuple(self.residuals),
+            None,
+            tuple(unseen),
+        )
+
+
+@dataclass(frozen=True)
+class _Settled:
+    attention: tuple[AttentionStats, ...]
+    recurrent: tuple[RecurrentStats, ...]
+    norms: tuple[NormStats, ...]
+    residuals: tuple[ResidualStats, ...]
+    output: OutputStats | None
+    unseen: tuple[str, ...]
+
+
+def _not_measured(model: nn.Module, layers: set[int], norms: Sequence[NormStats]) -> list[str]:
+    """Parameters no measurement covers, by module: weight layers that did not run, and
+    parameters a module uses itself (a ViT's cls_token, a custom layer)."""
+    normed = {n.name for n in norms}
+    missing: dict[str, list[str]] = {}
+    skip: list[str] = []
+    for name, module in model.named_modules():
+        if skip and any(name.startswith(prefix + ".") for prefix in skip):
+            continue
+        if id(module) in layers or (name or type(module).__name__) in normed:
+            skip.append(name)
+            continue
+        own = [n for n, _ in module.named_parameters(recurse=False)]
+        if not own:
+            continue
+        label = name or "(the model)"
+        if isinstance(module, _WEIGHT + NORMS):
+            missing.setdefault(f"{label} ({type(module).__name__}): did not run in the pass", [])
+        else:
+            missing.setdefault(
+                f"{label} ({type(module).__name__}): its parameters "
+                f"{', '.join(own[:4])}{' …' if len(own) > 4 else ''} are used by its own code",
+                [],
+            )
+    return list(missing)
+
+
+def output_stats(output: Tensor | None, target: Any) -> OutputStats | None:
+    """The output's scale and, for a classifier, its cross-entropy against ln C.
+
+    A classifier is recognised by its targets: integer labels with one score per class
+    (N, C, …) and C ≥ 2, or one logit per example with labels in {0, 1}.
+    """
+    if output is None or not output.is_floating_point() or output.numel() == 0:
+        return None
+    with torch.no_grad():
+        z = output.double()
+        rms = math.sqrt(float(z.square().mean()))
+        classes, ce, natural = None, math.nan, math.nan
+        labels = (
+            isinstance(target, Tensor)
+            and target.numel() > 0
+            and not target.is_floating_point()
+            and not target.is_complex()
+            and target.dtype != torch.bool
+        )
+        if labels and z.dim() == target.dim() + 1 and z.dim() >= 2 and z.shape[1] >= 2:
+            if (
+                z.shape[0] == target.shape[0]
+                and int(target.min()) >= 0
+                and int(target.max()) < z.shape[1]
+            ):
+                classes = z.shape[1]
+                ce = float(F.cross_entropy(z, target.to(z.device)))
+                natural = math.log(classes)
+        elif (
+            labels
+            and z.reshape(-1).shape == target.reshape(-1).shape
+            and int(target.min()) >= 0
+            and int(target.max()) <= 1
+        ):
+            classes = 2
+            y = target.reshape(z.shape).to(z)
+            ce = float(F.binary_cross_entropy_with_logits(z, y))
+            natural = math.log(2.0)
+    return OutputStats(tuple(output.shape), rms, classes, ce, natural)
+
+
 def _member_report(
     layers: list[LayerStats],
     t: Thresholds,
     bias_discarded: Sequence[bool],
+    parts: _Settled,
     *,
-    loss: float,
+    losses: tuple[float, ...],
     note: str,
     member: int | None,
 ) -> Probe:
     """One member's :class:`Probe`: its layers, their verdicts and the depth factors."""
+    verdicts = judge(
+        layers,
+        t,
+        bias_discarded,
+        output=parts.output,
+        attention=parts.attention,
+        recurrent=parts.recurrent,
+        residuals=parts.residuals,
+        losses=losses,
+    )
     return Probe(
         layers=tuple(layers),
-        verdicts=judge(layers, t, bias_discarded),
-        loss=loss,
+        verdicts=verdicts,
+        loss=losses[-1] if losses else math.nan,
         loss_after_steps=math.nan,
         forward_factor=per_layer_factor([s.preact_rms for s in layers]),
         backward_factor=per_layer_factor([s.grad_rms for s in reversed(layers)]),
         forecast_note=note,
         member=member,
+        attention=parts.attention,
+        recurrent=parts.recurrent,
+        norms=parts.norms,
+        residuals=parts.residuals,
+        output=parts.output,
+        unseen=parts.unseen,
+        loss_history=losses,
     )
 
 
