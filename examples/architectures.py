@@ -258,7 +258,14 @@ def lstm_lm(state: State = "default") -> RecurrentLM:
 
 def gru_lm(state: State = "default") -> RecurrentLM:
     """A GRU language model over 8 token ids (``--tokens 8``); ``state`` as for
-    :func:`lstm_lm`."""
+    :func:`lstm_lm`.
+
+    ``"normal"`` saturates the update gate and makes the gradient grow going back in
+    time (``exploding_in_time``, ``saturated``). ``"zeros"`` is no pathology for a GRU:
+    h_t = (1 − z_t)·n_t + z_t·h_{t−1} carries h_{t−1} through the update gate whatever
+    W_hh, so the gradient still reaches step 0 (about 0.55× per step) and the probe
+    reads it healthy.
+    """
     return _recurrent_lm("GRU", state)
 
 
