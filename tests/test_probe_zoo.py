@@ -371,3 +371,23 @@ def test_fix_refuses_a_stack() -> None:
 
     with pytest.raises(TypeError, match="init_members"):
         fix(mlp([4, 8, 1], "relu", members=2), torch.randn(8, 4))
+
+
+# ------------------------------------------------ third-party models, where they import
+
+
+def test_torchvision_resnet18_default_is_healthy_and_n01_is_not() -> None:
+    models = pytest.importorskip("torchvision.models")  # not installed beside our torch
+    g = torch.Generator().manual_seed(0)
+    batch = torch.randn(8, 3, 64, 64, generator=g), torch.randint(0, 1000, (8,), generator=g)
+    model = seeded(lambda: models.resnet18(weights=None))
+    assert probe(model, batch, CE).healthy
+    assert "high_loss" in kinds(probe(zoo.normal_(model), batch, CE))
+
+
+def test_timm_vit_default_is_healthy() -> None:
+    timm = pytest.importorskip("timm")
+    model = seeded(lambda: timm.create_model("vit_tiny_patch16_224", pretrained=False))
+    g = torch.Generator().manual_seed(0)
+    batch = torch.randn(4, 3, 224, 224, generator=g), torch.randint(0, 1000, (4,), generator=g)
+    assert probe(model, batch, CE).healthy

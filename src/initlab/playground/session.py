@@ -107,10 +107,14 @@ _TITLES = {
     "exploding": "Exploding: the signal or gradient grows layer by layer",
     "nonfinite": "Not finite: NaN or Inf in the network",
     "diverged": "Diverged: the loss became NaN or infinite",
+    "weight_scale": "Weights far too large for their fan-in",
+    "high_loss": "Loss far above its starting value ln C",
+    "update_ratio": "Steps far too large or too small for the weights",
+    "diverging": "Diverging: the loss climbs",
 }
 
 
-def _fix(kind: str, lane: Lane) -> dict[str, Any] | None:
+def _fix(kind: str, lane: Lane, value: float = math.nan) -> dict[str, Any] | None:
     """The one-click change of the lane's controls that addresses a verdict."""
     proper, label = _PROPER_INIT[lane.activation]
     if kind in ("diverged", "nonfinite"):
@@ -121,13 +125,19 @@ def _fix(kind: str, lane: Lane) -> dict[str, Any] | None:
         if lane.init != proper:
             return {"label": label, "changes": {"init": proper}}
         return {"label": "leaky ReLU", "changes": {"activation": "leaky_relu"}}
-    if kind in ("symmetric", "saturated", "vanishing", "exploding", "dead"):
+    if kind in ("symmetric", "saturated", "vanishing", "exploding", "dead", "weight_scale"):
         if lane.init != proper:
             return {"label": label, "changes": {"init": proper}}
         if lane.batch_norm == "none":
             return {"label": "add batch norm", "changes": {"batch_norm": "before"}}
         if kind == "exploding" and lane.clip == "none":
             return {"label": "clip at 1", "changes": {"clip": "norm", "clip_threshold": 1.0}}
+    if kind == "high_loss" and lane.init != proper:
+        return {"label": label, "changes": {"init": proper}}
+    if kind == "update_ratio" and value > 1e-3:  # steps too large (value: the ratio)
+        return {"label": "lower the rate ÷10", "changes": {"lr": lane.lr / 10}}
+    if kind == "update_ratio":
+        return {"label": "raise the rate ×10", "changes": {"lr": lane.lr * 10}}
     return None
 
 
@@ -136,7 +146,7 @@ def _verdict(v: Verdict, lane: Lane) -> dict[str, Any]:
         "kind": v.kind,
         "title": _TITLES.get(v.kind, v.kind),
         "evidence": v.evidence,
-        "fix": _fix(v.kind, lane),
+        "fix": _fix(v.kind, lane, v.value),
     }
 
 
@@ -630,7 +640,7 @@ class _Sampler(Observer):
             ]
         found = []
         for member, lane in zip(report, g.lanes, strict=True):
-            kept = [v for v in member.verdicts if v.kind != "redundant_bias"]
+            kept = member.problems  # advice (a redundant bias) is not a lane's trouble
             found.append([_verdict(v, lane) for v in kept])
         return found
 
