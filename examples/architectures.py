@@ -207,9 +207,10 @@ def resnet18(init: Init = "default", width: int = 16) -> ResNet18:
 
     ``init="normal"``: every conv and linear weight re-drawn from N(0, 1), which is
     std·√fan_in = 3 in the stem and up to 34 in the last stage (torch's default gives
-    0.58). Batch norm rescues the signal, but the logits start large (a cross-entropy far
-    above ln 10) and each step moves the weights relatively far less: the probe says
-    ``high_loss`` and, as advice, ``weight_scale``.
+    0.58). Batch norm rescues the signal, but the logits start large (a cross-entropy
+    about 10× ln 10) and each step moves the weights relatively far less: the probe says
+    ``high_loss``, ``weight_scale`` on the head and, as advice, on the convolutions
+    behind batch norm.
     """
     _choice("init", init, ("default", "normal"))
     model = ResNet18(width=width)
@@ -222,8 +223,9 @@ def transformer(in_proj: Init = "default") -> TokenTransformer:
 
     ``in_proj="normal"``: each layer's attention ``in_proj_weight`` (q, k, v stacked)
     re-drawn from N(0, 1), std·√fan_in = 5.7 where torch's Xavier gives 0.71: the
-    attention logits q·k/√d grow 64-fold and the softmax collapses onto one key
-    (``attention_collapse``, ``weight_scale``).
+    attention logits q·k/√d grow some 50-fold (std 0.44 → 24), the softmax collapses
+    onto one key (``attention_collapse``) and the attention branches grow the residual
+    stream (``residual_growth``).
     """
     _choice("in_proj", in_proj, ("default", "normal"))
     model = TokenTransformer()
@@ -251,7 +253,8 @@ def lstm_lm(state: State = "default") -> RecurrentLM:
     ``state`` is the init of the recurrent weights W_hh (how h_{t−1} enters step t):
     ``"zeros"`` cuts the recurrence, so the gradient the last step sends back reaches
     every earlier step as exactly 0 (``vanishing_in_time``); ``"normal"`` draws it from
-    N(0, 1), std·√hidden = 8, and the gates sit in their flat tails (``saturated``).
+    N(0, 1), std·√hidden = 8: the gradient grows going back in time
+    (``exploding_in_time``) and the cell's tanh sits in its flat tails (``saturated``).
     """
     return _recurrent_lm("LSTM", state)
 
@@ -273,8 +276,10 @@ def vit(init: Init = "default") -> ViT:
     """A four-block ViT for 8×8 digits (``--data digits``).
 
     ``init="normal"``: every weight matrix re-drawn from N(0, 1), the class token and
-    positions included: the residual stream grows block by block (``residual_growth``)
-    and the logits start large (``high_loss``).
+    positions included: the logits start large (``high_loss``), the attention collapses
+    onto one key (``attention_collapse``), the residual stream grows block by block
+    (``residual_growth``), and the gradient grows going back (``exploding``,
+    ``weight_scale``).
     """
     _choice("init", init, ("default", "normal"))
     model = ViT()
