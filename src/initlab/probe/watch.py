@@ -117,8 +117,7 @@ class Watch:
         self._parts = _Parts()
         self._updates: _UpdateRecorder | None = None
         self._output: Tensor | None = None
-        self._top: Tensor | None = None  # the last top-level child's output
-        self._root_ran = False
+        self._top: Tensor | None = None  # the last weight layer's output
         self._losses: list[float] = []  # given to report(), across entries
         self.loss = math.nan
 
@@ -134,7 +133,6 @@ class Watch:
         self._parts = _Parts()
         self._updates = None
         self._output = self._top = None
-        self._root_ran = False
         weight_layers = 0
         opaque: list[str] = []  # modules measured whole: their children are not hooked
         for name, module in self.model.named_modules():
@@ -169,8 +167,6 @@ class Watch:
                 f"{sorted({type(m).__name__ for m in self.model.modules()})}."
             )
         self._handles.append(self.model.register_forward_hook(self._output_hook))
-        for child in self.model.children():
-            self._handles.append(child.register_forward_hook(self._output_hook))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -185,15 +181,11 @@ class Watch:
         self._handles.clear()
 
     def _output_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        """The model's output; where the model itself is not called (a LightningModule
-        whose training_step calls self.net(x)), that of the last of its children to
-        finish."""
-        if self._output is not None or not isinstance(output, Tensor):
-            return
-        if module is self.model:
-            self._output, self._root_ran = output.detach(), True
-        elif not self._root_ran:
-            self._top = output.detach()
+        """The model's output. Where the model itself is not called (a LightningModule
+        whose training_step calls self.net(x)), the report reads the last weight layer's
+        output instead: a classifier's logits come from its head."""
+        if self._output is None and isinstance(output, Tensor):
+            self._output = output.detach()
 
     def _container_hook(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -268,6 +260,7 @@ class Watch:
                 block = _Block(index, name, module, _layout(module), _members(module), x, value)
                 block.x_numel, block.out = x.numel(), value
                 self._blocks.append(block)
+                self._top = value
                 if output.requires_grad:
                     output.register_hook(self._grad_hook(block))  # type: ignore[no-untyped-call]
                 return
