@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -129,7 +130,7 @@ def fix(
             param_message("fix", "model", "a plain nn.Module (for a Stack: init_members)", got)
         )
     before = probe(model, batch, loss_fn, **options)
-    steps, left = _plan(before[0])
+    steps, left = _plan(before[0], model)
     applied = []
     for call, run in steps:
         run(model, generator)
@@ -141,7 +142,7 @@ def fix(
 _Step = tuple[str, Callable[[nn.Module, "torch.Generator | None"], object]]
 
 
-def _plan(report: Probe) -> tuple[list[_Step], list[Verdict]]:
+def _plan(report: Probe, model: nn.Module) -> tuple[list[_Step], list[Verdict]]:
     """The changes the report's verdicts call for, grouped by scheme, and the verdicts
     left to other fixes."""
     layers = {s.index: s for s in report.layers}
@@ -210,10 +211,7 @@ def _plan(report: Probe) -> tuple[list[_Step], list[Verdict]]:
             )
         )
     if residual:
-        branches = [r.branch_source for r in report.residuals if r.branch_source]
-        if branches:
-            steps.append(_scale(branches))
-        steps.append(_tokens())
+        steps += _residual_steps(report, model)
     return steps, left
 
 
@@ -234,6 +232,24 @@ def _apply(names: Sequence[str], **kwargs: Any) -> _Step:
         return init.apply(model, weight, generator=generator, include=inside, **options)
 
     return call, run
+
+
+def _residual_steps(report: Probe, model: nn.Module) -> list[_Step]:
+    """Scale every branch down: the one each block's output adds (its branch_source), and
+    the attention inside each block (a transformer block adds two branches, the attention's
+    first, whose output projection is scaled too); re-draw the token parameters."""
+    branches = [r.branch_source for r in report.residuals if r.branch_source]
+    blocks = [r.name for r in report.residuals]
+    for name, module in model.named_modules():
+        inside = any(name.startswith(b + ".") for b in blocks)
+        if inside and isinstance(module, nn.MultiheadAttention) and name not in branches:
+            branches.append(name)
+    steps = [_scale(branches)] if branches else []
+    token = re.compile("|".join(f"(?:{p})" for p in init.TOKEN_PATTERNS), re.IGNORECASE)
+    tokens = [n for n, _ in model.named_parameters() if token.fullmatch(n.rsplit(".", 1)[-1])]
+    if tokens:
+        steps.append(_tokens())
+    return steps
 
 
 def _scale(branches: list[str]) -> _Step:

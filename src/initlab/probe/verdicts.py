@@ -284,7 +284,9 @@ def weight_scale(
     survives, which is batch norm's lesson, but a step then changes the weights
     relatively ``t.weight_scale``× less, so the layer learns that much slower (the
     update:weight ratio falls 30× on a ResNet-18 drawn from N(0, 1)): advice. Embeddings
-    are lookups (fan-in 1, N(0, 1) by default): they are not judged.
+    are lookups (fan-in 1, N(0, 1) by default): they are not judged; nor are attention and
+    recurrent layers, whose pooled std mixes matrices of different scales (their own rules
+    judge them).
 
     References:
         LeCun et al. 1998; Glorot & Bengio 2010; He et al. 2015; van Laarhoven 2017, "L2
@@ -294,7 +296,7 @@ def weight_scale(
     found = [
         s
         for s in layers
-        if s.kind not in _LOOKUP
+        if s.kind not in _POOLED
         and (s.batch_norm == "before") == normalized
         and s.weight_std * math.sqrt(s.fan_in) > t.weight_scale
     ]
@@ -314,8 +316,8 @@ def weight_scale(
             max(gains),
             evidence + ". Batch norm rescues the signal, but each step moves these "
             "weights relatively that much less: they learn slower.",
-            _init_advice(_main_activation(found), found)
-            + " (for these layers), or raise their learning rate",
+            _init_advice(_main_activation(found), found, _names(found))
+            + ", or raise their learning rate",
             severity="advice",
         )
     return Verdict(
@@ -323,7 +325,7 @@ def weight_scale(
         _indices(found),
         max(gains),
         evidence + ".",
-        _init_advice(_main_activation(found), found) + " (for these layers)",
+        _init_advice(_main_activation(found), found, _names(found)),
     )
 
 
@@ -354,13 +356,20 @@ def vanishing_in_time(recurrent: Sequence[RecurrentStats], t: Thresholds) -> Ver
         return None
     r = min(found, key=lambda r: r.time_factor)
     first = r.grad_through_time[0]
+    if r.time_factor == 0.0:
+        back = next(t for t in range(r.steps - 1, -1, -1) if r.grad_through_time[t] == 0.0)
+        how = f"is exactly 0 from step {back} back (of {r.steps}): nothing before it is learnt"
+    else:
+        how = (
+            f"shrinks {r.time_factor:.3g}× per step going back in time, to {first:.3g} at "
+            f"step 0 of {r.steps}"
+        )
     return Verdict(
         "vanishing_in_time",
         (),
         r.time_factor,
-        f"{r.name} ({r.kind}): the gradient of the last step shrinks {r.time_factor:.3g}× "
-        f"per step going back in time, to {first:.3g} at step 0 of {r.steps} (from "
-        f"{r.grad_through_time[-1]:.3g}); gates: {_gates(r)}.",
+        f"{r.name} ({r.kind}): the gradient of the last step {how} (from "
+        f"{r.grad_through_time[-1]:.3g} at the last); gates: {_gates(r)}.",
         "re-initialize the recurrent weights (initlab.init.apply(model, weight="
         "'xavier_uniform', recurrent='orthogonal', forget_bias=1.0, include=['recurrent']))"
         "; for a plain RNN, use an LSTM or GRU",
@@ -430,7 +439,7 @@ def residual_growth(residuals: Sequence[ResidualStats], t: Thresholds) -> Verdic
         for r in residuals
         if r.stream_in_rms > 0 and math.isfinite(r.branch_rms)
     ]
-    branch = f"; the branches add up to {max(ratios):.3g}× the stream's rms" if ratios else ""
+    branch = f"; the largest branch is {max(ratios):.3g}× the stream's rms" if ratios else ""
     return Verdict(
         "residual_growth",
         (),
@@ -774,6 +783,10 @@ _PATH = 4
 # (N(0, 1) by default), a recurrent layer's depth runs through time (its own verdicts).
 _LOOKUP = ("Embedding", "EmbeddingBag")
 _OFF_PATH = (*_LOOKUP, "RNN", "LSTM", "GRU")
+# Layers whose weight_std pools several matrices of other scales (attention's in_proj with
+# its out_proj, a recurrent layer's W_ih with W_hh): std·√fan_in of the pool says nothing
+# of any one; their own rules (attention collapse, saturated gates, through time) judge them.
+_POOLED = (*_OFF_PATH, "MultiheadAttention")
 
 
 def trends(layers: Sequence[LayerStats]) -> tuple[Trend, Trend]:
@@ -902,7 +915,13 @@ def current_scheme(activation: str | None, layers: Sequence[LayerStats]) -> str 
     return {"relu": "He", "leaky_relu": "He", "tanh": "Xavier (tanh gain)"}.get(base, "LeCun")
 
 
-def _init_advice(activation: str | None, layers: Sequence[LayerStats] = ()) -> str:
+def _names(layers: Sequence[LayerStats]) -> list[str]:
+    return [s.name for s in layers]
+
+
+def _init_advice(
+    activation: str | None, layers: Sequence[LayerStats] = (), include: list[str] | None = None
+) -> str:
     """The init to try for a vanishing or exploding net, as a runnable call; when the
     layers already follow it, what to try instead (never the init they have)."""
     already = current_scheme(activation, layers) if layers else None
@@ -912,7 +931,12 @@ def _init_advice(activation: str | None, layers: Sequence[LayerStats] = ()) -> s
             "not the cause: add batch norm, scale the residual branches "
             "(initlab.init.scale_residual), or run initlab.lsuv.lsuv(model, batch)"
         )
-    apply = "initlab.init.apply(model, weight={!r})"
+    selected = f", include={include!r}" if include else ""
+    apply = (
+        "initlab.init.apply(model, weight={!r}"
+        + selected.replace("{", "{{").replace("}", "}}")
+        + ")"
+    )
     base = (activation or "").split("(")[0]
     if base == "relu":
         return "use He init: " + apply.format("he_normal")

@@ -51,7 +51,7 @@ from initlab.probe.results import (
     ResidualStats,
 )
 from initlab.probe.stats import _measure, _measure_forward, _measure_grad, _Reads
-from initlab.probe.verdicts import _DEFAULTS, Thresholds, judge, per_layer_factor
+from initlab.probe.verdicts import _DEFAULTS, _OFF_PATH, Thresholds, judge, per_layer_factor
 
 __all__ = ["Watch"]
 
@@ -468,13 +468,14 @@ def _not_measured(model: nn.Module, layers: set[int], norms: Sequence[NormStats]
         own = [n for n, _ in module.named_parameters(recurse=False)]
         if not own:
             continue
-        label = name or "(the model)"
+        label = name or "the model"
         if isinstance(module, _WEIGHT + NORMS):
             missing.setdefault(f"{label} ({type(module).__name__}): did not run in the pass", [])
         else:
+            which = ", ".join(own[:4]) + (" …" if len(own) > 4 else "")
+            verb = "parameter {} is" if len(own) == 1 else "parameters {} are"
             missing.setdefault(
-                f"{label} ({type(module).__name__}): its parameters "
-                f"{', '.join(own[:4])}{' …' if len(own) > 4 else ''} are used by its own code",
+                f"{label} ({type(module).__name__}): its {verb.format(which)} used by its own code",
                 [],
             )
     return list(missing)
@@ -547,8 +548,9 @@ def _member_report(
         verdicts=verdicts,
         loss=losses[-1] if losses else math.nan,
         loss_after_steps=math.nan,
-        forward_factor=per_layer_factor([s.preact_rms for s in layers]),
-        backward_factor=per_layer_factor([s.grad_rms for s in reversed(layers)]),
+        # Over the depth path, as the verdicts read it (no embeddings, no recurrent layers).
+        forward_factor=per_layer_factor([s.preact_rms for s in _on_path(layers)]),
+        backward_factor=per_layer_factor([s.grad_rms for s in reversed(_on_path(layers))]),
         forecast_note=note,
         member=member,
         attention=parts.attention,
@@ -559,6 +561,10 @@ def _member_report(
         unseen=parts.unseen,
         loss_history=losses,
     )
+
+
+def _on_path(layers: Sequence[LayerStats]) -> list[LayerStats]:
+    return [s for s in layers if s.kind not in _OFF_PATH]
 
 
 def _check_options(fn: str, thresholds: object, *, histograms: object, forecast: object) -> None:
