@@ -1649,8 +1649,11 @@ def _layer_table(console: Console, report: Probe, steps: bool) -> tuple[Table, l
         if v.kind in _VERDICT_TAG:
             for i in v.layers:
                 tags = marks.setdefault(i, [])
-                if _VERDICT_TAG[v.kind] not in tags:
-                    tags.append(_VERDICT_TAG[v.kind])
+                # advice in parentheses: "(scale)" behind batch norm, "scale" a problem
+                tag = _VERDICT_TAG[v.kind]
+                tag = f"({tag})" if v.severity == "advice" else tag
+                if tag not in tags:
+                    tags.append(tag)
     layers = report.layers
     columns: dict[str, list[str]] = {
         "#": [str(s.index) for s in layers],
@@ -1708,7 +1711,7 @@ def _layer_table(console: Console, report: Probe, steps: bool) -> tuple[Table, l
     described = [f"{c}: {_LEGEND[c]}" for c in shown if c in _LEGEND]
     legend.append("; ".join(described) + ".")
     if verdict_width:
-        legend.append("verdict: the findings below that name the layer.")
+        legend.append("verdict: the findings below that name the layer (in parentheses: advice).")
     return table, legend
 
 

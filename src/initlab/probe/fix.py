@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Callable, Sequence
@@ -79,6 +80,8 @@ def _summary(p: Probe) -> str:
 # Verdicts an init change addresses, and those it cannot (the learning rate, the data, the
 # architecture): these are left, and said.
 _NOT_INIT = frozenset({"nonfinite", "diverging", "redundant_bias"})
+# std·√fan_in clearly above every standard init (at most 1.7: Xavier with tanh's gain).
+_ABOVE_STANDARD = 2.5
 
 
 def fix(
@@ -173,6 +176,13 @@ def _plan(report: Probe, model: nn.Module) -> tuple[list[_Step], list[Verdict]]:
             attention.update(a.name for a in report.attention)
         if v.kind == "residual_growth":
             residual = True
+    if report.verdict("weight_scale"):
+        # Drawn from the same wrong scale, usually: every layer clearly above the standard
+        # inits (std·√fan_in 0.6–1.7) goes with the flagged ones, so that none is left
+        # behind just under the verdict's threshold (a ResNet's stem at fan-in 9).
+        for s in report.layers:
+            if s.weight_std * math.sqrt(s.fan_in) > _ABOVE_STANDARD:
+                chosen.setdefault(s.name, s)
     for name, s in list(chosen.items()):
         if s.kind == "MultiheadAttention":
             attention.add(name)
