@@ -403,3 +403,24 @@ def test_the_package_lists_every_library_module() -> None:
     assert set(initlab.__all__) == expected | {"__version__"}
     for name in expected:
         assert getattr(initlab, name).__name__ == f"initlab.{name}"
+
+
+def test_a_factory_file_leaves_packages_of_other_path_entries_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a project's own .venv sits inside the factory's folder: its packages are not the
+    # factory's siblings, and must not be imported twice
+    site = tmp_path / "site"
+    (site / "sidepkg").mkdir(parents=True)
+    (site / "sidepkg" / "__init__.py").write_text("REGISTRY = []\n")
+    (tmp_path / "net.py").write_text(
+        "import sidepkg\nimport torch\nsidepkg.REGISTRY.append(1)\n"
+        "def net():\n    return torch.nn.Linear(2, 1)\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "sidepkg", raising=False)
+    load_factory(f"{tmp_path / 'net.py'}:net")
+    import sidepkg  # type: ignore[import-not-found]
+
+    assert sidepkg.REGISTRY == [1]
+    monkeypatch.delitem(sys.modules, "sidepkg", raising=False)

@@ -403,3 +403,86 @@ def test_timm_vit_default_is_healthy() -> None:
     g = torch.Generator().manual_seed(0)
     batch = torch.randn(4, 3, 224, 224, generator=g), torch.randint(0, 1000, (4,), generator=g)
     assert probe(model, batch, CE).healthy
+
+
+# ------------------------------------------------------- found on review, kept fixed
+
+
+def test_a_batch_first_tagger_with_per_step_labels_is_read_not_refused() -> None:
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed, self.rnn = nn.Embedding(50, 16), nn.LSTM(16, 32, batch_first=True)
+            self.head = nn.Linear(32, 5)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.head(self.rnn(self.embed(ids))[0])  # (N, T, C)
+
+    model = seeded(Tagger)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randint(0, 50, (8, 20), generator=g), torch.randint(0, 5, (8, 20), generator=g)
+
+    def loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return CE(out.reshape(-1, 5), target.reshape(-1))
+
+    r = probe(model, (x, y), loss)
+    assert r.output is not None and r.output.classes == 5
+    assert r.output.cross_entropy == pytest.approx(float(loss(model(x), y)), rel=1e-5)
+    with Watch(model) as watch:
+        value = loss(model(x), y)
+        value.backward()
+    assert watch.report(loss=value, target=y).output.classes == 5  # type: ignore[union-attr]
+
+
+def test_watch_under_bf16_autocast_does_not_break_the_step() -> None:
+    layer = nn.TransformerEncoderLayer(64, 4, 128, 0.0, batch_first=True, norm_first=True)
+    model = seeded(
+        lambda: nn.Sequential(
+            nn.Embedding(100, 64), nn.TransformerEncoder(layer, 3, enable_nested_tensor=False),
+            nn.Linear(64, 10),
+        )
+    )  # fmt: skip
+    x = torch.randint(0, 100, (16, 32), generator=torch.Generator().manual_seed(0))
+    with Watch(model) as watch:
+        with torch.autocast("cpu", torch.bfloat16):
+            out = model(x)
+        out.float().square().mean().backward()
+    r = watch.report()
+    assert len(r.attention) == 3 and r.healthy, [str(v) for v in r.verdicts]
+
+
+def test_a_strided_he_cnn_with_global_pooling_is_not_vanishing() -> None:
+    # its gradient's norm per example (over C·H·W) is flat through the convs (measured
+    # 0.0018–0.0020); only the pooled head differs, by √(H·W): one step is no trend
+    layers: list[nn.Module] = []
+    cin = 3
+    for cout, stride in [(32, 1), (64, 2), (64, 1), (128, 2), (128, 1)]:
+        layers += [nn.Conv2d(cin, cout, 3, stride, 1), nn.ReLU()]
+        cin = cout
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))
+    init.apply(model, weight="he_normal", generator=torch.Generator().manual_seed(0))
+    x = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    r = probe(model, x)
+    assert r.healthy, [str(v) for v in r.verdicts]
+    sizes = [s.size for s in r.layers]
+    assert sizes[:2] == [32 * 32 * 32, 64 * 16 * 16] and sizes[-1] == 10
+
+
+def test_a_negative_loss_that_wobbles_is_not_diverging() -> None:
+    from initlab.probe import Thresholds, verdicts
+
+    assert verdicts.diverging([-10.0, -11.0, -10.5], Thresholds()) is None
+    assert verdicts.diverging([2.3, 2.6, 7.8], Thresholds()) is not None
+    assert verdicts.diverging([2.3, 2.6, math.nan], Thresholds()) is not None
+
+
+def test_apply_with_no_weight_spec_keeps_recurrent_and_token_weights() -> None:
+    model = nn.Module()
+    model.cls_token = nn.Parameter(torch.ones(1, 1, 8))
+    model.rnn = nn.GRU(8, 8)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    init.apply(model, None, "constant(0.01)")
+    after = dict(model.named_parameters())
+    assert torch.equal(after["cls_token"], before["cls_token"])
+    assert torch.equal(after["rnn.weight_hh_l0"], before["rnn.weight_hh_l0"])
+    assert torch.all(after["rnn.bias_ih_l0"] == 0.01)

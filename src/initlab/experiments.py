@@ -483,9 +483,19 @@ def _beside(where: str) -> Iterator[None]:
             del sys.path[0]
         elif str(folder) in sys.path:  # pragma: no cover - the user's code reordered it
             sys.path.remove(str(folder))
+        # Only the modules found through the folder itself: a package under another
+        # sys.path entry inside it (a project's own .venv) stays imported.
+        others = [
+            Path(p).resolve()
+            for p in sys.path
+            if p and Path(p).resolve() != folder and Path(p).resolve().is_relative_to(folder)
+        ]
         for name in set(sys.modules) - before:
             file = getattr(sys.modules[name], "__file__", None)
-            if file is not None and Path(file).resolve().is_relative_to(folder):
+            if file is None:
+                continue
+            path = Path(file).resolve()
+            if path.is_relative_to(folder) and not any(path.is_relative_to(o) for o in others):
                 del sys.modules[name]
 
 

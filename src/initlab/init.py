@@ -2145,12 +2145,16 @@ class _Step:
     fans: tuple[int, int] | None
 
 
+def _names_token(include: object) -> bool:
+    return isinstance(include, list | tuple | set | frozenset) and "token" in include
+
+
 def apply(
     model: nn.Module,
     weight: SpecLike | None,
     bias: SpecLike | None = "zeros",
     *,
-    recurrent: SpecLike | None = "orthogonal",
+    recurrent: SpecLike | Literal["auto"] | None = "auto",
     forget_bias: float | None = None,
     generator: torch.Generator | None = None,
     include: Include | None = None,
@@ -2200,7 +2204,8 @@ def apply(
         weight: a spec for weights (see :func:`parse_spec`), or None to keep them.
         bias: a spec for biases, or None to keep them. Default ``"zeros"``.
         recurrent: a spec for the recurrent weights (weight_hh), per gate, or None to
-            keep them. Default ``"orthogonal"``.
+            keep them. Default ``"auto"``: orthogonal, or kept when ``weight`` is None
+            (None keeps what it names, as for weights).
         forget_bias: an LSTM's forget-gate bias (e.g. 1.0), or None to give it ``bias``.
             Layers without a forget gate (GRU, RNN, no bias) have nothing it applies to.
         generator: the generator every draw comes from, in module order, then parameter
@@ -2253,8 +2258,13 @@ def apply(
     specs: dict[str, InitSpec | None] = {
         "weight": parse_spec(weight) if weight is not None else None,
         "bias": parse_spec(bias) if bias is not None else None,
-        "recurrent": parse_spec(recurrent) if recurrent is not None else None,
-        "token": _TOKEN_SPEC,
+        "recurrent": (
+            (parse_spec("orthogonal") if weight is not None else None)
+            if isinstance(recurrent, str) and recurrent == "auto"
+            else parse_spec(recurrent) if recurrent is not None else None
+        ),
+        # Tokens are drawn with weights, or when asked for by name (include=["token"]).
+        "token": _TOKEN_SPEC if weight is not None or _names_token(include) else None,
         "ones": InitSpec("ones"),
         "zeros": InitSpec("zeros"),
         "forget_hh": InitSpec("zeros"),

@@ -158,6 +158,12 @@ def _batch_first(x: Tensor, batched: bool, batch_first: bool) -> Tensor:
     return x if batch_first else x.transpose(0, 1)
 
 
+# Examples × heads × queries × keys recomputed at most (float32: 128 MiB per tensor): a
+# long-context model's fused attention never builds this matrix, and the probe must not
+# be the one to run the machine out of memory.
+_MAX_SCORES = 2**25
+
+
 def _pad_key(mask: Tensor) -> Tensor:
     """An additive mask with one more key, unmasked: the key add_bias_kv or add_zero_attn
     appends."""
@@ -212,6 +218,16 @@ def measure_attention(
     call = _call_arguments(module, args, kwargs)
     if isinstance(call, str):
         return call
+    q, k = call["query"], call["key"]
+    if isinstance(q, Tensor) and isinstance(k, Tensor) and q.dim() == 3 and k.dim() == 3:
+        n = q.shape[0 if module.batch_first else 1]
+        scores = n * module.num_heads * q.shape[-2 if module.batch_first else 0]
+        scores *= k.shape[-2 if module.batch_first else 0]
+        if scores > _MAX_SCORES:
+            return (
+                f"its attention matrix is too large to recompute beside the model's "
+                f"({scores:,} scores; up to {_MAX_SCORES:,}): probe it on fewer examples"
+            )
     # The modes the call ran in decide which of torch's paths it took (see _fast_path).
     modes = (torch.is_grad_enabled(), torch.is_autocast_enabled())
     device = call["query"].device.type

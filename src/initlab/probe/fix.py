@@ -24,8 +24,11 @@ Example:
     >>> result = fix(model, batch, nn.functional.cross_entropy)
     >>> result.before.healthy, result.after.healthy
     (False, True)
-    >>> print(result.applied[0])
-    initlab.init.apply(model, weight="xavier_normal(gain='tanh')", bias='zeros', include=['0', '2', '4', '6', '8', '10', '12', '14', '16', '18'])
+    >>> for call in result.applied:  # the first layer's input has been through no tanh
+    ...     print(call)
+    initlab.init.apply(model, weight='lecun_normal', bias='zeros', include=['0'])
+    initlab.init.apply(model, weight="xavier_normal(gain='tanh')", bias='zeros', include=['2', '4', '6', '8', '10', '12', '14', '16', '18'])
+    initlab.init.apply(model, weight='xavier_normal(gain=0.1)', bias='zeros', include=['20'])
 """  # noqa: E501
 
 from __future__ import annotations

@@ -127,8 +127,20 @@ _FUNCTIONAL: list[tuple[str, Callable[[Tensor], Tensor]]] = activations.function
 
 
 def _infer_activation(h: Tensor, a: Tensor) -> str | None:
+    if h.dtype != a.dtype or h.device != a.device:
+        # Mixed precision (autocast) changes dtypes between layers: compare in float32
+        # at the coarser dtype's precision.
+        eps = (
+            max(torch.finfo(h.dtype).eps, torch.finfo(a.dtype).eps)
+            if h.is_floating_point() and a.is_floating_point()
+            else 1e-3
+        )
+        h, a = h.float(), a.to(h.device).float()
+        rtol, atol = 4 * eps, 4 * eps
+    else:
+        rtol, atol = 1e-5, 1e-6
     for name, phi in _FUNCTIONAL:
-        if torch.allclose(phi(h).reshape(-1), a.reshape(-1), rtol=1e-5, atol=1e-6):
+        if torch.allclose(phi(h).reshape(-1), a.reshape(-1), rtol=rtol, atol=atol):
             return name
     return None
 

@@ -70,6 +70,7 @@ class LayerStats:
     nonfinite: str  # which of h, ∂h, W, ∂W, b hold NaN or Inf ("" for none)
     forecast_preact_rms: float | None  # the theory's √q for h; None where it does not apply
     forecast_grad_rms: float | None  # the theory's RMS of ∂loss/∂h
+    size: int = 0  # values of h per example (C·H·W for a conv): ‖∂loss/∂h‖ = RMS·√size
     act_hist: Histogram | None = field(default=None, compare=False, repr=False)
     grad_hist: Histogram | None = field(default=None, compare=False, repr=False)
 
@@ -170,9 +171,10 @@ class Probe:
     """One member's report: per-layer statistics, the model's verdicts, the loss.
 
     :class:`ProbeReport` holds one per member. ``verdicts`` is empty for a healthy model.
-    ``forward_factor`` and ``backward_factor`` are the geometric-mean change of the RMS of
-    h per layer going forward, and of ∂loss/∂h per layer going backward (toward the
-    input): 1 keeps the scale.
+    ``forward_factor`` and ``backward_factor`` are the fitted change per layer of the RMS
+    of h going forward, and of ∂loss/∂h's norm per example going backward (toward the
+    input), over the depth path as the depth verdicts read them (embeddings and recurrent
+    layers left out): 1 keeps the scale.
     """
 
     layers: tuple[LayerStats, ...]

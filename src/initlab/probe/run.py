@@ -23,7 +23,7 @@ from initlab._validation import check_int, check_real, param_message
 from initlab.models import Stack, StackedLinear
 from initlab.probe.results import Probe, ProbeReport
 from initlab.probe.verdicts import Thresholds
-from initlab.probe.watch import Watch, _check_options
+from initlab.probe.watch import Watch, _check_options, _class_width
 
 __all__ = ["probe"]
 
@@ -271,11 +271,12 @@ def _check_classes(output: Tensor, target: object, stacked: bool, *, failed: boo
     ):
         return
     # torch's class dimension: 1 for (N, C, …) outputs; a stack's (M, N, C): the last.
+    width: int | None = None
     if stacked and output.ndim == target.ndim + 2:
         width = output.shape[-1]
     elif not stacked and output.ndim == target.ndim + 1 and output.ndim >= 2:
-        width = output.shape[1]
-    else:
+        width = _class_width(output, target)
+    if width is None:
         return
     classes = int(target.max()) + 1
     if width >= classes or (width == 1 and (classes <= 2 or not failed)):

@@ -298,6 +298,14 @@ class _Forward:
             across = 3 - unit_dim  # the samples' dimension
         self.unit_dim, self.across, self.tolerance = unit_dim, across, t.symmetry_tolerance
         self.units = h_units.shape[unit_dim if across else 1]
+        # Values of h per example (per row of the batch's leading dimension): C·H·W for a
+        # conv, the features (times the positions of a sequence) for the rest.
+        if layout == "stack_linear":
+            self.size = h.shape[-1]
+        elif layout == "stack_conv":
+            self.size = h.numel() // max(h.shape[0] * mm, 1)
+        else:
+            self.size = h.numel() // max(h.shape[0], 1) if h.dim() >= 2 else h.numel()
         self.n_h, self.n_out = h_units.numel() // mm, out_units.numel() // mm
         self.n_post = post_units.numel() // mm
         # One member's moments need no view: the whole tensor is reduced.
@@ -519,6 +527,7 @@ def _rows(
                 "activation": f.name,
                 "batch_norm": block.batch_norm,
                 "units": n,
+                "size": f.size,
                 "fan_in": fan_in,
                 "fan_out": fan_out,
                 "preact_rms": math.sqrt(_ratio(f.h.squares[m], f.n_h)),

@@ -29,8 +29,9 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
@@ -200,6 +201,8 @@ def vanishing(trend: Trend, t: Thresholds) -> Verdict | None:
     total = factor ** (len(values) - 1)
     if len(values) < _PATH or not (factor < t.vanishing and total < 1.0 / t.depth_change):
         return None
+    if not _along(values, lambda r: r < t.vanishing):
+        return None
     return Verdict(
         "vanishing",
         _indices(layers),
@@ -227,6 +230,8 @@ def exploding(trend: Trend, t: Thresholds) -> Verdict | None:
         return None
     total = factor ** (len(trend.values) - 1)
     if len(trend.values) < _PATH or not (factor > t.exploding and total > t.depth_change):
+        return None
+    if not _along(trend.values, lambda r: r > t.exploding):
         return None
     layers = trend.layers
     return Verdict(
@@ -500,7 +505,8 @@ def update_ratio(layers: Sequence[LayerStats], t: Thresholds) -> Verdict | None:
         Karpathy, CS231n "Neural networks part 3: learning and evaluation"; You, Gitman &
         Ginsburg 2017, "Large batch training of convolutional networks" (LARS).
     """
-    measured = [s for s in layers if math.isfinite(s.update_weight_ratio)]
+    # An embedding's step moves only the rows of the batch's ids: not read against the table.
+    measured = [s for s in layers if math.isfinite(s.update_weight_ratio) and s.kind not in _LOOKUP]
     high = [s for s in measured if s.update_weight_ratio > t.update_high]
     low = [s for s in measured if 0 < s.update_weight_ratio < t.update_low]
     if not (high or low):
@@ -532,8 +538,10 @@ def diverging(losses: Sequence[float], t: Thresholds) -> Verdict | None:
     """The loss rises across a Watch's reports instead of falling.
 
     A stochastic loss wobbles; one that ends above ``t.diverging`` × the first loss the
-    Watch saw, and above the report before, is climbing: the learning rate is too large
-    for the curvature (each step overshoots), or the gradient exploded. A non-finite loss
+    Watch saw, and above the report before, is climbing (read for losses that start
+    above 0: a negative log-likelihood may be negative, and a ratio to it means nothing):
+    the learning rate is too large for the curvature (each step overshoots), or the
+    gradient exploded. A non-finite loss
     after finite ones has diverged.
 
     References:
@@ -542,6 +550,8 @@ def diverging(losses: Sequence[float], t: Thresholds) -> Verdict | None:
     """
     if len(losses) < 2 or not math.isfinite(losses[0]):
         return None
+    if losses[0] <= 0 and math.isfinite(losses[-1]):
+        return None  # a log-likelihood or ELBO loss: "twice the first" means nothing
     last, before, first = losses[-1], losses[-2], losses[0]
     if math.isfinite(last) and not (last > t.diverging * first and last > before):
         return None
@@ -794,13 +804,14 @@ def trends(layers: Sequence[LayerStats]) -> tuple[Trend, Trend]:
     from the top layer down), over the layers on the depth path.
 
     The signal is read per unit (an init for the fan-in keeps E[h²] per unit across
-    widths); the gradient per example, ‖∂loss/∂h‖ = RMS·√units (the same init keeps that
-    norm across widths, while its per-unit RMS follows fan_out/fan_in: a narrow head alone
-    would read as a vanishing gradient).
+    widths); the gradient per example, ‖∂loss/∂h‖ = RMS·√size, over all of h's values of
+    an example (the same init keeps that norm across widths and strides, while its
+    per-unit RMS follows fan_out/fan_in: a narrow head alone would read as a vanishing
+    gradient, a strided conv as a vanishing one too).
     """
     path = tuple(s for s in layers if s.kind not in _OFF_PATH)
     forward = tuple(s.preact_rms for s in path)
-    backward = tuple(s.grad_rms * math.sqrt(s.units) for s in reversed(path))
+    backward = tuple(s.grad_rms * math.sqrt(s.size or s.units) for s in reversed(path))
     return (
         Trend("signal", forward, per_layer_factor(forward), path),
         Trend("gradient", backward, per_layer_factor(backward), path),
@@ -905,7 +916,7 @@ def current_scheme(activation: str | None, layers: Sequence[LayerStats]) -> str 
     gains = sorted(
         s.weight_std * math.sqrt(s.fan_in)
         for s in layers
-        if s.kind not in _LOOKUP and math.isfinite(s.weight_std) and s.weight_std > 0
+        if s.kind not in _POOLED and math.isfinite(s.weight_std) and s.weight_std > 0
     )
     if not gains:
         return None
@@ -913,6 +924,14 @@ def current_scheme(activation: str | None, layers: Sequence[LayerStats]) -> str 
     if abs(median / target - 1.0) > _FOLLOWS:
         return None
     return {"relu": "He", "leaky_relu": "He", "tanh": "Xavier (tanh gain)"}.get(base, "LeCun")
+
+
+def _along(values: Sequence[float], beyond: Callable[[float], bool]) -> bool:
+    """Whether the change runs along the path: at least half of the layer-to-layer steps
+    are themselves beyond the per-layer threshold. One step alone (a global-average pool
+    before the head divides the gradient's norm by √(H·W)) is not a trend with depth."""
+    steps = [b / a for a, b in itertools.pairwise(values) if a > 0]
+    return 2 * sum(1 for r in steps if beyond(r)) >= len(steps)
 
 
 def _names(layers: Sequence[LayerStats]) -> list[str]:

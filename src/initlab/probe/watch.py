@@ -51,7 +51,7 @@ from initlab.probe.results import (
     ResidualStats,
 )
 from initlab.probe.stats import _measure, _measure_forward, _measure_grad, _Reads
-from initlab.probe.verdicts import _DEFAULTS, _OFF_PATH, Thresholds, judge, per_layer_factor
+from initlab.probe.verdicts import _DEFAULTS, Thresholds, judge, trends
 
 __all__ = ["Watch"]
 
@@ -66,12 +66,15 @@ class Watch:
     The statistics are taken as the pass goes: a layer's activations when the next
     layer starts, ∂loss/∂h when the backward pass reaches it. On the CPU nothing is kept
     alive past its use (kept, the activations would make every step map fresh memory); on
-    a GPU the numbers are read once, at the report (one sync), and the tensors they come
-    from are held until then. The report adds the weights' statistics and turns the
-    numbers into verdicts.
+    a GPU the layers' numbers are read once, at the report, and the tensors they come
+    from are held until then (norm layers, residual blocks and attention modules are
+    still read as the pass leaves each: one sync apiece). As the pass ends, the weights
+    are copied, so that a report after ``optimizer.step()`` reads that step's ‖ΔW‖/‖W‖.
+    The report adds the weights' statistics and turns the numbers into verdicts.
 
     Args:
-        model: any ``nn.Module`` with Linear or Conv layers, or an initlab ``Stack``.
+        model: any ``nn.Module`` with weight layers (Linear, Conv, Embedding, attention,
+            RNN/LSTM/GRU), or an initlab ``Stack``.
         thresholds: when measurements become verdicts.
         histograms: also keep histograms of every layer's output and gradient (for the
             figure; costs a pass over each).
@@ -481,6 +484,16 @@ def _not_measured(model: nn.Module, layers: set[int], norms: Sequence[NormStats]
     return list(missing)
 
 
+def _class_width(output: Tensor, target: Tensor) -> int | None:
+    """The number of classes of (N, C, …) scores against (N, …) labels, or of a batch-first
+    sequence model's (N, T, C) against (N, T) (its loss reshapes); None when neither fits."""
+    if output.shape[0] == target.shape[0] and output.shape[2:] == target.shape[1:]:
+        return int(output.shape[1])
+    if output.shape[:-1] == target.shape:
+        return int(output.shape[-1])
+    return None
+
+
 def output_stats(output: Tensor | None, target: Any) -> OutputStats | None:
     """The output's scale and, for a classifier, its cross-entropy against ln C.
 
@@ -500,25 +513,36 @@ def output_stats(output: Tensor | None, target: Any) -> OutputStats | None:
             and not target.is_complex()
             and target.dtype != torch.bool
         )
-        if labels and z.dim() == target.dim() + 1 and z.dim() >= 2 and z.shape[1] >= 2:
+        width = (
+            _class_width(z, target)
+            if labels and z.dim() == target.dim() + 1 and z.dim() >= 2
+            else None
+        )
+        try:
             if (
-                z.shape[0] == target.shape[0]
+                width is not None
+                and width >= 2
                 and int(target.min()) >= 0
-                and int(target.max()) < z.shape[1]
+                and int(target.max()) < width
             ):
-                classes = z.shape[1]
+                if z.shape[-1] == width and z.shape[:-1] == target.shape:  # (N, T, C)
+                    z = z.reshape(-1, width)
+                    target = target.reshape(-1)
+                classes = width
                 ce = float(F.cross_entropy(z, target.to(z.device)))
                 natural = math.log(classes)
-        elif (
-            labels
-            and z.reshape(-1).shape == target.reshape(-1).shape
-            and int(target.min()) >= 0
-            and int(target.max()) <= 1
-        ):
-            classes = 2
-            y = target.reshape(z.shape).to(z)
-            ce = float(F.binary_cross_entropy_with_logits(z, y))
-            natural = math.log(2.0)
+            elif (
+                labels
+                and z.reshape(-1).shape == target.reshape(-1).shape
+                and int(target.min()) >= 0
+                and int(target.max()) <= 1
+            ):
+                classes = 2
+                y = target.reshape(z.shape).to(z)
+                ce = float(F.binary_cross_entropy_with_logits(z, y))
+                natural = math.log(2.0)
+        except (RuntimeError, ValueError):  # a layout it does not read: no verdict, no error
+            classes, ce, natural = None, math.nan, math.nan
     return OutputStats(tuple(output.shape), rms, classes, ce, natural)
 
 
@@ -543,14 +567,16 @@ def _member_report(
         residuals=parts.residuals,
         losses=losses,
     )
+    signal, gradient = trends(layers)
     return Probe(
         layers=tuple(layers),
         verdicts=verdicts,
         loss=losses[-1] if losses else math.nan,
         loss_after_steps=math.nan,
-        # Over the depth path, as the verdicts read it (no embeddings, no recurrent layers).
-        forward_factor=per_layer_factor([s.preact_rms for s in _on_path(layers)]),
-        backward_factor=per_layer_factor([s.grad_rms for s in reversed(_on_path(layers))]),
+        # As the depth verdicts read them (the path without embeddings and recurrent
+        # layers; the gradient per example).
+        forward_factor=signal.factor,
+        backward_factor=gradient.factor,
         forecast_note=note,
         member=member,
         attention=parts.attention,
@@ -561,10 +587,6 @@ def _member_report(
         unseen=parts.unseen,
         loss_history=losses,
     )
-
-
-def _on_path(layers: Sequence[LayerStats]) -> list[LayerStats]:
-    return [s for s in layers if s.kind not in _OFF_PATH]
 
 
 def _check_options(fn: str, thresholds: object, *, histograms: object, forecast: object) -> None:
