@@ -472,7 +472,13 @@ def _not_measured(model: nn.Module, layers: set[int], norms: Sequence[NormStats]
         if not own:
             continue
         label = name or "the model"
-        if isinstance(module, _WEIGHT + NORMS):
+        if isinstance(module, nn.RNNCellBase):
+            missing.setdefault(
+                f"{label} ({type(module).__name__}): a recurrent cell, called step by step in "
+                "the model's own loop: not measured (nn.RNN/LSTM/GRU over the sequence are)",
+                [],
+            )
+        elif isinstance(module, _WEIGHT + NORMS):
             missing.setdefault(f"{label} ({type(module).__name__}): did not run in the pass", [])
         else:
             which = ", ".join(own[:4]) + (" …" if len(own) > 4 else "")
