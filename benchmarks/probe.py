@@ -8,7 +8,11 @@ on the same model, many times, so that a burst of background load or a slow patc
 memory weighs on both alike; the overhead is the median, over the pairs, of a probed
 period's time over the plain period's just before it (target ≤ 1.10×).
 
-    .venv/bin/python benchmarks/probe.py [--periods 150] [--every 10]
+    .venv/bin/python benchmarks/probe.py [--periods 150] [--every 10] [--updates]
+
+``--updates`` probes with ``Watch(model, updates=True)`` (the report after the step, which
+also reads that step's ΔW/W from a sample of 4,096 weights per layer): its extra cost,
+which the target (the default Watch) does not include.
 """
 
 from __future__ import annotations
@@ -44,14 +48,19 @@ def period(
     y: torch.Tensor,
     every: int,
     probed: bool,
+    updates: bool = False,
 ) -> float:
     """Seconds for ``every`` training steps, the first one probed when ``probed``."""
     start = time.perf_counter()
     for step in range(every):
         opt.zero_grad(set_to_none=True)
         if probed and step == 0:
-            with Watch(model) as watch:
+            with Watch(model, updates=updates) as watch:
                 F.cross_entropy(model(x), y).backward()
+            if updates:  # the report after the step, which it then reads
+                opt.step()
+                watch.report()
+                continue
             watch.report()
         else:
             F.cross_entropy(model(x), y).backward()
@@ -66,6 +75,9 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=20)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument(
+        "--updates", action="store_true", help="Watch(updates=True): also read each ΔW/W"
+    )
     args = parser.parse_args()
     if args.periods < 1 or args.every < 1:
         parser.error(f"--periods and --every must be ≥ 1, got {args.periods} and {args.every}")
@@ -75,11 +87,11 @@ def main() -> None:
     model = build(args.depth, args.width)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     for probed in (False, True) * 3:  # warm-up
-        period(model, opt, x, y, args.every, probed)
+        period(model, opt, x, y, args.every, probed, args.updates)
     plain, probed_times = [], []
     for _ in range(args.periods):
         plain.append(period(model, opt, x, y, args.every, False))
-        probed_times.append(period(model, opt, x, y, args.every, True))
+        probed_times.append(period(model, opt, x, y, args.every, True, args.updates))
     a = statistics.median(plain) / args.every
     b = statistics.median(probed_times) / args.every
     # Each probed period against the plain period just before it: a drift in the

@@ -246,7 +246,7 @@ def test_a_diverging_run_under_watch_is_flagged_before_the_loss_explodes(images)
     x, y = images[0].reshape(-1, 64), images[1]
     model = seeded(lambda: zoo.mlp([64, 64, 64, 10]))
     opt = torch.optim.SGD(model.parameters(), lr=2.0)
-    watch = Watch(model)
+    watch = Watch(model, updates=True)
     g = torch.Generator().manual_seed(0)
     reports = []
     for step in range(16):

@@ -2261,7 +2261,9 @@ def apply(
         "recurrent": (
             (parse_spec("orthogonal") if weight is not None else None)
             if isinstance(recurrent, str) and recurrent == "auto"
-            else parse_spec(recurrent) if recurrent is not None else None
+            else parse_spec(recurrent)
+            if recurrent is not None
+            else None
         ),
         # Tokens are drawn with weights, or when asked for by name (include=["token"]).
         "token": _TOKEN_SPEC if weight is not None or _names_token(include) else None,

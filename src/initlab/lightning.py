@@ -177,7 +177,9 @@ class ProbeCallback(pl.Callback):
         if self._pending is None and step < self._next:
             return
         if self._watch is None or self._watch.model is not pl_module:
-            self._watch = Watch(pl_module, thresholds=self.thresholds, histograms=self.histograms)
+            self._watch = Watch(
+                pl_module, thresholds=self.thresholds, histograms=self.histograms, updates=True
+            )
         self._watch.__enter__()
         self._open = True
         self._pending = _Pending(step, _labels(batch))

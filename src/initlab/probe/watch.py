@@ -9,6 +9,7 @@ into verdicts (:mod:`initlab.probe.verdicts`).
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -26,7 +27,9 @@ from initlab.probe.forecast import _forecast
 from initlab.probe.layers import (
     _BATCH_NORM,
     _COMPOSITE,
+    _EMBEDDING,
     _OPAQUE,
+    _PLAIN_WEIGHT,
     _RESHAPE,
     _SHAPE_ONLY,
     _WEIGHT,
@@ -68,8 +71,9 @@ class Watch:
     alive past its use (kept, the activations would make every step map fresh memory); on
     a GPU the layers' numbers are read once, at the report, and the tensors they come
     from are held until then (norm layers, residual blocks and attention modules are
-    still read as the pass leaves each: one sync apiece). As the pass ends, the weights
-    are copied, so that a report after ``optimizer.step()`` reads that step's ‖ΔW‖/‖W‖.
+    still read as the pass leaves each: one sync apiece). With ``updates``, a sample of
+    each layer's weights is copied as the pass ends, so that a report after
+    ``optimizer.step()`` reads that step's ‖ΔW‖/‖W‖ (the update_ratio verdict).
     The report adds the weights' statistics and turns the numbers into verdicts.
 
     Args:
@@ -79,6 +83,8 @@ class Watch:
         histograms: also keep histograms of every layer's output and gradient (for the
             figure; costs a pass over each).
         forecast: compute the theory's forecast beside the measurement.
+        updates: also read ‖ΔW‖/‖W‖ of the optimizer step taken between the ``with``
+            block and :meth:`report` (costs a copy of 4,096 weights per layer).
 
     Example:
         >>> import torch
@@ -102,10 +108,14 @@ class Watch:
         thresholds: Thresholds | None = None,
         histograms: bool = False,
         forecast: bool = True,
+        updates: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(param_message("Watch", "model", "an nn.Module", type(model).__name__))
         _check_options("Watch", thresholds, histograms=histograms, forecast=forecast)
+        if not isinstance(updates, bool):
+            raise TypeError(param_message("Watch", "updates", "True or False", updates))
+        self.updates = updates
         self.model = model
         self.thresholds = thresholds if thresholds is not None else _DEFAULTS
         self.histograms = histograms
@@ -119,6 +129,7 @@ class Watch:
         self._clone = False
         self._parts = _Parts()
         self._updates: _UpdateRecorder | None = None
+        self._residual = False
         self._output: Tensor | None = None
         self._top: Tensor | None = None  # the last weight layer's output
         self._losses: list[float] = []  # given to report(), across entries
@@ -133,10 +144,13 @@ class Watch:
         self._failure = None
         self._done = False
         self._clone = False
-        self._parts = _Parts()
+        self._parts = _Parts(cached=self._parts.cached)  # the layout's reading stays
         self._updates = None
         self._output = self._top = None
         weight_layers = 0
+        # Leaf outputs are kept for the residual blocks' branches only where a container
+        # could be one: kept, they would hold every activation through the pass.
+        self._residual = False
         opaque: list[str] = []  # modules measured whole: their children are not hooked
         for name, module in self.model.named_modules():
             if opaque and any(name.startswith(prefix + ".") for prefix in opaque):
@@ -147,8 +161,10 @@ class Watch:
             if isinstance(module, _OPAQUE):
                 opaque.append(name)
             elif next(module.children(), None) is not None:
-                hook = self._container_hook(label)
-                self._handles.append(module.register_forward_hook(hook))
+                if not _chain(module):  # a Sequential only chains: never a residual block
+                    self._residual = True
+                    hook = self._container_hook(label)
+                    self._handles.append(module.register_forward_hook(hook))
                 continue
             weight = isinstance(module, _WEIGHT)
             weight_layers += weight
@@ -174,7 +190,7 @@ class Watch:
 
     def __exit__(self, *exc: object) -> None:
         self._remove()
-        if self._blocks and exc[0] is None:
+        if self.updates and self._blocks and exc[0] is None:
             # A step taken before report() is measured: ‖ΔW‖/‖W‖ per layer.
             self._updates = _UpdateRecorder(self._blocks)
 
@@ -252,7 +268,8 @@ class Watch:
                 value = value.clone()
             # The copy (or the detached view, which shares the output's version counter):
             # a later in-place module may overwrite the output itself.
-            self._parts.finder.leaf_output(name, output, value)
+            if self._residual:
+                self._parts.finder.leaf_output(name, output, value)
             if weight:
                 x = args[0].detach() if args and isinstance(args[0], Tensor) else value
                 if self._blocks and not self._blocks[-1].closed:
@@ -373,31 +390,71 @@ class Watch:
         return ProbeReport(tuple(probes) if stacked else (probes[0],))
 
 
+def _chain(module: nn.Module) -> bool:
+    """A container whose forward only chains or holds its children."""
+    kind = type(module)
+    if isinstance(module, nn.Sequential):
+        return kind.forward is nn.Sequential.forward
+    return isinstance(module, nn.ModuleList | nn.ModuleDict)
+
+
 class _UpdateRecorder:
     """‖ΔW‖/‖W‖ of the step taken after the recorded pass, per weight layer and member:
     the weights are copied as the pass ends (when the ``with`` block exits) and compared
     with themselves at the report. Copying then, rather than in an optimizer hook, also
-    holds for optimizers that run the pass inside ``step(closure)`` (Lightning's)."""
+    holds for optimizers that run the pass inside ``step(closure)`` (Lightning's).
+
+    A layer of more than :data:`_SAMPLE` weights is read on a fixed random sample of that
+    many: a step moves every weight of a dense layer, so the sample's ratio estimates the
+    layer's to a few % (‖·‖² of 4,096 terms), which is all a 1e-3 guide needs, and the copy
+    costs nothing beside the step."""
 
     def __init__(self, blocks: Sequence[_Block]) -> None:
         self.blocks = list(blocks)
         with torch.no_grad():
-            self.before = [_weights(b.module, b.members)[0].clone() for b in self.blocks]
+            flats = [_flat(b) for b in self.blocks]
+            self.where = [
+                _sample_of(f.shape[1], f.device) if f.shape[1] > _SAMPLE else None for f in flats
+            ]
+            self.before = [
+                f.clone() if i is None else f[:, i] for f, i in zip(flats, self.where, strict=True)
+            ]
 
     def ratios(self) -> list[list[float]]:
         """Per block, per member, the change since the copy; nan where nothing changed
         (the report came before the step)."""
-        out = []
         with torch.no_grad():
-            for block, before in zip(self.blocks, self.before, strict=True):
-                after = _weights(block.module, block.members)[0]
-                a64, b64 = after.double().flatten(1), before.double().flatten(1)
-                change = (a64 - b64).norm(dim=1)
-                ratio = (change / b64.norm(dim=1)).tolist()
-                out.append(
-                    [r if c > 0 else math.nan for r, c in zip(ratio, change.tolist(), strict=True)]
-                )
+            rows = []
+            for block, before, i in zip(self.blocks, self.before, self.where, strict=True):
+                after = _flat(block) if i is None else _flat(block)[:, i]
+                rows.append(torch.stack([(after - before).norm(dim=1), before.norm(dim=1)]))
+            values = torch.cat(rows, dim=1).double().tolist()  # one read
+        out, at = [], 0
+        for before in self.before:
+            m = before.shape[0]
+            change, norm = values[0][at : at + m], values[1][at : at + m]
+            out.append([c / n if c > 0 else math.nan for c, n in zip(change, norm, strict=True)])
+            at += m
         return out
+
+
+# Weights per layer and member read for ‖ΔW‖/‖W‖ (all of them in a smaller layer).
+_SAMPLE = 4096
+
+
+@functools.lru_cache(maxsize=64)
+def _sample_of(n: int, device: torch.device) -> Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randperm(n, generator=g)[:_SAMPLE].to(device)
+
+
+def _flat(block: _Block) -> Tensor:
+    """The block's weights as (M, n), a view where the layer's own weight is one."""
+    module = block.module
+    if isinstance(module, _PLAIN_WEIGHT + _EMBEDDING):
+        w = module.weight.detach()
+        return w.reshape(1, -1)
+    return _weights(module, block.members)[0].reshape(block.members, -1)
 
 
 @dataclass(eq=False)
@@ -411,6 +468,7 @@ class _Parts:
     residuals: list[ResidualStats] = field(default_factory=list)
     unseen: list[str] = field(default_factory=list)
     measured: set[int] = field(default_factory=set)  # ids of the modules that were seen
+    cached: tuple[Any, list[str]] | None = None  # what was not measured, by model layout
 
     def add(self, name: str, module: nn.Module, found: Any, into: list[Any]) -> None:
         into.append((name, found))
@@ -435,7 +493,10 @@ class _Parts:
             else:
                 recurrent.append(stats)
         self.recurrent = []  # the records hold the pass's tensors: let them go
-        unseen += _not_measured(model, {id(b.module) for b in blocks}, self.norms)
+        key = (id(model), tuple(id(b.module) for b in blocks), tuple(n.name for n in self.norms))
+        if self.cached is None or self.cached[0] != key:  # the model's modules, once
+            self.cached = (key, _not_measured(model, set(key[1]), self.norms))
+        unseen += self.cached[1]
         return _Settled(
             tuple(attention),
             tuple(recurrent),
