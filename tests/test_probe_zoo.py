@@ -488,3 +488,19 @@ def test_apply_with_no_weight_spec_keeps_recurrent_and_token_weights() -> None:
     assert torch.equal(after["cls_token"], before["cls_token"])
     assert torch.equal(after["rnn.weight_hh_l0"], before["rnn.weight_hh_l0"])
     assert torch.all(after["rnn.bias_ih_l0"] == 0.01)
+
+
+def test_a_stack_given_one_loss_per_member_judges_each_members_history() -> None:
+    from initlab.models import mlp
+
+    stack = mlp([4, 8, 1], "relu", members=2)
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    watch = Watch(stack)
+    for losses in ([1.0, 1.0], [0.8, 3.0], [0.7, 9.0]):
+        with watch:
+            stack(x).square().sum().backward()
+        report = watch.report(loss=torch.tensor(losses, dtype=torch.float64))
+    assert [p.loss_history for p in report] == [(1.0, 0.8, 0.7), (1.0, 3.0, 9.0)]
+    assert report[0].verdict("diverging") is None and report[1].verdict("diverging")
+    with pytest.raises(ValueError, match="one per member"):
+        watch.report(loss=torch.ones(3))

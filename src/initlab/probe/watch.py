@@ -132,7 +132,8 @@ class Watch:
         self._residual = False
         self._output: Tensor | None = None
         self._top: Tensor | None = None  # the last weight layer's output
-        self._losses: list[float] = []  # given to report(), across entries
+        self._losses: list[list[float]] = []  # given to report(), across entries: per report
+        # one loss, or one per member of a stack
         self.loss = math.nan
 
     # -- hooks
@@ -323,12 +324,15 @@ class Watch:
     def report(self, loss: float | Tensor | None = None, target: Any = None) -> ProbeReport:
         """The statistics and verdicts of the recorded pass.
 
-        Call it after the backward pass; called after ``optimizer.step()``, it also reads
-        that step's ‖ΔW‖/‖W‖ per layer. The same Watch may be entered again at later steps:
-        it keeps the losses given here, and a loss that climbs over them is a verdict.
+        Call it after the backward pass; called after ``optimizer.step()`` by a Watch with
+        ``updates``, it also reads that step's ‖ΔW‖/‖W‖ per layer. The same Watch may be
+        entered again at later steps: it keeps the losses given here, and a loss that
+        climbs over them is a verdict.
 
         Args:
-            loss: the training loss of the recorded pass (a number or a scalar tensor).
+            loss: the training loss of the recorded pass (a number or a scalar tensor; for
+                an initlab ``Stack``, a tensor of the M members' losses gives each member
+                its own history, a single number is every member's).
             target: the batch's targets: integer class labels let the report compare the
                 cross-entropy of the logits with its natural value ln C.
 
@@ -343,10 +347,11 @@ class Watch:
             raise RuntimeError(
                 "Watch recorded no forward pass: run the model inside `with Watch(model):`."
             )
-        if loss is not None:
-            self.loss = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
-            self._losses.append(self.loss)
         members = max(b.members for b in self._blocks)
+        if loss is not None:
+            values = _losses(loss, members)
+            self.loss = math.fsum(values) if len(values) > 1 else values[0]
+            self._losses.append(values)
         measured = _measure(
             self._blocks, self.thresholds, self.histograms, self._reads, self.forecast
         )
@@ -382,12 +387,33 @@ class Watch:
                     self.thresholds,
                     bias_discarded,
                     replace(parts, output=output_stats(output, target)),
-                    losses=tuple(self._losses) if loss is not None else (),
+                    losses=(
+                        tuple(v[m] if len(v) > 1 else v[0] for v in self._losses)
+                        if loss is not None
+                        else ()
+                    ),
                     note=note,
                     member=m if stacked else None,
                 )
             )
         return ProbeReport(tuple(probes) if stacked else (probes[0],))
+
+
+def _losses(loss: float | Tensor, members: int) -> list[float]:
+    """The reported loss as one value, or one per member."""
+    if isinstance(loss, Tensor):
+        values = loss.detach().reshape(-1).double().tolist()
+        if len(values) == 1 or len(values) == members:
+            return values
+        raise ValueError(
+            f"Watch.report: expected a scalar loss, or one per member ({members}). Got a "
+            f"tensor of shape {tuple(loss.shape)}: reduce it (e.g. .mean())."
+        )
+    if isinstance(loss, bool) or not isinstance(loss, int | float):
+        raise TypeError(
+            param_message("report", "loss", "a number or a tensor", type(loss).__name__)
+        )
+    return [float(loss)]
 
 
 def _chain(module: nn.Module) -> bool:
