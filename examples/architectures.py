@@ -36,11 +36,11 @@ class BasicBlock(nn.Module):
     """torchvision's ResNet BasicBlock: two 3×3 convs with batch norm, a skip connection
     (a 1×1 conv with batch norm where the shape changes)."""
 
-    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+    def __init__(self, cin: int, cout: int, stride: int = 1, inplace: bool = True) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = nn.ReLU(inplace=inplace)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.downsample: nn.Module | None = None
@@ -48,6 +48,10 @@ class BasicBlock(nn.Module):
             self.downsample = nn.Sequential(
                 nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
             )
+
+    def branch(self, x: Tensor) -> Tensor:
+        """The residual branch alone, f(x), computed again (a reference for tests)."""
+        return self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)

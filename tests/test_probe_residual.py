@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+import zoo  # torchvision's BasicBlock: the addition in place, a downsample where shapes change
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -80,46 +81,15 @@ def record(
 # -- models built from torch.nn alone
 
 
-class BasicBlock(nn.Module):
-    """torchvision's BasicBlock: relu(bn2(conv2(relu(bn1(conv1(x))))) + identity), the
-    addition in place, a downsample on the skip where the shape changes."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1, inplace: bool = True) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=inplace)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample: nn.Module | None = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
-
-    def branch(self, x: Tensor) -> Tensor:
-        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity
-        return self.relu(out)
-
-
 def resnet(inplace: bool = True) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1, bias=False),
         nn.BatchNorm2d(8),
         nn.ReLU(inplace=inplace),
-        nn.Sequential(BasicBlock(8, 8, inplace=inplace), BasicBlock(8, 8, inplace=inplace)),
-        nn.Sequential(BasicBlock(8, 16, 2, inplace=inplace), BasicBlock(16, 16, inplace=inplace)),
+        nn.Sequential(zoo.BasicBlock(8, 8, inplace=inplace), zoo.BasicBlock(8, 8, inplace=inplace)),
+        nn.Sequential(
+            zoo.BasicBlock(8, 16, 2, inplace=inplace), zoo.BasicBlock(16, 16, inplace=inplace)
+        ),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(16, 10),
