@@ -238,7 +238,9 @@ def _apply(names: Sequence[str], **kwargs: Any) -> _Step:
     weight = options.pop("weight", None)
 
     def inside(name: str, module: nn.Module) -> bool:
-        # The named modules and what they hold (an attention layer's out_proj).
+        # The named modules and what they hold (an attention layer's out_proj); the model
+        # itself, when it is the layer, is named by its class in the report.
+        name = name or type(module).__name__
         return name in wanted or any(name.startswith(w + ".") for w in wanted)
 
     def run(model: nn.Module, generator: torch.Generator | None) -> object:
