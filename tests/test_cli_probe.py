@@ -467,7 +467,9 @@ def _report(verdicts: tuple[Verdict, ...]) -> Probe:
             ),
         ),
         norms=(NormStats("encoder.norm", "LayerNorm", 3.2, 1.0, 1.0),),
-        residuals=(ResidualStats("encoder.layers.0", 332.0, 1159.0, 900.0),),
+        residuals=(
+            ResidualStats("encoder.layers.0", 332.0, 1159.0, 900.0, "encoder.layers.0.linear2"),
+        ),
         output=OutputStats((8, 10), 14.5, 10, 25.9, 2.302585),
         unseen=("cell (MyCell): a module with its own parameters the probe does not know",),
     )
@@ -490,7 +492,7 @@ def test_the_new_parts_print_as_compact_blocks() -> None:
     assert lstm.split() == ["lstm", "LSTM", "20", "0.5", "1.91e-6", "0.00195", "1", "input",
                             "12%"]  # fmt: skip
     block = next(line for line in lines if line.startswith("encoder.layers.0 "))
-    assert block.split()[1:] == ["332", "→", "1.16e3", "2.71"]
+    assert block.split()[1:] == ["linear2", "332", "→", "1.16e3", "2.71"]
     assert "output: loss 25.9 (ln 10 = 2.30 at init), logits rms 14.5" in text
     assert "not measured: cell (MyCell): a module" in text
     assert "encoder.norm" in text  # few norm layers: listed

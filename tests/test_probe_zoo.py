@@ -84,7 +84,9 @@ def test_a_default_transformer_is_healthy_and_its_attention_is_seen(tokens, norm
     assert all(a.entropy > 0.9 for a in r.attention)  # measured 0.96
     assert "encoder.layers.0.self_attn" in [s.name for s in r.layers]
     assert r.layers[0].kind == "Embedding"
-    assert len(r.residuals) == 2 and len(r.norms) == 4
+    # two additions per layer, attention's then the MLP's, each with its source
+    assert [b.branch_source.rsplit(".", 1)[-1] for b in r.residuals] == ["self_attn", "linear2"] * 2
+    assert len(r.norms) == 4
     # the learned positions are a parameter the model adds itself: said, not hidden
     assert any(u.startswith("the model (TokenTransformer): its parameter pos is") for u in r.unseen)
 
@@ -110,7 +112,7 @@ def test_an_embedding_classifier_is_healthy(tokens) -> None:  # type: ignore[no-
 def test_a_default_vit_is_healthy(images) -> None:  # type: ignore[no-untyped-def]
     r = probe(seeded(zoo.ViT), (images[0][:256], images[1][:256]), CE)
     assert r.healthy, [str(v) for v in r.verdicts]
-    assert len(r.residuals) == 4 and len(r.attention) == 4
+    assert len(r.residuals) == 8 and len(r.attention) == 4  # two additions per block
     growth = r.residuals[-1].stream_out_rms / r.residuals[0].stream_in_rms
     assert growth < 3.0
     assert any("cls_token" in u and "pos_embed" in u for u in r.unseen)
@@ -504,3 +506,22 @@ def test_a_stack_given_one_loss_per_member_judges_each_members_history() -> None
     assert report[0].verdict("diverging") is None and report[1].verdict("diverging")
     with pytest.raises(ValueError, match="one per member"):
         watch.report(loss=torch.ones(3))
+
+
+def test_both_residual_additions_of_a_pre_norm_block_against_their_values() -> None:
+    block = seeded(lambda: zoo.ViTBlock(32, 4))
+    model = nn.Sequential(nn.Linear(32, 32), block)
+    x = torch.randn(8, 17, 32, generator=torch.Generator().manual_seed(0))
+    r = probe(model, x)
+    with torch.no_grad():  # by hand, from the block's own modules
+        s0 = model[0](x)
+        h = block.norm1(s0)
+        a = block.attn(h, h, h, need_weights=False)[0]
+        s1 = s0 + a
+        m = block.mlp(block.norm2(s1))
+    rms = [float(t.double().square().mean().sqrt()) for t in (s0, a, s1, m, s1 + m)]
+    attn, mlp = r.residuals
+    assert (attn.name, attn.branch_source, mlp.branch_source) == ("1", "1.attn", "1.mlp.2")
+    got = [attn.stream_in_rms, attn.branch_rms, attn.stream_out_rms, mlp.branch_rms]
+    assert [*got, mlp.stream_out_rms] == pytest.approx(rms, rel=1e-5)
+    assert mlp.stream_in_rms == pytest.approx(attn.stream_out_rms)

@@ -1771,11 +1771,12 @@ def _print_parts(console: Console, report: Probe, verbose: bool) -> None:
     if report.residuals:
         _block(
             console,
-            "residual blocks (stream rms in → out; branch/stream: what each block adds)",
-            ["block", "stream in", "→ out", "branch/stream"],
+            "residual additions (stream rms in → out; branch/stream: what the branch adds)",
+            ["block", "branch", "stream in", "→ out", "branch/stream"],
             [
                 [
-                    r.name,
+                    _cut(r.name, 24),
+                    _cut(r.branch_source.removeprefix(r.name + ".") or "?", 12),
                     _num(r.stream_in_rms),
                     f"→ {_num(r.stream_out_rms)}",
                     _num(r.branch_rms / r.stream_in_rms if r.stream_in_rms else math.nan),

@@ -377,22 +377,83 @@ class ResidualFinder:
         finally:
             self._forget(name, output)
 
+    def block_outputs(
+        self, name: str, module: nn.Module, args: tuple[Any, ...], output: object
+    ) -> list[ResidualStats]:
+        """Every residual addition of a container, innermost first: a transformer layer
+        or a ViT block adds two branches (attention, then the MLP), each reported with
+        the stream it is added to and its own source. [] when the container is not a
+        residual block. Reads the numbers at once (one sync for the block)."""
+        del module
+        if not isinstance(output, Tensor):
+            return []
+        try:
+            return self._measure_all(name, args, output)
+        finally:
+            self._forget(name, output)
+
+    def _measure_all(self, name: str, args: tuple[Any, ...], y: Tensor) -> list[ResidualStats]:
+        stream = self._stream(args, y)
+        if stream is None:
+            return []
+        x, found = stream
+        is_input = _input_test(x)
+        adds = [found]
+        stream = found[0].next_functions[1 - found[1]][0]
+        # Down the stream: the block's earlier additions, each the stream of the next.
+        while stream is not None and not is_input(stream) and len(adds) < _STEPS:
+            inner = self._addition(stream, is_input)
+            if inner is None:
+                break
+            adds.append((inner[0], inner[1], inner[2], False))
+            stream = inner[0].next_functions[1 - inner[1]][0]
+        adds.reverse()
+        for add, *_ in adds:
+            self._claimed[id(add)] = add
+        rows: list[Tensor] = []
+        sources: list[str] = []
+        current: Tensor | None = x.detach()  # the stream into the next addition
+        nan = torch.tensor(math.nan, dtype=torch.float64, device=y.device)
+        for k, (add, branch_at, branch, last) in enumerate(adds):
+            outer = k == len(adds) - 1
+            if k:  # the stream operand: the addition before (pre-norm), or a recorded norm
+                operand = add.next_functions[1 - branch_at][0]
+                leaf = self._recorded(operand)
+                if operand is not adds[k - 1][0]:
+                    current = leaf.value if leaf is not None and leaf.intact else None
+            alpha = float(getattr(add, "_saved_alpha", 1.0))
+            value = (
+                None
+                if current is None
+                else self._value(
+                    branch, current, y if last and outer else None, add, branch_at, _STEPS
+                )
+            )
+            added: Tensor | None = None
+            if current is not None and value is not None:
+                added = current + alpha * value if branch_at == 1 else value + alpha * current
+            stream_in = nan if current is None else _rms(current).to(y.device)
+            stream_out = _rms(y) if outer else (nan if added is None else _rms(added))
+            branch_rms = nan if value is None else _rms(value).to(y.device)
+            if branch_at == 1 and value is not None:
+                branch_rms = branch_rms * abs(alpha)
+            rows.append(torch.stack([stream_in, stream_out.to(y.device), branch_rms]))
+            sources.append(self._source(branch))
+            current = added
+        values = torch.stack(rows).tolist()  # one read for the block
+        return [
+            ResidualStats(name, float(a), float(b), float(c), source)
+            for (a, b, c), source in zip(values, sources, strict=True)
+        ]
+
     # -- the graph
     def _measure(
         self, name: str, args: tuple[Any, ...], y: Tensor
     ) -> tuple[Tensor, Callable[[Sequence[float]], ResidualStats]] | None:
-        if not y.requires_grad or y.grad_fn is None:
+        stream = self._stream(args, y)
+        if stream is None:
             return None
-        # The stream is the first input of the output's shape that the addition takes:
-        # usually args[0]; args[1] in BERT's BertSelfOutput(hidden_states, input_tensor).
-        for x in args:
-            if isinstance(x, Tensor) and x.shape == y.shape and x.requires_grad:
-                found = self._addition(y.grad_fn, _input_test(x))
-                if found is not None:
-                    break
-        else:
-            return None
-        add, branch_at, branch, last = found
+        x, (add, branch_at, branch, last) = stream
         self._claimed[id(add)] = add
         alpha = float(getattr(add, "_saved_alpha", 1.0)) if branch_at == 1 else 1.0
         value = self._value(branch, x, y if last else None, add, branch_at, _STEPS)
@@ -406,6 +467,24 @@ class ResidualFinder:
             return ResidualStats(name, stream_in, stream_out, branch_rms, source)
 
         return numbers, build
+
+    def _stream(
+        self, args: tuple[Any, ...], y: Tensor
+    ) -> tuple[Tensor, tuple[Any, int, Any, bool]] | None:
+        """The block's input that its output adds back, and the addition (as
+        :meth:`_addition` gives it); None when there is none.
+
+        The stream is the first input of the output's shape that the addition takes:
+        usually args[0]; args[1] in BERT's BertSelfOutput(hidden_states, input_tensor).
+        """
+        if not y.requires_grad or y.grad_fn is None:
+            return None
+        for x in args:
+            if isinstance(x, Tensor) and x.shape == y.shape and x.requires_grad:
+                found = self._addition(y.grad_fn, _input_test(x))
+                if found is not None:
+                    return x, found
+        return None
 
     def _addition(
         self, node: Any, is_input: Callable[[Any], bool]

@@ -136,12 +136,14 @@ class NormStats:
 
 @dataclass(frozen=True)
 class ResidualStats:
-    """One residual block (a module whose output adds its input back: x + f(x), perhaps
-    followed by an activation or a norm): the stream's scale against the branch's."""
+    """One residual addition (a module whose output adds its input back: x + f(x), perhaps
+    followed by an activation or a norm): the stream's scale against the branch's. A block
+    with two additions (a transformer layer: attention, then the MLP) gives two, in the
+    order they run, under the block's name; the second's stream is the first's output."""
 
     name: str
-    stream_in_rms: float  # √E[x²] of the block's input (the skip path)
-    stream_out_rms: float  # √E[y²] of the block's output
+    stream_in_rms: float  # √E[x²] of the stream the branch is added to (the skip path)
+    stream_out_rms: float  # √E[y²] after the addition (the block's output, for its last)
     branch_rms: float  # √E[f(x)²] of the branch added to the stream (nan: not found)
     # The module whose output is the branch (its last weight layer, norm or attention
     # module, found by walking back from the addition), "" when not found: what a

@@ -451,7 +451,7 @@ def residual_growth(residuals: Sequence[ResidualStats], t: Thresholds) -> Verdic
         growth,
         f"the residual stream grows from rms {first.stream_in_rms:.3g} into {first.name} to "
         f"{last.stream_out_rms:.3g} out of {last.name} ({growth:.3g}× over "
-        f"{len(residuals)} blocks){branch}.",
+        f"{len({r.name for r in residuals})} blocks){branch}.",
         "scale each branch's last layer down: initlab.init.scale_residual(model, branches) "
         "(zero γ on a last norm, 1/√(2L) on an output projection; "
         "initlab.probe.fix(model, batch) does it)",

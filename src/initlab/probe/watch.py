@@ -212,9 +212,7 @@ class Watch:
             if self._done or id(module) in self._seen:
                 return
             self._seen.add(id(module))  # a block called twice is measured once
-            found = self._parts.finder.block_output(name, module, args, output)
-            if found is not None:
-                self._parts.residuals.append(found)
+            self._parts.residuals += self._parts.finder.block_outputs(name, module, args, output)
 
         return hook
 
