@@ -1,0 +1,32 @@
+"""Studies: sweeps declared on a command line or in a TOML file (:mod:`.spec`).
+
+Example:
+    >>> from initlab.studies import parse_overrides, run_id
+    >>> study = parse_overrides(["lr=0.1,0.01", "steps=100"])
+    >>> len(study), len({run_id(p) for p in study.points()})
+    (2, 2)
+"""
+
+from __future__ import annotations
+
+from initlab.studies.spec import (
+    FIELDS,
+    Distribution,
+    Field,
+    Study,
+    canonical_json,
+    load_toml,
+    parse_overrides,
+    run_id,
+)
+
+__all__ = [
+    "FIELDS",
+    "Distribution",
+    "Field",
+    "Study",
+    "canonical_json",
+    "load_toml",
+    "parse_overrides",
+    "run_id",
+]
