@@ -407,3 +407,26 @@ def test_a_study_built_directly_is_checked_and_canonical() -> None:
         Study(fixed={"steps": 10, "lr": 0.1}, axes={"lr": (0.2,)})
     with pytest.raises(ValueError, match="does not apply"):
         Study(fixed={"steps": 10}, random={"init": Distribution("uniform", (0, 1))}, samples=2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"samples": 0}, ValueError, ["samples: an integer from 1"]),
+        ({"samples": "3"}, TypeError, ["samples: an integer from 1"]),
+        ({"samples": 3, "seed": -1}, ValueError, ["the study's seed"]),
+        ({"samples": 3, "seed": 1.5}, TypeError, ["the study's seed"]),
+    ],
+)
+def test_bad_samples_and_seed(
+    kwargs: dict[str, Any], error: type[Exception], words: list[str]
+) -> None:
+    with pytest.raises(error) as raised:
+        parse_overrides(["lr=loguniform(1e-4,1)", BUDGET], **kwargs)
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_a_cross_field_error_names_the_run() -> None:
+    with pytest.raises(ValueError, match=r"the run model=\[2, 10, 3\]: loss 'bce'"):
+        parse_overrides(["loss=bce", "model=[2,10,1],[2,10,3]", BUDGET])

@@ -103,8 +103,9 @@ def _is_real(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _int_check(low: int, high: int, optional: bool = False) -> Callable[[Any], Any]:
+def _int_check(low: int, high: int, what: str = "", optional: bool = False) -> Callable[[Any], Any]:
     expected = f"an integer from {low:,} to {high:,}" + (" or none" if optional else "")
+    expected = f"{what}: {expected}" if what else expected
 
     def check(value: Any) -> Any:
         if optional and (value is None or value == "none"):
@@ -458,8 +459,7 @@ class Study:
             claim(key, "random")
             draws[key] = _checked_law(key, law, f"random {key}")
         if self.samples is not None:
-            if not _is_int(self.samples) or not 1 <= self.samples <= MAX_POINTS:
-                raise _expect(f"samples: an integer from 1 to {MAX_POINTS:,}", self.samples)
+            _int_check(1, MAX_POINTS, "samples")(self.samples)
             if not draws:
                 raise ValueError(
                     f"expected a random field with samples={self.samples} (e.g. "
@@ -471,8 +471,7 @@ class Study:
                 f"{', '.join(draws)} {'is' if len(draws) == 1 else 'are'} drawn at random: "
                 "expected samples (how many draws), e.g. --samples 20. Got none."
             )
-        if not _is_int(self.seed) or not 0 <= self.seed <= _MAX_SEED:
-            raise _expect(f"seed: an integer from 0 to {_MAX_SEED:,}", self.seed)
+        _int_check(0, _MAX_SEED, "the study's seed (of the random draws)")(self.seed)
         if not isinstance(self.description, str):
             raise _expect("description: text", self.description, kind=TypeError)
         size = math.prod(len(v) for v in axes.values()) * math.prod(
@@ -534,10 +533,12 @@ class Study:
         )
         points: dict[str, dict[str, Any]] = {}
         for combination in itertools.product(*grids):
-            config = dict(base)
-            for part in combination:
-                config.update(part)
-            config = _resolved(config)
+            point = {key: value for part in combination for key, value in part.items()}
+            try:
+                config = _resolved({**base, **point})
+            except ValueError as error:
+                shown = ", ".join(f"{k}={v!r}" for k, v in point.items())
+                raise ValueError(f"the run {shown}: {error}" if shown else str(error)) from None
             points.setdefault(run_id(config), config)
         return tuple(points.values())
 
