@@ -431,6 +431,9 @@ def test_missing_and_folder_paths(tmp_path: Path) -> None:
     # A new store is created whole, in a new folder too, with nothing left beside it.
     Store(tmp_path / "sub" / "runs.db").close()
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["runs.db"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "sub" / "runs.db").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 # --- export ----------------------------------------------------------------------------
@@ -465,7 +468,7 @@ def test_export_writes_mixed_and_list_fields_as_json(tmp_path: Path) -> None:
             }
         )
     for fmt in ("parquet", "csv"):
-        out = export(path, tmp_path / f"runs.{fmt}", format=fmt)  # type: ignore[arg-type]
+        out = export(path, tmp_path / f"runs.{fmt}", format=fmt)
         back = pd.read_parquet(out) if fmt == "parquet" else pd.read_csv(out)
         assert [json.loads(v) for v in back["batch_size"]] == ["full", 64]
         assert [json.loads(v) for v in back["widths"]] == [[2, 10, 1], [2, 5, 1]]

@@ -272,6 +272,10 @@ def _create(path: Path) -> None:
     os.close(fd)
     tmp = Path(name)
     try:
+        # mkstemp makes the file 0600; give it the permissions a plain open() would have.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")  # persistent: recorded in the file
