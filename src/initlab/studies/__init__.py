@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+from initlab.studies.plan import MEMBER_FIELDS, Plan, StackPlan, load_data, plan
+from initlab.studies.run import StudySummary, run_study
 from initlab.studies.spec import (
     FIELDS,
     Distribution,
@@ -22,11 +24,18 @@ from initlab.studies.spec import (
 
 __all__ = [
     "FIELDS",
+    "MEMBER_FIELDS",
     "Distribution",
     "Field",
+    "Plan",
+    "StackPlan",
     "Study",
+    "StudySummary",
     "canonical_json",
+    "load_data",
     "load_toml",
     "parse_overrides",
+    "plan",
     "run_id",
+    "run_study",
 ]

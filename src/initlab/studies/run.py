@@ -1,0 +1,337 @@
+"""The local runner: a study's pending runs trained stack by stack into its store.
+
+:func:`run_study` adds every run of the study to the store, skips those already done,
+packs the rest (:func:`~initlab.studies.plan.plan`), trains each stack with
+:func:`initlab.train.train` (each data set loaded once) and writes each stack's results
+and history in ONE transaction (:meth:`~initlab.store.Store.write_stack`). A process
+killed at any moment loses at most the stack in training; rerunning the same study
+resumes, and a study that grows an axis reuses every run already done (a run's id is its
+config's hash).
+
+A run's results do not depend on the stack it trained in (the engine's members never
+touch each other), so a resumed study, repacked, stores the numbers an uninterrupted
+one would. What is written per run:
+
+- ``status``: ``done`` (ran to its budget, or converged: ``reason`` says which),
+  ``diverged`` (a non-finite loss or parameter froze it; ``reason`` says at which step),
+  ``failed`` (building or training its stack raised; ``reason`` is the message);
+- ``final_loss`` (the loss at its last step), ``best_loss`` (the lowest in its history),
+  accuracies at the end, ``steps`` taken, ``seconds`` (its share of its stack's time);
+- history every ``history_every`` steps while it trained: ``loss``, ``grad_norm``
+  (before clipping), ``lr`` (the scheduled rate) and, with a clip, ``clipped`` (0 or 1);
+  a run that ran to its budget also has its last step's row, and one that stopped early
+  its last step's ``loss``.
+
+Ctrl-C stops the stack in training at a step boundary; every finished stack is kept and
+the summary says ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from initlab.store import HistoryRow, Result, Store
+from initlab.studies.plan import (
+    DEFAULT_MAX_MEMBERS,
+    StackPlan,
+    load_data,
+    plan,
+)
+from initlab.studies.spec import Study, run_id
+from initlab.train import Observer, Run
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from initlab.data import Dataset
+    from initlab.train import TrainResult
+
+__all__ = ["StudySummary", "run_study"]
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """What :func:`run_study` did."""
+
+    runs: int  # runs in the study
+    skipped: int  # already done in the store before this call
+    trained: int  # runs written by this call
+    done: int  # of those, done (budget or converged)
+    diverged: int  # of those, diverged
+    failed: int  # of those, failed
+    stacks: int  # stacks planned for the pending runs
+    stacks_trained: int  # stacks written by this call
+    interrupted: bool  # Ctrl-C stopped it; rerun to resume
+    seconds: float  # wall time of the call
+
+    @property
+    def pending(self) -> int:
+        """Runs still without a result."""
+        return self.runs - self.skipped - self.trained
+
+
+class _Bar(Observer):
+    """Moves the progress bar through a stack's steps, at the engine's stopping checks
+    (which read the device anyway: no extra sync)."""
+
+    def __init__(self, progress: Progress, task: TaskID, before: int, members: int) -> None:
+        self.progress, self.task, self.before, self.members = progress, task, before, members
+
+    def on_step(self, run: Run) -> None:
+        share = self.members * run.step / max(run.total, 1)
+        self.progress.update(self.task, completed=self.before + share)
+
+
+def _stack_model(stack: StackPlan, device: str) -> Any:
+    import torch
+
+    from initlab import models
+
+    s = stack.shared
+    net = models.mlp(
+        s["model"],
+        s["activation"],
+        None if s["batch_norm"] == "none" else s["batch_norm"],
+        members=len(stack),
+        dtype=getattr(torch, s["dtype"]),
+        device=device,
+    )
+    models.init_members(
+        net, stack.column("init"), stack.column("bias_init"), seeds=stack.column("seed")
+    )
+    return net
+
+
+def _finite_min(values: Sequence[float]) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    return min(finite) if finite else None
+
+
+def stack_rows(stack: StackPlan, result: TrainResult) -> tuple[list[Result], list[HistoryRow]]:
+    """A trained stack's results and history rows, each member's alone.
+
+    A member's history keeps the rows it trained: steps that are multiples of
+    ``history_every`` before it stopped, plus its last step (the engine's last row for a
+    run to its budget; its final loss for one that stopped early). Rows the engine
+    recorded while the member was held (others still training) are left out, so the
+    history is the same whatever stack the run trained in.
+    """
+    every = int(stack.shared["history_every"])
+    clip = stack.shared["clip"] != "none"
+    steps = result.steps.tolist()
+    series = {
+        "loss": result.loss.double().T.tolist(),
+        "grad_norm": result.grad_norm.double().T.tolist(),
+        "lr": result.lr.double().T.tolist(),
+    }
+    if clip:
+        series["clipped"] = result.clipped.double().T.tolist()
+    share = result.seconds / len(stack)
+    now = time.time()
+    results: list[Result] = []
+    history: list[HistoryRow] = []
+    for m, (rid, member) in enumerate(zip(stack.run_ids, result.members, strict=True)):
+        taken = member.stopped_step
+        budget = member.status == "budget"
+        keep = [i for i, s in enumerate(steps) if s < taken and (budget or s % every == 0)]
+        losses = [series["loss"][m][i] for i in keep]
+        for name, values in series.items():
+            history.extend((rid, steps[i], name, values[m][i]) for i in keep)
+        if not budget and taken and (not keep or steps[keep[-1]] != taken - 1):
+            history.append((rid, taken - 1, "loss", member.final_loss))
+            losses.append(member.final_loss)
+        if member.status == "diverged":
+            status, reason = "diverged", f"non-finite loss or weights at step {taken - 1}"
+        else:
+            status, reason = "done", member.status
+        results.append(
+            Result(
+                rid,
+                status,  # type: ignore[arg-type]
+                reason,
+                final_loss=member.final_loss,
+                best_loss=_finite_min(losses),
+                train_acc=member.train_accuracy,
+                test_acc=member.test_accuracy,
+                steps=taken,
+                seconds=share,
+                finished=now,
+            )
+        )
+    return results, history
+
+
+def _failed(stack: StackPlan, error: Exception, seconds: float) -> list[Result]:
+    reason = f"{type(error).__name__}: {error}"
+    return [Result(rid, "failed", reason, seconds=seconds / len(stack)) for rid in stack.run_ids]
+
+
+@dataclass
+class _Tally:
+    trained: int = 0
+    done: int = 0
+    diverged: int = 0
+    failed: int = 0
+    stacks: int = 0
+
+    def add(self, results: Sequence[Result]) -> None:
+        self.trained += len(results)
+        self.stacks += 1
+        for r in results:
+            setattr(self, r.status, getattr(self, r.status) + 1)
+
+
+def _progress_bar(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs"),
+        TextColumn("{task.fields[stacks]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+
+
+def run_study(
+    study: Study | Sequence[Mapping[str, Any]],
+    store_path: str | Path,
+    *,
+    max_members: int = DEFAULT_MAX_MEMBERS,
+    memory: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    observers: Sequence[Observer] = (),
+) -> StudySummary:
+    """Train a study's pending runs, stack by stack, into its store; resumable.
+
+    Args:
+        study: a :class:`~initlab.studies.Study`, or canonical configs (its points).
+        store_path: the study's SQLite store (created if missing).
+        max_members: the most members a stack may have.
+        memory: the most bytes a stack may need (see :func:`~initlab.studies.plan.plan`).
+        device: ``"cpu"`` or ``"cuda"``.
+        progress: show a rich progress bar (runs done / total, stacks, ETA) on stderr.
+        observers: more :class:`~initlab.train.Observer` objects, given to every stack's
+            :func:`~initlab.train.train`.
+
+    Returns:
+        A :class:`StudySummary`.
+
+    Raises:
+        ValueError: a store that is not an initlab store (or of a newer schema), a run
+            already stored with another config, a bad device, ``max_members`` or
+            ``memory`` below 1.
+    """
+    from initlab.experiments import resolve_device
+
+    started = time.perf_counter()
+    resolve_device(device)
+    points = study.points() if isinstance(study, Study) else [dict(p) for p in study]
+    ids = [run_id(p) for p in points]
+    tally = _Tally()
+    interrupted = False
+    stacks_planned = 0
+    with Store(store_path) as store:
+        store.add_runs(dict(zip(ids, points, strict=True)))
+        done = store.done_ids()
+        pending = [p for p, i in zip(points, ids, strict=True) if i not in done]
+        skipped = len(points) - len(pending)
+        datasets: dict[str, Dataset] = {}
+        try:
+            for spec in dict.fromkeys(p["data"] for p in pending):
+                datasets[spec] = load_data(spec)
+            the_plan = plan(
+                pending,
+                max_members=max_members,
+                memory=memory,
+                n_train={k: d.n_train for k, d in datasets.items()},
+            )
+            stacks_planned = len(the_plan)
+            bar = _progress_bar(progress)
+            with bar if bar is not None else _nothing():
+                task = (
+                    None
+                    if bar is None
+                    else bar.add_task("study", total=len(points), completed=skipped, stacks="")
+                )
+                for number, stack in enumerate(the_plan.stacks, 1):
+                    before = skipped + tally.trained
+                    extra: list[Observer] = list(observers)
+                    if bar is not None and task is not None:
+                        stacks = f"stack {number}/{stacks_planned}"
+                        bar.update(task, completed=before, stacks=stacks)
+                        extra.append(_Bar(bar, task, before, len(stack)))
+                    results, history, stop = _train_stack(
+                        stack, datasets[stack.shared["data"]], device, extra
+                    )
+                    if results is not None:
+                        store.write_stack(results, history)
+                        tally.add(results)
+                        if bar is not None and task is not None:
+                            bar.update(task, completed=skipped + tally.trained)
+                    if stop:
+                        interrupted = True
+                        break
+        except KeyboardInterrupt:
+            interrupted = True
+    return StudySummary(
+        runs=len(points),
+        skipped=skipped,
+        trained=tally.trained,
+        done=tally.done,
+        diverged=tally.diverged,
+        failed=tally.failed,
+        stacks=stacks_planned,
+        stacks_trained=tally.stacks,
+        interrupted=interrupted,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _train_stack(
+    stack: StackPlan, ds: Dataset, device: str, observers: Sequence[Observer]
+) -> tuple[list[Result] | None, list[HistoryRow], bool]:
+    """Train one stack: its results and history (None if Ctrl-C or an observer cut it
+    short), and whether the study should stop after it."""
+    from initlab.train import train
+
+    started = time.perf_counter()
+    try:
+        net = _stack_model(stack, device)
+        result = train(net, ds, stack.train_config(), observers=observers)
+    except (ValueError, RuntimeError, TypeError) as error:
+        return _failed(stack, error, time.perf_counter() - started), [], False
+    if result.stop_reason is not None or any(
+        m.status in ("interrupted", "stopped") for m in result.members
+    ):
+        return None, [], True  # cut short: nothing of it is kept
+    results, history = stack_rows(stack, result)
+    # Ctrl-C at the very last step leaves the stack whole: keep it, then stop.
+    return results, history, result.interrupted
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
