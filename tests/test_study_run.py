@@ -199,8 +199,17 @@ def test_ctrl_c_keeps_finished_stacks_and_a_rerun_completes_the_same_store(
 _KILLED = """
 import sys
 from initlab.studies import parse_overrides, run_study
+from initlab.train import Observer
+
+class Tell(Observer):  # a line at each stack's start and every 50 steps: the parent's clock
+    every = 50
+    def on_start(self, run):
+        print("start", flush=True)
+    def on_step(self, run):
+        print("step", run.step, flush=True)
+
 study = parse_overrides(sys.argv[2:])
-run_study(study, sys.argv[1], max_members=3, progress=False)
+run_study(study, sys.argv[1], max_members=3, progress=False, observers=[Tell()])
 """
 
 
@@ -212,23 +221,30 @@ def test_kill_9_at_random_moments_then_rerun_equals_an_uninterrupted_study(
     assert len(study) == 100
     path = tmp_path / "killed.db"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    draw = random.Random(17)  # fixed: the same kill moments on every run of the test
-    kills = 0
+    draw = random.Random(17)  # fixed: the same kill points on every run of the test
+    done = []
     for _ in range(4):
         proc = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(_KILLED), str(path), *tokens], env=env
+            [sys.executable, "-c", textwrap.dedent(_KILLED), str(path), *tokens],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        try:
-            proc.wait(timeout=draw.uniform(1.5, 4.0))  # the random moment of the kill
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
+        assert proc.stdout is not None
+        # Killed after a random number of its lines: mid-stack, or as a stack is written.
+        for _ in range(draw.randint(1, 15)):
+            proc.stdout.readline()
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL
+        proc.stdout.close()
+        with Store(path, readonly=True) as store:
+            done.append(store.status()["runs"] - store.status()["pending"])
+    # The first kill comes after the second stack started, so the first was written.
+    assert done[0] >= 3 and done == sorted(done) and done[-1] < 100  # kept, never lost
     summary = run_study(study, path, max_members=7, progress=False)
-    assert summary.skipped + summary.trained == 100
+    assert summary.skipped == done[-1] and summary.trained == 100 - done[-1]
     whole = tmp_path / "whole.db"
     run_study(study, whole, max_members=100, progress=False)
-    assert kills >= 1
     a, b = _comparable(path), _comparable(whole)
     assert a.run_id.is_unique and len(a) == 100
     pd.testing.assert_frame_equal(a, b)
