@@ -140,8 +140,9 @@ class StackPlan:
             for k, v in self.shared.items()
             if v is not None and k not in MEMBER_FIELDS
         )
-        same = [f for f in MEMBER_FIELDS if f not in self.varying()]
-        fixed = " ".join(f"{f}={_shown(self.configs[0][f])}" for f in same)
+        first = self.configs[0]
+        same = [f for f in MEMBER_FIELDS if f not in self.varying() and first[f] is not None]
+        fixed = " ".join(f"{f}={_shown(first[f])}" for f in same)
         return (
             f"{len(self):,} members varying {varying}; shared: {shared}"
             + (f" {fixed}" if fixed else "")
