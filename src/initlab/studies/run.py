@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from initlab.store import HistoryRow, Result, Store
+from initlab.studies.backends import Backend, Executor, LocalExecutor, executor
 from initlab.studies.plan import (
     DEFAULT_MAX_MEMBERS,
     StackPlan,
@@ -220,6 +221,8 @@ def run_study(
     device: str = "cpu",
     progress: bool = True,
     observers: Sequence[Observer] = (),
+    backend: Backend | Executor = "local",
+    address: str | None = None,
 ) -> StudySummary:
     """Train a study's pending runs, stack by stack, into its store; resumable.
 
@@ -231,7 +234,14 @@ def run_study(
         device: ``"cpu"`` or ``"cuda"``.
         progress: show a rich progress bar (runs done / total, stacks, ETA) on stderr.
         observers: more :class:`~initlab.train.Observer` objects, given to every stack's
-            :func:`~initlab.train.train`.
+            :func:`~initlab.train.train` (with ``backend="ray"``, pickled into each task).
+        backend: where stacks train: ``"local"`` (here, one after another), ``"ray"``
+            (one Ray task per stack) or an executor object (a configured
+            :class:`~initlab.studies.backends.RayExecutor`); see
+            :mod:`initlab.studies.backends`. Either way this process alone writes the
+            store, and the numbers stored are the same.
+        address: the Ray cluster (``"auto"``, ``"HOST:PORT"``; None: a Ray on this
+            machine); only with ``backend="ray"``.
 
     Returns:
         A :class:`StudySummary`.
@@ -239,12 +249,14 @@ def run_study(
     Raises:
         ValueError: a store that is not an initlab store (or of a newer schema), a run
             already stored with another config, a bad device, ``max_members`` or
-            ``memory`` below 1.
+            ``memory`` below 1, an unknown backend, an address without Ray.
     """
     from initlab.experiments import resolve_device
 
     started = time.perf_counter()
     resolve_device(device)
+    runner = executor(backend, address=address)
+    local = isinstance(runner, LocalExecutor)  # the bar moves within a stack
     points = study.points() if isinstance(study, Study) else [dict(p) for p in study]
     ids = [run_id(p) for p in points]
     tally = _Tally()
@@ -273,24 +285,30 @@ def run_study(
                     if bar is None
                     else bar.add_task("study", total=len(points), completed=skipped, stacks="")
                 )
-                for number, stack in enumerate(the_plan.stacks, 1):
-                    before = skipped + tally.trained
+
+                def stack_observers(number: int, stack: StackPlan) -> list[Observer]:
                     extra: list[Observer] = list(observers)
-                    if bar is not None and task is not None:
+                    if bar is not None and task is not None and local:
+                        before = skipped + tally.trained
                         stacks = f"stack {number}/{stacks_planned}"
                         bar.update(task, completed=before, stacks=stacks)
                         extra.append(_Bar(bar, task, before, len(stack)))
-                    results, history, stop = _train_stack(
-                        stack, datasets[stack.shared["data"]], device, extra
-                    )
-                    if results is not None:
-                        store.write_stack(results, history)
-                        tally.add(results)
-                        if bar is not None and task is not None:
-                            bar.update(task, completed=skipped + tally.trained)
-                    if stop:
-                        interrupted = True
-                        break
+                    return extra
+
+                finished = runner.run(the_plan.stacks, datasets, device, stack_observers)
+                try:
+                    for out in finished:
+                        if out.results is not None:
+                            store.write_stack(out.results, out.history)
+                            tally.add(out.results)
+                            if bar is not None and task is not None:
+                                stacks = f"{tally.stacks}/{stacks_planned} stacks"
+                                bar.update(task, completed=skipped + tally.trained, stacks=stacks)
+                        if out.stop:
+                            interrupted = True
+                            break
+                finally:
+                    finished.close()  # cancels the stacks still training elsewhere
         except KeyboardInterrupt:
             interrupted = True
     return StudySummary(
