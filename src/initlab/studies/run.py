@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from initlab.store import HistoryRow, Result, Store
+from initlab.studies.check import check_points
 from initlab.studies.backends import Backend, Executor, LocalExecutor, executor
 from initlab.studies.plan import (
     DEFAULT_MAX_MEMBERS,
@@ -258,6 +259,7 @@ def run_study(
     runner = executor(backend, address=address)
     local = isinstance(runner, LocalExecutor)  # the bar moves within a stack
     points = study.points() if isinstance(study, Study) else [dict(p) for p in study]
+    check_points(points)  # every run against its data, before the store is touched
     ids = [run_id(p) for p in points]
     tally = _Tally()
     interrupted = False
