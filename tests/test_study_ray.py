@@ -151,6 +151,40 @@ def test_a_worker_killed_on_every_try_fails_its_stack_only(tmp_path: Path) -> No
     assert failed.reason.str.contains("WorkerCrashedError").all()
 
 
+class _Running(Observer):
+    """Each stack, as it starts, leaves a marker and notes how many are running (markers
+    left by stacks that have not ended)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def on_start(self, run: Run) -> None:
+        self.mine = self.folder / f"running-{os.getpid()}-{id(run)}"
+        self.mine.touch()
+        seen = sum(1 for p in self.folder.iterdir() if p.name.startswith("running-"))
+        (self.folder / f"seen-{os.getpid()}-{id(run)}").write_text(str(seen))
+
+    def on_end(self, run: Run, result: object) -> None:
+        self.mine.unlink()
+
+
+def test_tasks_in_flight_stay_within_the_bound(local_store: Path, tmp_path: Path) -> None:
+    # Two CPUs could run two stacks at once; one in flight lets only one run at a time.
+    path = tmp_path / "ray.db"
+    summary = run_study(
+        parse_overrides(_STUDY),
+        path,
+        max_members=4,
+        progress=False,
+        observers=[_Running(tmp_path)],
+        backend=RayExecutor(max_in_flight=1),
+    )
+    assert summary.stacks_trained == 4
+    seen = [int(p.read_text()) for p in tmp_path.glob("seen-*")]
+    assert seen == [1, 1, 1, 1]
+    _assert_same_store(path, local_store)
+
+
 def test_bad_backend_arguments_are_errors_before_anything_runs(tmp_path: Path) -> None:
     study = parse_overrides([*_SMALL, "steps=10"])
     with pytest.raises(ValueError, match="'backend' parameter of run_study must be"):
