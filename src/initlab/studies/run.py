@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from initlab.store import HistoryRow, Result, Store
-from initlab.studies.check import check_points
 from initlab.studies.backends import Backend, Executor, LocalExecutor, executor
+from initlab.studies.check import check_points
 from initlab.studies.plan import (
     DEFAULT_MAX_MEMBERS,
     StackPlan,
