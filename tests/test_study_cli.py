@@ -265,3 +265,12 @@ def test_pre_flight_returns_each_data_set_once_and_passes_good_points() -> None:
     )
     datasets = check_points(study.points())
     assert {k: d.n_train for k, d in datasets.items()} == {"circles(n=100)": 80, "moons(n=50)": 40}
+
+
+def test_backend_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    store = tmp_path / "runs.db"
+    unknown = _sweep(store, "seed=0,1", options=("--backend", "dask"))
+    assert unknown.exit_code == 2 and "expected one of local, ray" in unknown.output
+    local = _sweep(store, "seed=0,1", options=("--address", "auto"))
+    assert local.exit_code == 1 and "address" in local.output
+    assert not store.exists()

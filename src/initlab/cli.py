@@ -2029,6 +2029,13 @@ _SampleSeed = Annotated[int, typer.Option(min=0, help="the seed of the random dr
 _MaxMembers = Annotated[int, typer.Option(min=1, help="the most runs one stack trains")]
 _StudyDevice = Annotated[str, typer.Option(help="cpu or cuda")]
 _Progress = Annotated[bool, typer.Option(help="a progress bar on stderr")]
+_BACKENDS = ("local", "ray")
+_Backend = Annotated[
+    str, typer.Option(help="local (stacks one after another here) or ray (a task per stack)")
+]
+_Address = Annotated[
+    str | None, typer.Option(help="with --backend ray: auto or HOST:PORT (default: a local Ray)")
+]
 
 
 def _study_error(message: object, option: str | None = None) -> NoReturn:
@@ -2078,37 +2085,51 @@ def _command(words: Sequence[object]) -> str:
     return shlex.join(["initlab", *map(str, words)])
 
 
-def _option_words(
-    samples: int | None, sample_seed: int, max_members: int, device: str, progress: bool
-) -> list[str]:
+@dataclass(frozen=True)
+class _RunOptions:
+    """How ``initlab sweep`` and ``initlab study run`` run a study, as typed."""
+
+    max_members: int
+    device: str
+    progress: bool
+    backend: str
+    address: str | None
+
+
+def _option_words(samples: int | None, sample_seed: int, o: _RunOptions) -> list[str]:
     """The options given other than their defaults, as typed: for the resume command."""
     words: list[str] = []
     if samples is not None:
         words += ["--samples", str(samples)]
     if sample_seed != 0:
         words += ["--sample-seed", str(sample_seed)]
-    if max_members != DEFAULT_MAX_MEMBERS:
-        words += ["--max-members", str(max_members)]
-    if device != "cpu":
-        words += ["--device", device]
-    return words + ([] if progress else ["--no-progress"])
+    if o.max_members != DEFAULT_MAX_MEMBERS:
+        words += ["--max-members", str(o.max_members)]
+    if o.device != "cpu":
+        words += ["--device", o.device]
+    if o.backend != "local":
+        words += ["--backend", o.backend]
+    if o.address is not None:
+        words += ["--address", o.address]
+    return words + ([] if o.progress else ["--no-progress"])
 
 
-def _run_study(
-    study: Study,
-    store: Path,
-    words: Sequence[object],
-    max_members: int,
-    device: str,
-    progress: bool,
-) -> None:
+def _run_study(study: Study, store: Path, words: Sequence[object], o: _RunOptions) -> None:
     """Run ``study`` into ``store`` and print what was done. Exit 1 if runs failed, 130
     on Ctrl-C; ``words`` is the command again, printed to resume."""
     from initlab.studies import run_study
 
     command = _command(words)
     try:
-        s = run_study(study, store, max_members=max_members, device=device, progress=progress)
+        s = run_study(
+            study,
+            store,
+            max_members=o.max_members,
+            device=o.device,
+            progress=o.progress,
+            backend=o.backend,  # type: ignore[arg-type]  # checked: local or ray
+            address=o.address,
+        )
     except (ValueError, TypeError) as error:
         _study_error(error)
     except KeyboardInterrupt:
@@ -2140,6 +2161,8 @@ def sweep_command(
     max_members: _MaxMembers = DEFAULT_MAX_MEMBERS,
     device: _StudyDevice = "cpu",
     progress: _Progress = True,
+    backend: _Backend = "local",
+    address: _Address = None,
 ) -> None:
     """Run a study of key=value fields into a store, stack by stack; rerun to resume.
 
@@ -2153,10 +2176,12 @@ def sweep_command(
             "For a study file: initlab study run FILE --store DB.",
             "FIELDS",
         )
+    o = _RunOptions(
+        max_members, device, progress, _choice(backend, _BACKENDS, "--backend"), address
+    )
     study = _study(fields, samples, sample_seed)
-    options = _option_words(samples, sample_seed, max_members, device, progress)
-    words = ["sweep", "--store", store, *fields, *options]
-    _run_study(study, store, words, max_members, device, progress)
+    words = ["sweep", "--store", store, *fields, *_option_words(samples, sample_seed, o)]
+    _run_study(study, store, words, o)
 
 
 @study_app.command("run")
@@ -2166,15 +2191,19 @@ def study_run_command(
     max_members: _MaxMembers = DEFAULT_MAX_MEMBERS,
     device: _StudyDevice = "cpu",
     progress: _Progress = True,
+    backend: _Backend = "local",
+    address: _Address = None,
 ) -> None:
     """Run a TOML study file into a store, stack by stack; rerun to resume.
 
     Exit codes: 0 done, 1 a bad study or failed runs, 130 interrupted.
     """
+    o = _RunOptions(
+        max_members, device, progress, _choice(backend, _BACKENDS, "--backend"), address
+    )
     study = _study([str(file)], None, 0)
-    options = _option_words(None, 0, max_members, device, progress)
-    words = ["study", "run", file, "--store", store, *options]
-    _run_study(study, store, words, max_members, device, progress)
+    words = ["study", "run", file, "--store", store, *_option_words(None, 0, o)]
+    _run_study(study, store, words, o)
 
 
 @study_app.command("plan")
