@@ -23,12 +23,14 @@ import pytest
 
 import initlab
 from initlab.store import (
+    LAYER_STATS,
     RESULT_COLUMNS,
     SCHEMA_VERSION,
     Result,
     Store,
     export,
     history,
+    layers,
     load,
 )
 
@@ -165,6 +167,54 @@ def test_history_filters_more_ids_than_one_statement_may_bind(tmp_path: Path) ->
     got = history(path, run_ids=wanted, names=["loss"])
     assert list(got["run_id"]) == wanted
     assert list(got["value"]) == [i / 3 for i in range(0, 2500, 2)]
+
+
+def test_layers_gathers_the_layer_rows_into_one_row_per_run_step_and_depth(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "runs.db"
+
+    def value(run: int, step: int, depth: int, k: int) -> float:
+        return (run + 1) * AWKWARD[(step + depth + k) % len(AWKWARD)] + depth / 7
+
+    # 11 layers: depth 10 must sort after 9 (numbers, not text); steps out of order.
+    stacks = {0: (0, 50, 100), 1: (100, 0), 2: (0,)}
+    with Store(path) as store:
+        store.add_runs({"a": {"i": 0}, "b": {"i": 1}, "c": {"i": 2}, "d": {"i": 3}})
+        rows = [
+            (rid, step, f"layer.{depth}.{stat}", value(run, step, depth, k))
+            for run, rid in enumerate("abc")
+            for step in stacks[run]
+            for depth in range(11, 0, -1)
+            for k, stat in enumerate(LAYER_STATS)
+        ]
+        rows += [("a", 0, "loss", 9.0), ("b", 0, "grad_norm", 8.0)]  # not layer rows
+        first = [r for r in rows if r[0] != "c"][::-1]
+        store.write_stack([Result("b", "done"), Result("a", "done")], first)
+        store.write_stack(
+            [Result("c", "done"), Result("d", "done")], [r for r in rows if r[0] == "c"]
+        )
+    got = layers(path)
+    assert list(got.columns) == ["run_id", "step", "depth", "h_rms", "grad_rms", "grad_ratio"]
+    assert got["depth"].dtype == "int64" and got["step"].dtype == "int64"
+    assert all(got[s].dtype == "float64" for s in LAYER_STATS)
+    expected = [
+        (rid, step, depth, *(value(run, step, depth, k) for k in range(3)))
+        for run, rid in enumerate("abc")
+        for step in sorted(stacks[run])
+        for depth in range(1, 12)
+    ]
+    assert [tuple(r) for r in got.itertuples(index=False)] == expected  # bit for bit
+    some = layers(path, run_ids=["c", "d", "nope"])
+    assert [tuple(r) for r in some.itertuples(index=False)] == [r for r in expected if r[0] == "c"]
+
+
+def test_layers_of_a_store_without_any_is_empty_with_its_columns(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    _filled(path).close()  # history, but no layer rows
+    for frame in (layers(path), layers(path, run_ids=[])):
+        assert frame.empty
+        assert list(frame.columns) == ["run_id", "step", "depth", *LAYER_STATS]
 
 
 def test_nan_is_stored_as_missing(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ written by one process (the driver) and read by any number of others:
 - ``runs(id, config, created)``: every run the study plans, its config as JSON text;
 - ``results(run_id, status, reason, final_loss, …, extra)``: a run is done exactly when
   its result row exists;
-- ``history(run_id, step, name, value)``: the long table of values over steps;
+- ``history(run_id, step, name, value)``: the long table of values over steps; a run's
+  per-layer statistics are rows named ``layer.<depth>.<stat>`` (:data:`LAYER_STATS`);
 - ``schema(version)``: the layout's version, checked on every open.
 
 Each stack's results and history are written in ONE transaction, so a process killed at
@@ -16,8 +17,9 @@ repeats nothing that finished. Only JSON text and numbers are stored, never pick
 - :class:`Store`: open (or create) a store; :meth:`~Store.add_runs`,
   :meth:`~Store.write_stack`, :meth:`~Store.done_ids`, :meth:`~Store.status`.
 - :class:`Result`: one run's outcome, as the runner fills it.
-- :func:`load`, :func:`history`, :func:`export`: the runs as a DataFrame (one column
-  per config field, plus the results), the long history, a Parquet or CSV file.
+- :func:`load`, :func:`history`, :func:`layers`, :func:`export`: the runs as a
+  DataFrame (one column per config field, plus the results), the long history, the
+  per-layer statistics (one row per run, step and depth), a Parquet or CSV file.
 
 Example:
     >>> import tempfile, pathlib
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "LAYER_COLUMNS",
+    "LAYER_STATS",
     "RESULT_COLUMNS",
     "SCHEMA_VERSION",
     "HistoryRow",
@@ -66,6 +70,7 @@ __all__ = [
     "Store",
     "export",
     "history",
+    "layers",
     "load",
 ]
 
@@ -91,6 +96,11 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "seconds",
     "finished",
 )
+#: The per-layer statistics a run may store, as history rows ``layer.<depth>.<stat>``:
+#: the rms of the layer's output h, of ∂loss/∂h, and ‖∇W‖/‖W‖ of its weight.
+LAYER_STATS: tuple[str, ...] = ("h_rms", "grad_rms", "grad_ratio")
+#: The columns of :func:`layers`.
+LAYER_COLUMNS: tuple[str, ...] = ("run_id", "step", "depth", *LAYER_STATS)
 _FLOAT_FIELDS = ("final_loss", "best_loss", "train_acc", "test_acc", "seconds", "finished")
 
 _TABLES = """
@@ -577,6 +587,37 @@ class Store:
         )
         return frame.sort_values(["run_id", "name", "step"], ignore_index=True)
 
+    def layers(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """The per-layer statistics: see :func:`layers`."""
+        import pandas as pd
+
+        id_list = None if run_ids is None else list(dict.fromkeys(run_ids))
+        sql = "SELECT run_id, step, name, value FROM history WHERE name GLOB 'layer.*'"
+        rows: list[tuple[Any, ...]] = []
+        self._conn.execute("BEGIN")  # chunked IN lists, in one snapshot
+        try:
+            for ids in _chunks(id_list):
+                if ids is None:
+                    rows += self._conn.execute(sql)
+                else:
+                    marks = ",".join("?" * len(ids))
+                    rows += self._conn.execute(f"{sql} AND run_id IN ({marks})", ids)
+        finally:
+            self._conn.execute("COMMIT")
+        table: dict[tuple[str, int, int], dict[str, float]] = {}
+        for run_id, step, name, value in rows:
+            depth, _, stat = name.partition(".")[2].partition(".")
+            if stat in LAYER_STATS and depth.isdigit():
+                cell = table.setdefault((run_id, step, int(depth)), {})
+                cell[stat] = math.nan if value is None else value
+        records = [
+            (*key, *(stats.get(s, math.nan) for s in LAYER_STATS))
+            for key, stats in sorted(table.items())
+        ]
+        frame = pd.DataFrame(records, columns=list(LAYER_COLUMNS))
+        types = {"run_id": object, "step": "int64", "depth": "int64"}
+        return frame.astype({**types, **dict.fromkeys(LAYER_STATS, "float64")})
+
 
 def _chunks(items: list[str] | None) -> list[list[str] | None]:
     if items is None:
@@ -663,6 +704,43 @@ def history(
     """
     with Store(path, readonly=True) as store:
         return store.history(run_ids, names)
+
+
+def layers(path: str | Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """A study's per-layer statistics: one row per run, step and weight layer.
+
+    Runs of a study with ``probe_every`` store, every so many steps, each weight layer's
+    statistics as history rows ``layer.<depth>.<stat>`` (``depth`` counts weight layers
+    from 1, in forward order); this gathers them into one table.
+
+    Args:
+        path: the store.
+        run_ids: only these runs (all if None).
+
+    Returns:
+        A DataFrame with the columns :data:`LAYER_COLUMNS`: ``run_id``, ``step``,
+        ``depth`` (int, 1-based), ``h_rms`` (rms of the layer's output), ``grad_rms``
+        (rms of ∂loss/∂output), ``grad_ratio`` (‖∇W‖/‖W‖), ordered by run, step and
+        depth; a statistic not stored is NaN. Empty, with these columns, when no run
+        has any.
+
+    Raises:
+        ValueError: ``path`` is not an initlab store this code reads (see :class:`Store`).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "runs.db"
+        >>> with Store(path) as store:
+        ...     _ = store.add_runs({"a": {}})
+        ...     rows = [("a", 0, f"layer.{d}.{s}", d + 0.5) for d in (2, 1) for s in LAYER_STATS]
+        ...     store.write_stack([Result("a", "done")], rows)
+        >>> layers(path)
+          run_id  step  depth  h_rms  grad_rms  grad_ratio
+        0      a     0      1    1.5       1.5         1.5
+        1      a     0      2    2.5       2.5         2.5
+    """
+    with Store(path, readonly=True) as store:
+        return store.layers(run_ids)
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
