@@ -121,7 +121,7 @@ def test_the_issue_example_expands_to_the_full_grid() -> None:
 
 def test_every_config_has_every_field_and_is_plain_json() -> None:
     (config,) = parse_overrides(["clip=norm", "clip_threshold=5", BUDGET]).points()
-    assert list(config) == list(FIELDS)
+    assert list(config) == [f for f in FIELDS if f != "probe_every"]  # None: left out
     assert json.loads(json.dumps(config)) == config
     assert config["clip_threshold"] == 5.0 and isinstance(config["clip_threshold"], float)
     assert config["loss"] == "bce"  # auto: the default net has one output
@@ -176,6 +176,58 @@ def test_a_changed_fixed_value_changes_every_run_id() -> None:
     before = parse_overrides(["lr=0.1,0.01", "seed=range(3)", "steps=100"])
     after = parse_overrides(["lr=0.1,0.01", "seed=range(3)", "steps=101"])
     assert not set(ids(before)) & set(ids(after))
+
+
+# Ids computed by the code before probe_every existed (commit 0397253): the ids of stores
+# written then, which must resume as they are.
+OLD_IDS = {
+    ("steps=100",): "4a474f46e82154bd",
+    (
+        "data=circles",
+        "model=2,16,16,16,1",
+        "activation=tanh",
+        "init=he_normal",
+        "steps=100",
+        "lr=0.1",
+    ): "6b0937f4abbd1ce5",
+}
+
+
+@pytest.mark.parametrize("args", list(OLD_IDS))
+def test_a_run_without_probe_every_keeps_the_id_it_had_before_the_field(
+    args: tuple[str, ...],
+) -> None:
+    for extra in ([], ["probe_every=none"]):
+        (config,) = parse_overrides([*args, *extra]).points()
+        assert "probe_every" not in config
+        assert run_id(config) == OLD_IDS[args]
+    (config,) = Study(fixed={"steps": 100, "probe_every": None}).points()
+    assert run_id(config) == OLD_IDS[("steps=100",)]
+
+
+def test_probe_every_is_part_of_the_config_and_id_when_set() -> None:
+    study = parse_overrides(["probe_every=none,50,100", BUDGET])
+    configs = study.points()
+    assert [c.get("probe_every") for c in configs] == [None, 50, 100]
+    assert configs[1]["probe_every"] == 50 and isinstance(configs[1]["probe_every"], int)
+    assert len(set(ids(study))) == 3
+    assert ids(parse_overrides(["probe_every=5e1", BUDGET])) == [ids(study)[1]]
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "words"),
+    [
+        ("0", ValueError, ["probe_every", "an integer from 1"]),
+        ("-5", ValueError, ["an integer from 1"]),
+        ("2.5", TypeError, ["an integer from 1", "or none"]),
+        ("often", TypeError, ["or none"]),
+    ],
+)
+def test_probe_every_is_checked(value: str, error: type[Exception], words: list[str]) -> None:
+    with pytest.raises(error) as raised:
+        parse_overrides([f"probe_every={value}", BUDGET])
+    for word in words:
+        assert word in str(raised.value)
 
 
 # --------------------------------------------------------------------------- random search

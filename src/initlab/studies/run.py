@@ -20,7 +20,15 @@ one would. What is written per run:
 - history every ``history_every`` steps while it trained: ``loss``, ``grad_norm``
   (before clipping), ``lr`` (the scheduled rate) and, with a clip, ``clipped`` (0 or 1);
   a run that ran to its budget also has its last step's row, and one that stopped early
-  its last step's ``loss``.
+  its last step's ``loss``;
+- with ``probe_every = k``, each weight layer's statistics (depth 1…L in forward order)
+  before the first step and every k steps, while it trained (steps ≤ its steps taken),
+  as history rows ``layer.<depth>.h_rms`` (rms of the layer's output h),
+  ``layer.<depth>.grad_rms`` (rms of ∂loss/∂h) and ``layer.<depth>.grad_ratio``
+  (‖∇W‖/‖W‖), read back by :func:`initlab.store.layers`. They are measured by
+  :func:`initlab.probe.probe` on a fixed batch, the first min(256, n_train) training
+  examples with their targets and the run's loss, on a copy of the stack (training is not
+  touched): the same numbers whatever stack the run trained in.
 
 Ctrl-C stops the stack in training at a step boundary; every finished stack is kept and
 the summary says ``interrupted``.
@@ -35,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from initlab.store import HistoryRow, Result, Store
+from initlab.store import LAYER_STATS, HistoryRow, Result, Store
 from initlab.studies.backends import Backend, Executor, LocalExecutor, executor
 from initlab.studies.check import check_points
 from initlab.studies.plan import (
@@ -89,6 +97,51 @@ class _Bar(Observer):
         self.progress.update(self.task, completed=self.before + share)
 
 
+#: The examples the layer probe reads: the first of the training set, at most this many.
+PROBE_EXAMPLES = 256
+
+#: One probe of a stack: (steps done, per member, per weight layer (h_rms, grad_rms,
+#: grad_ratio)).
+LayerRecord = tuple[int, list[list[tuple[float, float, float]]]]
+
+
+class _LayerProbe(Observer):
+    """Each member's per-layer statistics before the first step and every ``every``
+    steps, on a fixed batch with its targets and the run's loss (the members' losses
+    summed: each member's gradient is its own loss's)."""
+
+    def __init__(self, ds: Dataset, every: int, loss: str, model: Any) -> None:
+        parameter = next(model.parameters())
+        n = min(PROBE_EXAMPLES, ds.n_train)
+        x = ds.x_train[:n].to(device=parameter.device, dtype=parameter.dtype)
+        self.batch = (x, ds.y_train[:n].to(parameter.device))
+        self.every = every
+        self.loss = loss
+        self.records: list[LayerRecord] = []
+
+    def loss_fn(self, output: Any, target: Any) -> Any:
+        """Σ over members of each member's mean loss; ``output`` is (M, B, out)."""
+        from initlab.train import _member_losses
+
+        return _member_losses(output.transpose(1, 2), target.unsqueeze(0), self.loss).sum()
+
+    def on_start(self, run: Run) -> None:
+        self._probe(run)
+
+    def on_step(self, run: Run) -> None:
+        self._probe(run)
+
+    def _probe(self, run: Run) -> None:
+        from initlab.probe import probe
+
+        report = probe(run.model, self.batch, self.loss_fn, histograms=False, forecast=False)
+        stats = [
+            [(ly.preact_rms, ly.grad_rms, ly.grad_weight_ratio) for ly in member.layers]
+            for member in report
+        ]
+        self.records.append((run.step, stats))
+
+
 def _stack_model(stack: StackPlan, device: str) -> Any:
     import torch
 
@@ -114,14 +167,17 @@ def _finite_min(values: Sequence[float]) -> float | None:
     return min(finite) if finite else None
 
 
-def stack_rows(stack: StackPlan, result: TrainResult) -> tuple[list[Result], list[HistoryRow]]:
+def stack_rows(
+    stack: StackPlan, result: TrainResult, probes: Sequence[LayerRecord] = ()
+) -> tuple[list[Result], list[HistoryRow]]:
     """A trained stack's results and history rows, each member's alone.
 
     A member's history keeps the rows it trained: steps that are multiples of
     ``history_every`` before it stopped, plus its last step (the engine's last row for a
     run to its budget; its final loss for one that stopped early). Rows the engine
     recorded while the member was held (others still training) are left out, so the
-    history is the same whatever stack the run trained in.
+    history is the same whatever stack the run trained in. Of the layer ``probes``, a
+    member keeps those taken after at most its own steps (the weights its training made).
     """
     every = int(stack.shared["history_every"])
     clip = stack.shared["clip"] != "none"
@@ -147,6 +203,13 @@ def stack_rows(stack: StackPlan, result: TrainResult) -> tuple[list[Result], lis
         if not budget and taken and (not keep or steps[keep[-1]] != taken - 1):
             history.append((rid, taken - 1, "loss", member.final_loss))
             losses.append(member.final_loss)
+        for step, stats in probes:
+            if step <= taken:
+                for depth, layer in enumerate(stats[m], 1):
+                    history.extend(
+                        (rid, step, f"layer.{depth}.{stat}", value)
+                        for stat, value in zip(LAYER_STATS, layer, strict=True)
+                    )
         if member.status == "diverged":
             status, reason = "diverged", f"non-finite loss or weights at step {taken - 1}"
         else:
@@ -335,16 +398,23 @@ def _train_stack(
     from initlab.train import train
 
     started = time.perf_counter()
+    every = stack.shared.get("probe_every")  # absent (None) unless the study sets it
+    layer_probe: _LayerProbe | None = None
     try:
         net = _stack_model(stack, device)
-        result = train(net, ds, stack.train_config(), observers=observers)
+        config = stack.train_config()
+        if every is not None:  # without it, no observer: no cost per step
+            layer_probe = _LayerProbe(ds, int(every), config.loss, net)
+            observers = [*observers, layer_probe]
+        result = train(net, ds, config, observers=observers)
     except (ValueError, RuntimeError, TypeError) as error:
         return _failed(stack, error, time.perf_counter() - started), [], False
     if result.stop_reason is not None or any(
         m.status in ("interrupted", "stopped") for m in result.members
     ):
         return None, [], True  # cut short: nothing of it is kept
-    results, history = stack_rows(stack, result)
+    probes = layer_probe.records if layer_probe is not None else ()
+    results, history = stack_rows(stack, result, probes)
     # Ctrl-C at the very last step leaves the stack whole: keep it, then stop.
     return results, history, result.interrupted
 

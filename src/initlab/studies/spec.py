@@ -2,9 +2,10 @@
 command line (``key=value`` tokens) or a TOML file, checked before anything runs.
 
 A study expands into run configs (:meth:`Study.points`): plain JSON dicts with every known
-field (:data:`FIELDS`) filled, so that one config means one run whatever way it was
-written. A run's id (:func:`run_id`) is a hash of its canonical JSON: the same config gives
-the same id in every study, so a study that grows an axis reuses the runs it has done.
+field (:data:`FIELDS`) filled (``probe_every`` only when set), so that one config means
+one run whatever way it was written. A run's id (:func:`run_id`) is a hash of its
+canonical JSON: the same config gives the same id in every study, so a study that grows
+an axis reuses the runs it has done.
 
 The command-line grammar (one token per field, as Hydra's multirun):
 
@@ -328,7 +329,19 @@ FIELDS: Mapping[str, Field] = {
     "history_every": Field(
         10, "int", "record the history every k steps", _int_check(1, _MAX_STEPS)
     ),
+    # None (off) is left out of a config, so the ids of runs without a probe are those
+    # of the stores written before this field existed.
+    "probe_every": Field(
+        None,
+        "int",
+        "record each layer's h rms, ∂h rms and ‖∇W‖/‖W‖ every k steps, or none",
+        _int_check(1, _MAX_STEPS, optional=True),
+    ),
 }
+
+#: Fields a config leaves out when None (fields added after stores were written: a run
+#: that does not set one keeps the id it had before).
+_OMITTED_WHEN_NONE: tuple[str, ...] = ("probe_every",)
 
 
 def _unknown(key: str, where: str) -> ValueError:
@@ -493,10 +506,12 @@ class Study:
         """The canonical run configs, in order, without duplicates.
 
         Each is a dict of every field of :data:`FIELDS` (plain JSON values): the default,
-        the fixed value, then the point's own values. ``loss="auto"`` is resolved (bce for
-        one output, cross_entropy for more), and a field that cannot change the run is
-        None (``clip_threshold`` without a clip, ``momentum`` for an optimizer without
-        one, ``window`` without ``tol``), so two configs that train alike are one run.
+        the fixed value, then the point's own values; but ``probe_every`` is there only
+        when set (a run without it has the id it had before the field existed).
+        ``loss="auto"`` is resolved (bce for one output, cross_entropy for more), and a
+        field that cannot change the run is None (``clip_threshold`` without a clip,
+        ``momentum`` for an optimizer without one, ``window`` without ``tol``), so two
+        configs that train alike are one run.
 
         Returns:
             A new list of new dicts (the caller may change them).
@@ -634,6 +649,9 @@ def _resolved(config: dict[str, Any]) -> dict[str, Any]:
         config["momentum"] = None
     if config["tol"] is None:
         config["window"] = None
+    for key in _OMITTED_WHEN_NONE:
+        if config.get(key) is None:
+            config.pop(key, None)
     return config
 
 
