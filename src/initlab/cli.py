@@ -1997,7 +1997,7 @@ def probe_command(
 
 study_app = typer.Typer(
     help="Studies kept in a store: run one from a TOML file, print its plan, count its "
-    "runs, export them.",
+    "runs, export them, write their report.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
@@ -2324,6 +2324,38 @@ def study_export_command(
     except KeyboardInterrupt:
         _interrupted("nothing was written.")
     typer.echo(f"wrote {_path(written)}")
+
+
+@study_app.command("report")
+def study_report_command(
+    store: _StoreArgument,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="an .html file, or a folder for index.html (default: STORE-report/)"),
+    ] = None,
+    x: Annotated[
+        str | None, typer.Option("--x", help="the heatmap's columns: an axis (a varying field)")
+    ] = None,
+    y: Annotated[str | None, typer.Option("--y", help="the heatmap's rows: another axis")] = None,
+    metric: Annotated[
+        str, typer.Option(help="final_loss, best_loss, train_acc or test_acc")
+    ] = "final_loss",
+    group: Annotated[
+        str | None, typer.Option(help="the axis the loss curves are grouped by")
+    ] = None,
+) -> None:
+    """Write a study's report: one self-contained HTML page (the metric as a heatmap over
+    two axes with the diverged region marked, loss curves by group, scale against depth,
+    the best and the diverged runs). Prints the page's path."""
+    from initlab.studies.report import write_report
+
+    try:
+        written = write_report(store, out, x=x, y=y, metric=metric, group=group)
+    except (ValueError, OSError) as error:
+        _study_error(error)
+    except KeyboardInterrupt:
+        _interrupted("nothing was written.")
+    typer.echo(_path(written))
 
 
 # ----------------------------------------------------------------------------- playground
