@@ -6,20 +6,22 @@ SGD, 2,000 steps): two init schemes at five scales each (``xavier_normal(gain=g)
 of this script measures:
 
 (A) initlab: :func:`initlab.studies.run_study` of the whole study into a new store in a
-    temporary folder (no progress bar). Its wall time includes planning, loading the
-    data, training the stacks and writing every result and history row (every 10 steps,
-    the study's default) to SQLite.
+    temporary folder (no progress bar). Its wall time includes checking and planning the
+    runs, loading the data, initializing and training the stacks and writing every
+    result and history row (every 10 steps, the study's default) to SQLite; one-time
+    costs (imports, torch's first calls) are paid before, by an untimed one-run study.
 (B) plain PyTorch, one run at a time: ``nn.Sequential`` of the same net, the same init
     drawn with ``torch.nn.init`` from ``torch.Generator().manual_seed(seed)``,
     ``torch.optim.SGD``, ``binary_cross_entropy_with_logits`` on the whole training set;
-    no initlab code in the loop. A run takes about a second, so ``--sample`` runs drawn at
+    no initlab code in the loop. A run takes about half a second, so ``--sample`` runs drawn at
     random are timed and their mean × 1,000 is reported (marked *extrapolated*);
     ``--full`` times every run.
 (C) Ray Tune on a local Ray (``ray.init(num_cpus=os.cpu_count())``): the loop of (B) as a
     function trainable, one trial per run (``tune.grid_search`` over the runs, one CPU a
-    trial), storage in a temporary folder. ``--tune-sample`` trials are timed (``Tuner.fit``)
-    and their time per trial × 1,000 is reported (extrapolated); Ray's start-up is timed
-    apart and left out of that figure. Skipped, with a message, without ``ray[tune]``.
+    trial), storage in a temporary folder. ``--tune-sample`` trials (rounded up to whole
+    waves of ``--cpus`` trials) are timed (``Tuner.fit``) and their time per trial × 1,000
+    is reported (extrapolated); Ray's start-up is timed apart and left out of that figure.
+    Skipped, with a message, without ``ray[tune]``.
 
 All three compute the same thing: the final losses of the runs (B) and (C) trained must
 equal those initlab stored for the same configs within float32 rounding; the largest
@@ -193,7 +195,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=20, help="seeds per config: range(N)")
     parser.add_argument("--steps", type=int, default=2000, help="steps per run")
     parser.add_argument("--sample", type=int, default=50, help="runs timed in (B)")
-    parser.add_argument("--tune-sample", type=int, default=100, help="trials timed in (C)")
+    parser.add_argument(
+        "--tune-sample", type=int, default=100, help="trials timed in (C), whole waves"
+    )
     parser.add_argument("--full", action="store_true", help="(B) and (C) run every run")
     parser.add_argument("--no-tune", action="store_true", help="skip (C)")
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="Ray's CPUs")
@@ -234,6 +238,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
     with tempfile.TemporaryDirectory(prefix="initlab-bench-") as tmp:
+        # A warm-up study (one run, 2 steps, its own store), not timed: imports and torch's
+        # first-call costs, which (B) and (C) leave out too.
+        warm = [f"data={DATA}", f"model={','.join(map(str, MODEL))}", "steps=2"]
+        run_study(
+            parse_overrides([*warm, f"init='{args.inits[0]}'"]),
+            Path(tmp) / "warm.db",
+            progress=False,
+        )
         store = Path(tmp) / "study.db"
         started = time.perf_counter()
         summary = run_study(study, store, progress=False)
@@ -273,7 +285,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         diffs = {"B": max(relative(b_losses[k], stored[k]) for k in b_losses)}
 
         tune_note = ""
-        c_points = points if args.full else rng.sample(points, min(args.tune_sample, n))
+        # Whole waves of trials (a multiple of --cpus), so that no half-empty last wave
+        # weighs on the time per trial.
+        waves = math.ceil(args.tune_sample / args.cpus) * args.cpus
+        c_points = points if args.full else rng.sample(points, min(waves, n))
         try:
             if args.no_tune:
                 raise ImportError
