@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -249,3 +250,195 @@ def test_kill_9_at_random_moments_then_rerun_equals_an_uninterrupted_study(
     assert a.run_id.is_unique and len(a) == 100
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(history(path), history(whole))
+
+
+# --------------------------------------------------------------------------- layer probe
+
+_PROBED = [
+    "data=circles",
+    "model=2,16,16,16,1",
+    "activation=tanh",
+    "init='normal(std=0.1)',he_normal",
+    "lr=0.1",
+    "dtype=float64",
+    "probe_every=50",
+    "steps=100",
+]
+
+
+def _sequential(config: dict[str, Any]) -> torch.nn.Sequential:
+    """The run as a plain float64 nn.Sequential, with the initial weights a one-member
+    stack of its config gets (the runner's init, read once; nothing else shared)."""
+    stack = models.mlp(config["model"], config["activation"], members=1, dtype=torch.float64)
+    models.init_members(stack, config["init"], config["bias_init"], seeds=config["seed"])
+    stacked = [m for m in stack.modules() if isinstance(m, models.StackedLinear)]
+    layers: list[torch.nn.Module] = []
+    for i, s in enumerate(stacked):
+        linear = torch.nn.Linear(s.in_features, s.out_features, dtype=torch.float64)
+        with torch.no_grad():
+            linear.weight.copy_(s.weight[0])
+            linear.bias.copy_(s.bias[0])  # type: ignore[index]
+        layers += [linear] if i == len(stacked) - 1 else [linear, torch.nn.Tanh()]
+    return torch.nn.Sequential(*layers)
+
+
+def _reference_stats(net: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> list[Any]:
+    """Per Linear: rms of its output h, rms of ∂loss/∂h, ‖∂loss/∂W‖/‖W‖, by autograd."""
+    outputs: list[torch.Tensor] = []
+    h = x
+    for module in net:
+        h = module(h)
+        if isinstance(module, torch.nn.Linear):
+            h.retain_grad()
+            outputs.append(h)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(h[:, 0], y.double())
+    net.zero_grad()
+    loss.backward()  # type: ignore[no-untyped-call]
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    return [
+        (
+            out.square().mean().sqrt().item(),
+            out.grad.square().mean().sqrt().item(),  # type: ignore[union-attr]
+            (lin.weight.grad.norm() / lin.weight.norm()).item(),  # type: ignore[union-attr]
+        )
+        for out, lin in zip(outputs, linears, strict=True)
+    ]
+
+
+def test_layer_probe_equals_an_independent_autograd_computation(tmp_path: Path) -> None:
+    from initlab.store import layers
+
+    study = parse_overrides(_PROBED)
+    path = tmp_path / "runs.db"
+    run_study(study, path, progress=False)
+    got = layers(path)
+    ds = data.load("circles")
+    x, y = ds.x_train[:256].double(), ds.y_train[:256]
+    assert ds.n_train > 256  # the probe batch is the first 256 examples
+    for config in study.points():
+        rid = run_id(config)
+        net = _sequential(config)
+        opt = torch.optim.SGD(net.parameters(), lr=config["lr"])
+        expected = {}
+        # The run replayed in plain torch: full-batch SGD on the mean BCE, 100 steps.
+        for step in range(config["steps"] + 1):
+            if step % config["probe_every"] == 0:
+                expected[step] = _reference_stats(net, x, y)
+            if step == config["steps"]:
+                break
+            opt.zero_grad()
+            out = net(ds.x_train.double())
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                out[:, 0], ds.y_train.double()
+            )
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+        mine = got[got["run_id"] == rid]
+        assert sorted(set(mine["step"])) == [0, 50, 100]
+        assert list(mine["depth"]) == [1, 2, 3, 4] * 3
+        for row in mine.itertuples(index=False):
+            want = expected[row.step][row.depth - 1]
+            # float64; the stacked engine's bmm sums in another order than nn.Linear.
+            tolerance = 1e-10 if row.step == 0 else 1e-9
+            assert (row.h_rms, row.grad_rms, row.grad_ratio) == pytest.approx(
+                want, rel=tolerance
+            ), (config["init"], row)
+
+
+def test_layer_stats_do_not_depend_on_how_runs_were_packed(tmp_path: Path) -> None:
+    from initlab.store import layers
+
+    study = parse_overrides(_PROBED)
+    one, two = tmp_path / "one.db", tmp_path / "two.db"
+    assert run_study(study, one, progress=False).stacks == 1
+    assert run_study(study, two, progress=False, max_members=1).stacks == 2
+    a, b = layers(one), layers(two)
+    assert len(a) == 2 * 3 * 4
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+
+
+def test_small_init_vanishes_with_depth_and_he_does_not(tmp_path: Path) -> None:
+    from initlab.store import layers
+
+    study = parse_overrides(_PROBED)
+    path = tmp_path / "runs.db"
+    run_study(study, path, progress=False)
+    frame = layers(path)
+    small, he = (run_id(c) for c in study.points())
+    for step, rows in frame[frame["run_id"] == small].groupby("step"):
+        h = rows["h_rms"].tolist()
+        assert all(a > b for a, b in itertools.pairwise(h)), (step, h)
+        assert h[-1] < 0.1 * h[0]
+    at_start = frame[(frame["run_id"] == he) & (frame["step"] == 0)]["h_rms"].tolist()
+    assert min(at_start) > 0.5 * max(at_start)
+
+
+def test_without_probe_every_there_is_no_probe_and_no_layer_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from initlab.store import layers
+    from initlab.studies import run as run_module
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a layer probe was made for a study without probe_every")
+
+    monkeypatch.setattr(run_module, "_LayerProbe", refuse)
+    study = parse_overrides([*_SMALL, "steps=20", "seed=0,1"])
+    path = tmp_path / "runs.db"
+    summary = run_study(study, path, progress=False)
+    assert summary.done == 2
+    assert layers(path).empty
+    assert not history(path)["name"].str.startswith("layer.").any()
+
+
+def test_a_member_keeps_the_probes_of_the_steps_it_trained(tmp_path: Path) -> None:
+    from initlab.store import layers
+
+    # lr=10 on the mse of a relu net: its loss goes non-finite within a few steps (14
+    # here) and it is frozen while the other member trains on (steps 0, 10, …, 100).
+    study = parse_overrides(
+        [
+            "data=circles(n=120)",
+            "model=2,6,1",
+            "activation=relu",
+            "loss=mse",
+            "lr=0.01,10",
+            "probe_every=10",
+            "steps=100",
+        ]
+    )
+    path = tmp_path / "runs.db"
+    run_study(study, path, progress=False)
+    runs = load(path).set_index("run_id")
+    frame = layers(path)
+    calm, wild = (run_id(c) for c in study.points())
+    assert runs.loc[calm, "status"] == "done" and runs.loc[wild, "status"] == "diverged"
+    assert sorted(set(frame[frame["run_id"] == calm]["step"])) == list(range(0, 101, 10))
+    taken = int(runs.loc[wild, "steps"])
+    assert taken < 100
+    assert sorted(set(frame[frame["run_id"] == wild]["step"])) == list(range(0, taken + 1, 10))
+
+
+def test_each_data_set_is_loaded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loads: list[tuple[str, dict[str, Any]]] = []
+    real = data.load
+
+    def counted(name: str, **options: Any) -> Any:
+        loads.append((name, options))
+        return real(name, **options)
+
+    monkeypatch.setattr(data, "load", counted)
+    study = parse_overrides(
+        ["data=circles(n=120),circles(n=100)", "model=2,6,1", "steps=5", "seed=0,1"]
+    )
+    summary = run_study(study, tmp_path / "runs.db", progress=False)
+    assert summary.done == 4
+    assert loads == [("circles", {"n": 120}), ("circles", {"n": 100})]
+
+
+def test_configs_given_by_hand_must_have_every_field(tmp_path: Path) -> None:
+    (config,) = parse_overrides([*_SMALL, "steps=5"]).points()
+    del config["history_every"]
+    with pytest.raises(ValueError, match="Got none for history_every"):
+        run_study([config], tmp_path / "runs.db", progress=False)
+    assert not (tmp_path / "runs.db").exists()

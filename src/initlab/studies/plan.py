@@ -2,7 +2,8 @@
 
 Runs share a stack when everything but the engine's per-member fields is equal: data,
 model, activation, batch norm, loss, batch size, budget, clipping kind, stopping, dtype,
-weight decay, history interval. The per-member fields are the grid axes of
+weight decay, history interval, probe interval (``probe_every``: the layer probe watches a
+whole stack). The per-member fields are the grid axes of
 :data:`initlab.experiments.AXES` — ``init``, ``bias_init``, ``seed``, ``lr``,
 ``optimizer``, ``schedule``, ``clip_threshold``. ``momentum`` is one per stack; a run
 whose optimizer has none (its config holds None) joins a stack of any momentum.

@@ -46,13 +46,8 @@ from typing import TYPE_CHECKING, Any
 from initlab.store import LAYER_STATS, HistoryRow, Result, Store
 from initlab.studies.backends import Backend, Executor, LocalExecutor, executor
 from initlab.studies.check import check_points
-from initlab.studies.plan import (
-    DEFAULT_MAX_MEMBERS,
-    StackPlan,
-    load_data,
-    plan,
-)
-from initlab.studies.spec import Study, run_id
+from initlab.studies.plan import DEFAULT_MAX_MEMBERS, StackPlan, plan
+from initlab.studies.spec import _OMITTED_WHEN_NONE, FIELDS, Study, run_id
 from initlab.train import Observer, Run
 
 if TYPE_CHECKING:
@@ -276,6 +271,18 @@ def _progress_bar(enabled: bool) -> Any:
     )
 
 
+def _check_fields(points: Sequence[Mapping[str, Any]]) -> None:
+    """Configs given by hand (not a Study's points) must have every field."""
+    required = [f for f in FIELDS if f not in _OMITTED_WHEN_NONE]
+    for number, config in enumerate(points, 1):
+        if missing := [f for f in required if f not in config]:
+            raise ValueError(
+                f"config {number} of {len(points):,}: expected every field of a run config. "
+                f"Got none for {', '.join(missing)}. Give the configs of "
+                "Study.points() (parse_overrides or load_toml make the Study)."
+            )
+
+
 def run_study(
     study: Study | Sequence[Mapping[str, Any]],
     store_path: str | Path,
@@ -311,9 +318,24 @@ def run_study(
         A :class:`StudySummary`.
 
     Raises:
-        ValueError: a store that is not an initlab store (or of a newer schema), a run
-            already stored with another config, a bad device, ``max_members`` or
-            ``memory`` below 1, an unknown backend, an address without Ray.
+        ValueError: before anything trains: a bad device (unknown, or ``"cuda"`` without
+            a GPU); an unknown backend, or an ``address`` with the local backend or beside
+            an executor object; a config missing a field; what
+            :func:`~initlab.studies.check.check_points` finds against the data (a data set
+            that does not load, a model that does not fit it, a batch larger than its
+            training set); a config with NaN or infinity; a store that is not an initlab
+            store (a folder, another file, a newer schema); a run already stored with
+            another config; ``max_members`` or ``memory`` below 1.
+        TypeError: ``max_members`` or ``memory`` not an integer; a config value JSON
+            cannot hold.
+        ImportError: ``backend="ray"`` without Ray installed.
+        sqlite3.Error: the store cannot be written (a full disk, or another writer
+            holding it for more than 30 s); every stack written before stays.
+        Exception: Ray's own errors when it cannot start or reach the cluster at
+            ``address``; and any error training a stack raises but ValueError,
+            RuntimeError and TypeError (those mark the stack's runs ``failed`` and the
+            study goes on). Ctrl-C once the store is open is not raised: the summary
+            says ``interrupted``.
     """
     from initlab.experiments import resolve_device
 
@@ -322,7 +344,9 @@ def run_study(
     runner = executor(backend, address=address)
     local = isinstance(runner, LocalExecutor)  # the bar moves within a stack
     points = study.points() if isinstance(study, Study) else [dict(p) for p in study]
-    check_points(points)  # every run against its data, before the store is touched
+    _check_fields(points)
+    # Every run against its data, before the store is touched; each data set loaded once.
+    loaded = check_points(points)
     ids = [run_id(p) for p in points]
     tally = _Tally()
     interrupted = False
@@ -332,10 +356,8 @@ def run_study(
         done = store.done_ids()
         pending = [p for p, i in zip(points, ids, strict=True) if i not in done]
         skipped = len(points) - len(pending)
-        datasets: dict[str, Dataset] = {}
+        datasets = {spec: loaded[spec] for spec in dict.fromkeys(p["data"] for p in pending)}
         try:
-            for spec in dict.fromkeys(p["data"] for p in pending):
-                datasets[spec] = load_data(spec)
             the_plan = plan(
                 pending,
                 max_members=max_members,
