@@ -28,7 +28,7 @@ import pytest
 from typer.testing import CliRunner
 
 from initlab.cli import app
-from initlab.store import Result, Store, load
+from initlab.store import Result, Store, layers, load
 from initlab.studies import parse_overrides, run_study
 from initlab.studies.report import write_report
 
@@ -295,6 +295,48 @@ def test_the_best_and_the_diverged_runs_are_listed(study: Path) -> None:
     )
 
 
+def test_many_configs_are_capped_and_the_page_says_how_many_were_left_out(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wide.db"
+    lrs = [round(0.01 * (k + 1), 2) for k in range(14)]
+    with Store(path) as store:
+        store.add_runs({f"r{k}": {"lr": lr} for k, lr in enumerate(lrs)})
+        rows = [(f"r{k}", s, "loss", 1.0 / (s + 1)) for k in range(14) for s in (0, 10)]
+        rows += [(f"r{k}", 0, f"layer.{d}.h_rms", float(d)) for k in range(14) for d in (1, 2)]
+        store.write_stack(
+            [Result(f"r{k}", "done", final_loss=lr) for k, lr in enumerate(lrs)], rows
+        )
+    text = write_report(path).read_text(encoding="utf-8")
+    assert "4 more groups left out (the first 10 shown)" in text
+    assert "2 configs left out (the first 12 shown)" in text
+    assert "y-field" not in text  # one axis: a chart
+    page = write_report(path, tmp_path / "y.html", y="lr")  # y alone, nothing else: against it
+    assert 'data-x-field="lr"' in page.read_text(encoding="utf-8")
+
+
+def test_a_study_where_every_run_diverged(tmp_path: Path) -> None:
+    path = tmp_path / "blown.db"
+    with Store(path) as store:
+        store.add_runs({"a": {"lr": 10.0}, "b": {"lr": 100.0}})
+        store.write_stack(
+            [Result(r, "diverged", "inf at step 1", best_loss=v) for r, v in (("a", 2), ("b", 3))],
+            [
+                (r, s, n, v)
+                for r in "ab"
+                for s, v in ((0, 1.0), (1, math.inf))
+                for n in ("loss", "layer.1.h_rms", "layer.1.grad_rms")
+            ],
+        )
+    with pytest.raises(ValueError, match="finite final_loss. Pick a metric that has values: best"):
+        write_report(path)
+    parsed = _cells(write_report(path, metric="best_loss"))
+    assert [(r["data-x"], r["data-value"], r["data-diverged"]) for r in parsed.rows] == [
+        ("10.0", "2.0", "1"),
+        ("100.0", "3.0", "1"),
+    ]
+
+
 # --------------------------------------------------------------------------- bad inputs
 
 
@@ -386,6 +428,7 @@ def real_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
             "seed=range(2)",
             "steps=50",
             "history_every=5",
+            "probe_every=25",
         ]
     )
     store = folder / "runs.db"
@@ -398,6 +441,11 @@ def test_a_real_study(real_page: tuple[Path, Path]) -> None:
     frame = load(store)
     assert len(frame) == 8 and (frame["status"] == "diverged").any()
     _assert_cells_match(page, store, "init", "lr", "final_loss")  # two values each: FIELDS order
+    assert not layers(store).empty
+    text = page.read_text(encoding="utf-8")
+    assert (
+        '<figure id="depth">' in text and "one line per config (the median over its seeds)" in text
+    )
 
 
 def _unavailable(reason: str) -> None:

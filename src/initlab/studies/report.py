@@ -256,7 +256,7 @@ def _heatmap(
         norm = Normalize(finite.min(), max(finite.max(), finite.min() + 1e-12))
     else:
         norm = Normalize(0, 1)
-    fig = _figure(min(2.0 + 0.9 * len(xs), 16.0), min(1.6 + 0.55 * len(ys), 14.0))
+    fig = _figure(min(3.0 + 0.9 * len(xs), 16.0), min(2.2 + 0.55 * len(ys), 14.0), constrained=True)
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
     ax.set_facecolor("#f4f4f4")
@@ -297,20 +297,16 @@ def _heatmap(
     ax.set_yticks(range(len(ys)), [_label(json.loads(v)) for v in ys])
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    if diverged.any():
-        ax.legend(
-            handles=[
-                Patch(
-                    facecolor="none", hatch="///", edgecolor=_DIVERGED, label="×n: n runs diverged"
-                ),
-                Patch(facecolor=_DIVERGED, label="every run diverged"),
-            ],
-            loc="upper left",
-            bbox_to_anchor=(0.0, -0.18 - 0.02 * max(len(_label(v)) for v in xs)),
-            ncol=2,
-            frameon=False,
-            fontsize=8,
+    whole = np.isnan(grid) & (diverged > 0)
+    handles = []
+    if (diverged > 0).any() and not whole[diverged > 0].all():
+        handles.append(
+            Patch(facecolor="none", hatch="///", edgecolor=_DIVERGED, label="×n: n runs diverged")
         )
+    if whole.any():
+        handles.append(Patch(facecolor=_DIVERGED, label="×n: all n runs diverged"))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     return fig
 
 
@@ -356,14 +352,16 @@ def _curves(steps_by_group: list[tuple[str, Any, Any, Any, Any]], group: str | N
 
     fig = _figure(7.5, 4.4)
     ax = fig.add_subplot()
-    positive = True
+    positive, seen = True, False
     for k, (label, steps, median, low, high) in enumerate(steps_by_group):
         colour = _COLOURS[k % len(_COLOURS)]
         ax.fill_between(steps, low, high, color=colour, alpha=0.18, linewidth=0)
         ax.plot(steps, median, color=colour, linewidth=1.6, label=label)
         values = np.concatenate([low, high])
-        positive &= bool((values[np.isfinite(values)] > 0).all())
-    if positive:
+        finite = values[np.isfinite(values)]
+        positive &= bool((finite > 0).all())
+        seen |= finite.size > 0
+    if positive and seen:
         ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
@@ -373,16 +371,20 @@ def _curves(steps_by_group: list[tuple[str, Any, Any, Any, Any]], group: str | N
 
 
 def _depth_figure(lines: list[tuple[str, pd.DataFrame, pd.DataFrame]]) -> Figure:
+    import numpy as np
     from matplotlib.ticker import MaxNLocator
 
     fig = _figure(12.5, 7.0, constrained=True)
     panels = fig.subplots(2, 2, sharex=True)
+    positive = np.zeros((2, 2), dtype=bool)  # a log scale needs one positive value
     for k, (label, first, last) in enumerate(lines):
         colour = _COLOURS[k % len(_COLOURS)]
         style = "-" if k < len(_COLOURS) else "--"
         for row, stat in enumerate(("h_rms", "grad_rms")):
             for col, at in enumerate((first, last)):
                 ax: Axes = panels[row][col]
+                values = at[stat].to_numpy(dtype=float)
+                positive[row, col] |= bool((values[np.isfinite(values)] > 0).any())
                 ax.plot(
                     at["depth"],
                     at[stat],
@@ -395,7 +397,18 @@ def _depth_figure(lines: list[tuple[str, pd.DataFrame, pd.DataFrame]]) -> Figure
     for row, stat in enumerate(("h_rms (activation scale)", "grad_rms (∂loss/∂h scale)")):
         for col, when in enumerate(("first probed step", "last probed step")):
             ax = panels[row][col]
-            ax.set_yscale("log")
+            if positive[row, col]:
+                ax.set_yscale("log")
+            else:
+                ax.text(
+                    0.5,
+                    0.5,
+                    "not recorded",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    color="#777777",
+                )
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             ax.set_title(f"{stat.split()[0]}, {when}", fontsize=10)
@@ -485,7 +498,9 @@ def _metric_section(
     for name in axes:
         keyed[f"key.{name}"] = _keys(frame, fields[name])
     if x is None and y is not None:
-        x, y = y, None
+        x = _pick(axes, (y,))
+        if x is None:  # only seeds besides y: a chart against y
+            x, y = y, None
     if x is None:
         x = _pick(axes, ()) or (next(iter(axes)) if axes else None)
     if y is None and x is not None:
