@@ -262,6 +262,11 @@ def test_one_axis_draws_a_chart_and_no_axis_a_table(tmp_path: Path) -> None:
         assert _value(got[lr]["data-value"]) == pytest.approx(median, rel=1e-12)
         assert got[lr]["data-diverged"] == diverged
 
+    with Store(one) as store:  # lr=100: planned, not run yet
+        store.add_runs({"later": {"lr": 100.0, "seed": 0}})
+    parsed = _cells(write_report(one))
+    assert sorted(json.loads(r["data-x"] or "") for r in parsed.rows) == [0.1, 1.0, 10.0]
+
     none = tmp_path / "none.db"
     with Store(none) as store:
         store.add_runs({"a": {"lr": 0.1}})

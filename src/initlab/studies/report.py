@@ -314,7 +314,9 @@ def _chart(cells: pd.DataFrame, x: str, xs: list[str], metric: str) -> Figure:
     """One axis: the median with its min–max range, diverged values marked."""
     import numpy as np
 
-    by = cells.set_index("x")
+    # A value whose runs are all pending has no cell: NaN, and no mark.
+    by = cells.set_index("x").reindex(xs)
+    by["diverged"] = by["diverged"].fillna(0)
     fig = _figure(min(3.0 + 0.7 * len(xs), 14.0), 4.0)
     ax = fig.add_subplot()
     position = np.arange(len(xs))
