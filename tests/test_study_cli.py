@@ -124,38 +124,38 @@ def test_study_export_writes_the_stores_table(tmp_path: Path, suffix: str) -> No
     assert wrong.exit_code == 2 and "parquet, csv" in wrong.output
 
 
-def test_a_bad_spec_exits_1_with_the_message_and_touches_nothing(tmp_path: Path) -> None:
+def test_a_bad_spec_exits_2_with_the_message_and_touches_nothing(tmp_path: Path) -> None:
     store = tmp_path / "runs.db"
     result = _sweep(store, "stpes=100")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "unknown field 'stpes'" in result.output and "Did you mean 'steps'" in result.output
     empty = runner.invoke(app, ["sweep", "--store", str(store), *_TINY, "seed=range(0)"])
-    assert empty.exit_code == 1 and "empty axis makes no runs" in " ".join(empty.output.split())
+    assert empty.exit_code == 2 and "empty axis makes no runs" in " ".join(empty.output.split())
     bad_init = _sweep(store, "init=he_normall")
-    assert bad_init.exit_code == 1 and "he_normal" in bad_init.output
+    assert bad_init.exit_code == 2 and "he_normal" in bad_init.output
     spec = tmp_path / "study.toml"
     spec.write_text("[fixed]\nsteps = 10\n[axis]\nlr = [0.1]\n")
     toml = runner.invoke(app, ["study", "run", str(spec), "--store", str(store)])
-    assert toml.exit_code == 1 and "unknown key 'axis'" in toml.output
+    assert toml.exit_code == 2 and "unknown key 'axis'" in toml.output
     missing = runner.invoke(app, ["study", "run", str(tmp_path / "no.toml"), "--store", str(store)])
-    assert missing.exit_code == 1 and "does not exist" in missing.output
+    assert missing.exit_code == 2 and "does not exist" in missing.output
     assert not store.exists()
 
 
-def test_a_study_file_given_to_sweep_or_with_samples_exits_1(tmp_path: Path) -> None:
+def test_a_study_file_given_to_sweep_or_with_samples_exits_2(tmp_path: Path) -> None:
     spec = tmp_path / "study.toml"
     spec.write_text("[fixed]\nsteps = 10\n")
     store = str(tmp_path / "runs.db")
     as_sweep = runner.invoke(app, ["sweep", "--store", store, str(spec)])
-    assert as_sweep.exit_code == 1 and "initlab study run" in as_sweep.output
+    assert as_sweep.exit_code == 2 and "initlab study run" in as_sweep.output
     with_samples = runner.invoke(app, ["study", "plan", str(spec), "--samples", "3"])
-    assert with_samples.exit_code == 1 and "samples = N" in with_samples.output
+    assert with_samples.exit_code == 2 and "samples = N" in with_samples.output
 
 
-def test_a_bad_pre_flight_exits_1_before_anything_runs(tmp_path: Path) -> None:
+def test_a_bad_pre_flight_exits_2_before_anything_runs(tmp_path: Path) -> None:
     store = tmp_path / "runs.db"
     result = _sweep(store, "batch_size=64,128")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     message = " ".join(result.output.split())
     assert "batch_size (1 of 2 runs): expected at most the 80 training examples" in message
     assert "Got 128" in message and "batch_size=full" in message
@@ -165,7 +165,7 @@ def test_a_bad_pre_flight_exits_1_before_anything_runs(tmp_path: Path) -> None:
         app, ["study", "plan", "data=digits", "model=2,10,10", "steps=10", "lr=0.1,0.2"]
     )
     message = " ".join(features.output.split())
-    assert features.exit_code == 1
+    assert features.exit_code == 2
     assert "model: expected the first width to be 64" in message and "model=64,10,10" in message
 
 
@@ -193,7 +193,7 @@ class _CtrlC(Observer):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_ctrl_c_exits_130_says_what_was_kept_and_the_same_command_resumes(
+def test_ctrl_c_exits_230_says_what_was_kept_and_the_same_command_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = tmp_path / "runs.db"
@@ -272,5 +272,5 @@ def test_backend_options_are_checked_before_anything_runs(tmp_path: Path) -> Non
     unknown = _sweep(store, "seed=0,1", options=("--backend", "dask"))
     assert unknown.exit_code == 2 and "expected one of local, ray" in unknown.output
     local = _sweep(store, "seed=0,1", options=("--address", "auto"))
-    assert local.exit_code == 1 and "address" in local.output
+    assert local.exit_code == 2 and "address" in local.output
     assert not store.exists()

@@ -381,7 +381,7 @@ def test_bad_inputs_are_refused_with_what_to_do(study: Path, tmp_path: Path) -> 
 # --------------------------------------------------------------------------- the command
 
 
-def test_the_command_prints_the_path_and_exits_1_on_bad_input(study: Path, tmp_path: Path) -> None:
+def test_the_command_prints_the_path_and_exits_2_on_bad_input(study: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = runner.invoke(
         app,
@@ -407,12 +407,12 @@ def test_the_command_prints_the_path_and_exits_1_on_bad_input(study: Path, tmp_p
     assert "the loss grouped by lr" in (out / "index.html").read_text(encoding="utf-8")
 
     bad = runner.invoke(app, ["study", "report", str(study), "--x", "depht"])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2
     assert "Got 'depht'; the axes are: init (3 values), lr (4 values), seed (3 values)" in (
         " ".join(bad.output.split())
     )
     missing = runner.invoke(app, ["study", "report", str(tmp_path / "nope.db")])
-    assert missing.exit_code == 1 and "No store at" in missing.output
+    assert missing.exit_code == 2 and "No store at" in missing.output
 
 
 # --------------------------------------------------------------------------- a real study

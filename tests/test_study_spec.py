@@ -482,3 +482,19 @@ def test_bad_samples_and_seed(
 def test_a_cross_field_error_names_the_run() -> None:
     with pytest.raises(ValueError, match=r"the run model=\[2, 10, 3\]: loss 'bce'"):
         parse_overrides(["loss=bce", "model=[2,10,1],[2,10,3]", BUDGET])
+
+
+def test_the_docs_list_every_field_with_its_default() -> None:
+    # docs/studies.md's table: one row per field, its default as the code has it.
+    text = (Path(__file__).parents[1] / "docs" / "studies.md").read_text(encoding="utf-8")
+    rows = {
+        cells[0].strip("` "): cells[1].strip("` ")
+        for line in text.splitlines()
+        if line.startswith("| `") and len(cells := line.strip("|").split("|")) == 4
+    }
+    assert set(rows) == set(FIELDS)
+    shown = {None: "none", False: "false"}
+    for name, f in FIELDS.items():
+        default = f.default
+        expected = shown.get(default) if default is None or default is False else str(default)
+        assert rows[name] == expected, (name, rows[name], expected)

@@ -2038,12 +2038,13 @@ _Address = Annotated[
 ]
 
 
-def _study_error(message: object, option: str | None = None) -> NoReturn:
-    """Print ``error: OPTION: message`` as one line on stderr and exit with code 1: a study
-    that cannot run (a bad spec, a pre-flight problem, a bad store) or runs that failed."""
+def _study_error(message: object, option: str | None = None, code: int = 2) -> NoReturn:
+    """Print ``error: OPTION: message`` as one line on stderr and exit: code 2 for a study
+    that cannot run (a bad spec, a pre-flight problem, a bad store), as every command's bad
+    input; 1 for runs that failed."""
     text = str(message) if str(message) else type(message).__name__
     _print_error(f"{option}: {text}" if option else text)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 def _is_study_file(args: Sequence[str]) -> bool:
@@ -2148,7 +2149,8 @@ def _run_study(study: Study, store: Path, words: Sequence[object], o: _RunOption
     if s.failed:
         _study_error(
             f"{s.failed:,} of the runs failed; their reasons are in the store. See: "
-            + _command(["study", "status", store])
+            + _command(["study", "status", store]),
+            code=1,
         )
 
 
@@ -2168,7 +2170,7 @@ def sweep_command(
 
     Comma lists make a grid (the product of the axes), e.g. initlab sweep --store runs.db
     data=circles model=2,10,5,1 init=he_normal,xavier_normal lr=0.1,0.01 seed='range(5)'
-    steps=3000. Exit codes: 0 done, 1 a bad study or failed runs, 130 interrupted.
+    steps=3000. Exit codes: 0 done, 1 runs failed, 2 a bad study (nothing ran), 130 interrupted.
     """
     if _is_study_file(fields):
         _study_error(
@@ -2196,7 +2198,7 @@ def study_run_command(
 ) -> None:
     """Run a TOML study file into a store, stack by stack; rerun to resume.
 
-    Exit codes: 0 done, 1 a bad study or failed runs, 130 interrupted.
+    Exit codes: 0 done, 1 runs failed, 2 a bad study (nothing ran), 130 interrupted.
     """
     o = _RunOptions(
         max_members, device, progress, _choice(backend, _BACKENDS, "--backend"), address

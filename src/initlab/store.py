@@ -639,6 +639,9 @@ def _checked_history(rows: Iterable[object], ids: set[str]) -> Iterator[HistoryR
                 f"A history row must be (run_id, step, name, value). Got {row!r} instead."
             )
         run_id, step, name, value = row
+        if type(step) is int and type(name) is str and type(value) is float and run_id in ids:
+            yield (run_id, step, name, value)  # the common case, without the ABC checks
+            continue
         if run_id not in ids:
             raise ValueError(
                 f"History row {row!r} is of run {run_id!r}, which is not in this stack's "

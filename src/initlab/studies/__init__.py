@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 from initlab.studies.plan import MEMBER_FIELDS, Plan, StackPlan, load_data, plan
+from initlab.studies.report import write_report
 from initlab.studies.run import StudySummary, run_study
 from initlab.studies.spec import (
     FIELDS,
@@ -38,4 +39,5 @@ __all__ = [
     "plan",
     "run_id",
     "run_study",
+    "write_report",
 ]

@@ -91,13 +91,6 @@ _DIVERGED = "#D55E00"  # Okabe–Ito vermillion: the diverged marks, on a viridi
 _COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 
 
-class _Page(Report):
-    """The project's page writer, plus raw blocks this module builds (escaped by it)."""
-
-    def raw(self, block: str) -> None:
-        self._parts.append(block)
-        self._flush()
-
 
 # --------------------------------------------------------------------------- values
 
@@ -426,7 +419,7 @@ def _depth_figure(lines: list[tuple[str, pd.DataFrame, pd.DataFrame]]) -> Figure
 
 
 def _summary(
-    page: _Page, frame: pd.DataFrame, fields: dict[str, str], axes: dict[str, list[str]]
+    page: Report, frame: pd.DataFrame, fields: dict[str, str], axes: dict[str, list[str]]
 ) -> None:
     counts = frame["status"].value_counts()
     page.section("Summary")
@@ -487,7 +480,7 @@ def _data_table(cells: pd.DataFrame, metric: str, dims: dict[str, str]) -> str:
 
 
 def _metric_section(
-    page: _Page,
+    page: Report,
     frame: pd.DataFrame,
     fields: dict[str, str],
     axes: dict[str, list[str]],
@@ -562,7 +555,7 @@ def _metric_section(
 
 
 def _curves_section(
-    page: _Page,
+    page: Report,
     path: Path,
     frame: pd.DataFrame,
     fields: dict[str, str],
@@ -617,7 +610,7 @@ def _curves_section(
 
 
 def _depth_section(
-    page: _Page,
+    page: Report,
     path: Path,
     frame: pd.DataFrame,
     fields: dict[str, str],
@@ -666,7 +659,7 @@ def _depth_section(
 
 
 def _runs_section(
-    page: _Page,
+    page: Report,
     frame: pd.DataFrame,
     fields: dict[str, str],
     axes: dict[str, list[str]],
@@ -805,7 +798,7 @@ def write_report(
             )
         )
     counts = frame["status"].value_counts()
-    page = _Page(
+    page = Report(
         "study",
         f"Study {path.name}",
         None,
