@@ -48,6 +48,7 @@ def _alone(config: dict[str, Any]) -> Any:
     return train(net, ds, tc)
 
 
+@pytest.mark.numerics
 def test_stacked_runs_equal_each_run_alone(tmp_path: Path) -> None:
     study = parse_overrides(
         [
@@ -305,6 +306,7 @@ def _reference_stats(net: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor)
     ]
 
 
+@pytest.mark.numerics
 def test_layer_probe_equals_an_independent_autograd_computation(tmp_path: Path) -> None:
     from initlab.store import layers
 
@@ -345,6 +347,7 @@ def test_layer_probe_equals_an_independent_autograd_computation(tmp_path: Path) 
             ), (config["init"], row)
 
 
+@pytest.mark.numerics
 def test_layer_stats_do_not_depend_on_how_runs_were_packed(tmp_path: Path) -> None:
     from initlab.store import layers
 
