@@ -18,9 +18,12 @@ of this script measures:
     ``--full`` times every run.
 (C) Ray Tune on a local Ray (``ray.init(num_cpus=os.cpu_count())``): the loop of (B) as a
     function trainable, one trial per run (``tune.grid_search`` over the runs, one CPU a
-    trial), storage in a temporary folder. ``--tune-sample`` trials (rounded up to whole
-    waves of ``--cpus`` trials) are timed (``Tuner.fit``) and their time per trial × 1,000
-    is reported (extrapolated); Ray's start-up is timed apart and left out of that figure.
+    trial, actors reused, no per-trial loggers: Tune at its fastest for many short trials),
+    storage in a temporary folder. By default every trial runs (``Tuner.fit`` timed whole:
+    its one-off costs, the workers' start and torch's import in each, are paid once as in
+    real use); ``--tune-sample N`` times N trials (rounded up to whole waves of ``--cpus``)
+    and reports their time per trial × 1,000 (extrapolated: it then counts those one-off
+    costs again per sample, against Tune). Ray's start-up is timed apart and left out.
     Skipped, with a message, without ``ray[tune]``.
 
 All three compute the same thing: the final losses of the runs (B) and (C) trained must
@@ -173,7 +176,7 @@ def run_tune(
             tune.with_parameters(tune_trainable, x=x, y=y),
             param_space={"point": tune.grid_search([dict(p) for p in points])},
             # Tune at its fastest for many short trials: actors reused between trials
-            # (no process start per trial), no per-trial loggers (set in main), one CPU each.
+            # (no process start per trial), no per-trial loggers (set above), one CPU each.
             tune_config=tune.TuneConfig(num_samples=1, reuse_actors=True),
             run_config=tune.RunConfig(
                 name="study-bench", storage_path=str(storage.resolve()), verbose=0
@@ -200,9 +203,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lrs", nargs="+", type=float, default=LRS, help="learning rates")
     parser.add_argument("--seeds", type=int, default=20, help="seeds per config: range(N)")
     parser.add_argument("--steps", type=int, default=2000, help="steps per run")
-    parser.add_argument("--sample", type=int, default=50, help="runs timed in (B)")
+    parser.add_argument("--sample", type=int, default=100, help="runs timed in (B)")
     parser.add_argument(
-        "--tune-sample", type=int, default=100, help="trials timed in (C), whole waves"
+        "--tune-sample", type=int, help="trials timed in (C), whole waves (default: all)"
     )
     parser.add_argument("--full", action="store_true", help="(B) and (C) run every run")
     parser.add_argument("--no-tune", action="store_true", help="skip (C)")
@@ -211,7 +214,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also save the table here")
     args = parser.parse_args(argv)
     for name in ("seeds", "steps", "sample", "tune_sample", "cpus"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}")
     return args
 
@@ -293,8 +296,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         tune_note = ""
         # Whole waves of trials (a multiple of --cpus), so that no half-empty last wave
         # weighs on the time per trial.
-        waves = math.ceil(args.tune_sample / args.cpus) * args.cpus
-        c_points = points if args.full else rng.sample(points, min(waves, n))
+        tune_all = args.full or args.tune_sample is None
+        waves = n if tune_all else math.ceil(args.tune_sample / args.cpus) * args.cpus
+        c_points = points if tune_all else rng.sample(points, min(waves, n))
         try:
             if args.no_tune:
                 raise ImportError

@@ -275,6 +275,41 @@ def test_one_axis_draws_a_chart_and_no_axis_a_table(tmp_path: Path) -> None:
     assert "study-data" not in text and "no field varies" in text and "0.125" in text
 
 
+def test_a_random_search_axis_is_drawn_in_log_bins(tmp_path: Path) -> None:
+    # 200 runs, each its own lr drawn log-uniformly in [1e-4, 1]: 8 log-spaced bins, each
+    # cell the median of the runs whose lr falls in it (computed here with numpy).
+    path = tmp_path / "random.db"
+    rng = np.random.default_rng(0)
+    lrs = 10.0 ** rng.uniform(-4, 0, 200)
+    lrs[0], lrs[1] = 1e-4, 1.0  # the ends, so the edges are known
+    inits = ["he_normal", "zeros"] * 100
+    losses = rng.uniform(0.1, 0.7, 200)
+    with Store(path) as store:
+        store.add_runs({f"r{i}": {"lr": float(lr), "init": inits[i]} for i, lr in enumerate(lrs)})
+        store.write_stack(
+            [Result(f"r{i}", "done", final_loss=float(v)) for i, v in enumerate(losses)]
+        )
+    page = write_report(path, x="lr", y="init")
+    assert "lr into 8 log-spaced bins" in page.read_text(encoding="utf-8")
+    edges = np.geomspace(1e-4, 1.0, 9)
+    index = np.clip(np.searchsorted(edges, lrs, side="right") - 1, 0, 7)
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    got = {
+        (json.loads(r["data-x"] or ""), json.loads(r["data-y"] or "")): r for r in _cells(page).rows
+    }
+    assert len({lr for lr, _ in got}) == 8
+    for b in range(8):
+        for init in ("he_normal", "zeros"):
+            inside = [
+                v for v, i, k in zip(losses, index, inits, strict=True) if i == b and k == init
+            ]
+            if not inside:
+                continue
+            row = got[(float(f"{centres[b]:.2g}"), init)]
+            assert _value(row["data-value"]) == pytest.approx(np.median(inside), rel=1e-12)
+            assert int(row["data-runs"] or -1) == len(inside)
+
+
 def test_the_depth_section_appears_iff_the_store_has_layer_statistics(
     study: Path, tmp_path: Path
 ) -> None:

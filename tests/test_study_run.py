@@ -445,3 +445,12 @@ def test_configs_given_by_hand_must_have_every_field(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Got none for history_every"):
         run_study([config], tmp_path / "runs.db", progress=False)
     assert not (tmp_path / "runs.db").exists()
+
+
+def test_a_config_given_by_hand_with_probe_every_none_is_the_same_run(tmp_path: Path) -> None:
+    (config,) = parse_overrides([*_SMALL, "steps=5"]).points()
+    assert "probe_every" not in config  # left out when None: the ids of old stores hold
+    path = tmp_path / "runs.db"
+    assert run_study([config], path, progress=False).trained == 1
+    again = run_study([{**config, "probe_every": None}], path, progress=False)
+    assert (again.skipped, again.trained) == (1, 0)

@@ -2053,7 +2053,7 @@ def _is_study_file(args: Sequence[str]) -> bool:
 
 
 def _study(args: Sequence[str], samples: int | None, sample_seed: int) -> Study:
-    """The study of a TOML file or of ``key=value`` fields; a bad spec exits 1."""
+    """The study of a TOML file or of ``key=value`` fields; a bad spec exits 2."""
     from initlab import studies
 
     if _is_study_file(args) and (samples is not None or sample_seed != 0):
@@ -2131,8 +2131,10 @@ def _run_study(study: Study, store: Path, words: Sequence[object], o: _RunOption
             backend=o.backend,  # type: ignore[arg-type]  # checked: local or ray
             address=o.address,
         )
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, ImportError) as error:
         _study_error(error)
+    except OSError as error:  # the store cannot be made or written where it was asked
+        _study_error(error, "--store")
     except KeyboardInterrupt:
         _interrupted(f"stopped before any stack was written. Resume with: {command}")
     typer.echo(

@@ -251,6 +251,7 @@ def executor(
 
     Raises:
         ValueError: an unknown backend, or an address or options for the local one.
+        ImportError: ``"ray"`` without Ray installed.
 
     Example:
         >>> type(executor("local")).__name__
@@ -271,6 +272,10 @@ def executor(
             )
         return LocalExecutor()
     if backend == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:  # said before any store is touched
+            raise ImportError("The ray backend needs Ray: pip install 'initlab[ray]'.")
         return RayExecutor(address, **options)
     raise ValueError(
         f"The 'backend' parameter of run_study must be 'local' or 'ray'. Got {backend!r} instead."

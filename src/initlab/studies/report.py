@@ -83,13 +83,14 @@ _RESULTS = (
 _STATUSES = ("done", "diverged", "failed", "pending")
 _MAX_CURVES = 10  # groups drawn in the curves figure: more lines than colours cannot be told apart
 _MAX_LINES = 12  # configs drawn against depth
+_MAX_AXIS_VALUES = 20  # a numeric axis with more values (a random search's) is binned
+_BINS = 8  # bins of such an axis
 _MAX_BEST = 10  # rows of the best runs' table
 _MAX_DIVERGED = 20  # rows of the diverged runs' table
 _MAX_RUNS_TABLE = 50  # rows of the runs' table when there is no axis
 _MAX_SHOWN_VALUES = 12  # values listed per axis in the summary
 _DIVERGED = "#D55E00"  # Okabe–Ito vermillion: the diverged marks, on a viridis map
 _COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-
 
 
 # --------------------------------------------------------------------------- values
@@ -180,6 +181,33 @@ def _axes(frame: pd.DataFrame, fields: dict[str, str]) -> dict[str, list[str]]:
         if len(values) > 1:
             axes[name] = sorted(values, key=lambda text: _order(json.loads(text)))
     return axes
+
+
+def _bin_wide_axes(frame: pd.DataFrame, fields: dict[str, str]) -> list[str]:
+    """Replace, in ``frame``, each numeric field with more than :data:`_MAX_AXIS_VALUES`
+    values (a random search's) by the centre of its bin (:data:`_BINS` bins, log-spaced
+    when the values are positive and span more than 10×); say what was binned."""
+    import numpy as np
+    import pandas as pd
+
+    said = []
+    for name, column in fields.items():
+        if name == "seed":  # repeats, never an axis of the figures
+            continue
+        values = frame[column]
+        numeric = pd.to_numeric(values, errors="coerce")
+        if numeric.isna().any() or values.map(lambda v: isinstance(v, bool)).any():
+            continue
+        if numeric.nunique() <= _MAX_AXIS_VALUES:
+            continue
+        low, high = float(numeric.min()), float(numeric.max())
+        log = low > 0 and high / low > 10
+        edges = np.geomspace(low, high, _BINS + 1) if log else np.linspace(low, high, _BINS + 1)
+        index = np.clip(np.searchsorted(edges, numeric, side="right") - 1, 0, _BINS - 1)
+        centres = np.sqrt(edges[:-1] * edges[1:]) if log else (edges[:-1] + edges[1:]) / 2
+        frame[column] = [float(f"{centres[i]:.2g}") for i in index]
+        said.append(f"{name} into {_BINS} {'log-spaced ' if log else ''}bins")
+    return said
 
 
 def _pick(axes: dict[str, list[str]], taken: Sequence[str]) -> str | None:
@@ -636,7 +664,8 @@ def _depth_section(
     layers = layers.assign(config=layers["run_id"].map(keys))
     first = layers[layers["step"] == layers.groupby("run_id")["step"].transform("min")]
     last = layers[layers["step"] == layers.groupby("run_id")["step"].transform("max")]
-    names = list(dict.fromkeys(keys[r] for r in frame["run_id"] if r in set(layers["run_id"])))
+    probed = set(layers["run_id"])
+    names = list(dict.fromkeys(keys[r] for r in frame["run_id"] if r in probed))
     shown = names[:_MAX_LINES]
     lines = []
     for name in shown:
@@ -768,6 +797,7 @@ def write_report(
     frame = _read(path)
     target = _output(path, out)
     fields = _config_columns(frame)
+    binned = _bin_wide_axes(frame, fields)
     axes = _axes(frame, fields)
     _check_axis(x, "x", axes)
     _check_axis(y, "y", axes)
@@ -806,6 +836,12 @@ def write_report(
         + ", ".join(f"{int(counts.get(s, 0)):,} {s}" for s in _STATUSES),
     )
     _summary(page, frame, fields, axes)
+    if binned:
+        page.text(
+            "Drawn in bins (a random search's axis has a value per run): "
+            + "; ".join(binned)
+            + ". Each bin shows its centre; its runs' values are in the store."
+        )
     _metric_section(page, finished, fields, axes, metric, x, y)
     _curves_section(page, path, finished, fields, axes, group)
     _depth_section(page, path, finished, fields, axes)

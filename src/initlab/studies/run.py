@@ -345,6 +345,10 @@ def run_study(
     local = isinstance(runner, LocalExecutor)  # the bar moves within a stack
     points = study.points() if isinstance(study, Study) else [dict(p) for p in study]
     _check_fields(points)
+    for p in points:  # as Study.points() leaves them: the same run has the same id
+        for key in _OMITTED_WHEN_NONE:
+            if key in p and p[key] is None:
+                del p[key]
     # Every run against its data, before the store is touched; each data set loaded once.
     loaded = check_points(points)
     ids = [run_id(p) for p in points]
