@@ -110,6 +110,29 @@ def test_init_members_with_a_bad_spec_leaves_the_stack_unchanged() -> None:
         init_members(stack, ["he_normal"] * 3)
 
 
+def test_init_members_without_a_bias_spec_keeps_each_members_own_bias() -> None:
+    # One plain module serves every member in turn: member 1 must not get member 0's bias,
+    # nor member 0's weights leak into a spec that keeps them.
+    stack = mlp([2, 4, 3, 1], "tanh", members=3, dtype=torch.float64)
+    with torch.no_grad():
+        for m, layer in enumerate(stack.layers[::2]):
+            layer.bias.copy_(torch.arange(3.0).view(3, 1) + 10 * m)
+    biases = [layer.bias.clone() for layer in stack.layers[::2]]
+    init_members(stack, ["he_normal", "xavier_uniform", "zeros"], None, seeds=[1, 2, 3])
+    for layer, bias in zip(stack.layers[::2], biases, strict=True):
+        assert torch.equal(layer.bias, bias)
+    for m, (spec, seed) in enumerate(
+        zip(["he_normal", "xavier_uniform", "zeros"], [1, 2, 3], strict=True)
+    ):
+        plain = nn.Sequential(
+            nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1)
+        ).double()
+        init.apply(plain, spec, None, generator=torch.Generator().manual_seed(seed))
+        ours = [p for n, p in to_module(stack, m).named_parameters() if n.endswith("weight")]
+        theirs = [p for n, p in plain.named_parameters() if n.endswith("weight")]
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
 def test_from_modules_round_trip() -> None:
     plains = [
         nn.Sequential(

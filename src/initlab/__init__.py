@@ -27,6 +27,8 @@ if TYPE_CHECKING:
         models,
         norm,
         probe,
+        store,
+        studies,
         surfaces,
         train,
     )
@@ -48,6 +50,8 @@ __all__ = [
     "models",
     "norm",
     "probe",
+    "store",
+    "studies",
     "surfaces",
     "train",
 ]

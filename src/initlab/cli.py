@@ -32,11 +32,13 @@ from initlab import train as train_mod
 from initlab._io import check_output_file, check_output_folder, write_atomic
 from initlab._spec import parse_call
 from initlab._validation import did_you_mean
+from initlab.studies.plan import DEFAULT_MAX_MEMBERS
 
 if TYPE_CHECKING:
     from initlab.data import Dataset
     from initlab.models import Stack
     from initlab.probe import Probe
+    from initlab.studies import Study
 
 _SHAPE = re.compile(r"^\d+([x×]\d+)*$")
 _HISTORY_SUFFIXES = (".csv", ".parquet")
@@ -1989,6 +1991,375 @@ def probe_command(
         _fail_in_cli_words(error)
     except KeyboardInterrupt:
         _interrupted("the probe stopped; nothing was printed for it.")
+
+
+# ----------------------------------------------------------------------------- studies
+
+study_app = typer.Typer(
+    help="Studies kept in a store: run one from a TOML file, print its plan, count its "
+    "runs, export them, write their report.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(study_app, name="study")
+
+_Overrides = Annotated[
+    list[str],
+    typer.Argument(
+        help="key=value fields: lr=0.1,0.01 (an axis), seed='range(5)', "
+        "init=he_normal,'normal(std=0.01)', 'zip(lr=0.1,0.01; batch_size=64,32)'",
+        show_default=False,
+    ),
+]
+_StudyArgs = Annotated[
+    list[str],
+    typer.Argument(help="a TOML study file, or key=value fields as initlab sweep takes"),
+]
+_StudyFile = Annotated[Path, typer.Argument(help="the TOML study file")]
+_StoreOption = Annotated[
+    Path, typer.Option("--store", help="the study's SQLite store (created if missing)")
+]
+_StoreArgument = Annotated[Path, typer.Argument(help="the study's SQLite store")]
+_Samples = Annotated[
+    int | None,
+    typer.Option(min=1, help="random draws, with random fields: lr='loguniform(1e-4,1)'"),
+]
+_SampleSeed = Annotated[int, typer.Option(min=0, help="the seed of the random draws")]
+_MaxMembers = Annotated[int, typer.Option(min=1, help="the most runs one stack trains")]
+_StudyDevice = Annotated[str, typer.Option(help="cpu or cuda")]
+_Progress = Annotated[bool, typer.Option(help="a progress bar on stderr")]
+_BACKENDS = ("local", "ray")
+_Backend = Annotated[
+    str, typer.Option(help="local (stacks one after another here) or ray (a task per stack)")
+]
+_Address = Annotated[
+    str | None, typer.Option(help="with --backend ray: auto or HOST:PORT (default: a local Ray)")
+]
+
+
+def _study_error(message: object, option: str | None = None, code: int = 2) -> NoReturn:
+    """Print ``error: OPTION: message`` as one line on stderr and exit: code 2 for a study
+    that cannot run (a bad spec, a pre-flight problem, a bad store), as every command's bad
+    input; 1 for runs that failed."""
+    text = str(message) if str(message) else type(message).__name__
+    _print_error(f"{option}: {text}" if option else text)
+    raise typer.Exit(code)
+
+
+def _is_study_file(args: Sequence[str]) -> bool:
+    """One argument without ``=``: a TOML file, not a ``key=value`` field."""
+    return len(args) == 1 and "=" not in args[0]
+
+
+def _study(args: Sequence[str], samples: int | None, sample_seed: int) -> Study:
+    """The study of a TOML file or of ``key=value`` fields; a bad spec exits 2."""
+    from initlab import studies
+
+    if _is_study_file(args) and (samples is not None or sample_seed != 0):
+        option = "--samples" if samples is not None else "--sample-seed"
+        _study_error(
+            f"a study file sets its own samples and seed. Got {option} with {_path(args[0])}. "
+            "Write samples = N and seed = S at the top of the file.",
+            option,
+        )
+    try:
+        if not _is_study_file(args):
+            return studies.parse_overrides(list(args), samples=samples, seed=sample_seed)
+        return studies.load_toml(args[0])
+    except FileNotFoundError:
+        _study_error(
+            f"expected a TOML study file or key=value fields (e.g. lr=0.1,0.01). Got "
+            f"{_path(args[0])!r}, which does not exist.",
+            "FILE",
+        )
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
+        _study_error(f"expected a readable TOML study file. Got {_path(args[0])!r}: {error}.")
+    except (ValueError, TypeError) as error:
+        _study_error(error)
+
+
+def _command(words: Sequence[object]) -> str:
+    """A command line to type again (to resume)."""
+    import shlex
+
+    return shlex.join(["initlab", *map(str, words)])
+
+
+@dataclass(frozen=True)
+class _RunOptions:
+    """How ``initlab sweep`` and ``initlab study run`` run a study, as typed."""
+
+    max_members: int
+    device: str
+    progress: bool
+    backend: str
+    address: str | None
+
+
+def _option_words(samples: int | None, sample_seed: int, o: _RunOptions) -> list[str]:
+    """The options given other than their defaults, as typed: for the resume command."""
+    words: list[str] = []
+    if samples is not None:
+        words += ["--samples", str(samples)]
+    if sample_seed != 0:
+        words += ["--sample-seed", str(sample_seed)]
+    if o.max_members != DEFAULT_MAX_MEMBERS:
+        words += ["--max-members", str(o.max_members)]
+    if o.device != "cpu":
+        words += ["--device", o.device]
+    if o.backend != "local":
+        words += ["--backend", o.backend]
+    if o.address is not None:
+        words += ["--address", o.address]
+    return words + ([] if o.progress else ["--no-progress"])
+
+
+def _run_study(study: Study, store: Path, words: Sequence[object], o: _RunOptions) -> None:
+    """Run ``study`` into ``store`` and print what was done. Exit 1 if runs failed, 130
+    on Ctrl-C; ``words`` is the command again, printed to resume."""
+    from initlab.studies import run_study
+
+    command = _command(words)
+    try:
+        s = run_study(
+            study,
+            store,
+            max_members=o.max_members,
+            device=o.device,
+            progress=o.progress,
+            backend=o.backend,  # type: ignore[arg-type]  # checked: local or ray
+            address=o.address,
+        )
+    except (ValueError, TypeError, ImportError) as error:
+        _study_error(error)
+    except OSError as error:  # the store cannot be made or written where it was asked
+        _study_error(error, "--store")
+    except KeyboardInterrupt:
+        _interrupted(f"stopped before any stack was written. Resume with: {command}")
+    typer.echo(
+        f"{s.runs:,} runs: {s.skipped:,} already done (skipped), {s.trained:,} trained in "
+        f"{s.stacks_trained:,} of {s.stacks:,} stacks ({s.done:,} done, {s.diverged:,} "
+        f"diverged, {s.failed:,} failed), {s.pending:,} pending · {s.seconds:,.1f} s · "
+        f"store {_path(store)}"
+    )
+    if s.interrupted:
+        _interrupted(
+            f"kept the {s.trained:,} runs of {s.stacks_trained:,} finished stacks; "
+            f"{s.pending:,} runs pending. Resume with: {command}"
+        )
+    if s.failed:
+        _study_error(
+            f"{s.failed:,} of the runs failed; their reasons are in the store. See: "
+            + _command(["study", "status", store]),
+            code=1,
+        )
+
+
+@app.command("sweep")
+def sweep_command(
+    fields: _Overrides,
+    store: _StoreOption,
+    samples: _Samples = None,
+    sample_seed: _SampleSeed = 0,
+    max_members: _MaxMembers = DEFAULT_MAX_MEMBERS,
+    device: _StudyDevice = "cpu",
+    progress: _Progress = True,
+    backend: _Backend = "local",
+    address: _Address = None,
+) -> None:
+    """Run a study of key=value fields into a store, stack by stack; rerun to resume.
+
+    Comma lists make a grid (the product of the axes), e.g. initlab sweep --store runs.db
+    data=circles model=2,10,5,1 init=he_normal,xavier_normal lr=0.1,0.01 seed='range(5)'
+    steps=3000. Exit codes: 0 done, 1 runs failed, 2 a bad study (nothing ran), 130 interrupted.
+    """
+    if _is_study_file(fields):
+        _study_error(
+            f"expected key=value fields, e.g. lr=0.1,0.01 steps=1000. Got {fields[0]!r}. "
+            "For a study file: initlab study run FILE --store DB.",
+            "FIELDS",
+        )
+    o = _RunOptions(
+        max_members, device, progress, _choice(backend, _BACKENDS, "--backend"), address
+    )
+    study = _study(fields, samples, sample_seed)
+    words = ["sweep", "--store", store, *fields, *_option_words(samples, sample_seed, o)]
+    _run_study(study, store, words, o)
+
+
+@study_app.command("run")
+def study_run_command(
+    file: _StudyFile,
+    store: _StoreOption,
+    max_members: _MaxMembers = DEFAULT_MAX_MEMBERS,
+    device: _StudyDevice = "cpu",
+    progress: _Progress = True,
+    backend: _Backend = "local",
+    address: _Address = None,
+) -> None:
+    """Run a TOML study file into a store, stack by stack; rerun to resume.
+
+    Exit codes: 0 done, 1 runs failed, 2 a bad study (nothing ran), 130 interrupted.
+    """
+    o = _RunOptions(
+        max_members, device, progress, _choice(backend, _BACKENDS, "--backend"), address
+    )
+    study = _study([str(file)], None, 0)
+    words = ["study", "run", file, "--store", store, *_option_words(None, 0, o)]
+    _run_study(study, store, words, o)
+
+
+@study_app.command("plan")
+def study_plan_command(
+    spec: _StudyArgs,
+    samples: _Samples = None,
+    sample_seed: _SampleSeed = 0,
+    max_members: _MaxMembers = DEFAULT_MAX_MEMBERS,
+    store: Annotated[
+        Path | None, typer.Option(help="leave out the runs this store has done (resume)")
+    ] = None,
+) -> None:
+    """Print the stacks a study trains, what each varies and shares; run nothing."""
+    from initlab.store import Store
+    from initlab.studies import plan, run_id
+    from initlab.studies.check import check_points
+
+    study = _study(spec, samples, sample_seed)
+    points = study.points()
+    try:
+        datasets = check_points(points)
+        done: set[str] = set()
+        if store is not None and store.exists():
+            with Store(store, readonly=True) as opened:
+                done = opened.done_ids()
+        pending = [p for p in points if run_id(p) not in done]
+        the_plan = plan(
+            pending,
+            max_members=max_members,
+            n_train={spec: ds.n_train for spec, ds in datasets.items()},
+        )
+    except (ValueError, TypeError) as error:
+        _study_error(error)
+    except KeyboardInterrupt:
+        _interrupted("nothing was planned.")
+    if store is not None:
+        typer.echo(
+            f"{len(points) - len(pending):,} of {len(points):,} runs already done in "
+            f"{_path(store)}; the plan trains the rest."
+        )
+    typer.echo(the_plan.describe() if pending else "Nothing to train.")
+
+
+def _shown_value(value: Any) -> str:
+    """A config value in a table: lists as widths, None as none, floats short."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "none"
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@study_app.command("status")
+def study_status_command(store: _StoreArgument) -> None:
+    """Count a store's runs: done, pending, failed, diverged, in all and per stack key
+    (the fields runs of one stack share)."""
+    from initlab.store import load
+    from initlab.studies import FIELDS, MEMBER_FIELDS
+
+    try:
+        frame = load(store)
+    except (ValueError, OSError) as error:
+        _study_error(error, "STORE")
+    except KeyboardInterrupt:
+        _interrupted("nothing was read.")
+    statuses = ("done", "diverged", "failed", "pending")
+    counts = frame["status"].value_counts()
+    total = ", ".join(f"{int(counts.get(s, 0)):,} {s}" for s in statuses)
+    typer.echo(f"{_path(store)}: {len(frame):,} runs: {total}")
+    if frame.empty:
+        return
+    # The stack key: every field but the per-member ones (and momentum), as the planner.
+    columns = {
+        name: column
+        for name in FIELDS
+        if name not in MEMBER_FIELDS and name != "momentum"
+        for column in (f"config.{name}", name)
+        if column in frame.columns
+    }
+    keys = frame[list(columns.values())].map(_shown_value)
+    keys.columns = list(columns)
+    varying = [name for name in columns if keys[name].nunique() > 1]
+    table = Table(box=box.SIMPLE_HEAD, title="per stack key" if varying else None)
+    for name in varying or ["stack key"]:
+        table.add_column(name)
+    for status in ("runs", *statuses):
+        table.add_column(status, justify="right")
+    groups = frame.groupby(keys[varying].apply(" ".join, axis=1), sort=False) if varying else None
+    for _, rows in groups if groups is not None else [("", frame)]:
+        by = rows["status"].value_counts()
+        cells = keys.loc[rows.index[0], varying].tolist() if varying else ["all runs"]
+        table.add_row(
+            *map(escape, cells), f"{len(rows):,}", *(f"{int(by.get(s, 0)):,}" for s in statuses)
+        )
+    Console(soft_wrap=True, highlight=False).print(table)
+    failed = frame.loc[frame["status"] == "failed", "reason"]
+    for reason, count in failed.value_counts().head(3).items():
+        typer.echo(f"failed ({count:,}): {reason}")
+
+
+@study_app.command("export")
+def study_export_command(
+    store: _StoreArgument,
+    out: Annotated[Path, typer.Argument(help="the file to write: .parquet or .csv")],
+    output_format: Annotated[
+        str | None, typer.Option("--format", help="parquet or csv (default: from OUT's suffix)")
+    ] = None,
+) -> None:
+    """Write a store's runs (one row per run: its config and results) to Parquet or CSV."""
+    from initlab.store import export
+
+    chosen = output_format or ("csv" if out.suffix.lower() == ".csv" else "parquet")
+    _choice(chosen, ("parquet", "csv"), "--format")
+    try:
+        written = export(store, out, chosen)  # type: ignore[arg-type]
+    except (ValueError, OSError) as error:
+        _study_error(error)
+    except KeyboardInterrupt:
+        _interrupted("nothing was written.")
+    typer.echo(f"wrote {_path(written)}")
+
+
+@study_app.command("report")
+def study_report_command(
+    store: _StoreArgument,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="an .html file, or a folder for index.html (default: STORE-report/)"),
+    ] = None,
+    x: Annotated[
+        str | None, typer.Option("--x", help="the heatmap's columns: an axis (a varying field)")
+    ] = None,
+    y: Annotated[str | None, typer.Option("--y", help="the heatmap's rows: another axis")] = None,
+    metric: Annotated[
+        str, typer.Option(help="final_loss, best_loss, train_acc or test_acc")
+    ] = "final_loss",
+    group: Annotated[
+        str | None, typer.Option(help="the axis the loss curves are grouped by")
+    ] = None,
+) -> None:
+    """Write a study's report: one self-contained HTML page (the metric as a heatmap over
+    two axes with the diverged region marked, loss curves by group, scale against depth,
+    the best and the diverged runs). Prints the page's path."""
+    from initlab.studies.report import write_report
+
+    try:
+        written = write_report(store, out, x=x, y=y, metric=metric, group=group)
+    except (ValueError, OSError) as error:
+        _study_error(error)
+    except KeyboardInterrupt:
+        _interrupted("nothing was written.")
+    typer.echo(_path(written))
 
 
 # ----------------------------------------------------------------------------- playground

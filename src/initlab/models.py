@@ -838,15 +838,30 @@ def init_members(
         seed_list = [seeds + m for m in range(members)]
     else:
         seed_list = [check_int(fn, "seeds", s) for s in per_member(seeds, "seeds")]
-    # Initialize every member's plain copy first, then load them all: an error in any
-    # member's spec leaves the whole stack unchanged.
+    # One plain module serves every member: member m's tensors are copied into it (a
+    # bias kept with bias=None stays the member's own), it is initialized, and the result
+    # is set aside. Only when every member's spec has worked are they all written back:
+    # an error in any member's spec leaves the whole stack unchanged. (A module per
+    # member cost 4 ms each: 4 s for a study's stack of 1,000.)
     device = next(stack.parameters()).device
-    plains, records = [], []
-    for m, ((w, b), seed) in enumerate(zip(specs, seed_list, strict=True)):
-        plain = to_module(stack, m)
-        generator = torch.Generator(device=device).manual_seed(seed)
-        records.append(initmod.apply(plain, w, b, generator=generator))
-        plains.append(plain)
-    for m, plain in enumerate(plains):
-        load_member(stack, m, plain)
+    plain = to_module(stack, 0)
+    pairs = [
+        (_member_tensors(layer), p)
+        for layer, p in zip(stack.layers, plain.children(), strict=True)
+        if isinstance(layer, _MemberLayer)
+    ]
+    staged: list[list[dict[str, Tensor]]] = []
+    records = []
+    with torch.no_grad():
+        for m, ((w, b), seed) in enumerate(zip(specs, seed_list, strict=True)):
+            for ours, p in pairs:
+                for name, t in _member_tensors(p).items():
+                    t.copy_(ours[name][m])
+            generator = torch.Generator(device=device).manual_seed(seed)
+            records.append(initmod.apply(plain, w, b, generator=generator))
+            staged.append([{k: t.clone() for k, t in _member_tensors(p).items()} for _, p in pairs])
+        for m, member in enumerate(staged):
+            for (ours, _), values in zip(pairs, member, strict=True):
+                for name, t in values.items():
+                    ours[name][m].copy_(t)
     return records

@@ -117,6 +117,11 @@ class Report:
         self._parts.append(f"<p>{html.escape(paragraph)}</p>")
         self._flush()
 
+    def raw(self, markup: str) -> None:
+        """Append HTML built by the caller, as is (the caller escapes what it puts in)."""
+        self._parts.append(markup)
+        self._flush()
+
     def preformatted(self, lines: Sequence[str]) -> None:
         """Printed output, kept verbatim in a monospace block."""
         self._parts.append(f"<pre>{html.escape(chr(10).join(lines))}</pre>")
