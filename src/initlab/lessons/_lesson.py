@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import torch
 
@@ -42,7 +42,19 @@ from initlab.experiments import resolve_device
 from initlab.report.html import Report
 from initlab.train import Observer, Progress, ProgressObserver, TrainResult, train
 
-__all__ = ["Env", "Lesson", "LessonProgress", "pyplot", "run_lesson", "size_of"]
+if TYPE_CHECKING:  # matplotlib loads when a lesson draws, not when the CLI starts
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "Env",
+    "Lesson",
+    "LessonProgress",
+    "figure",
+    "pyplot",
+    "run_lesson",
+    "size_of",
+    "subplots",
+]
 
 
 class LessonProgress(Protocol):
@@ -179,8 +191,50 @@ def _interrupted(
     report.text(f"Interrupted while {stage}, after {time.perf_counter() - started:.0f} s.")
 
 
+def figure(**fig_kw: Any) -> Figure:
+    """A new :class:`matplotlib.figure.Figure`, made without pyplot: it belongs to no
+    window and no backend, so drawing it never touches the user's backend, and nothing
+    needs closing (it is freed when no longer referenced). ``fig_kw`` as for ``Figure``
+    (``figsize``, ``dpi``, ``layout``, ...)."""
+    from matplotlib.figure import Figure
+
+    return Figure(**fig_kw)
+
+
+def subplots(
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    sharex: bool | Literal["none", "all", "row", "col"] = False,
+    sharey: bool | Literal["none", "all", "row", "col"] = False,
+    squeeze: bool = True,
+    width_ratios: Sequence[float] | None = None,
+    height_ratios: Sequence[float] | None = None,
+    subplot_kw: dict[str, Any] | None = None,
+    gridspec_kw: dict[str, Any] | None = None,
+    **fig_kw: Any,
+) -> tuple[Figure, Any]:
+    """``(fig, axes)`` as ``matplotlib.pyplot.subplots`` returns them, on a new
+    :func:`figure` (no pyplot, no backend switch, nothing to close).
+
+    Example:
+        >>> fig, (left, right) = subplots(1, 2, figsize=(6, 3), sharey=True)
+        >>> type(fig).__name__, len(fig.axes)
+        ('Figure', 2)
+    """
+    fig = figure(**fig_kw)
+    grid: dict[str, Any] = {"sharex": sharex, "sharey": sharey, "squeeze": squeeze}
+    grid.update(width_ratios=width_ratios, height_ratios=height_ratios)
+    grid.update(subplot_kw=subplot_kw, gridspec_kw=gridspec_kw)
+    axes = fig.subplots(nrows, ncols, **grid)
+    return fig, axes
+
+
 def pyplot() -> Any:
-    """matplotlib's pyplot on the off-screen Agg backend."""
+    """matplotlib's pyplot on the off-screen Agg backend.
+
+    Kept only until every lesson draws with :func:`subplots` / :func:`figure`; it switches
+    the process's backend, which a library must not do."""
     import matplotlib
 
     matplotlib.use("Agg")
