@@ -64,9 +64,10 @@ import torch
 from torch import Tensor, nn
 
 from initlab import data, models
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.norm import StackedBatchNorm
 from initlab.report import OKABE_ITO
+from initlab.report.figures import subplots
 from initlab.report.html import Report
 from initlab.train import Observer, Run, TrainConfig
 
@@ -607,8 +608,7 @@ def _draw_section_41(facts: FirstParts, report: Report) -> None:
 
 
 def _draw_accuracy(report: Report, nets: dict[str, Net], seeds: int) -> None:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.2, 4.4), dpi=120)
+    fig, ax = subplots(figsize=(7.2, 4.4))
     for (label, net), colour in zip(nets.items(), (OKABE_ITO[3], OKABE_ITO[0]), strict=True):
         acc = net.accuracy  # (T, M)
         steps = net.steps
@@ -633,8 +633,7 @@ def _draw_accuracy(report: Report, nets: dict[str, Net], seeds: int) -> None:
 
 
 def _draw_percentiles(report: Report, nets: dict[str, Net]) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120, sharey=True)
+    fig, axes = subplots(1, 2, figsize=(10, 4.2), sharey=True)
     styles = (("15th", ":"), ("50th", "-"), ("85th", "--"))
     for ax, (label, net), colour in zip(
         axes, nets.items(), (OKABE_ITO[3], OKABE_ITO[0]), strict=True
@@ -660,19 +659,17 @@ def _draw_percentiles(report: Report, nets: dict[str, Net]) -> None:
 
 def _draw_grid(report: Report, grid: Grid) -> None:
     import matplotlib.colors as mcolors
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
 
-    plt = pyplot()
     finite = torch.cat([g[torch.isfinite(g)] for g in grid.loss.values()])
     low = float(finite.min()) if len(finite) else 0.1
     # Colours stop a little above chance (ln 10): a blown-up loss would wash out the rest.
     norm = mcolors.LogNorm(vmin=min(max(low, 1e-3), 0.1), vmax=WORSE_THAN_CHANCE)
-    cmap = plt.get_cmap("viridis").with_extremes(bad="#BBBBBB", over=OKABE_ITO[3])
-    fig, axes = plt.subplots(
-        1, 3, figsize=(11.5, 4.6), dpi=120, gridspec_kw={"width_ratios": [1, 1, 0.05]}
-    )
-    image = None
+    cmap = colormaps["viridis"].with_extremes(bad="#BBBBBB", over=OKABE_ITO[3])
+    fig, axes = subplots(1, 3, figsize=(8.7, 4.4), gridspec_kw={"width_ratios": [1, 1, 0.05]})
     for ax, (label, loss) in zip(axes[:2], grid.loss.items(), strict=True):
-        image = ax.imshow(loss.numpy(), cmap=cmap, norm=norm, origin="lower", aspect="auto")
+        ax.imshow(loss.numpy(), cmap=cmap, norm=norm, origin="lower", aspect="auto")
         for i in range(loss.shape[0]):
             for j in range(loss.shape[1]):
                 v = float(loss[i, j])
@@ -685,7 +682,9 @@ def _draw_grid(report: Report, grid: Grid) -> None:
         ax.set_xlabel("learning rate (plain SGD)")
         ax.set_ylabel("init scale g (weight std = g/√fan_in)")
         ax.set_title(f"{label}: final training loss after {grid.steps} steps")
-    fig.colorbar(image, cax=axes[2], extend="max", label="cross-entropy (log scale)")
+    fig.colorbar(
+        ScalarMappable(norm, cmap), cax=axes[2], extend="max", label="cross-entropy (log scale)"
+    )
     report.figure(
         fig,
         "grid",
@@ -697,8 +696,7 @@ def _draw_grid(report: Report, grid: Grid) -> None:
 
 
 def _draw_modes(report: Report, early: Modes, late: Modes, steps: int) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.3), dpi=120)
+    fig, axes = subplots(1, 3, figsize=(13, 4.3))
     for ax, modes, when, colour in (
         (axes[0], early, "at initialization", OKABE_ITO[1]),
         (axes[1], late, f"after {steps} steps", OKABE_ITO[0]),

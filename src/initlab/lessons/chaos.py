@@ -46,10 +46,11 @@ from typing import Any
 import numpy as np
 
 from initlab import data, meanfield, models
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.probe import probe
 from initlab.probe.verdicts import per_layer_factor
 from initlab.report import OKABE_ITO
+from initlab.report.figures import subplots
 from initlab.report.html import Report
 from initlab.train import TrainConfig
 
@@ -269,7 +270,9 @@ def draw(facts: Facts, report: Report) -> None:
 
 def _colours(n: int) -> Any:
     """One colour per σ_w² of the grid, dark to light."""
-    return pyplot().get_cmap("cividis")(np.linspace(0.0, 0.95, n))
+    from matplotlib import colormaps
+
+    return colormaps["cividis"](np.linspace(0.0, 0.95, n))
 
 
 def _label(facts: Facts, c: int) -> str:
@@ -279,7 +282,7 @@ def _label(facts: Facts, c: int) -> str:
 
 def _draw_theory(facts: Facts, report: Report) -> None:
     curves, critical, grid = facts.curves, facts.critical_sigma_w2, facts.sigma_w2
-    fig, axes = pyplot().subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = subplots(1, 3, figsize=(15, 4.4))
     ax = axes[0]
     ax.plot(curves.sigma_w2, curves.q_star, color=OKABE_ITO[0], lw=2, label="q* (theory)")
     ax.set_ylabel("q*, the fixed point of E[h²]")
@@ -323,7 +326,7 @@ def _draw_theory(facts: Facts, report: Report) -> None:
 
 def _draw_gradients(facts: Facts, report: Report) -> None:
     deepest, colours = max(facts.depths), _colours(len(facts.sigma_w2))
-    fig, ax = pyplot().subplots(figsize=(8.5, 4.6))
+    fig, ax = subplots(figsize=(8.5, 4.6))
     layers = np.arange(1, deepest + 1)
     for c, profile in enumerate(facts.grad_rms):
         lw = 2.6 if c == facts.critical_index else 1.4
@@ -398,7 +401,7 @@ def _trainability_figure(facts: Facts) -> Any:
     import matplotlib.patheffects as effects
 
     depths, grid, accuracy = list(facts.depths), facts.sigma_w2, np.asarray(facts.accuracy)
-    fig, ax = pyplot().subplots(figsize=(9, 5.2))
+    fig, ax = subplots(figsize=(9, 5.2))
     x_edges, y_edges = _edges(list(grid)), _edges([float(d) for d in depths], log=True)
     mesh = ax.pcolormesh(x_edges, y_edges, accuracy, cmap="viridis", vmin=0.0, vmax=1.0)
     trainable = facts.trainable
@@ -457,7 +460,7 @@ def _trainability_figure(facts: Facts) -> Any:
 
 def _draw_losses(facts: Facts, report: Report) -> None:
     colours = _colours(len(facts.sigma_w2))
-    fig, axes = pyplot().subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(12, 4.2), sharey=True)
     show = [0, facts.critical_index, len(facts.sigma_w2) - 1]
     window = 1
     for ax, depth in zip(axes, (min(facts.depths), max(facts.depths)), strict=True):

@@ -62,8 +62,9 @@ from torch import Tensor
 
 from initlab import clip as clipmod
 from initlab import data, models
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.report import OKABE_ITO
+from initlab.report.figures import subplots
 from initlab.report.html import Report
 from initlab.train import ClipKind, Observer, Run, Status, TrainConfig, TrainResult
 
@@ -562,8 +563,7 @@ def _rows(net_run: NetRun) -> list[list[Any]]:
 
 
 def _draw_surface(report: Report, cliff: Cliff) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.4), dpi=120)
+    fig, axes = subplots(1, 2, figsize=(13, 5.4))
     extent = (W_RANGE[0], W_RANGE[1], B_RANGE[0], B_RANGE[1])
     log_loss = torch.log10(cliff.loss.clamp(min=1e-12)).T.numpy()  # rows: b, columns: w
     log_grad = torch.log10(cliff.grad_norm.clamp(min=1e-12)).T.numpy()
@@ -675,8 +675,7 @@ def _smooth(values: Tensor, window: int) -> Tensor:
 
 
 def _draw_losses(report: Report, runs: dict[str, NetRun], first: int) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), dpi=120)
+    fig, axes = subplots(1, 2, figsize=(13, 4.8))
     colours = iter(OKABE_ITO)
     for net_run in runs.values():
         for m, member in enumerate(net_run.result.members):
@@ -731,11 +730,8 @@ def _draw_losses(report: Report, runs: dict[str, NetRun], first: int) -> None:
 
 
 def _draw_norms(report: Report, runs: dict[str, NetRun]) -> None:
-    plt = pyplot()
     kinds = [k for k in runs if k != "none"]
-    fig, axes = plt.subplots(
-        len(kinds), 2, figsize=(12, 3.1 * len(kinds)), dpi=120, sharex=True, squeeze=False
-    )
+    fig, axes = subplots(len(kinds), 2, figsize=(12, 3.1 * len(kinds)), sharex=True, squeeze=False)
     for row, kind in zip(axes, kinds, strict=True):
         net_run = runs[kind]
         steps = net_run.result.steps

@@ -55,10 +55,11 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from initlab import data, models
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.probe import Histogram, Probe, probe
 from initlab.probe.verdicts import per_layer_factor
 from initlab.report import OKABE_ITO
+from initlab.report.figures import subplots
 from initlab.report.html import Report
 from initlab.train import TrainConfig
 
@@ -320,9 +321,10 @@ def _draw_probed(facts: Facts | _Probed, report: Report) -> None:
 
 
 def _draw_profiles(facts: Facts | _Probed, report: Report) -> None:
-    plt = pyplot()
+    from matplotlib.lines import Line2D
+
     layers = np.arange(1, DEPTH + 1)
-    fig, axes = plt.subplots(2, len(ACTIVATIONS), figsize=(15, 7.2), sharex=True)
+    fig, axes = subplots(2, len(ACTIVATIONS), figsize=(15, 7.2), sharex=True)
     for col, activation in enumerate(ACTIVATIONS):
         for label, prof in facts.profiles[activation].items():
             colour = INIT_COLOURS[label]
@@ -340,7 +342,7 @@ def _draw_profiles(facts: Facts | _Probed, report: Report) -> None:
     axes[0, 0].set_ylabel("RMS of the pre-activation h")
     axes[1, 0].set_ylabel("RMS of the gradient ∂loss/∂h")
     handles, labels = axes[1, 0].get_legend_handles_labels()
-    handles.append(plt.Line2D([], [], color="grey", ls="--"))
+    handles.append(Line2D([], [], color="grey", ls="--"))
     labels.append("mean-field forecast")
     axes[1, 0].legend(handles, labels, fontsize=8, loc="lower right")
     fig.suptitle(
@@ -367,7 +369,7 @@ def _draw_profiles(facts: Facts | _Probed, report: Report) -> None:
 def _draw_factors(facts: Facts | _Probed, report: Report) -> None:
     from matplotlib.colors import LogNorm
 
-    fig, ax = pyplot().subplots(figsize=(7.5, 4.2))
+    fig, ax = subplots(figsize=(7.5, 4.2))
     grid = facts.profiles
     matrix = np.array([[grid[a][i].backward for i in INITS] for a in ACTIVATIONS])
     image = ax.imshow(matrix, cmap="PuOr", norm=LogNorm(vmin=0.1, vmax=10.0), aspect="auto")
@@ -450,7 +452,7 @@ def _draw_glorot(facts: Facts | _Probed, report: Report) -> None:
 
 def _glorot_figure(facts: Facts | _Probed) -> Any:
     """Glorot & Bengio's Figs. 6 and 7: per-layer histograms of tanh(h) and ∂loss/∂h."""
-    fig, axes = pyplot().subplots(2, 2, figsize=(11, 7))
+    fig, axes = subplots(2, 2, figsize=(11, 7))
     for row, (label, prof) in enumerate(facts.glorot.items()):
         for col, hists in enumerate((prof.act_hist, prof.grad_hist)):
             ax = axes[row, col]
@@ -516,7 +518,7 @@ def _draw_he(he: HeTraining, report: Report) -> None:
 
 def _he_figure(he: HeTraining) -> Any:
     """Each member's loss per step, faint, and its moving average, bold."""
-    fig, ax = pyplot().subplots(figsize=(8.5, 4.6))
+    fig, ax = subplots(figsize=(8.5, 4.6))
     steps = he.step.numpy()
     kernel = np.ones(he.window) / he.window
     for m, label in enumerate(he.members):

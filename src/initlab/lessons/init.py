@@ -76,13 +76,13 @@ from initlab import data
 from initlab._io import write_atomic
 from initlab._validation import check_int, param_message
 from initlab.data import Dataset
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.lessons._notebook import notebook_cost, notebook_dataset
 from initlab.lessons.compat import legacy_make_circles, legacy_randn_weights, load_weights
 from initlab.models import Stack, StackedLinear, init_members, mlp
 from initlab.probe import Thresholds, probe
 from initlab.report import OKABE_ITO
-from initlab.report.figures import draw_decision_boundaries
+from initlab.report.figures import draw_decision_boundaries, subplots
 from initlab.report.html import Report
 from initlab.surfaces import DecisionMap, decision_map
 from initlab.train import TrainConfig, TrainResult
@@ -792,8 +792,7 @@ def _draw_mnist(mn: Mnist, report: Report) -> None:
 
 
 def _draw_circles_cost(c: Circles) -> Any:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
+    fig, ax = subplots(figsize=(7.5, 4.2))
     for k, label in enumerate(c.labels):
         points = c.runs[label].costs
         x = [s for s, _ in points]
@@ -818,10 +817,9 @@ def _draw_circles_cost(c: Circles) -> Any:
 
 def _draw_units(c: Circles, names: Sequence[str]) -> Any:
     """Each member's layer-1 units as points (w₁, w₂): copies fall on one point."""
-    plt = pyplot()
     weights = c.units  # (M, units, 2)
     members, units = weights.shape[:2]
-    fig, axes = plt.subplots(1, members, figsize=(2.1 * members, 2.6), dpi=100, squeeze=False)
+    fig, axes = subplots(1, members, figsize=(2.1 * members, 2.6), squeeze=False)
     for m in range(members):
         ax = axes[0][m]
         ax.scatter(weights[m, :, 0], weights[m, :, 1], s=14, color=PALETTE[0], alpha=0.7)
@@ -845,10 +843,9 @@ def _draw_relu_histograms(
     before: Sequence[Tensor], after: Sequence[Tensor], names: Sequence[str]
 ) -> Any:
     """Per member (column) and hidden layer (row): the ReLU outputs at init and after."""
-    plt = pyplot()
     members, layers = len(names), len(before)
-    fig, axes = plt.subplots(
-        layers, members, figsize=(2.1 * members, 2.0 * layers + 0.6), dpi=100, squeeze=False
+    fig, axes = subplots(
+        layers, members, figsize=(2.1 * members, 2.0 * layers + 0.6), squeeze=False
     )
     for layer in range(layers):
         for m in range(members):
@@ -881,16 +878,14 @@ def _draw_relu_histograms(
 
 def _draw_tanh_histograms(shots: Sequence[Snapshot], names: Sequence[str]) -> Any:
     """Rows: inits; columns: snapshots; in each panel one histogram per hidden layer."""
-    plt = pyplot()
     rows, cols = len(names), len(shots)
     layers = shots[0].hist.shape[1]
     # One y scale per row (per init): a log scale, or one scale per panel, costs seconds
     # of drawing here.
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         rows,
         cols,
         figsize=(2.9 * cols + 0.8, 1.55 * rows + 0.8),
-        dpi=100,
         squeeze=False,
         sharex=True,
         sharey="row",
@@ -928,8 +923,7 @@ def _draw_tanh_histograms(shots: Sequence[Snapshot], names: Sequence[str]) -> An
 
 def _draw_layer_stats(shots: Sequence[Snapshot], names: Sequence[str], threshold: float) -> Any:
     """Per-layer std and saturated fraction, at init (solid) and at the end (dashed)."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), dpi=100)
+    fig, axes = subplots(1, 2, figsize=(11, 4.0))
     first, last = shots[0], shots[-1]
     layers = list(range(1, first.std.shape[1] + 1))
     for m, name in enumerate(names):
@@ -953,8 +947,7 @@ def _draw_layer_stats(shots: Sequence[Snapshot], names: Sequence[str], threshold
 
 
 def _draw_mnist_training(mn: Mnist, names: Sequence[str]) -> Any:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), dpi=100)
+    fig, axes = subplots(1, 2, figsize=(11, 4.0))
     for m, name in enumerate(names):
         colour = PALETTE[m % len(PALETTE)]
         y = torch.where(torch.isfinite(mn.loss[:, m]), mn.loss[:, m], torch.nan)

@@ -65,8 +65,9 @@ import torch
 from torch import Tensor
 
 from initlab import data, models
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.report import OKABE_ITO
+from initlab.report.figures import subplots
 from initlab.report.html import Report
 from initlab.surfaces import filter_normalized_direction, loss_slice
 from initlab.train import TrainConfig
@@ -720,8 +721,7 @@ def _curve(ax: Any) -> None:
 
 
 def _draw_1d(report: Report, one_d: OneD) -> None:
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3), dpi=120)
+    fig, (left, right) = subplots(1, 2, figsize=(11, 4.3))
     _curve(left)
     for kind, points, marker in (
         ("minima", MINIMA_1D, "o"),
@@ -776,10 +776,7 @@ def _draw_1d(report: Report, one_d: OneD) -> None:
 
 
 def _draw_noise(report: Report, noise: Noise) -> None:
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(11, 4.2), dpi=120, gridspec_kw={"width_ratios": [1, 1.6]}
-    )
+    fig, (left, right) = subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.6]})
     _noise_ends(left, noise)
     _noise_paths(right, noise)
     report.figure(
@@ -922,8 +919,7 @@ def _path_2d(
 
 
 def _draw_2d(report: Report, two_d: TwoD) -> None:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.2, 6.2), dpi=120)
+    fig, ax = subplots(figsize=(7.2, 6.2))
     filled = _contour(ax, himmelblau, -5.2, 5.2, 24)
     bar = fig.colorbar(filled, ax=ax)
     bar.set_label("log₁₀(f + 0.01)")
@@ -959,8 +955,9 @@ def _log_panel(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
 
 
 def _draw_saddle(report: Report, saddle: Saddle) -> None:
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.6), dpi=120)
+    from matplotlib.patches import Circle
+
+    fig, (left, right) = subplots(1, 2, figsize=(11.5, 4.6))
     filled = _contour(left, himmelblau, -1.0, 4.0, 24)
     fig.colorbar(filled, ax=left).set_label("log₁₀(f + 0.01)")
     left.plot(
@@ -971,7 +968,7 @@ def _draw_saddle(report: Report, saddle: Saddle) -> None:
         linewidth=1.2,
         label="the saddle's stable manifold",
     )
-    circle = plt.Circle(
+    circle = Circle(
         (float(saddle.point[0]), float(saddle.point[1])),
         NEAR,
         fill=False,
@@ -1020,8 +1017,7 @@ def _draw_saddle(report: Report, saddle: Saddle) -> None:
 
 
 def _draw_convergence(report: Report, one_d: OneD) -> None:
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.2), dpi=120)
+    fig, (left, right) = subplots(1, 2, figsize=(11.5, 4.2))
     runs, labels = one_d.descent, _labels_1d(one_d)
     for j, (colour, label) in enumerate(zip(_cycle(len(labels)), labels, strict=True)):
         stop, end = runs.stop[j], runs.end(j)
@@ -1067,9 +1063,8 @@ def _draw_convergence(report: Report, one_d: OneD) -> None:
 
 
 def _draw_net(report: Report, net: Net, plane: Slice) -> None:
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(11.5, 4.6), dpi=120, gridspec_kw={"width_ratios": [1, 1.15]}
+    fig, (left, right) = subplots(
+        1, 2, figsize=(11.5, 4.6), gridspec_kw={"width_ratios": [1, 1.15]}
     )
     _net_training(left, net)
     _net_slice(fig, right, plane)
