@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,11 +50,14 @@ __all__ = [
     "Env",
     "Lesson",
     "LessonProgress",
+    "closing_texts",
     "figure",
+    "knobs",
     "pyplot",
     "run_lesson",
     "size_of",
     "subplots",
+    "with_options",
 ]
 
 
@@ -67,7 +71,8 @@ class LessonProgress(Protocol):
 
 @dataclass(frozen=True)
 class Lesson:
-    """What a lesson found, drew and wrote."""
+    """What a lesson found, drew and wrote. In a notebook it shows its page (question,
+    setup, findings, figures, takeaway, try next); its ``repr`` is one line."""
 
     name: str
     title: str
@@ -80,6 +85,21 @@ class Lesson:
     quick: bool  # whether the quick sizes ran
     lines: tuple[str, ...] = ()  # printed output, where the lesson prints some
     html: str = field(default="", repr=False)  # the report page itself
+    body: str = field(default="", repr=False)  # the page's body, for a notebook
+    takeaway: str = ""  # the one sentence to remember
+    try_next: tuple[str, ...] = ()  # commands to run next
+    options: tuple[tuple[str, object], ...] = ()  # the knobs given, in order
+
+    def __repr__(self) -> str:
+        where = f"report={str(self.report)!r}" if self.report is not None else "in memory"
+        count = len(self.findings)
+        return (
+            f"<Lesson {self.name!r}{' quick' if self.quick else ''}: {self.seconds:.1f} s, "
+            f"{count} finding{'' if count == 1 else 's'}, {where}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return self.body or self.html
 
 
 class Env:
@@ -135,20 +155,38 @@ def run_lesson(
     quick: bool = False,
     device: str | torch.device = "cpu",
     progress: LessonProgress | None = None,
+    options: Mapping[str, object] | None = None,
+    command: str | None = None,
 ) -> Lesson:
     """Run one lesson module (see this module's doc): compute, draw, find, write.
 
+    Args:
+        module: the lesson.
+        out: the report's folder (None: in memory only).
+        quick: the quick sizes instead of the default ones.
+        device: where the engine trains.
+        progress: the display told each stage and fed the engine's reports.
+        options: the lesson's knobs, each a field of its ``Size`` (``KNOBS`` names them),
+            replacing that field of the quick or default sizes; shown in the footer.
+        command: the exact command that ran the lesson, for the footer (None: the
+            equivalent Python call).
+
     Raises:
-        ValueError: an unavailable device (before anything is written); a lesson that
-            found nothing.
+        ValueError: an unavailable device, or an option the lesson has no knob for (both
+            before anything is written); a lesson that found nothing.
         KeyboardInterrupt: Ctrl-C; the report so far is on disk.
     """
     env = Env(device, progress)
-    size = size_of(module, quick)
+    given = dict(options or {})
+    size = with_options(module, size_of(module, quick), given)
+    if command is None:
+        command = _python_call(module.NAME, quick, str(env.device), given)
     started = time.perf_counter()
     folder = Path(out) if out is not None else None
-    report = Report(module.NAME, module.TITLE, folder, module.setup(size))
-    report.text(module.QUESTION)
+    report = Report(module.NAME, module.TITLE, folder)
+    report.footer(command=command, device=str(env.device), quick=quick, options=given)
+    report.question(module.QUESTION)
+    report.setup(module.setup(size))
     try:
         facts = module.compute(size, env)
     except KeyboardInterrupt:
@@ -164,6 +202,11 @@ def run_lesson(
     if not found:
         raise ValueError(f"lesson {module.NAME!r} finished without a finding.")
     report.findings(found)
+    takeaway, try_next = closing_texts(module)
+    if takeaway:
+        report.takeaway(takeaway)
+    if try_next:
+        report.try_next(try_next)
     path = report.write() if report.out is not None else None
     printed = getattr(module, "printed", None)
     return Lesson(
@@ -178,7 +221,95 @@ def run_lesson(
         quick=quick,
         lines=tuple(printed(facts)) if printed is not None else (),
         html=report.html(),
+        body=report.fragment(),
+        takeaway=takeaway,
+        try_next=try_next,
+        options=tuple(given.items()),
     )
+
+
+def knobs(module: ModuleType) -> Mapping[str, str]:
+    """The lesson's knobs: option name → help text (empty: it takes no options)."""
+    found: Mapping[str, str] = getattr(module, "KNOBS", {})
+    return found
+
+
+def with_options(module: ModuleType, size: Any, options: Mapping[str, object]) -> Any:
+    """``size`` with the given options replacing its fields (``dataclasses.replace``).
+
+    A string given for a number or a bool (as a command line gives it) is converted to the
+    field's type; any other type that differs from the field's is refused.
+
+    Raises:
+        ValueError: an option that is not one of the lesson's ``KNOBS``, or a value that
+            does not convert to its field's type.
+    """
+    if not options:
+        return size
+    allowed = knobs(module)
+    unknown = [name for name in options if name not in allowed]
+    if unknown:
+        takes = (
+            f"takes the options {', '.join(allowed)}"
+            if allowed
+            else "takes no options (it has no knobs)"
+        )
+        raise ValueError(
+            f"lesson {module.NAME!r} {takes}. Got {', '.join(map(repr, unknown))}."
+            + (" Drop it, or use a lesson that has it." if not allowed else "")
+        )
+    return dataclasses.replace(
+        size,
+        **{
+            name: _as_field(module.NAME, name, getattr(size, name), v)
+            for name, v in options.items()
+        },
+    )
+
+
+def _as_field(lesson: str, name: str, current: object, value: object) -> object:
+    kind = type(current)
+    if current is None or (
+        isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    ):
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and kind in (int, float, bool):
+        text = value.strip().lower()
+        try:
+            if kind is bool:
+                if text not in ("true", "false", "yes", "no", "1", "0"):
+                    raise ValueError(text)
+                return text in ("true", "yes", "1")
+            return kind(text)
+        except ValueError:
+            pass
+    raise ValueError(
+        f"the {name!r} option of lesson {lesson!r} must be a {kind.__name__} (like its "
+        f"default, {current!r}). Got {value!r}."
+    )
+
+
+def closing_texts(module: ModuleType) -> tuple[str, tuple[str, ...]]:
+    """The lesson's takeaway and "try next" commands: the module's own ``TAKEAWAY`` and
+    ``TRY_NEXT`` where it defines them, else those of :mod:`initlab.lessons._texts`."""
+    from initlab.lessons import _texts
+
+    takeaway: str = getattr(module, "TAKEAWAY", _texts.TAKEAWAYS.get(module.NAME, ""))
+    try_next = getattr(module, "TRY_NEXT", _texts.TRY_NEXT.get(module.NAME, ()))
+    return takeaway, tuple(try_next)
+
+
+def _python_call(name: str, quick: bool, device: str, options: Mapping[str, object]) -> str:
+    args = [repr(name)]
+    if quick:
+        args.append("quick=True")
+    if device != "cpu":
+        args.append(f"device={device!r}")
+    if options:
+        args.append(f"options={dict(options)!r}")
+    return f"initlab.lessons.run({', '.join(args)})"
 
 
 def _interrupted(
