@@ -477,7 +477,6 @@ def _circles_lines(runs: Mapping[str, CirclesRun]) -> list[str]:
 
 def _mnist(snapshots: Sequence[int], env: Env) -> Mnist:
     """Train the MNIST stack in segments between the snapshot steps; its facts."""
-    env.stage(f"MNIST: {len(MNIST_INITS)} inits × {snapshots[-1]} SGD steps, one stack")
     stack, shots, results, x_test, threshold = _train_mnist(env, snapshots)
     spread = _unit_spread(stack)
     distinct = _distinct_units(stack, x_test[:256])
@@ -534,6 +533,11 @@ def _train_mnist(
     shots = [_snapshot(stack, x_test, y_test, 0, threshold)]
     results = []
     for k, (start, stop) in enumerate(itertools.pairwise(snapshots)):
+        # The progress bar counts this segment's steps: the stage says which they are.
+        env.stage(
+            f"MNIST: {len(MNIST_INITS)} inits, one stack: SGD steps {start + 1}–{stop} "
+            f"of {snapshots[-1]} ({stop - start} steps)"
+        )
         config = TrainConfig(
             loss="cross_entropy",
             optimizer="sgd",

@@ -190,7 +190,14 @@ def draw(facts: Facts, report: Report) -> None:
     )
     epochs_axis = torch.arange(facts.epoch_cost.shape[0])
     report.figure(
-        draw_loss_curves(epochs_axis, facts.epoch_cost, labels, "epoch cost", "epoch"),
+        draw_loss_curves(
+            epochs_axis,
+            facts.epoch_cost,
+            labels,
+            "epoch cost",
+            "epoch",
+            heading=f"Epoch cost of {len(labels)} optimizer runs on the moons",
+        ),
         "cost",
         "Epoch cost of each run (log scale). Adam, and every run with decay, leave "
         "plain gradient descent at lr 0.0007 behind.",

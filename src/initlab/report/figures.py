@@ -126,8 +126,12 @@ def draw_loss_curves(
     title: str = "cost",
     xlabel: str = "step",
     log: bool = True,
-) -> Any:
-    """One cost curve per member: (S,) steps against (S, M) costs.
+    *,
+    heading: str = "",
+) -> Figure:
+    """One cost curve per member: (S,) steps against (S, M) costs, in Okabe & Ito's
+    colour-blind-safe colours (and a dash pattern per cycle of them), the legend beside
+    the panel so it covers no curve.
 
     Non-finite costs (a diverged member, or log(0) in a cost) are left out of the line.
 
@@ -138,6 +142,7 @@ def draw_loss_curves(
         title: the y axis's label.
         xlabel: the x axis's label.
         log: a log y scale when every finite cost is positive.
+        heading: the panel's title.
 
     Returns:
         A matplotlib figure (for :meth:`initlab.report.html.Report.figure`).
@@ -147,17 +152,31 @@ def draw_loss_curves(
         >>> fig.axes[0].get_yscale()
         'log'
     """
-    fig, ax = subplots(figsize=(7, 4.2))
+    fig, ax = subplots(figsize=(8.0 if len(labels) > 1 else 7.0, 4.2))
     x = steps.double().numpy()
+    # Yellow (the palette's last) reads poorly on white: six colours, then dashes.
+    colours, dashes = OKABE_ITO[:6], ("-", "--", ":", "-.")
     for m, label in enumerate(labels):
         y = loss[:, m].double()
-        ax.plot(x, torch.where(torch.isfinite(y), y, torch.nan).numpy(), label=label, linewidth=1.6)
+        ax.plot(
+            x,
+            torch.where(torch.isfinite(y), y, torch.nan).numpy(),
+            label=label,
+            linewidth=1.6,
+            color=colours[m % len(colours)],
+            linestyle=dashes[(m // len(colours)) % len(dashes)],
+        )
     if log and bool((loss[torch.isfinite(loss)] > 0).all()):
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(title)
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=9)
+    if heading:
+        ax.set_title(heading, fontsize=11)
+    if len(labels) > 1:
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(frameon=False, fontsize=9)
     return fig
 
 
