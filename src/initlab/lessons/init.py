@@ -808,7 +808,10 @@ def _draw_circles_cost(c: Circles) -> Any:
             markersize=4,
             color=PALETTE[k % len(PALETTE)],
             label=c.runs[label].name,
-            linewidth=1.5,
+            # zeros' flat cost would hide under the others: drawn on top, dashed, thicker
+            linewidth=2.4 if label == "zeros" else 1.5,
+            linestyle="--" if label == "zeros" else "-",
+            zorder=5 if label == "zeros" else 2,
         )
     ax.set_xlabel("iteration (full-batch gradient descent step)")
     ax.set_ylabel("cost (cross-entropy, notebook formula)")
