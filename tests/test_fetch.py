@@ -469,3 +469,36 @@ def test_a_damaged_fetched_file_names_the_command(
     assert str(caught.value).endswith("To download a verified copy: initlab data fetch mnist")
     fetch.fetch(NAME, mirrors=[mirror.url], progress=False)  # the command mends it
     assert data.load(NAME, limit=2).n_test == 2
+
+
+def test_ctrl_c_keeps_the_partial_file_for_a_resume(
+    tmp_path: Path, mirror: Mirror, published: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "train-images-idx3-ubyte.gz"
+
+    def interrupt(self: object, count: int) -> None:
+        raise KeyboardInterrupt  # after the first chunk was written
+
+    monkeypatch.setattr(fetch._Silent, "advance", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        fetch.fetch(NAME, tmp_path, mirrors=[mirror.url], progress=False)
+    monkeypatch.undo()
+    kept = (tmp_path / NAME / f"{name}.part").read_bytes()
+    assert 0 < len(kept) < len(published[name]) and published[name].startswith(kept)
+    assert not (tmp_path / NAME / name).exists()
+    mirror.log.clear()
+    fetch.fetch(NAME, tmp_path, mirrors=[mirror.url], progress=False)
+    assert [r.range for r in mirror.log if r.path == name] == [f"bytes={len(kept)}-"]
+    assert (tmp_path / NAME / name).read_bytes() == published[name]
+
+
+def test_a_file_of_the_wrong_size_is_refused_before_its_body(
+    tmp_path: Path, mirror: Mirror, published: dict[str, bytes]
+) -> None:
+    name = "train-images-idx3-ubyte.gz"
+    mirror.files[name] = b"<html>Not here any more</html>"  # a 200 page in its place
+    with pytest.raises(fetch.FetchError) as caught:
+        fetch.fetch(NAME, tmp_path, mirrors=[mirror.url], progress=False)
+    size = len(published[name])
+    assert f"{name}: it serves 30 bytes; {size:,} were published" in str(caught.value)
+    assert os.listdir(tmp_path / NAME) == []

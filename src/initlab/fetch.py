@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.client
+import importlib.metadata
 import os
 import re
 import urllib.error
@@ -328,6 +329,13 @@ class _Failed(Exception):
     """This mirror cannot serve this file now; the message says why."""
 
 
+def _user_agent() -> str:
+    try:
+        return f"initlab/{importlib.metadata.version('initlab')} (python-urllib)"
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source tree
+        return "initlab (python-urllib)"
+
+
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -337,7 +345,8 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, urllib.error.URLError):
         reason = error.reason
         text = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
-        return f"cannot connect ({text})"
+        local = isinstance(reason, FileNotFoundError | PermissionError | IsADirectoryError)
+        return f"{'cannot read' if local else 'cannot connect'} ({text})"
     if isinstance(error, http.client.IncompleteRead):
         return "the connection closed before the whole file arrived"
     if isinstance(error, TimeoutError):
@@ -357,7 +366,7 @@ def _download(url: str, part: Path, remote: RemoteFile, bar: _Bar) -> bool:
             return True
         part.unlink()
         offset = 0
-    headers = {"User-Agent": "initlab (https://pypi.org/project/initlab)"}
+    headers = {"User-Agent": _user_agent()}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(url, headers=headers)
