@@ -411,6 +411,9 @@ def test_every_lesson_has_a_takeaway_and_commands_to_try_next() -> None:
     from initlab.playground import PRESETS
 
     cli = get_command(app)
+    lesson = cli.get_command(cli.make_context("initlab", ["lesson"]), "lesson")  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="No such option: --no-such"):  # options are checked
+        lesson.make_context("lesson", ["init", "--no-such"])
     titles = {p.title for p in PRESETS}
     assert set(_texts.TAKEAWAYS) == set(LESSONS) == set(_texts.TRY_NEXT)
     for name in LESSONS:
@@ -422,7 +425,10 @@ def test_every_lesson_has_a_takeaway_and_commands_to_try_next() -> None:
             words = shlex.split(command)
             assert words[0] == "initlab", line
             # each is a command the CLI takes, with options it has
-            cli.make_context("initlab", words[1:], resilient_parsing=False)
+            with cli.make_context("initlab", words[1:]) as top:
+                sub = cli.get_command(top, words[1])  # type: ignore[attr-defined]
+                assert sub is not None, line
+                sub.make_context(words[1], words[2:], parent=top)  # raises on a bad option
             if words[1] == "playground":  # the comment names a preset the page offers
                 assert any(f"“{t}”" in comment for t in titles), line
 
