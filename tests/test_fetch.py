@@ -188,7 +188,8 @@ def _sums(text: str) -> dict[str, str]:
 
 
 def _landed(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """The folder's files but the hidden .fetch.lock."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".fetch.lock"}
 
 
 # ----------------------------------------------------------------------------- the table
@@ -501,4 +502,32 @@ def test_a_file_of_the_wrong_size_is_refused_before_its_body(
         fetch.fetch(NAME, tmp_path, mirrors=[mirror.url], progress=False)
     size = len(published[name])
     assert f"{name}: it serves 30 bytes; {size:,} were published" in str(caught.value)
-    assert os.listdir(tmp_path / NAME) == []
+    assert _landed(tmp_path / NAME) == {}
+
+
+def test_a_second_fetch_into_the_same_folder_waits_its_turn(
+    tmp_path: Path, mirror: Mirror, published: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    waiting = threading.Event()
+    monkeypatch.setattr(fetch._Silent, "note", lambda self, name, text: waiting.set())
+    (tmp_path / NAME).mkdir()
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            fetch.fetch(NAME, tmp_path, mirrors=[mirror.url], progress=False)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    with (tmp_path / NAME / ".fetch.lock").open("a+b") as first:
+        fcntl.flock(first, fcntl.LOCK_EX)  # as a first fetch would hold it
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert waiting.wait(timeout=30)  # it said it waits...
+        assert mirror.log == [] and thread.is_alive()  # ...and downloads nothing meanwhile
+        fcntl.flock(first, fcntl.LOCK_UN)
+    thread.join(timeout=60)
+    assert errors == [] and not thread.is_alive()
+    assert {k: v for k, v in _landed(tmp_path / NAME).items() if k.endswith(".gz")} == published

@@ -532,11 +532,33 @@ def fetch(
             f"Cannot create the data folder {folder} ({error.strerror}). Choose another with "
             f"--dir DIR (root= in Python) or the environment variable {ENV}=DIR."
         ) from error
-    with _bar(progress) as bar:
+    with _bar(progress) as bar, _locked(folder, bar):
         for remote in source.files:
             _fetch_file(folder, remote, urls, bar)
-    _write_sums(folder, source.files)
+        _write_sums(folder, source.files)
     return folder
+
+
+@contextmanager
+def _locked(folder: Path, bar: _Bar) -> Iterator[None]:
+    """Hold ``folder/.fetch.lock``: a second fetch into the same folder waits its turn
+    (two writers of one .part would ruin each other's bytes). No lock where fcntl is
+    missing (Windows): the checksums still refuse a ruined file."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with (folder / ".fetch.lock").open("a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            bar.note(folder.name, f"another fetch is writing into {folder}; waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_sums(folder: Path, files: Sequence[RemoteFile]) -> None:
