@@ -324,7 +324,7 @@ def test_the_footer_says_the_python_call_and_the_options_when_no_command_is_give
     tmp_path: Path,
 ) -> None:
     lesson = run_module(_demo_lesson(), None, quick=True, options={"steps": 7})
-    assert "initlab.lessons.run(&#39;demo&#39;, quick=True, options={&#39;steps&#39;: 7})" in (
+    assert "initlab.lessons.run(&#x27;demo&#x27;, quick=True, options={&#x27;steps&#x27;: 7})" in (
         lesson.html
     )
     assert "<dt>options</dt><dd>steps=7</dd>" in lesson.html
@@ -345,10 +345,13 @@ def test_every_text_on_the_page_is_escaped(tmp_path: Path) -> None:
     report.table([evil], [[evil]], caption=evil)
     report.section(evil, evil)
     report.footer(command=evil, options={evil: evil})
+    report.figure(_figure(), "f", caption='a" onerror="alert(1)')  # into alt="…"
+    assert 'alt="a&quot; onerror=&quot;alert(1)"' in report.html()
     for page in (lesson.html, lesson.body, report.html(), report.fragment()):
         assert "<script" not in page and "<b>" not in page
         assert (
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
+            "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"
+            in page
         )
         html5lib.HTMLParser(strict=True).parse(
             page if page.startswith("<!DOCTYPE") else f"<!DOCTYPE html><title>t</title>{page}"

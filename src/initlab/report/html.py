@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import io
 import re
 from collections.abc import Mapping, Sequence
@@ -55,11 +56,21 @@ __all__ = ["Report"]
 COLUMN_PX = 960
 
 
+def _escaped(value: object) -> Markup:
+    """Every ``{{ value }}`` goes through here: text is escaped with :func:`html.escape`
+    (``&#x27;`` and ``&quot;`` for quotes: a finding reads the same in the page's source as
+    ``html.escape`` writes it), markup (:class:`Markup`, from :meth:`Report.raw`) passes."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(html.escape(str(value)))
+
+
 @functools.cache
 def _templates() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("initlab.report", "templates"),
         autoescape=True,  # every string is text unless wrapped in Markup (Report.raw)
+        finalize=_escaped,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
