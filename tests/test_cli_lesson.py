@@ -236,20 +236,20 @@ def _lines(bar: _Bar, console: Console) -> list[str]:
     return file.getvalue().splitlines()
 
 
-def _console() -> Console:
-    return Console(file=io.StringIO(), width=80, color_system=None, legacy_windows=False)
+def _console(width: int = 80) -> Console:
+    return Console(file=io.StringIO(), width=width, color_system=None, legacy_windows=False)
 
 
-def _counts(lines: list[str]) -> str:
+def _counts(lines: list[str], width: int = 80) -> str:
     [line] = lines
-    assert len(line) <= 80 and "None" not in line, line
+    assert len(line) <= width and "None" not in line, line
     return line
 
 
 def test_a_lesson_bar_counts_a_stage_of_several_runs_in_80_columns() -> None:
     console = _console()
     bar = _LessonBar("lesson init", console=console)
-    assert "0 steps" in _counts(_lines(bar, console))
+    assert "steps" not in _counts(_lines(bar, console))  # nothing counted, nothing said
     # the init lesson's MNIST stage: 200 steps trained in segments of 40, each run
     # reporting once, at its end
     bar.stage("MNIST: 7 inits × 200 SGD steps, one stack", total=200)
@@ -260,7 +260,7 @@ def test_a_lesson_bar_counts_a_stage_of_several_runs_in_80_columns() -> None:
         assert f" {40 * k}/200 steps" in line and "loss 0.123–2.35" in line
     # without a total for the stage: what is known so far, counted across the runs
     bar.stage("a stage of two runs")
-    assert "0 steps" in _counts(_lines(bar, console))
+    assert "steps" not in _counts(_lines(bar, console))
     bar(_progress(50, 100, members=3, active=2))
     line = _counts(_lines(bar, console))
     assert "50/100 steps" in line and "2/3 left" in line
@@ -276,6 +276,14 @@ def test_a_long_stage_is_cut_to_fit_80_columns() -> None:
     bar(_progress(65_432, 123_456, members=1000, active=999))
     line = _counts(_lines(bar, console))
     assert "65,432/123,456 steps" in line and "…" in line
+    # a wider terminal shows more of the label, and the losses whole
+    console = _console(120)
+    bar = _LessonBar("lesson gradients", console=console)
+    bar.stage("MNIST: 7 inits × 200 SGD steps, one stack", total=200)
+    bar(_progress(40, 200, members=7, active=6))
+    line = _counts(_lines(bar, console), 120)
+    assert line.startswith("MNIST: 7 inits × 200 SGD steps, one stack ")
+    assert "40/200 steps  loss 0.123–inf · 6/7 left" in line
 
 
 def test_the_train_bar_knows_its_total_from_the_start() -> None:

@@ -462,9 +462,11 @@ def gains() -> None:
 
 
 def _counted(done: int, total: int | None) -> str:
-    """What a bar has counted: ``done/total steps``, or ``done steps`` while the total is
-    unknown (never "None")."""
-    return f"{done:,}/{total:,} steps" if total is not None else f"{done:,} steps"
+    """What a bar has counted: ``done/total steps``; while the total is unknown, ``done
+    steps``, or nothing before the first step (never "None")."""
+    if total is not None:
+        return f"{done:,}/{total:,} steps"
+    return f"{done:,} steps" if done else ""
 
 
 def _loss_info(p: train_mod.Progress) -> str:
@@ -481,38 +483,40 @@ class _Bar(train_mod.Observer):
     and draws any :class:`~initlab.train.Progress` it is called with (the lessons' runner
     calls it so).
 
-    One line of at most 80 columns: the label is cut with an ellipsis where it is long, the
-    count and the losses are short, and the total is shown as soon as it is known (from
-    the start when given, else when the run starts).
+    One line as wide as the terminal, 80 columns included: the label, the bar, the count
+    then the losses, the time left; the label and then the losses are cut with an ellipsis
+    where they do not fit. The total shows as soon as it is known (from the start when
+    given, else when the run starts).
     """
 
-    _LABEL = 24  # columns for the label; the rest fits 80 with a 10-column bar
+    _FIXED = 20  # the bar (10), the time left (5, 7 past an hour), the spaces between (3)
+    _LABEL = 12  # the fewest columns the label gets
 
     def __init__(self, label: str, total: int | None = None, console: Console | None = None):
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
         from rich.table import Column
 
-        console = console if console is not None else Console(stderr=True)
+        self.console = console if console is not None else Console(stderr=True)
+        # The label takes what the count and the losses leave (set again as they change).
+        self.label_column = Column(no_wrap=True, overflow="ellipsis")
+        tail_column = Column(
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=max(8, self.console.width - self._FIXED - self._LABEL),
+        )
         self.progress = Progress(
-            TextColumn(
-                "[bold]{task.description}",
-                table_column=Column(no_wrap=True, overflow="ellipsis", max_width=self._LABEL),
-            ),
+            TextColumn("[bold]{task.description}", table_column=self.label_column),
             BarColumn(bar_width=10),
-            TextColumn("{task.fields[count]}", table_column=Column(no_wrap=True)),
-            TextColumn(
-                "{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")
-            ),
+            TextColumn("{task.fields[tail]}", markup=False, table_column=tail_column),
             TimeRemainingColumn(compact=True),
             transient=True,
             # on stderr, so that stdout holds the results alone; drawn only on a terminal
             # (piped, a transient bar would leave blank lines)
-            console=console,
-            disable=not console.is_terminal,
+            console=self.console,
+            disable=not self.console.is_terminal,
         )
-        self.task = self.progress.add_task(
-            escape(label), total=total, count=_counted(0, total), info=""
-        )
+        self.task = self.progress.add_task(escape(label), total=total, tail="")
+        self.show(0, total, "")
 
     def __enter__(self) -> _Bar:
         self.progress.start()
@@ -523,9 +527,9 @@ class _Bar(train_mod.Observer):
 
     def show(self, done: int, total: int | None, info: str) -> None:
         """Draw ``done`` of ``total`` steps, and ``info`` after them."""
-        self.progress.update(
-            self.task, completed=done, total=total, count=_counted(done, total), info=info
-        )
+        tail = "  ".join(part for part in (_counted(done, total), info) if part)
+        self.label_column.max_width = max(self._LABEL, self.console.width - self._FIXED - len(tail))
+        self.progress.update(self.task, completed=done, total=total, tail=tail)
 
     def on_start(self, run: train_mod.Run) -> None:
         self.show(0, run.total, "")
@@ -1163,11 +1167,13 @@ def lesson_command(
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     depth: Annotated[
         int | None,
-        typer.Option(help="gradients: hidden layers of the probed net", show_default=False),
+        typer.Option(help="gradients: hidden layers of its nets", show_default=False),
     ] = None,
     activation: Annotated[
         str | None,
-        typer.Option(help="gradients: the activation to probe (tanh, relu, …)", show_default=False),
+        typer.Option(
+            help="gradients: the trained net's activation (relu, tanh, …)", show_default=False
+        ),
     ] = None,
     verbose: Annotated[
         bool,
