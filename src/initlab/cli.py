@@ -1000,6 +1000,7 @@ def data_fetch_command(
         Path | None,
         typer.Option(
             "--dir",
+            metavar="DIR",
             help="the folder to fetch into \\[default: $INITLAB_DATA, else the user cache "
             "folder: see initlab data where]",
             show_default=False,
@@ -1009,6 +1010,7 @@ def data_fetch_command(
         list[str] | None,
         typer.Option(
             "--mirror",
+            metavar="URL",
             help="a base URL to fetch from instead of the known mirrors; repeat to try several",
             show_default=False,
         ),
