@@ -53,6 +53,7 @@ def subplots(
     *,
     figsize: tuple[float, float] = (7.0, 4.2),
     dpi: float = DPI,
+    layout: str | None = None,
     **kwargs: Any,
 ) -> tuple[Figure, Any]:
     """A :class:`~matplotlib.figure.Figure` and its axes, as ``pyplot.subplots`` returns
@@ -62,8 +63,10 @@ def subplots(
     Args:
         nrows, ncols, kwargs: as for :meth:`matplotlib.figure.Figure.subplots`
             (``sharex``, ``squeeze``, ``width_ratios``, ``gridspec_kw`` …).
-        figsize: width and height in inches.
+        figsize: width and height in inches (at most :data:`WIDTH` wide for a page).
         dpi: dots per inch.
+        layout: the Figure's layout engine (``"constrained"`` makes room for a legend
+            placed ``"outside"`` the axes); none: the page tightens the layout when saving.
 
     Example:
         >>> fig, axes = subplots(1, 2, figsize=(6, 3))
@@ -72,7 +75,7 @@ def subplots(
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize, dpi=dpi)
+    fig = Figure(figsize=figsize, dpi=dpi, layout=layout)
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
@@ -82,7 +85,8 @@ def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     if not path.suffix:
         path = path.with_name(path.name.rstrip(".") + ".png")
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     with atomic_path(path) as tmp:
         # The temporary name ends in ".part": name the format, or matplotlib would
         # take "part" for it.
