@@ -279,3 +279,25 @@ print("pyplot" if "matplotlib.pyplot" in sys.modules else "no pyplot",
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["no", "pyplot", "None"]
+
+
+def test_progress_shows_in_a_notebook_without_ipywidgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # rich draws nothing in Jupyter without ipywidgets (it only warns): the bar is then drawn
+    # as in an 80-column terminal, redrawn in place in the cell's output.
+    import importlib.util
+
+    import rich.console
+
+    from initlab._repr import progress_console
+
+    monkeypatch.setattr(rich.console, "_is_jupyter", lambda: True)
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "ipywidgets" else found(name, *a),
+    )
+    console = progress_console()
+    assert not console.is_jupyter and console.is_terminal and console.width == 80
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    assert progress_console().is_jupyter  # with ipywidgets: rich's own notebook display

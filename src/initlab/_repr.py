@@ -5,6 +5,7 @@ Shared by :class:`~initlab.train.TrainResult`, :class:`~initlab.probe.Probe`,
 is self-contained (inline styles, figures as base64 PNG) and every string in it is
 escaped. Figures are drawn on a :class:`matplotlib.figure.Figure` directly: never pyplot,
 never ``matplotlib.use``, so the user's backend and open figures are left alone.
+:func:`progress_console` makes progress bars show in a notebook as in a terminal.
 """
 
 from __future__ import annotations
@@ -94,3 +95,24 @@ def box(title: str, body: str) -> str:
 def paragraphs(lines: Iterable[str]) -> str:
     """Each line as an escaped paragraph."""
     return "".join(f"<p>{esc(line)}</p>" for line in lines)
+
+
+def progress_console() -> Any:
+    """The rich ``Console`` for a progress bar, on stderr: in a terminal as rich makes it;
+    in Jupyter too when ipywidgets is installed (rich's live display there needs it).
+    Without ipywidgets rich would only warn and draw nothing in a notebook, so there the
+    bar is drawn as in a terminal of 80 columns, redrawn in place in the cell's output.
+
+    Example:
+        >>> progress_console().file is not None
+        True
+    """
+    import importlib.util
+    import sys
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if console.is_jupyter and importlib.util.find_spec("ipywidgets") is None:
+        return Console(file=sys.stderr, force_jupyter=False, force_terminal=True, width=80)
+    return console

@@ -300,7 +300,6 @@ def _bar(progress: bool) -> Iterator[_Bar]:
     if not progress:
         yield _Silent()
         return
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -310,6 +309,8 @@ def _bar(progress: bool) -> Iterator[_Bar]:
         TransferSpeedColumn,
     )
 
+    from initlab._repr import progress_console
+
     # 26 + 1 + 14 + 1 + 17 + 1 + 10 + 1 + 7 = 78 columns: fits an 80-column terminal.
     columns = (
         TextColumn("{task.description}", style="bold"),
@@ -318,7 +319,7 @@ def _bar(progress: bool) -> Iterator[_Bar]:
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True)) as shown:
+    with Progress(*columns, console=progress_console()) as shown:
         yield _RichBar(shown)
 
 

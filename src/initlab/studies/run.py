@@ -281,7 +281,6 @@ class _Tally:
 def _progress_bar(enabled: bool) -> Any:
     if not enabled:
         return None
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -291,6 +290,8 @@ def _progress_bar(enabled: bool) -> Any:
         TimeRemainingColumn,
     )
 
+    from initlab._repr import progress_console
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -299,7 +300,7 @@ def _progress_bar(enabled: bool) -> Any:
         TextColumn("{task.fields[stacks]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=progress_console(),
     )
 
 
