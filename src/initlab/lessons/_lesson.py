@@ -53,7 +53,6 @@ __all__ = [
     "closing_texts",
     "figure",
     "knobs",
-    "pyplot",
     "run_lesson",
     "size_of",
     "subplots",
@@ -64,7 +63,7 @@ __all__ = [
 class LessonProgress(Protocol):
     """A progress display: told each stage of a lesson, and fed the engine's reports."""
 
-    def stage(self, text: str) -> None: ...
+    def stage(self, text: str, total: int | None = None) -> None: ...
 
     def __call__(self, progress: Progress, /) -> None: ...
 
@@ -122,11 +121,16 @@ class Env:
         figures; a lesson that ends draws everything in ``draw(facts, report)``."""
         self.finished.append(draw)
 
-    def stage(self, text: str) -> None:
-        """Tell the progress display what the lesson is doing now."""
+    def stage(self, text: str, total: int | None = None) -> None:
+        """Tell the progress display what the lesson is doing now; ``total``: the steps the
+        stage trains in all, when it trains in several runs (the display counts across
+        them, and shows that total from the start)."""
         self.stages.append(text)
         if self.progress is not None:
-            self.progress.stage(text)
+            if total is None:
+                self.progress.stage(text)
+            else:
+                self.progress.stage(text, total=total)
 
     def train(self, *args: Any, observers: Sequence[Observer] = (), **kwargs: Any) -> TrainResult:
         """:func:`initlab.train.train`, heard by the progress display; a run stopped by
@@ -359,16 +363,3 @@ def subplots(
     grid.update(subplot_kw=subplot_kw, gridspec_kw=gridspec_kw)
     axes = fig.subplots(nrows, ncols, **grid)
     return fig, axes
-
-
-def pyplot() -> Any:
-    """matplotlib's pyplot on the off-screen Agg backend.
-
-    Kept only until every lesson draws with :func:`subplots` / :func:`figure`; it switches
-    the process's backend, which a library must not do."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
