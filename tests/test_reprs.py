@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import math
 import os
@@ -301,3 +302,21 @@ def test_progress_shows_in_a_notebook_without_ipywidgets(monkeypatch: pytest.Mon
     assert not console.is_jupyter and console.is_terminal and console.width == 80
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
     assert progress_console().is_jupyter  # with ipywidgets: rich's own notebook display
+
+
+def test_a_fix_shows_its_changes_in_a_notebook() -> None:
+    from torch import nn
+
+    from initlab.probe import fix
+
+    torch.manual_seed(0)
+    net = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(16, 16), nn.Tanh())])
+    for layer in net[::2]:
+        nn.init.normal_(layer.weight, std=1.0)  # far too large for a fan-in of 16
+    result = fix(net, torch.randn(64, 16))
+    assert result.applied and len(repr(result)) < 200
+    assert repr(result).startswith("FixResult(before='") and "after='healthy'" in repr(result)
+    page = result._repr_html_()
+    for call in result.applied:
+        assert html.escape(call) in page  # each change as its call, escaped
+    assert "After: healthy." in page and "<table" in page  # and the report after
