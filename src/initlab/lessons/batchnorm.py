@@ -67,7 +67,7 @@ from initlab import data, models
 from initlab.lessons._lesson import Env
 from initlab.norm import StackedBatchNorm
 from initlab.report import OKABE_ITO
-from initlab.report.figures import subplots
+from initlab.report.figures import WIDTH, subplots
 from initlab.report.html import Report
 from initlab.train import Observer, Run, TrainConfig
 
@@ -633,7 +633,9 @@ def _draw_accuracy(report: Report, nets: dict[str, Net], seeds: int) -> None:
 
 
 def _draw_percentiles(report: Report, nets: dict[str, Net]) -> None:
-    fig, axes = subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    from matplotlib.lines import Line2D
+
+    fig, axes = subplots(1, 2, figsize=(WIDTH, 4.4), sharey=True, layout="constrained")
     styles = (("15th", ":"), ("50th", "-"), ("85th", "--"))
     for ax, (label, net), colour in zip(
         axes, nets.items(), (OKABE_ITO[3], OKABE_ITO[0]), strict=True
@@ -642,12 +644,21 @@ def _draw_percentiles(report: Report, nets: dict[str, Net]) -> None:
         ax.fill_between(net.steps, q[:, 0], q[:, 2], color=colour, alpha=0.15)
         for i, (name, style) in enumerate(styles):
             ax.plot(net.steps, q[:, i], color=colour, linestyle=style, linewidth=1.8, label=name)
-        ax.set_title(label)
+        ax.set_title(label, fontsize=10)
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
-        ax.legend(title="percentile", loc="upper left")
-    axes[0].set_ylabel(f"input to sigmoid unit {UNIT} of hidden layer 3")
-    fig.suptitle("The input to one sigmoid of the last hidden layer over training")
+    # One legend for both panels, below them: inside it would cover the curves.
+    handles = [Line2D([], [], color="0.3", linestyle=st, linewidth=1.8) for _, st in styles]
+    fig.legend(
+        handles,
+        [f"{name} percentile" for name, _ in styles],
+        loc="outside lower center",
+        ncol=len(styles),
+        frameon=False,
+        fontsize=9,
+    )
+    axes[0].set_ylabel(f"input to sigmoid unit {UNIT}\nof hidden layer 3")
+    fig.suptitle("The input to one sigmoid of the last hidden layer over training", fontsize=11)
     report.figure(
         fig,
         "percentiles",
@@ -696,7 +707,11 @@ def _draw_grid(report: Report, grid: Grid) -> None:
 
 
 def _draw_modes(report: Report, early: Modes, late: Modes, steps: int) -> None:
-    fig, axes = subplots(1, 3, figsize=(13, 4.3))
+    # Two scatter panels side by side, the one-example panel below them: a page's width.
+    fig, grid = subplots(2, 2, figsize=(WIDTH, 8.0), gridspec_kw={"height_ratios": [1, 0.8]})
+    for spare in grid[1]:
+        spare.remove()
+    axes = [grid[0][0], grid[0][1], fig.add_subplot(grid[0][0].get_gridspec()[1, :])]
     for ax, modes, when, colour in (
         (axes[0], early, "at initialization", OKABE_ITO[1]),
         (axes[1], late, f"after {steps} steps", OKABE_ITO[0]),
@@ -707,8 +722,8 @@ def _draw_modes(report: Report, early: Modes, late: Modes, steps: int) -> None:
         ax.plot([lo, hi], [lo, hi], color="black", linewidth=1.0, linestyle="--", label="equal")
         ax.set_xlabel("training mode (batch statistics)")
         ax.set_ylabel("inference mode (running averages)")
-        ax.set_title(f"Output logits {when}")
-        ax.legend(loc="upper left")
+        ax.set_title(f"Output logits {when}", fontsize=10)
+        ax.legend(loc="upper left", fontsize=8)
         ax.grid(alpha=0.3)
     ax = axes[2]
     generator = torch.Generator().manual_seed(2)  # horizontal jitter only

@@ -59,6 +59,7 @@ from initlab.lessons._lesson import Env
 from initlab.probe import Histogram, Probe, probe
 from initlab.probe.verdicts import per_layer_factor
 from initlab.report import OKABE_ITO
+from initlab.report.figures import WIDTH as PAGE_WIDTH
 from initlab.report.figures import subplots
 from initlab.report.html import Report
 from initlab.train import TrainConfig
@@ -500,7 +501,7 @@ def _draw_glorot(facts: Facts | _Probed, report: Report) -> None:
 
 def _glorot_figure(facts: Facts | _Probed) -> Any:
     """Glorot & Bengio's Figs. 6 and 7: per-layer histograms of tanh(h) and ∂loss/∂h."""
-    fig, axes = subplots(2, 2, figsize=(11, 7))
+    fig, axes = subplots(2, 2, figsize=(PAGE_WIDTH, 7.6))
     for row, (label, prof) in enumerate(facts.glorot.items()):
         for col, hists in enumerate((prof.act_hist, prof.grad_hist)):
             ax = axes[row, col]
@@ -514,10 +515,11 @@ def _glorot_figure(facts: Facts | _Probed) -> Any:
             ax.set_yscale("log")
             ax.grid(True, alpha=0.3)
             init_name = "standard U[±1/√n]" if label == "standard" else "normalized (Xavier)"
-            kind = "activation values tanh(h)" if col == 0 else "gradients ∂loss/∂h"
-            ax.set_title(f"{kind}, {init_name} init")
+            kind = "activations tanh(h)" if col == 0 else "gradients ∂loss/∂h"
+            ax.set_title(f"{kind},\n{init_name} init", fontsize=9)
             ax.set_xlabel("tanh(h)" if col == 0 else "∂loss/∂h")
-            ax.set_ylabel("density (normalized count)")
+            if col == 0:
+                ax.set_ylabel("density (normalized count)")
         axes[row, 0].legend(fontsize=8, loc="lower center")
     # One x-range for both inits' gradients, so their widths compare at a glance.
     low = min(ax.get_xlim()[0] for ax in axes[:, 1])
@@ -525,8 +527,9 @@ def _glorot_figure(facts: Facts | _Probed) -> Any:
     for ax in axes[:, 1]:
         ax.set_xlim(low, high)
     fig.suptitle(
-        f"Glorot & Bengio's {GLOROT_DEPTH} × {facts.glorot_width} tanh net at init: "
-        "activations and back-propagated gradients per layer"
+        f"Glorot & Bengio's {GLOROT_DEPTH} × {facts.glorot_width} tanh net at init:\n"
+        "activations and back-propagated gradients per layer",
+        fontsize=10,
     )
     return fig
 
