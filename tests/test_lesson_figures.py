@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,3 +176,21 @@ def test_drawing_never_imports_pyplot() -> None:
 
 def test_figure_width_fits_a_page_column() -> None:
     assert WIDTH * DPI <= 960
+
+
+def test_every_figure_saves_within_a_page_column(tmp_path: Path) -> None:
+    # Drawn from small inputs; the PNG as a page embeds it, read back from its header.
+    from lesson_checks import png_size
+
+    from initlab.report.figures import _save, draw_loss_curves
+
+    labels = [f"member {i}" for i in range(9)]  # more than the palette: dashes too
+    figures = {
+        "loss": draw_loss_curves(torch.arange(5), torch.rand(5, 9) + 0.1, labels),
+        "probe": draw_probe(_vanishing_probe()),
+        "ratios": draw_update_ratios(_watched(4, updates=True)),  # type: ignore[arg-type]
+        "heatmap": draw_histogram_heatmap(_watched(4, histograms=True)),  # type: ignore[arg-type]
+    }
+    for name, fig in figures.items():
+        width, _ = png_size(_save(fig, tmp_path / name).read_bytes())
+        assert width <= round(WIDTH * DPI) <= 960, (name, width)

@@ -59,6 +59,7 @@ import copy
 import dataclasses
 import math
 from dataclasses import dataclass, fields
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -636,7 +637,11 @@ def _draw_percentiles(report: Report, nets: dict[str, Net]) -> None:
     from matplotlib.lines import Line2D
 
     fig, axes = subplots(1, 2, figsize=(WIDTH, 4.4), sharey=True, layout="constrained")
-    styles = (("15th", ":"), ("50th", "-"), ("85th", "--"))
+    styles: tuple[tuple[str, Literal[":", "-", "--"]], ...] = (
+        ("15th", ":"),
+        ("50th", "-"),
+        ("85th", "--"),
+    )
     for ax, (label, net), colour in zip(
         axes, nets.items(), (OKABE_ITO[3], OKABE_ITO[0]), strict=True
     ):
@@ -754,6 +759,11 @@ def _draw_modes(report: Report, early: Modes, late: Modes, steps: int) -> None:
 # --------------------------------------------------------------------------- findings
 
 
+def _share(fraction: float) -> str:
+    """A fraction as a percentage a reader can say: "less than 1%" rather than "0%"."""
+    return "less than 1%" if 0 < fraction < 0.005 else f"{fraction:.0%}"
+
+
 def _steps_text(step: int | None, total: int) -> str:
     return f"{step} steps" if step is not None else f"more than {total} steps"
 
@@ -784,8 +794,8 @@ def findings(facts: Facts) -> list[str]:
         f"ended with the lower training loss in {grid.bn_wins} of {grid.cells} cells, no BN "
         f"in {grid.plain_wins}; {grid.trained_bn} BN runs and {grid.trained_plain} plain runs "
         f"got below loss {TRAINED_LOSS:g}.",
-        f"Training-mode and inference-mode logits differed by {modes.early.gap:.0%} of their "
-        f"size at initialization (running averages still 0 and 1) and by {modes.late.gap:.0%} "
-        f"after training; inference mode equals the formula with the running averages to "
-        f"within {modes.hand_error:.0e}.",
+        f"Training-mode and inference-mode logits differed by {_share(modes.early.gap)} of "
+        f"the logits' size at initialization (running averages still 0 and 1) and by "
+        f"{_share(modes.late.gap)} after training; inference mode equals the formula with "
+        f"the running averages to within {modes.hand_error:.0e}.",
     ]

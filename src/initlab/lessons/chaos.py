@@ -496,7 +496,7 @@ def _draw_losses(facts: Facts, report: Report) -> None:
 
 
 def _depth_text(depth: int) -> str:
-    return f"{depth} layers" if depth > 0 else "no depth tried"
+    return f"{depth} layers" if depth > 0 else "zero layers (none of the depths tried trained)"
 
 
 def _xi_text(xi: float) -> str:

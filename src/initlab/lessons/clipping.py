@@ -117,6 +117,8 @@ CLIPS: dict[str, tuple[float, str]] = {
     "norm": (1.0, "by global norm, 1"),
     "agc": (0.02, "adaptive (AGC), λ = 0.02"),
 }
+# Each kind of clipping as the subject of a sentence.
+_CLIPPER = {"value": "clipping by value", "norm": "clipping by global norm", "agc": "AGC"}
 RATE_WINDOW = 20  # steps over which the clip rate is averaged
 N_PARAMS = sum(a * b + b for a, b in itertools.pairwise(WIDTHS))  # weights and biases
 
@@ -833,6 +835,13 @@ def findings(facts: Facts) -> list[str]:
         f"{CLIPS[k][1]}: {c.final_loss:.3f} ({c.test_accuracy or 0.0:.1%} test accuracy)"
         for k, c in net.clipped.items()
     )
+    rates = "; ".join(
+        f"{_CLIPPER[k]} fired on {c.clip_rate:.0%} of the steps "
+        f"({c.clip_rate_first_tenth:.0%} in the first tenth of training, "
+        f"{c.clip_rate_last_tenth:.0%} in the last) and kept a median "
+        f"{c.norm_kept_median:.0%} of the gradient's norm"
+        for k, c in net.clipped.items()
+    )
     return [
         f"Over the (w, b) grid the one-neuron RNN's gradient norm ranges from "
         f"{cliff.grad_norm_min:.1e} to {cliff.grad_norm_max:.1e}, {orders:.0f} orders "
@@ -848,13 +857,5 @@ def findings(facts: Facts) -> list[str]:
         f"step {net.unclipped_stopped_step} (it started at {net.initial_loss:.2f}); at "
         f"learning rate {SAFE_LR:g} it fell to {net.safe_final_loss:.3f}. Clipped at learning "
         f"rate {LR:g}, the final loss was {clipped_text}.",
-        "Clipping fired on "
-        + "; ".join(
-            f"{c.clip_rate:.0%} of the steps {CLIPS[k][1].split(',')[0]} "
-            f"({c.clip_rate_first_tenth:.0%} in the first tenth of training, "
-            f"{c.clip_rate_last_tenth:.0%} in the last) and kept a median "
-            f"{c.norm_kept_median:.0%} of the gradient's norm"
-            for k, c in net.clipped.items()
-        )
-        + ".",
+        rates[:1].upper() + rates[1:] + ".",
     ]

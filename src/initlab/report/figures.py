@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ def subplots(
     *,
     figsize: tuple[float, float] = (7.0, 4.2),
     dpi: float = DPI,
-    layout: str | None = None,
+    layout: Literal["constrained", "compressed", "tight"] | None = None,
     **kwargs: Any,
 ) -> tuple[Figure, Any]:
     """A :class:`~matplotlib.figure.Figure` and its axes, as ``pyplot.subplots`` returns
