@@ -651,7 +651,10 @@ def _draw_path(
         arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 1.8},
     )
     end = path[-1]
-    corner = _emptiest_corner(drawn, taken)
+    # the arrow out of the frame is drawn too: the note keeps off it as well
+    t = torch.linspace(0.0, 1.0, 20, dtype=torch.float64)[:, None]
+    arrow = a.double() + t * (edge.double() - a.double())
+    corner = _emptiest_corner(torch.cat([drawn.double(), arrow]), taken)
     taken.add(corner)
     ax.annotate(
         f"thrown to ({float(z[0]):.0f}, {float(z[1]):.0f})\nin one step;\n"
