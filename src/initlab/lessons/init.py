@@ -532,12 +532,13 @@ def _train_mnist(
     threshold = Thresholds().tanh_saturation
     shots = [_snapshot(stack, x_test, y_test, 0, threshold)]
     results = []
+    # One stage for the segments: the progress bar counts their steps together, to the
+    # total it says.
+    env.stage(
+        f"MNIST: {len(MNIST_INITS)} inits, one stack: {snapshots[-1]} SGD steps",
+        total=snapshots[-1],
+    )
     for k, (start, stop) in enumerate(itertools.pairwise(snapshots)):
-        # The progress bar counts this segment's steps: the stage says which they are.
-        env.stage(
-            f"MNIST: {len(MNIST_INITS)} inits, one stack: SGD steps {start + 1}–{stop} "
-            f"of {snapshots[-1]} ({stop - start} steps)"
-        )
         config = TrainConfig(
             loss="cross_entropy",
             optimizer="sgd",

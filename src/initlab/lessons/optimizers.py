@@ -139,8 +139,9 @@ def compute(size: Size, env: Env) -> Facts:
         log_every=1000,
         check_every=size.epochs,
     )
-    env.stage(f"7 optimizers × {size.epochs} epochs, one stack")
     batches = LegacyMiniBatches(300, 64, first_seed=10)
+    steps = size.epochs * math.ceil(300 / 64)  # what the progress bar counts
+    env.stage(f"7 optimizers × {size.epochs:,} epochs ({steps:,} mini-batch steps), one stack")
     result = env.train(stack, ds, config, batches=batches, cost=notebook_cost)
     epoch_cost = result.epoch_loss
     costs = {
