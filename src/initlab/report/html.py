@@ -217,8 +217,9 @@ class Report:
         A :class:`matplotlib.figure.Figure` made directly (``initlab.lessons._lesson.
         subplots``) needs nothing more; one made by pyplot is closed here, so pyplot
         does not keep it. The backend is never touched. Draw for a 960 px column: at
-        the default dpi of 100 that is ``figsize`` up to 9.6 inches wide; wider figures are
-        scaled down, and their text with them."""
+        the figures' 110 dpi that is ``figsize`` up to 8.7 inches wide
+        (``initlab.report.figures.DPI``, ``WIDTH``); wider figures are scaled down, and
+        their text with them."""
         slug = _slug(name)
         if slug in self.pngs:
             raise ValueError(f"the report already has a figure named {slug!r}: pick another name.")
