@@ -367,6 +367,31 @@ def test_a_local_folder_is_a_mirror(tmp_path: Path, published: dict[str, bytes])
     assert {k: v for k, v in _landed(folder).items() if k.endswith(".gz")} == published
 
 
+def test_files_copied_in_by_hand_are_verified_in_a_read_only_folder(
+    tmp_path: Path, mirror: Mirror
+) -> None:
+    folder = fetch.fetch(NAME, tmp_path, mirrors=[mirror.url], progress=False)
+    (folder / ".fetch.lock").unlink()
+    mirror.log.clear()
+    folder.chmod(0o555)  # a read-only copy (root writes anyway: hence the lock check below)
+    try:
+        assert fetch.fetch(NAME, tmp_path, mirrors=[mirror.url], progress=False) == folder
+    finally:
+        folder.chmod(0o755)
+    assert mirror.log == [] and not (folder / ".fetch.lock").exists()
+
+
+def test_one_progress_row_at_a_time_each_finished_file_a_line(
+    tmp_path: Path, mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A notebook cannot move the cursor up: a row per file would pile up there.
+    fetch.fetch(NAME, tmp_path, mirrors=[mirror.url], progress=True)
+    err = capsys.readouterr().err
+    names = [f.name for f in fetch.SOURCES[NAME].files]
+    for name in names[:-1]:
+        assert f"{name}: verified" in err, err
+
+
 def test_progress_goes_to_stderr_within_80_columns(
     tmp_path: Path,
     mirror: Mirror,

@@ -271,7 +271,8 @@ class _Silent:
 
 
 class _RichBar:
-    """One rich progress row per file, on stderr: bytes, total, speed, time left."""
+    """A rich progress row for the file being fetched, on stderr: bytes, total, speed,
+    time left; each finished file is a line above it."""
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
@@ -281,6 +282,13 @@ class _RichBar:
     def start(self, name: str, total: int | None, done: int) -> None:
         task = self._tasks.get(name)
         if task is None:
+            # One live row at a time: the file before is finished (verified, or fetch has
+            # raised), so its row becomes a printed line. A notebook, which cannot move
+            # the cursor up, then shows one bar, not a growing pile of them.
+            for finished, row in self._tasks.items():
+                self._progress.remove_task(row)
+                self.note(finished, "verified")
+            self._tasks.clear()
             task = self._progress.add_task(name, total=total, completed=done)
             self._tasks[name] = task
         else:  # a retry on the next mirror, or a restart: the row starts over from `done`
@@ -533,10 +541,20 @@ def fetch(
             f"Cannot create the data folder {folder} ({error.strerror}). Choose another with "
             f"--dir DIR (root= in Python) or the environment variable {ENV}=DIR."
         ) from error
-    with _bar(progress) as bar, _locked(folder, bar):
-        for remote in source.files:
-            _fetch_file(folder, remote, urls, bar)
-        _write_sums(folder, source.files)
+    with _bar(progress) as bar:
+        present = [(folder / f.name).is_file() for f in source.files]
+        if all(present) and all(_digests_match(folder / f.name, f) is None for f in source.files):
+            # Nothing to download (files fetched before, or copied in by hand): verified
+            # without the lock, so a read-only copy can be checked too.
+            for remote in source.files:
+                bar.start(remote.name, remote.size, remote.size)
+            if not ((folder / "SHA256SUMS").is_file() and (folder / "MD5SUMS").is_file()):
+                _write_sums(folder, source.files)
+            return folder
+        with _locked(folder, bar):
+            for remote in source.files:
+                _fetch_file(folder, remote, urls, bar)
+            _write_sums(folder, source.files)
     return folder
 
 
