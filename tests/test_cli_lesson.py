@@ -194,6 +194,14 @@ def test_a_knob_value_the_lesson_refuses_exits_2_before_running(
 ) -> None:
     result = runner.invoke(app, ["lesson", "gradients", "--depth", "0"], env=WIDE)
     assert result.exit_code == 2 and "--depth" in result.output and not ran
+    # past the command's own bound, the lesson's: a 2-layer net has no depth to study
+    shallow = runner.invoke(app, ["lesson", "gradients", "--depth", "2"], env=WIDE)
+    assert shallow.exit_code == 2 and "depth" in shallow.output and not ran
+    typo = runner.invoke(app, ["lesson", "gradients", "--activation", "tanhh"], env=WIDE)
+    assert typo.exit_code == 2 and "tanh" in typo.output and not ran
+    # a lesson without knobs says so, whatever the value
+    other = runner.invoke(app, ["lesson", "optimizers", "--depth", "0"], env=WIDE)
+    assert other.exit_code == 2 and "gradients" in other.output and not ran
 
 
 def test_lesson_prints_findings_first_and_the_notebook_only_with_verbose(

@@ -1190,8 +1190,10 @@ def lesson_command(
             + did_you_mean(name, LESSONS),
             "NAME",
         )
-    _count(depth, "--depth", high=10_000)
+    # Which lesson takes which knob first, then the value: the lesson's own Size checks it
+    # (depth ≥ 3 for gradients); the bound here only keeps a typo from running for days.
     options = _lesson_options(name, quick, {"depth": depth, "activation": activation})
+    _count(depth, "--depth", high=10_000)
     _device(device)
     folder = out if out is not None else Path("initlab-reports") / name
     try:
