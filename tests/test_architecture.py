@@ -14,6 +14,8 @@ ORDER = [
     "_validation",
     "_spec",
     "_io",
+    "_repr",
+    "fetch",
     "activations",
     "init",
     "norm",

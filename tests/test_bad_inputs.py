@@ -164,7 +164,7 @@ def test_lesson_findings_and_paths_are_printed_as_they_are(
         lines=("Cost after iteration 0: [bold]0.69",),
     )
     monkeypatch.setattr(initlab.lessons, "run", lambda *args, **kwargs: lesson)
-    result = _invoke(["lesson", "init", "--out", str(out)])
+    result = _invoke(["lesson", "init", "--out", str(out), "--verbose"])  # lines: --verbose
     assert result.exit_code == 0, result.output
     for text in (*lesson.lines, lesson.title, *lesson.findings, f"report: {out / 'index.html'}"):
         assert text in result.stdout

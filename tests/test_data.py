@@ -86,8 +86,10 @@ def no_labels(n: int) -> torch.Tensor:
 
 
 @pytest.fixture
-def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     monkeypatch.delenv("INITLAB_DATA", raising=False)
+    # The user cache is searched too: an empty one, whatever this machine has fetched.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
 
 # ----------------------------------------------------------------------------- read_idx

@@ -97,3 +97,25 @@ def test_report_embeds_every_figure_and_parses(tmp_path: Path) -> None:
     relu = lesson.facts.profiles["relu"]
     assert f"{relu['Xavier'].backward:.3f}×" in lesson.findings[0]  # the run's own facts
     check_report(lesson, 4)
+
+
+def test_knobs_change_the_depth_and_the_trained_activation() -> None:
+    from dataclasses import fields, replace
+
+    from initlab.lessons.gradients import KNOBS, Size
+
+    assert set(KNOBS) <= {f.name for f in fields(Size)}
+    tiny = Size(probe_batch=16, glorot_width=16, he_train=100, he_steps=2, he_seeds=1)
+    facts = compute(replace(tiny, depth=5, activation="gelu"), Env())
+    assert facts.depth == 5 and facts.he_training.depth == 5
+    assert facts.he_training.activation == "gelu"
+    # The knob's activation is probed beside the four, each net 5 hidden layers deep.
+    assert facts.activations == ("sigmoid", "tanh", "relu", "leaky_relu", "gelu")
+    for inits in facts.profiles.values():
+        assert all(len(p.grad) == 5 for p in inits.values())
+    assert "5-layer ReLU net" in findings(facts)[0]
+    assert "5-layer gelu net" in findings(facts)[2]
+    with pytest.raises(ValueError, match="'depth'.*≥ 3"):
+        replace(tiny, depth=2)
+    with pytest.raises(ValueError, match="'activation'.*tanh"):
+        replace(tiny, activation="tanhh")

@@ -202,7 +202,7 @@ def test_ctrl_c_during_mnist_keeps_the_circles_figures(tmp_path: Path) -> None:
         def __init__(self) -> None:
             self.stage_now = ""
 
-        def stage(self, text: str) -> None:
+        def stage(self, text: str, total: int | None = None) -> None:
             self.stage_now = text
 
         def __call__(self, progress: Progress, /) -> None:

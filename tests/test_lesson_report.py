@@ -5,30 +5,34 @@ from __future__ import annotations
 import base64
 import os
 import re
+import shlex
 import signal
-from dataclasses import dataclass
+import subprocess
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
 import html5lib
+import matplotlib
 import matplotlib.figure
 import pytest
 import torch
 from PIL import Image
 
+import initlab
 from initlab import data
-from initlab.lessons import LESSONS
+from initlab.lessons import LESSONS, _texts, optimizers
 from initlab.lessons import run as run_lesson
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env, subplots
 from initlab.lessons._lesson import run_lesson as run_module
 from initlab.models import mlp
 from initlab.report import Report, loss_curves
 from initlab.train import Progress, TrainConfig
 
 
-def _figure():  # type: ignore[no-untyped-def]
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(2, 2), dpi=50)
+def _figure() -> matplotlib.figure.Figure:
+    fig, ax = subplots(figsize=(2, 2), dpi=50)
     ax.plot([0, 1], [1, 0])
     ax.set_title("a <line> & more")
     return fig
@@ -184,9 +188,13 @@ class _Facts:
     final_loss: float
 
 
-def _demo_lesson(*, found: bool = True, interrupt_drawing: bool = False) -> ModuleType:
-    """A lesson module of the one shape: it trains a small stack and draws two figures."""
+def _demo_lesson(
+    *, found: bool = True, interrupt_drawing: bool = False, extra: str | None = None
+) -> ModuleType:
+    """A lesson module of the one shape: it trains a small stack and draws two figures.
+    It has one knob, ``steps``; ``extra`` is one more finding."""
     demo = ModuleType("demo")
+    demo.KNOBS = {"steps": "SGD steps"}  # type: ignore[attr-defined]
     demo.NAME, demo.TITLE, demo.QUESTION = "demo", "Demo", "Does the demo train?"  # type: ignore[attr-defined]
     demo.SIZES = {"quick": _Size(50), "default": _Size(200)}  # type: ignore[attr-defined]
 
@@ -209,7 +217,8 @@ def _demo_lesson(*, found: bool = True, interrupt_drawing: bool = False) -> Modu
         report.figure(_figure(), "after")
 
     def findings(facts: _Facts) -> list[str]:
-        return [f"The loss ended at {facts.final_loss:.3f}."] if found else []
+        said = [f"The loss ended at {facts.final_loss:.3f}."] + ([extra] if extra else [])
+        return said if found else []
 
     demo.setup, demo.compute, demo.draw, demo.findings = setup, compute, draw, findings  # type: ignore[attr-defined]
     return demo
@@ -261,3 +270,191 @@ def test_every_lesson_refuses_an_unavailable_device_clearly(name: str, tmp_path:
     with pytest.raises(ValueError, match="device"):
         run_lesson(name, tmp_path, quick=True, device="tpu")
     assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+# ------------------------------------------------------------ the page that teaches
+
+
+def _quick_optimizers() -> ModuleType:
+    """The optimizers lesson at 20 epochs (its own quick size takes 20 s): same shape,
+    same texts."""
+    quick = ModuleType("optimizers_quick")
+    quick.__dict__.update({k: v for k, v in vars(optimizers).items() if not k.startswith("__")})
+    quick.SIZES = {"quick": optimizers.Size(epochs=20), "default": optimizers.Size(epochs=20)}  # type: ignore[attr-defined]
+    return quick
+
+
+def test_a_lesson_page_reads_question_setup_findings_figures_takeaway_try_next_footer(
+    tmp_path: Path,
+) -> None:
+    command = "initlab lesson optimizers --quick --out reports/opt"
+    lesson = run_module(_quick_optimizers(), tmp_path, quick=True, command=command)
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    html5lib.HTMLParser(strict=True).parse(page)
+    takeaway = _texts.TAKEAWAYS["optimizers"]
+    assert lesson.takeaway == takeaway and lesson.try_next == _texts.TRY_NEXT["optimizers"]
+    marks = [
+        '<p class="question">' + optimizers.QUESTION,
+        '<section class="setup">',
+        '<section class="findings">',
+        "<li>" + lesson.findings[0],
+        'src="data:image/png;base64,',
+        '<section class="takeaway">',
+        takeaway,
+        '<section class="try-next">',
+        "<code>" + lesson.try_next[0],
+        "<footer>",
+        f"<code>{command}</code>",
+        f"<dd>{initlab.__version__}</dd>",
+        f"<dd>{torch.__version__}</dd>",
+        "<dd>cpu</dd>",
+        "<dd>yes: the quick sizes</dd>",
+    ]
+    where = [page.find(m) for m in marks]
+    assert -1 not in where, [m for m, w in zip(marks, where, strict=True) if w == -1]
+    assert where == sorted(where), "the page's parts are out of order"
+    # one tab: no external URL, no script, nothing fetched from anywhere
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert "<link" not in page and re.findall(r'src="(?!data:)', page) == []
+    # a figure never overflows the 960 px column
+    assert "max-width: 960px" in page and "max-width: 100%" in page
+
+
+def test_the_footer_says_the_python_call_and_the_options_when_no_command_is_given(
+    tmp_path: Path,
+) -> None:
+    lesson = run_module(_demo_lesson(), None, quick=True, options={"steps": 7})
+    assert "initlab.lessons.run(&#x27;demo&#x27;, quick=True, options={&#x27;steps&#x27;: 7})" in (
+        lesson.html
+    )
+    assert "<dt>options</dt><dd>steps=7</dd>" in lesson.html
+    assert lesson.options == (("steps", 7),)
+    plain = run_module(_demo_lesson(), None, quick=False)
+    assert "<dd>none (the lesson's defaults)</dd>" in plain.html
+    assert "<dd>no: the full sizes</dd>" in plain.html
+
+
+def test_every_text_on_the_page_is_escaped(tmp_path: Path) -> None:
+    evil = "<script>alert('x')</script> & <b>bold</b>"
+    lesson = run_module(_demo_lesson(extra=evil), tmp_path, quick=True, command=evil)
+    report = Report("x", evil)
+    report.question(evil)
+    report.setup(evil)
+    report.takeaway(evil)
+    report.try_next([evil])
+    report.table([evil], [[evil]], caption=evil)
+    report.section(evil, evil)
+    report.footer(command=evil, options={evil: evil})
+    report.figure(_figure(), "f", caption='a" onerror="alert(1)')  # into alt="…"
+    assert 'alt="a&quot; onerror=&quot;alert(1)"' in report.html()
+    for page in (lesson.html, lesson.body, report.html(), report.fragment()):
+        assert "<script" not in page and "<b>" not in page
+        assert (
+            "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"
+            in page
+        )
+        html5lib.HTMLParser(strict=True).parse(
+            page if page.startswith("<!DOCTYPE") else f"<!DOCTYPE html><title>t</title>{page}"
+        )
+    # raw is the one way in for markup, and says so
+    report.raw("<em>as is</em>")
+    assert "<em>as is</em>" in report.html()
+    with pytest.raises(TypeError, match="sequence of commands"):
+        report.try_next("initlab lessons")
+
+
+def test_a_knob_changes_the_size_and_anything_else_is_refused(tmp_path: Path) -> None:
+    lesson = run_module(_demo_lesson(), None, quick=True, options={"steps": 7})
+    assert "7 steps" in lesson.html and "50 steps" not in lesson.html
+    # a command line gives strings: converted to the field's type
+    assert "9 steps" in run_module(_demo_lesson(), None, quick=True, options={"steps": "9"}).html
+    with pytest.raises(ValueError, match=r"lesson 'demo' takes the options steps\. Got 'depth'"):
+        run_module(_demo_lesson(), tmp_path / "a", quick=True, options={"depth": 50})
+    with pytest.raises(ValueError, match=r"'steps' option of lesson 'demo' must be a int"):
+        run_module(_demo_lesson(), tmp_path / "b", quick=True, options={"steps": "many"})
+    with pytest.raises(ValueError, match="must be a int"):
+        run_module(_demo_lesson(), tmp_path / "c", quick=True, options={"steps": 2.5})
+    # a lesson with no knobs takes no option
+    with pytest.raises(ValueError, match="lesson 'optimizers' takes no options"):
+        run_lesson("optimizers", tmp_path / "d", quick=True, options={"depth": 50})
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_a_lesson_is_one_line_in_a_repl_and_its_page_in_a_notebook(tmp_path: Path) -> None:
+    lesson = run_module(_demo_lesson(), tmp_path, quick=True)
+    line = repr(lesson)
+    assert "\n" not in line and len(line) - len(str(tmp_path)) < 70
+    assert line.startswith("<Lesson 'demo' quick: ") and line.endswith(
+        f"1 finding, report={str(tmp_path / 'index.html')!r}>"
+    )
+    assert re.search(r": \d+\.\d s, ", line)
+    assert repr(replace(lesson, report=None, quick=False)).endswith("1 finding, in memory>")
+    shown = lesson._repr_html_()
+    assert not shown.startswith("<!DOCTYPE") and "<footer>" not in shown
+    for part in ("Does the demo train?", lesson.findings[0], "data:image/png;base64,"):
+        assert part in shown
+    assert shown.index("Does the demo train?") < shown.index(lesson.findings[0])
+    # its stylesheet restyles nothing outside the lesson's own <div>
+    style = re.search(r"<style>(.*?)</style>", shown, re.S)
+    assert style is not None
+    selectors = re.findall(
+        r"(?:^|})\s*([^{}]+?)\s*{", re.sub(r"/\*.*?\*/", "", style[1], flags=re.S)
+    )
+    assert selectors and all(
+        sel.strip().startswith((".initlab", "body.initlab"))
+        for group in selectors
+        for sel in group.split(",")
+    )
+
+
+def test_every_lesson_has_a_takeaway_and_commands_to_try_next() -> None:
+    from typer.main import get_command
+
+    from initlab.cli import app
+    from initlab.playground import PRESETS
+
+    cli = get_command(app)
+    lesson = cli.get_command(cli.make_context("initlab", ["lesson"]), "lesson")  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="No such option: --no-such"):  # options are checked
+        lesson.make_context("lesson", ["init", "--no-such"])
+    titles = {p.title for p in PRESETS}
+    assert set(_texts.TAKEAWAYS) == set(LESSONS) == set(_texts.TRY_NEXT)
+    for name in LESSONS:
+        takeaway = _texts.TAKEAWAYS[name]
+        assert takeaway.endswith(".") and takeaway.count(". ") == 0, name  # one sentence
+        assert 2 <= len(_texts.TRY_NEXT[name]) <= 3, name
+        for line in _texts.TRY_NEXT[name]:
+            command, _, comment = line.partition("  # ")
+            words = shlex.split(command)
+            assert words[0] == "initlab", line
+            # each is a command the CLI takes, with options it has
+            with cli.make_context("initlab", words[1:]) as top:
+                sub = cli.get_command(top, words[1])  # type: ignore[attr-defined]
+                assert sub is not None, line
+                sub.make_context(words[1], words[2:], parent=top)  # raises on a bad option
+            if words[1] == "playground":  # the comment names a preset the page offers
+                assert any(f"“{t}”" in comment for t in titles), line
+
+
+def test_a_lesson_leaves_the_matplotlib_backend_alone(tmp_path: Path) -> None:
+    script = (
+        "import matplotlib\n"
+        "from initlab.lessons import run\n"
+        "before = matplotlib.get_backend()\n"
+        f"run('optimizers', {str(tmp_path)!r}, quick=True)\n"
+        "print(before, matplotlib.get_backend())\n"
+    )
+    env = {**os.environ, "MPLBACKEND": "svg"}  # not Agg, so a switch to Agg shows
+    # the real lesson, at 20 epochs
+    script = script.replace(
+        "from initlab.lessons import run\n",
+        "from initlab.lessons import run, optimizers\n"
+        "optimizers.SIZES = {'quick': optimizers.Size(epochs=20), 'default': None}\n",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["svg", "svg"]
+    assert (tmp_path / "index.html").exists()
+    assert matplotlib.get_backend()  # and this process's backend is whatever it was

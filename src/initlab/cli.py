@@ -12,7 +12,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from initlab import __version__, experiments
 from initlab import init as initmod
@@ -61,6 +61,7 @@ class _OneLineErrors(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
+        _untyped_flags(self)
         try:
             # Not standalone: typer would draw a usage panel over several lines.
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
@@ -75,6 +76,20 @@ class _OneLineErrors(TyperGroup):
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _untyped_flags(command: Any) -> None:
+    """Leave a flag's type out of the help, for ``command`` and every command under it.
+
+    Typer's rich help prints the type of every option, so a flag (``--quick``, ``--help``)
+    shows ``<bool>`` although it takes no value (its plain help leaves it out). An empty
+    metavar is what the rich help prints instead.
+    """
+    for param in command.get_params(typer.Context(command)):
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _untyped_flags(sub)
 
 
 app = typer.Typer(
@@ -446,23 +461,62 @@ def gains() -> None:
 # ----------------------------------------------------------------------------- train
 
 
+def _counted(done: int, total: int | None) -> str:
+    """What a bar has counted: ``done/total steps``; while the total is unknown, ``done
+    steps``, or nothing before the first step (never "None")."""
+    if total is not None:
+        return f"{done:,}/{total:,} steps"
+    return f"{done:,} steps" if done else ""
+
+
+def _loss_info(p: train_mod.Progress) -> str:
+    """The engine's numbers in a few columns: the members' losses, and how many are left
+    when some stopped."""
+    left = f" · {p.active}/{p.members} left" if p.active < p.members else ""
+    if p.members == 1 or p.best_loss == p.worst_loss:
+        return f"loss {p.best_loss:.3g}{left}"
+    return f"loss {p.best_loss:.3g}–{p.worst_loss:.3g}{left}"
+
+
 class _Bar(train_mod.Observer):
     """A rich progress bar: it hears a run at each stopping check (an engine observer),
     and draws any :class:`~initlab.train.Progress` it is called with (the lessons' runner
-    calls it so)."""
+    calls it so).
 
-    def __init__(self, label: str) -> None:
+    One line as wide as the terminal, 80 columns included: the label, the bar, the count
+    then the losses, the time left; the label and then the losses are cut with an ellipsis
+    where they do not fit. The total shows as soon as it is known (from the start when
+    given, else when the run starts).
+    """
+
+    _FIXED = 20  # the bar (10), the time left (5, 7 past an hour), the spaces between (3)
+    _LABEL = 12  # the fewest columns the label gets
+
+    def __init__(self, label: str, total: int | None = None, console: Console | None = None):
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.table import Column
 
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} steps"),
-            TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(),
-            transient=True,
+        self.console = console if console is not None else Console(stderr=True)
+        # The label takes what the count and the losses leave (set again as they change).
+        self.label_column = Column(no_wrap=True, overflow="ellipsis")
+        tail_column = Column(
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=max(8, self.console.width - self._FIXED - self._LABEL),
         )
-        self.task = self.progress.add_task(escape(label), total=None, info="")
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}", table_column=self.label_column),
+            BarColumn(bar_width=10),
+            TextColumn("{task.fields[tail]}", markup=False, table_column=tail_column),
+            TimeRemainingColumn(compact=True),
+            transient=True,
+            # on stderr, so that stdout holds the results alone; drawn only on a terminal
+            # (piped, a transient bar would leave blank lines)
+            console=self.console,
+            disable=not self.console.is_terminal,
+        )
+        self.task = self.progress.add_task(escape(label), total=total, tail="")
+        self.show(0, total, "")
 
     def __enter__(self) -> _Bar:
         self.progress.start()
@@ -471,16 +525,21 @@ class _Bar(train_mod.Observer):
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
+    def show(self, done: int, total: int | None, info: str) -> None:
+        """Draw ``done`` of ``total`` steps, and ``info`` after them."""
+        tail = "  ".join(part for part in (_counted(done, total), info) if part)
+        self.label_column.max_width = max(self._LABEL, self.console.width - self._FIXED - len(tail))
+        self.progress.update(self.task, completed=done, total=total, tail=tail)
+
+    def on_start(self, run: train_mod.Run) -> None:
+        self.show(0, run.total, "")
+
     def on_step(self, run: train_mod.Run) -> None:
         # At a stopping check the engine has just read the device: this read is free.
         self(run.progress())
 
     def __call__(self, p: train_mod.Progress) -> None:
-        info = (
-            f"{p.active}/{p.members} training · {p.steps_per_second:,.0f} steps/s · "
-            f"loss {p.best_loss:.4g}…{p.worst_loss:.4g}"
-        )
-        self.progress.update(self.task, completed=p.step, total=p.total, info=info)
+        self.show(p.step, p.total, _loss_info(p))
 
 
 def _widths(text: str, option: str = "--model") -> list[int]:
@@ -915,14 +974,126 @@ def _loss_figure(result: Any, grid: experiments.Grid, axes: list[str], path: Pat
     Console().print(f"figure: {_path(written)}", markup=False, highlight=False, soft_wrap=True)
 
 
+# ----------------------------------------------------------------------------- data
+
+data_app = typer.Typer(
+    help="MNIST and Fashion-MNIST on this machine: fetch them once into a cache folder, "
+    "where initlab finds them.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(data_app, name="data")
+
+
+def _cache_source() -> str:
+    """Where the cache folder comes from, said to the user."""
+    if os.environ.get("INITLAB_DATA"):
+        return "from $INITLAB_DATA"
+    return "the user cache folder; set INITLAB_DATA to use another"
+
+
+@data_app.command("fetch")
+def data_fetch_command(
+    name: Annotated[str, typer.Argument(help="mnist or fashion-mnist")],
+    folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            metavar="DIR",
+            help="the folder to fetch into \\[default: $INITLAB_DATA, else the user cache "
+            "folder: see initlab data where]",
+            show_default=False,
+        ),
+    ] = None,
+    mirrors: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mirror",
+            metavar="URL",
+            help="a base URL to fetch from instead of the known mirrors; repeat to try several",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Download a data set's four standard files, each checked against its published
+    checksum; rerun to resume a download cut short. Files already here are kept."""
+    from initlab import fetch as fetch_mod
+
+    _choice(name, fetch_mod.DATASETS, "NAME")
+    words: list[object] = ["data", "fetch", name]
+    words += ["--dir", folder] if folder is not None else []
+    for mirror in mirrors or ():
+        words += ["--mirror", mirror]
+    try:
+        where = fetch_mod.fetch(name, root=folder, mirrors=mirrors or None, progress=True)
+    except KeyboardInterrupt:
+        _interrupted(f"the partial download is kept. Resume with: {_command(words)}")
+    except ValueError as error:  # a mirror that is not a URL or a folder
+        _fail(error, "--mirror")
+    except OSError as error:
+        # Every mirror failed for a file (FetchError), or the folder cannot be written:
+        # fetch's message says what was tried, what was kept and what to do.
+        _print_error(str(error) or type(error).__name__)
+        raise typer.Exit(1) from None
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"{name}: {_path(where)}", markup=False)
+    if folder is None:
+        found = "initlab finds it there (--data NAME, the lessons, initlab.data.load)."
+    else:
+        import shlex
+
+        found = (
+            f"initlab finds it with INITLAB_DATA={shlex.quote(str(folder))} set, or "
+            f"initlab.data.load({name!r}, root={str(folder)!r})."
+        )
+    console.print(found.replace("NAME", name), markup=False, style="dim")
+
+
+@data_app.command("where")
+def data_where_command() -> None:
+    """Print the folder initlab fetches into and reads MNIST and Fashion-MNIST from."""
+    from initlab import fetch as fetch_mod
+
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(_path(fetch_mod.cache_dir()), markup=False)
+    console.print(f"({_cache_source()})", markup=False, style="dim")
+
+
 # ----------------------------------------------------------------------------- lessons
 
 
 class _LessonBar(_Bar):
-    """The progress bar of a lesson: its stage on the left, the engine's numbers after."""
+    """The progress bar of a lesson: its stage on the left, the engine's numbers after.
 
-    def stage(self, text: str) -> None:
-        self.progress.reset(self.task, description=escape(text), total=None, info="")
+    A stage may train several runs (the init lesson trains its MNIST stack in segments):
+    the bar counts the stage's steps across them, so it counts what the stage says. The
+    stage's total is the one given to :meth:`stage`; without one, the steps known so far
+    (each run's budget, from its first report).
+    """
+
+    def __init__(self, label: str, console: Console | None = None) -> None:
+        super().__init__(label, console=console)
+        self._stage_total: int | None = None
+        self._before = 0  # steps of the stage's finished runs
+        self._last: tuple[int, int] | None = None  # the current run's last (step, total)
+
+    def stage(self, text: str, total: int | None = None) -> None:
+        self._stage_total, self._before, self._last = total, 0, None
+        self.progress.reset(self.task, description=escape(text))
+        self.show(0, total, "")
+
+    def __call__(self, p: train_mod.Progress) -> None:
+        if self._last is not None:
+            step, total = self._last
+            # A run reports its last step (step == total) at its end; a report after that,
+            # or one that goes back or has another budget, is the stage's next run.
+            if step >= total or p.step < step or p.total != total:
+                self._before += step
+        self._last = (p.step, p.total)
+        done = self._before + p.step
+        total = self._before + p.total if self._stage_total is None else self._stage_total
+        self.show(done, max(total, done), _loss_info(p))
 
 
 @app.command("lessons")
@@ -942,16 +1113,75 @@ def lessons_command() -> None:
     )
 
 
-@app.command("lesson")
+def _knobs(name: str) -> Mapping[str, str]:
+    """The options (knobs) the lesson called ``name`` takes: option name → help."""
+    from initlab.lessons import knobs, module
+
+    return knobs(module(name))
+
+
+def _lesson_options(name: str, quick: bool, given: Mapping[str, object]) -> dict[str, object]:
+    """The knobs given, checked before anything runs: each one the lesson takes, each value
+    one its sizes accept."""
+    from initlab.lessons import LESSONS, module
+    from initlab.lessons._lesson import size_of, with_options
+
+    options = {knob: value for knob, value in given.items() if value is not None}
+    knobs = _knobs(name) if options else {}
+    for knob in options:
+        if knob not in knobs:
+            takers = [lesson for lesson in LESSONS if knob in _knobs(lesson)]
+            _fail(
+                f"lesson {name} takes "
+                + (f"only {', '.join('--' + k for k in knobs)}" if knobs else "no options")
+                + f". Got --{knob}, which "
+                + (f"only {', '.join(takers)} takes" if takers else "no lesson takes")
+                + (f", e.g. initlab lesson {takers[0]} --{knob} …" if takers else "")
+                + ".",
+                f"--{knob}",
+            )
+    try:  # the lesson's sizes check the values; nothing has run yet
+        with_options(module(name), size_of(module(name), quick), options)
+    except (ValueError, TypeError) as error:
+        _fail(error, " ".join(f"--{knob}" for knob in options))
+    return options
+
+
+def _lesson_help() -> str:
+    from initlab.lessons import LESSONS
+
+    listed = "\n".join(f"[bold]{name}[/bold]: {escape(what)}" for name, what in LESSONS.items())
+    return (
+        "Run a lesson as one stack, print its findings, write its HTML report and figures.\n\n"
+        f"The lessons (NAME):\n\n{listed}"
+    )
+
+
+@app.command("lesson", help=_lesson_help())
 def lesson_command(
     name: Annotated[str, typer.Argument(help="the lesson: see `initlab lessons`")],
     out: Annotated[
-        Path | None, typer.Option(help="the report's folder [default: ./initlab-reports/NAME]")
+        Path | None,
+        # Rich markup would read "[default: …]" as a tag and drop it: escaped.
+        typer.Option(help="the report's folder \\[default: ./initlab-reports/NAME]"),
     ] = None,
     quick: Annotated[bool, typer.Option(help="a short run (seconds), same lesson")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    depth: Annotated[
+        int | None,
+        typer.Option(help="gradients: hidden layers of its nets", show_default=False),
+    ] = None,
+    activation: Annotated[
+        str | None,
+        typer.Option(
+            help="gradients: the trained net's activation (relu, tanh, …)", show_default=False
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", help="print the notebook's output too (the report has it)"),
+    ] = False,
 ) -> None:
-    """Run a lesson as one stack, print its findings, write its HTML report and figures."""
     from initlab.lessons import LESSONS, run
 
     if name not in LESSONS:
@@ -960,38 +1190,66 @@ def lesson_command(
             + did_you_mean(name, LESSONS),
             "NAME",
         )
+    # Which lesson takes which knob first, then the value: the lesson's own Size checks it
+    # (depth ≥ 3 for gradients); the bound here only keeps a typo from running for days.
+    options = _lesson_options(name, quick, {"depth": depth, "activation": activation})
+    _count(depth, "--depth", high=10_000)
     _device(device)
     folder = out if out is not None else Path("initlab-reports") / name
     try:
         check_output_folder(folder, "--out")
     except ValueError as error:
         _fail(error)
+    # The command again, as the page's footer shows it: the options given, in one order.
+    words: list[object] = ["lesson", name]
+    words += [f"--{knob}={value}" for knob, value in options.items()]
+    words += ["--quick"] if quick else []
+    words += ["--device", device] if device != "cpu" else []
+    words += ["--out", out] if out is not None else []
     console = Console()
     try:
         bar = _LessonBar(f"lesson {name}")
         with bar:
-            lesson = run(name, folder, quick=quick, device=device, progress=bar)
+            lesson = run(
+                name,
+                folder,
+                quick=quick,
+                device=device,
+                progress=bar,
+                options=options,
+                command=_command(words),
+            )
     except KeyboardInterrupt:
         report = folder / "index.html"
         _interrupted(
             f"the report so far: {_path(report)}" if report.exists() else "no report written."
         )
     except (FileNotFoundError, ValueError) as error:
-        # The data loader's messages say where it looked and how to point it at the data.
+        # The data loader's messages say where it looked and how to fetch the data.
         if isinstance(error, FileNotFoundError) or _raised_in(error, "initlab.data"):
             _fail(error, f"lesson {name}")
         raise
-    for line in lesson.lines:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
-    console.print(f"\n{lesson.title}", style="bold", markup=False, highlight=False, soft_wrap=True)
+    _print_lesson(console, lesson, verbose)
+
+
+def _print_lesson(console: Console, lesson: Any, verbose: bool) -> None:
+    """The findings first; the notebook's output (in the report too) with --verbose."""
+
+    def say(text: str, style: str | None = None) -> None:
+        console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+
+    say(lesson.title, "bold")
     for finding in lesson.findings:
-        console.print(f" • {finding}", markup=False, highlight=False, soft_wrap=True)
-    console.print(
+        say(f" • {finding}")
+    if lesson.lines and verbose:
+        say("")
+        for line in lesson.lines:
+            say(line)
+    hint = "; --verbose prints the notebook's output" if lesson.lines and not verbose else ""
+    say(
         f"{lesson.seconds:.1f} s; report: {_path(lesson.report or '')} "
-        f"({len(lesson.figures)} figures beside it)",
-        style="dim",
-        markup=False,
-        highlight=False,
+        f"({len(lesson.figures)} figures beside it){hint}",
+        "dim",
     )
 
 

@@ -9,7 +9,8 @@ labels, validated by :func:`check_dataset`. :func:`load` dispatches on a name:
   all deterministic from ``seed``.
 - ``"digits"``: scikit-learn's bundled 1,797 8×8 digits, split by seed.
 - ``"mnist"`` and ``"fashion-mnist"``: the IDX files (gzip or raw), checksum-verified,
-  found by :func:`locate`. Nothing is downloaded and nothing is cached on disk.
+  found by :func:`locate`. Loading downloads nothing: ``initlab data fetch mnist``
+  (:func:`initlab.fetch.fetch`) puts the files where :func:`locate` looks.
 - ``"mnist1d"``: MNIST-1D, generated offline with ``mnist1d.data.make_dataset``.
 
 Inputs are scaled with statistics of the training split only (:class:`Standardizer`,
@@ -38,6 +39,7 @@ import io
 import math
 import os
 import random
+import shlex
 import struct
 import warnings
 import zlib
@@ -59,6 +61,7 @@ from initlab._validation import (
     nearest,
     param_message,
 )
+from initlab.fetch import SOURCES, cache_dir
 
 __all__ = [
     "DATASETS",
@@ -869,6 +872,22 @@ _IDX_SETS: dict[str, tuple[str, ...]] = {
 _ENV = "INITLAB_DATA"
 
 
+def _fetch_command(name: str, directory: Path | None = None) -> str:
+    """The command that downloads ``name`` to where it is looked for.
+
+    Into the cache folder (``$INITLAB_DATA`` or the user cache) by default; into
+    ``directory``'s parent when ``directory`` is ``<somewhere else>/<name>``.
+    """
+    command = f"initlab data fetch {name}"
+    if directory is None:
+        return command
+    directory = directory.expanduser()
+    base = directory.parent if directory.name == name else directory
+    if base.resolve() == cache_dir().resolve():
+        return command
+    return f"{command} --dir {shlex.quote(str(base))}"
+
+
 def _search_places(name: str, root: Root) -> tuple[list[Path], str]:
     """Directories to look in, in order, and how they were chosen."""
     if root is not None:
@@ -876,9 +895,14 @@ def _search_places(name: str, root: Root) -> tuple[list[Path], str]:
     elif os.environ.get(_ENV):
         bases, how = [Path(os.environ[_ENV]).expanduser()], f"${_ENV}"
     else:
-        # A checkout next to shared/data (the tests' layout), seen from the working
-        # directory or from this package, walking up to the filesystem root.
-        bases, how = [], f"shared/data above the working directory or initlab ({_ENV} unset)"
+        # The cache folder `initlab data fetch` fills; then a checkout next to
+        # shared/data (the tests' layout), seen from the working directory or from this
+        # package, walking up to the filesystem root.
+        bases = [cache_dir()]
+        how = (
+            f"the cache folder, then shared/data above the working directory or initlab "
+            f"({_ENV} unset)"
+        )
         for start in (Path.cwd(), Path(__file__).resolve().parent):
             for ancestor in (start, *start.parents):
                 base = ancestor / "shared" / "data"
@@ -904,9 +928,11 @@ def locate(name: Literal["mnist", "fashion-mnist"], root: Root = None) -> Path:
 
     1. ``root``, if given: ``<root>/<name>/``, then ``<root>`` itself;
     2. else ``$INITLAB_DATA`` (if set and non-empty), the same way;
-    3. else ``shared/data`` in the working directory and each directory above it (so
-       ``../shared/data`` from a checkout), then above this package, each again as
-       ``shared/data/<name>/`` and ``shared/data``.
+    3. else the user cache folder that ``initlab data fetch`` fills
+       (:func:`initlab.fetch.cache_dir`), the same way; then ``shared/data`` in the
+       working directory and each directory above it (so ``../shared/data`` from a
+       checkout), then above this package, each again as ``shared/data/<name>/`` and
+       ``shared/data``.
 
     Only one of 1–3 is searched: an explicit directory that lacks the files is an error,
     not a reason to read other data.
@@ -921,7 +947,8 @@ def locate(name: Literal["mnist", "fashion-mnist"], root: Root = None) -> Path:
     Raises:
         ValueError: an unknown name.
         FileNotFoundError: no directory holds all four files; the message lists every
-            place searched (and what each lacked) and how to point initlab at the data.
+            place searched (and what each lacked), how to point initlab at the data, and
+            ends with the command that downloads it (``initlab data fetch mnist``).
 
     Example:
         >>> locate("mnist").name  # found as ../shared/data/mnist from the checkout
@@ -942,12 +969,15 @@ def locate(name: Literal["mnist", "fashion-mnist"], root: Root = None) -> Path:
         else:
             looked.append(f"  {place} (none of the files)")
     files = ", ".join(f"{stem}.gz" for stem in _IDX_NAMES.values())
+    megabytes = sum(f.size for f in SOURCES[name].files) / 1e6
+    command = _fetch_command(name, None if root is None else Path(root))
     raise FileNotFoundError(
         f"No {name} data found. Looked in ({how}):\n"
         + "\n".join(looked)
         + f"\nA data directory holds {files} (gzipped or raw), in <dir>/{name}/ or <dir> "
         f"itself. Point initlab at it with root=<dir> (load({name!r}, root=...)) or the "
-        f"environment variable {_ENV}=<dir>."
+        f"environment variable {_ENV}=<dir>. Or download it ({megabytes:.0f} MB, "
+        f"checksum-verified): {command}"
     )
 
 
@@ -979,7 +1009,7 @@ def _listed_checksums(directory: Path) -> dict[str, list[tuple[str, str, Path]]]
 
 
 def _verify(
-    path: Path, content: bytes, listed: Mapping[str, list[tuple[str, str, Path]]]
+    path: Path, content: bytes, listed: Mapping[str, list[tuple[str, str, Path]]], name: str
 ) -> tuple[str, ...]:
     """Check ``content`` against every checksum listed for ``path``; the algorithms used."""
     checked = []
@@ -990,7 +1020,8 @@ def _verify(
                 f"Checksum mismatch for {path}: {sums.name} lists {algorithm} {expected}, the "
                 f"file has {got}. The file is damaged or not the one listed; it was not used. "
                 f"Copy it again from its source (or, if you changed the data on purpose, "
-                f"update {sums})."
+                f"update {sums}). To download a verified copy: "
+                f"{_fetch_command(name, path.parent)}"
             )
         checked.append(algorithm)
     if listed and not checked:
@@ -1028,7 +1059,7 @@ def _load_idx_set(
         path = _find_file(directory, stem)
         assert path is not None  # locate() found all four
         content = path.read_bytes()
-        verified[path.name] = _verify(path, content, listed)
+        verified[path.name] = _verify(path, content, listed, name)
         tensor, dims = _parse_idx(content, str(path), limit)
         want_dims = 3 if part.startswith("x") else 1
         if tensor.dtype != torch.uint8 or len(dims) != want_dims:

@@ -367,6 +367,84 @@ class TrainResult:
             )
         return pd.DataFrame(rows)
 
+    def __repr__(self) -> str:
+        from initlab._repr import MAX_REPR, number, short_list
+
+        head = f"TrainResult(members={len(self.members)}, steps={self.total_steps}, final_loss="
+        reason = self.stop_reason
+        if reason is not None and len(reason) > 40:
+            reason = reason[:39] + "…"
+        tail = f", stop_reason={reason!r})"
+        losses = [number(m.final_loss) for m in self.members]
+        return head + short_list(losses, MAX_REPR - len(head) - len(tail)) + tail
+
+    def _repr_html_(self) -> str:
+        """The run in a notebook: what happened, each member's outcome, the cost curves."""
+        from initlab._repr import box, number, paragraphs, png, table
+
+        statuses: dict[str, int] = {}
+        for m in self.members:
+            statuses[m.status] = statuses.get(m.status, 0) + 1
+        said = ", ".join(f"{n} {status}" for status, n in statuses.items())
+        lines = [
+            f"{len(self.members)} member{'s' if len(self.members) != 1 else ''}, "
+            f"{self.total_steps} steps in {self.seconds:.2f} s: {said}."
+        ]
+        if self.stop_reason is not None:
+            lines.append(f"Stopped by an observer: {self.stop_reason}")
+        if self.interrupted:
+            lines.append("Interrupted (Ctrl-C).")
+        text = paragraphs(lines)
+        keys = list(dict.fromkeys(k for m in self.members for k in m.config))
+        rows = [
+            [
+                m.member,
+                *(_shown(m.config.get(k, "")) for k in keys),
+                m.status,
+                m.stopped_step,
+                number(m.final_loss),
+                number(m.train_accuracy),
+                number(m.test_accuracy),
+            ]
+            for m in self.members
+        ]
+        header = ["member", *keys, "status", "steps", "final loss", "train acc", "test acc"]
+        figure = png(self._loss_figure()) if len(self.steps) else ""
+        return box("TrainResult", text + table(header, rows, limit=30) + figure)
+
+    def _loss_figure(self) -> Any:
+        """The cost against the step, one line per member (a Figure: no pyplot)."""
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6.4, 3.4), dpi=100)
+        ax = fig.add_subplot()
+        x = self.steps.double().numpy()
+        members = self.loss.shape[1]
+        for m in range(members):
+            y = self.loss[:, m].double()
+            y = torch.where(torch.isfinite(y), y, torch.nan)
+            config = ", ".join(f"{k}={_shown(v)}" for k, v in self.members[m].config.items())
+            label = f"{m}: {config}"[:40] if m < 10 else None
+            ax.plot(x, y.numpy(), label=label, linewidth=1.4)
+        finite = self.loss[torch.isfinite(self.loss)]
+        if finite.numel() and bool((finite > 0).all()):
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("cost")
+        ax.grid(alpha=0.3)
+        if members > 1:
+            ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        return fig
+
+
+def _shown(value: Any) -> str:
+    """A config value as a table shows it (callables by name, floats in 4 digits)."""
+    if callable(value):
+        return getattr(value, "__name__", type(value).__name__)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
 
 @dataclass(frozen=True)
 class Progress:

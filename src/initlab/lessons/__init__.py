@@ -10,19 +10,31 @@
 facts behind them (a typed dataclass per lesson), and the paths of its HTML report and PNG
 figures. Every lesson module has one shape (see :mod:`initlab.lessons._lesson`): ``NAME``,
 ``TITLE``, ``QUESTION``, ``SIZES`` (``quick`` and ``default``), ``setup``, ``compute`` (facts,
-without drawing), ``draw`` and ``findings``; one runner does the rest.
+without drawing), ``draw`` and ``findings``, and optionally ``KNOBS`` (the options it takes,
+each a field of its sizes), ``TAKEAWAY`` and ``TRY_NEXT``; one runner does the rest.
+In a notebook a :class:`Lesson` shows its page.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
 from initlab.experiments import resolve_device
-from initlab.lessons._lesson import Env, Lesson, LessonProgress, run_lesson
+from initlab.lessons._lesson import Env, Lesson, LessonProgress, knobs, run_lesson
 
-__all__ = ["LESSONS", "Env", "Lesson", "LessonProgress", "module", "resolve_device", "run"]
+__all__ = [
+    "LESSONS",
+    "Env",
+    "Lesson",
+    "LessonProgress",
+    "knobs",
+    "module",
+    "resolve_device",
+    "run",
+]
 
 #: name → one line on what the lesson shows (the module is initlab.lessons.NAME).
 LESSONS: dict[str, str] = {
@@ -51,7 +63,22 @@ def run(
     quick: bool = False,
     device: str = "cpu",
     progress: LessonProgress | None = None,
+    options: Mapping[str, object] | None = None,
+    command: str | None = None,
 ) -> Lesson:
     """Run the lesson called ``name`` (one of :data:`LESSONS`); write its report into
-    ``out`` (None: in memory only)."""
-    return run_lesson(module(name), out, quick=quick, device=device, progress=progress)
+    ``out`` (None: in memory only).
+
+    ``options`` set the lesson's knobs (:func:`knobs` lists them, e.g. ``{"depth": 50}``
+    for ``gradients``); ``command`` is the command line shown in the page's footer.
+    See :func:`initlab.lessons._lesson.run_lesson`.
+    """
+    return run_lesson(
+        module(name),
+        out,
+        quick=quick,
+        device=device,
+        progress=progress,
+        options=options,
+        command=command,
+    )

@@ -52,8 +52,9 @@ from torch.nn import functional as F
 
 from initlab import data, models
 from initlab.data import BatchSize
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.report import OKABE_ITO
+from initlab.report.figures import WIDTH, subplots
 from initlab.report.html import Report
 from initlab.train import Observer, Run, TrainConfig
 
@@ -339,8 +340,7 @@ def _draw_against(
 ) -> None:
     """Full training cost at the checkpoints against epochs, updates or wall time; a dot
     where each variant first reaches the target cost."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.2, 4.4), dpi=120)
+    fig, ax = subplots(figsize=(7.2, 4.4))
     for colour, r in zip(OKABE_ITO, runs, strict=False):
         xs = {
             "epochs": r.epochs,
@@ -385,8 +385,12 @@ def _draw_against(
 
 def _draw_noisy(report: Report, runs: list[VariantRun], shown: int) -> None:
     """The lecture's picture: the per-update cost of each variant's first updates."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.0 * len(runs), 3.4), dpi=120, sharey=True)
+    cols = min(len(runs), 3)  # three panels to a page's width keep their text readable
+    rows = -(-len(runs) // cols)
+    fig, grid = subplots(rows, cols, figsize=(WIDTH, 2.9 * rows + 0.6), sharey=True, squeeze=False)
+    axes = grid.flat
+    for ax in axes[len(runs) :]:
+        ax.set_visible(False)
     for ax, colour, r in zip(axes, OKABE_ITO, runs, strict=False):
         costs = r.update_cost[:shown]
         ax.plot(range(1, len(costs) + 1), costs, color=colour, linewidth=0.8, label=r.label)
@@ -395,7 +399,8 @@ def _draw_noisy(report: Report, runs: list[VariantRun], shown: int) -> None:
         ax.set_xlabel("update")
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=8, loc="upper right")
-    axes[0].set_ylabel("cost of the update's own batch")
+    for row in grid:
+        row[0].set_ylabel("cost of the update's\nown batch")
     axes[0].set_ylim(bottom=0)
     fig.suptitle(f"Smooth against noisy: the cost of each of the first {shown} updates")
     report.figure(
@@ -409,8 +414,7 @@ def _draw_noisy(report: Report, runs: list[VariantRun], shown: int) -> None:
 
 def _draw_per_epoch(report: Report, runs: list[VariantRun]) -> None:
     """Updates per epoch, and the measured time per epoch, per variant."""
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=120)
+    fig, (left, right) = subplots(1, 2, figsize=(WIDTH, 4.0))
     labels = [r.label for r in runs]
     colours = list(OKABE_ITO[: len(runs)])
     bars = left.bar(labels, [r.updates_per_epoch for r in runs], color=colours)

@@ -59,14 +59,16 @@ import copy
 import dataclasses
 import math
 from dataclasses import dataclass, fields
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from initlab import data, models
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.norm import StackedBatchNorm
 from initlab.report import OKABE_ITO
+from initlab.report.figures import WIDTH, subplots
 from initlab.report.html import Report
 from initlab.train import Observer, Run, TrainConfig
 
@@ -607,8 +609,7 @@ def _draw_section_41(facts: FirstParts, report: Report) -> None:
 
 
 def _draw_accuracy(report: Report, nets: dict[str, Net], seeds: int) -> None:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.2, 4.4), dpi=120)
+    fig, ax = subplots(figsize=(7.2, 4.4))
     for (label, net), colour in zip(nets.items(), (OKABE_ITO[3], OKABE_ITO[0]), strict=True):
         acc = net.accuracy  # (T, M)
         steps = net.steps
@@ -633,9 +634,14 @@ def _draw_accuracy(report: Report, nets: dict[str, Net], seeds: int) -> None:
 
 
 def _draw_percentiles(report: Report, nets: dict[str, Net]) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120, sharey=True)
-    styles = (("15th", ":"), ("50th", "-"), ("85th", "--"))
+    from matplotlib.lines import Line2D
+
+    fig, axes = subplots(1, 2, figsize=(WIDTH, 4.4), sharey=True, layout="constrained")
+    styles: tuple[tuple[str, Literal[":", "-", "--"]], ...] = (
+        ("15th", ":"),
+        ("50th", "-"),
+        ("85th", "--"),
+    )
     for ax, (label, net), colour in zip(
         axes, nets.items(), (OKABE_ITO[3], OKABE_ITO[0]), strict=True
     ):
@@ -643,12 +649,21 @@ def _draw_percentiles(report: Report, nets: dict[str, Net]) -> None:
         ax.fill_between(net.steps, q[:, 0], q[:, 2], color=colour, alpha=0.15)
         for i, (name, style) in enumerate(styles):
             ax.plot(net.steps, q[:, i], color=colour, linestyle=style, linewidth=1.8, label=name)
-        ax.set_title(label)
+        ax.set_title(label, fontsize=10)
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
-        ax.legend(title="percentile", loc="upper left")
-    axes[0].set_ylabel(f"input to sigmoid unit {UNIT} of hidden layer 3")
-    fig.suptitle("The input to one sigmoid of the last hidden layer over training")
+    # One legend for both panels, below them: inside it would cover the curves.
+    handles = [Line2D([], [], color="0.3", linestyle=st, linewidth=1.8) for _, st in styles]
+    fig.legend(
+        handles,
+        [f"{name} percentile" for name, _ in styles],
+        loc="outside lower center",
+        ncol=len(styles),
+        frameon=False,
+        fontsize=9,
+    )
+    axes[0].set_ylabel(f"input to sigmoid unit {UNIT}\nof hidden layer 3")
+    fig.suptitle("The input to one sigmoid of the last hidden layer over training", fontsize=11)
     report.figure(
         fig,
         "percentiles",
@@ -660,19 +675,17 @@ def _draw_percentiles(report: Report, nets: dict[str, Net]) -> None:
 
 def _draw_grid(report: Report, grid: Grid) -> None:
     import matplotlib.colors as mcolors
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
 
-    plt = pyplot()
     finite = torch.cat([g[torch.isfinite(g)] for g in grid.loss.values()])
     low = float(finite.min()) if len(finite) else 0.1
     # Colours stop a little above chance (ln 10): a blown-up loss would wash out the rest.
     norm = mcolors.LogNorm(vmin=min(max(low, 1e-3), 0.1), vmax=WORSE_THAN_CHANCE)
-    cmap = plt.get_cmap("viridis").with_extremes(bad="#BBBBBB", over=OKABE_ITO[3])
-    fig, axes = plt.subplots(
-        1, 3, figsize=(11.5, 4.6), dpi=120, gridspec_kw={"width_ratios": [1, 1, 0.05]}
-    )
-    image = None
+    cmap = colormaps["viridis"].with_extremes(bad="#BBBBBB", over=OKABE_ITO[3])
+    fig, axes = subplots(1, 3, figsize=(8.7, 4.4), gridspec_kw={"width_ratios": [1, 1, 0.05]})
     for ax, (label, loss) in zip(axes[:2], grid.loss.items(), strict=True):
-        image = ax.imshow(loss.numpy(), cmap=cmap, norm=norm, origin="lower", aspect="auto")
+        ax.imshow(loss.numpy(), cmap=cmap, norm=norm, origin="lower", aspect="auto")
         for i in range(loss.shape[0]):
             for j in range(loss.shape[1]):
                 v = float(loss[i, j])
@@ -685,7 +698,9 @@ def _draw_grid(report: Report, grid: Grid) -> None:
         ax.set_xlabel("learning rate (plain SGD)")
         ax.set_ylabel("init scale g (weight std = g/√fan_in)")
         ax.set_title(f"{label}: final training loss after {grid.steps} steps")
-    fig.colorbar(image, cax=axes[2], extend="max", label="cross-entropy (log scale)")
+    fig.colorbar(
+        ScalarMappable(norm, cmap), cax=axes[2], extend="max", label="cross-entropy (log scale)"
+    )
     report.figure(
         fig,
         "grid",
@@ -697,8 +712,11 @@ def _draw_grid(report: Report, grid: Grid) -> None:
 
 
 def _draw_modes(report: Report, early: Modes, late: Modes, steps: int) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.3), dpi=120)
+    # Two scatter panels side by side, the one-example panel below them: a page's width.
+    fig, grid = subplots(2, 2, figsize=(WIDTH, 8.0), gridspec_kw={"height_ratios": [1, 0.8]})
+    for spare in grid[1]:
+        spare.remove()
+    axes = [grid[0][0], grid[0][1], fig.add_subplot(grid[0][0].get_gridspec()[1, :])]
     for ax, modes, when, colour in (
         (axes[0], early, "at initialization", OKABE_ITO[1]),
         (axes[1], late, f"after {steps} steps", OKABE_ITO[0]),
@@ -709,8 +727,8 @@ def _draw_modes(report: Report, early: Modes, late: Modes, steps: int) -> None:
         ax.plot([lo, hi], [lo, hi], color="black", linewidth=1.0, linestyle="--", label="equal")
         ax.set_xlabel("training mode (batch statistics)")
         ax.set_ylabel("inference mode (running averages)")
-        ax.set_title(f"Output logits {when}")
-        ax.legend(loc="upper left")
+        ax.set_title(f"Output logits {when}", fontsize=10)
+        ax.legend(loc="upper left", fontsize=8)
         ax.grid(alpha=0.3)
     ax = axes[2]
     generator = torch.Generator().manual_seed(2)  # horizontal jitter only
@@ -739,6 +757,11 @@ def _draw_modes(report: Report, early: Modes, late: Modes, steps: int) -> None:
 
 
 # --------------------------------------------------------------------------- findings
+
+
+def _share(fraction: float) -> str:
+    """A fraction as a percentage a reader can say: "less than 1%" rather than "0%"."""
+    return "less than 1%" if 0 < fraction < 0.005 else f"{fraction:.0%}"
 
 
 def _steps_text(step: int | None, total: int) -> str:
@@ -771,8 +794,8 @@ def findings(facts: Facts) -> list[str]:
         f"ended with the lower training loss in {grid.bn_wins} of {grid.cells} cells, no BN "
         f"in {grid.plain_wins}; {grid.trained_bn} BN runs and {grid.trained_plain} plain runs "
         f"got below loss {TRAINED_LOSS:g}.",
-        f"Training-mode and inference-mode logits differed by {modes.early.gap:.0%} of their "
-        f"size at initialization (running averages still 0 and 1) and by {modes.late.gap:.0%} "
-        f"after training; inference mode equals the formula with the running averages to "
-        f"within {modes.hand_error:.0e}.",
+        f"Training-mode and inference-mode logits differed by {_share(modes.early.gap)} of "
+        f"the logits' size at initialization (running averages still 0 and 1) and by "
+        f"{_share(modes.late.gap)} after training; inference mode equals the formula with "
+        f"the running averages to within {modes.hand_error:.0e}.",
     ]

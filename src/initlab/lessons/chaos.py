@@ -46,10 +46,12 @@ from typing import Any
 import numpy as np
 
 from initlab import data, meanfield, models
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.probe import probe
 from initlab.probe.verdicts import per_layer_factor
 from initlab.report import OKABE_ITO
+from initlab.report.figures import WIDTH as PAGE_WIDTH
+from initlab.report.figures import subplots
 from initlab.report.html import Report
 from initlab.train import TrainConfig
 
@@ -96,7 +98,7 @@ class Size:
 
 SIZES = {
     "quick": Size(
-        sigma_w2=(1.0, 1.5, 2.5, 4.0), depths=(8, 30), steps=100, n_train=1000, curve_points=8
+        sigma_w2=(1.0, 1.5, 2.5, 4.0), depths=(8, 16, 30), steps=100, n_train=1000, curve_points=8
     ),
     "default": Size(
         sigma_w2=(1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0),
@@ -269,7 +271,9 @@ def draw(facts: Facts, report: Report) -> None:
 
 def _colours(n: int) -> Any:
     """One colour per σ_w² of the grid, dark to light."""
-    return pyplot().get_cmap("cividis")(np.linspace(0.0, 0.95, n))
+    from matplotlib import colormaps
+
+    return colormaps["cividis"](np.linspace(0.0, 0.95, n))
 
 
 def _label(facts: Facts, c: int) -> str:
@@ -279,7 +283,8 @@ def _label(facts: Facts, c: int) -> str:
 
 def _draw_theory(facts: Facts, report: Report) -> None:
     curves, critical, grid = facts.curves, facts.critical_sigma_w2, facts.sigma_w2
-    fig, axes = pyplot().subplots(1, 3, figsize=(15, 4.4))
+    # One panel per row, sharing σ_w²: three side by side would not fit a page's width.
+    fig, axes = subplots(3, 1, figsize=(PAGE_WIDTH, 9.6), sharex=True)
     ax = axes[0]
     ax.plot(curves.sigma_w2, curves.q_star, color=OKABE_ITO[0], lw=2, label="q* (theory)")
     ax.set_ylabel("q*, the fixed point of E[h²]")
@@ -301,9 +306,11 @@ def _draw_theory(facts: Facts, report: Report) -> None:
     ax.set_title("ξ_c: the depth correlations survive")
     for ax in axes:
         ax.axvline(critical, color=OKABE_ITO[1], lw=1.5, ls="--", label=f"critical {critical:.3f}")
-        ax.set_xlabel("σ_w² (weight variance × fan_in)")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.title.set_fontsize(10)
+        # beside the panel: inside, it would cover the curves where they matter
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    axes[-1].set_xlabel("σ_w² (weight variance × fan_in)")
     fig.suptitle(f"Mean-field theory of deep {ACTIVATION} nets at σ_b² = {SIGMA_B2:g}")
     report.section(
         "The theory: order, chaos and the depth scale ξ_c",
@@ -323,7 +330,7 @@ def _draw_theory(facts: Facts, report: Report) -> None:
 
 def _draw_gradients(facts: Facts, report: Report) -> None:
     deepest, colours = max(facts.depths), _colours(len(facts.sigma_w2))
-    fig, ax = pyplot().subplots(figsize=(8.5, 4.6))
+    fig, ax = subplots(figsize=(8.5, 4.6))
     layers = np.arange(1, deepest + 1)
     for c, profile in enumerate(facts.grad_rms):
         lw = 2.6 if c == facts.critical_index else 1.4
@@ -398,7 +405,7 @@ def _trainability_figure(facts: Facts) -> Any:
     import matplotlib.patheffects as effects
 
     depths, grid, accuracy = list(facts.depths), facts.sigma_w2, np.asarray(facts.accuracy)
-    fig, ax = pyplot().subplots(figsize=(9, 5.2))
+    fig, ax = subplots(figsize=(PAGE_WIDTH, 5.6))
     x_edges, y_edges = _edges(list(grid)), _edges([float(d) for d in depths], log=True)
     mesh = ax.pcolormesh(x_edges, y_edges, accuracy, cmap="viridis", vmin=0.0, vmax=1.0)
     trainable = facts.trainable
@@ -419,7 +426,10 @@ def _trainability_figure(facts: Facts) -> Any:
     stroke = [effects.withStroke(linewidth=4, foreground="black")]
     w2, xi = facts.curves.sigma_w2, facts.curves.xi_c
     inside = (w2 >= x_edges[0]) & (w2 <= x_edges[-1])
-    rule = np.minimum(DEPTH_RULE * xi[inside], 10 * y_edges[-1])
+    # 6ξ_c diverges at the edge: the limits come from the grid, and the curve is cut
+    # where it leaves them (a point beyond the top is drawn at 1.5× the top, then clipped,
+    # so the curve runs off the plot's edge rather than stopping short of it).
+    rule = np.minimum(DEPTH_RULE * xi[inside], 1.5 * y_edges[-1])
     ax.plot(
         w2[inside],
         rule,
@@ -428,6 +438,7 @@ def _trainability_figure(facts: Facts) -> Any:
         ls="--",
         path_effects=stroke,
         label="6 ξ_c (Schoenholz et al.)",
+        clip_on=True,
     )
     # The measured boundary: along the top of each column's deepest trainable cell.
     tops = [y_edges[depths.index(d) + 1] if d else y_edges[0] for d in facts.deepest_trainable]
@@ -457,7 +468,7 @@ def _trainability_figure(facts: Facts) -> Any:
 
 def _draw_losses(facts: Facts, report: Report) -> None:
     colours = _colours(len(facts.sigma_w2))
-    fig, axes = pyplot().subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(PAGE_WIDTH, 4.2), sharey=True)
     show = [0, facts.critical_index, len(facts.sigma_w2) - 1]
     window = 1
     for ax, depth in zip(axes, (min(facts.depths), max(facts.depths)), strict=True):
@@ -473,7 +484,7 @@ def _draw_losses(facts: Facts, report: Report) -> None:
         ax.set_title(f"{depth} hidden layers")
         ax.set_xlabel("SGD step")
         ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel(f"training loss ({window}-step average, nats)")
+    axes[0].set_ylabel(f"training loss\n({window}-step average, nats)")
     axes[1].legend(fontsize=8)
     fig.suptitle("Loss curves at the grid's ends and at the edge of chaos")
     report.figure(
@@ -485,7 +496,7 @@ def _draw_losses(facts: Facts, report: Report) -> None:
 
 
 def _depth_text(depth: int) -> str:
-    return f"{depth} layers" if depth > 0 else "no depth tried"
+    return f"{depth} layers" if depth > 0 else "zero layers (none of the depths tried trained)"
 
 
 def _xi_text(xi: float) -> str:

@@ -62,8 +62,9 @@ from torch import Tensor
 
 from initlab import clip as clipmod
 from initlab import data, models
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.report import OKABE_ITO
+from initlab.report.figures import WIDTH, subplots
 from initlab.report.html import Report
 from initlab.train import ClipKind, Observer, Run, Status, TrainConfig, TrainResult
 
@@ -116,6 +117,8 @@ CLIPS: dict[str, tuple[float, str]] = {
     "norm": (1.0, "by global norm, 1"),
     "agc": (0.02, "adaptive (AGC), λ = 0.02"),
 }
+# Each kind of clipping as the subject of a sentence.
+_CLIPPER = {"value": "clipping by value", "norm": "clipping by global norm", "agc": "AGC"}
 RATE_WINDOW = 20  # steps over which the clip rate is averaged
 N_PARAMS = sum(a * b + b for a, b in itertools.pairwise(WIDTHS))  # weights and biases
 
@@ -562,8 +565,8 @@ def _rows(net_run: NetRun) -> list[list[Any]]:
 
 
 def _draw_surface(report: Report, cliff: Cliff) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.4), dpi=120)
+    # The two maps one above the other: side by side they would not fit a page's width.
+    fig, axes = subplots(2, 1, figsize=(WIDTH, 9.8))
     extent = (W_RANGE[0], W_RANGE[1], B_RANGE[0], B_RANGE[1])
     log_loss = torch.log10(cliff.loss.clamp(min=1e-12)).T.numpy()  # rows: b, columns: w
     log_grad = torch.log10(cliff.grad_norm.clamp(min=1e-12)).T.numpy()
@@ -589,13 +592,18 @@ def _draw_surface(report: Report, cliff: Cliff) -> None:
         alpha=0.8,
     )
     shown = [cliff.worst, cliff.calm]
-    for i in shown:
-        for ax in axes:
+    # Every drawn point, so that a note finds the frame's emptiest corner.
+    drawn = torch.cat([d.path[:, i] for d in (cliff.plain, cliff.clipped) for i in shown])
+    drawn = drawn[_inside(drawn)]
+    for ax in axes:
+        taken = {(0.0, 0.0)} if ax is axes[0] else set()  # the legend's corner
+        for i in shown:
             for descent, colour, style, label in (
                 (cliff.plain, OKABE_ITO[3], "-", "GD"),
                 (cliff.clipped, OKABE_ITO[5], "--", f"GD, norm clipped at {GD_CLIP:g}"),
             ):
-                _draw_path(ax, descent.path[:, i], colour, style, label if i == shown[0] else None)
+                line = label if i == shown[0] else None
+                _draw_path(ax, descent.path[:, i], colour, style, line, drawn, taken)
             ax.plot(*cliff.plain.path[0, i].tolist(), "o", color="white", markeredgecolor="black")
     axes[0].legend(loc="lower left", fontsize=8)
     fig.suptitle(
@@ -605,17 +613,27 @@ def _draw_surface(report: Report, cliff: Cliff) -> None:
     report.figure(
         fig,
         "surface",
-        "Left: the loss over (w, b), log scale, with contours at 0.001, 0.01 and 0.05; "
-        "right: the norm of its gradient, log scale. Where the net's dynamics switch "
+        "Top: the loss over (w, b), log scale, with contours at 0.001, 0.01 and 0.05; "
+        "bottom: the norm of its gradient, log scale. Where the net's dynamics switch "
         "between a low and a high fixed point the loss drops off a cliff and the gradient "
         "is orders of magnitude larger than around it. Circles: starts; squares: where "
         f"{GD_STEPS} steps ended; arrows: a step that left the frame.",
     )
 
 
-def _draw_path(ax: Any, path: Tensor, colour: str, style: str, label: str | None) -> None:
+def _draw_path(
+    ax: Any,
+    path: Tensor,
+    colour: str,
+    style: str,
+    label: str | None,
+    drawn: Tensor,
+    taken: set[tuple[float, float]],
+) -> None:
     """One descent's path while it stays in the frame; an arrow where it leaves it, or a
-    square where it ends."""
+    square where it ends. Where it leaves, a note says where it went: in the corner of
+    the frame farthest from every ``drawn`` point and not yet ``taken``, with a thin
+    arrow to the exit, so that the note covers no path."""
     inside = _inside(path)
     last = int(inside.nonzero().max()) if bool(inside.any()) else 0
     ax.plot(
@@ -633,16 +651,42 @@ def _draw_path(ax: Any, path: Tensor, colour: str, style: str, label: str | None
         arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 1.8},
     )
     end = path[-1]
-    ax.text(
-        float(a[0]) + 0.25,
-        float(a[1]) - 0.2,
+    # the arrow out of the frame is drawn too: the note keeps off it as well
+    t = torch.linspace(0.0, 1.0, 20, dtype=torch.float64)[:, None]
+    arrow = a.double() + t * (edge.double() - a.double())
+    corner = _emptiest_corner(torch.cat([drawn.double(), arrow]), taken)
+    taken.add(corner)
+    ax.annotate(
         f"thrown to ({float(z[0]):.0f}, {float(z[1]):.0f})\nin one step;\n"
         f"ends at ({float(end[0]):.0f}, {float(end[1]):.0f})",
+        xy=(float(a[0]), float(a[1])),
+        xytext=(0.03 + 0.94 * corner[0], 0.04 + 0.92 * corner[1]),
+        textcoords="axes fraction",
+        ha="left" if corner[0] == 0 else "right",
+        va="bottom" if corner[1] == 0 else "top",
         color="black",
         fontsize=8,
-        va="top",
-        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+        bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.6", "boxstyle": "round"},
+        arrowprops={"arrowstyle": "->", "color": "0.25", "linewidth": 0.9},
     )
+
+
+def _emptiest_corner(drawn: Tensor, taken: set[tuple[float, float]]) -> tuple[float, float]:
+    """The corner of the (w, b) frame, as axes fractions (0 or 1 each), whose note area
+    (about a quarter of the width and height) is farthest from the ``drawn`` points."""
+    frame = torch.tensor([W_RANGE[0], B_RANGE[0]], dtype=torch.float64)
+    span = torch.tensor([W_RANGE[1] - W_RANGE[0], B_RANGE[1] - B_RANGE[0]], dtype=torch.float64)
+    points = (drawn.double() - frame) / span  # in axes fractions
+    corners = [c for c in ((0.0, 1.0), (1.0, 1.0), (1.0, 0.0), (0.0, 0.0)) if c not in taken]
+
+    def clearance(corner: tuple[float, float]) -> float:
+        # the note's centre, an eighth of the frame in from the corner
+        centre = torch.tensor([0.15 + 0.7 * corner[0], 0.12 + 0.76 * corner[1]])
+        if not len(points):
+            return math.inf
+        return float((points - centre.double()).norm(dim=1).min())
+
+    return max(corners or [(1.0, 1.0)], key=clearance)
 
 
 def _exit_point(a: Tensor, z: Tensor) -> Tensor:
@@ -675,8 +719,7 @@ def _smooth(values: Tensor, window: int) -> Tensor:
 
 
 def _draw_losses(report: Report, runs: dict[str, NetRun], first: int) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), dpi=120)
+    fig, axes = subplots(2, 1, figsize=(WIDTH, 8.6))
     colours = iter(OKABE_ITO)
     for net_run in runs.values():
         for m, member in enumerate(net_run.result.members):
@@ -723,18 +766,17 @@ def _draw_losses(report: Report, runs: dict[str, NetRun], first: int) -> None:
     report.figure(
         fig,
         "losses",
-        f"Left: at learning rate {LR:g} without clipping the loss grows by orders of magnitude "
+        f"Top: at learning rate {LR:g} without clipping the loss grows by orders of magnitude "
         "in a few steps until it is no longer a number (×: the last finite loss); every kind "
-        f"of clipping keeps the same rate in check. Right: the runs that trained; learning "
+        f"of clipping keeps the same rate in check. Bottom: the runs that trained; learning "
         f"rate {SAFE_LR:g} without clipping is the safe, slower alternative.",
     )
 
 
 def _draw_norms(report: Report, runs: dict[str, NetRun]) -> None:
-    plt = pyplot()
     kinds = [k for k in runs if k != "none"]
-    fig, axes = plt.subplots(
-        len(kinds), 2, figsize=(12, 3.1 * len(kinds)), dpi=120, sharex=True, squeeze=False
+    fig, axes = subplots(
+        len(kinds), 2, figsize=(WIDTH, 3.2 * len(kinds)), sharex=True, squeeze=False
     )
     for row, kind in zip(axes, kinds, strict=True):
         net_run = runs[kind]
@@ -796,6 +838,13 @@ def findings(facts: Facts) -> list[str]:
         f"{CLIPS[k][1]}: {c.final_loss:.3f} ({c.test_accuracy or 0.0:.1%} test accuracy)"
         for k, c in net.clipped.items()
     )
+    rates = "; ".join(
+        f"{_CLIPPER[k]} fired on {c.clip_rate:.0%} of the steps "
+        f"({c.clip_rate_first_tenth:.0%} in the first tenth of training, "
+        f"{c.clip_rate_last_tenth:.0%} in the last) and kept a median "
+        f"{c.norm_kept_median:.0%} of the gradient's norm"
+        for k, c in net.clipped.items()
+    )
     return [
         f"Over the (w, b) grid the one-neuron RNN's gradient norm ranges from "
         f"{cliff.grad_norm_min:.1e} to {cliff.grad_norm_max:.1e}, {orders:.0f} orders "
@@ -811,13 +860,5 @@ def findings(facts: Facts) -> list[str]:
         f"step {net.unclipped_stopped_step} (it started at {net.initial_loss:.2f}); at "
         f"learning rate {SAFE_LR:g} it fell to {net.safe_final_loss:.3f}. Clipped at learning "
         f"rate {LR:g}, the final loss was {clipped_text}.",
-        "Clipping fired on "
-        + "; ".join(
-            f"{c.clip_rate:.0%} of the steps {CLIPS[k][1].split(',')[0]} "
-            f"({c.clip_rate_first_tenth:.0%} in the first tenth of training, "
-            f"{c.clip_rate_last_tenth:.0%} in the last) and kept a median "
-            f"{c.norm_kept_median:.0%} of the gradient's norm"
-            for k, c in net.clipped.items()
-        )
-        + ".",
+        rates[:1].upper() + rates[1:] + ".",
     ]

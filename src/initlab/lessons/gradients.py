@@ -55,14 +55,17 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from initlab import data, models
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.probe import Histogram, Probe, probe
 from initlab.probe.verdicts import per_layer_factor
 from initlab.report import OKABE_ITO
+from initlab.report.figures import WIDTH as PAGE_WIDTH
+from initlab.report.figures import subplots
 from initlab.report.html import Report
 from initlab.train import TrainConfig
 
 __all__ = [
+    "KNOBS",
     "NAME",
     "QUESTION",
     "SIZES",
@@ -92,7 +95,7 @@ INITS: dict[str, str] = {
     "He": "he_normal",  # N(0, 2/fan_in)
 }
 INIT_COLOURS = {"standard": OKABE_ITO[2], "Xavier": OKABE_ITO[0], "He": OKABE_ITO[3]}
-DEPTH = 30  # hidden layers of the probed nets and of He et al.'s trained net
+DEPTH = 30  # hidden layers of the probed nets and of He et al.'s trained net (by default)
 WIDTH = 128  # their width
 PROBE_SEED = 0  # the initial weights of the probed nets (member m gets seed + m)
 GLOROT_DEPTH = 5  # Glorot & Bengio's nets: 5 hidden layers ...
@@ -102,6 +105,12 @@ HE_BATCH = 64
 SMOOTH = 20  # steps in the moving average of the loss curves and of the start/end loss
 
 
+KNOBS = {
+    "depth": f"hidden layers of the probed nets and of the trained net (default {DEPTH})",
+    "activation": "the trained net's activation, also probed beside the four (default relu)",
+}
+
+
 @dataclass(frozen=True)
 class Size:
     probe_batch: int  # digits in the probe's batch
@@ -109,6 +118,21 @@ class Size:
     he_train: int  # MNIST training (and test) examples, for He's net and the probe's batch
     he_steps: int  # SGD steps of He's net
     he_seeds: int  # seeds per init of He's net
+    depth: int = DEPTH  # hidden layers of the probed nets and of the trained net
+    activation: str = "relu"  # the trained net's (He et al.'s: ReLU)
+
+    def __post_init__(self) -> None:
+        # A knob: the per-layer factors fit a slope over layers 2 .. depth.
+        if not isinstance(self.depth, int) or isinstance(self.depth, bool) or self.depth < 3:
+            raise ValueError(
+                "The 'depth' option of lesson gradients must be an integer ≥ 3 (hidden "
+                f"layers). Got {self.depth!r} instead."
+            )
+        if self.activation not in models.ACTIVATIONS:
+            raise ValueError(
+                "The 'activation' option of lesson gradients must be one of "
+                f"{', '.join(sorted(models.ACTIVATIONS))}. Got {self.activation!r} instead."
+            )
 
 
 SIZES = {
@@ -171,9 +195,12 @@ class Profile:
 
 @dataclass(frozen=True)
 class HeTraining:
-    """He et al.'s 30-layer ReLU net, Xavier against He, trained as one stack."""
+    """He et al.'s deep net (30 ReLU layers by default), Xavier against He, trained as
+    one stack."""
 
     steps: int  # SGD steps
+    depth: int  # hidden layers
+    activation: str  # their activation
     seeds: int  # seeds per init
     members: tuple[str, ...]  # each member's init: "Xavier" or "He"
     n_train: int  # MNIST training examples
@@ -193,14 +220,27 @@ class Facts:
     profiles: dict[str, dict[str, Profile]]  # activation → init label → the probed net
     glorot: dict[str, Profile]  # "standard" and "normalized" → Glorot's probed tanh net
     he_training: HeTraining
+    depth: int = DEPTH  # hidden layers of the probed nets
+    activations: tuple[str, ...] = ACTIVATIONS  # the probed nets' activations, in order
 
 
 def setup(size: Size) -> str:
     return (
-        f"Depth × activation × init, probed at init on MNIST beside the mean-field "
-        f"forecast; Glorot & Bengio 2010's tanh nets; He et al. 2015's {DEPTH}-layer "
-        "ReLU net, trained as one stack."
+        f"Depth × activation × init ({size.depth} hidden layers of {WIDTH}), probed at init "
+        "on MNIST beside the mean-field forecast; Glorot & Bengio 2010's tanh nets; He et "
+        f"al. 2015's {size.depth}-layer {_name(size.activation)} net, trained as one stack. "
+        "Options: --depth (hidden layers) and --activation (the trained net's)."
     )
+
+
+def _name(activation: str) -> str:
+    """'ReLU', 'leaky ReLU', 'tanh': an activation as the text names it."""
+    return activation.replace("_", " ").replace("relu", "ReLU")
+
+
+def _activations(size: Size) -> tuple[str, ...]:
+    """The probed activations: the four, and the trained net's where it is another."""
+    return ACTIVATIONS if size.activation in ACTIVATIONS else (*ACTIVATIONS, size.activation)
 
 
 def compute(size: Size, env: Env) -> Facts:
@@ -209,7 +249,8 @@ def compute(size: Size, env: Env) -> Facts:
     mnist, _ = data.scale(data.load("mnist", limit=size.he_train), per_feature=False)
     batch_x = mnist.x_train[: size.probe_batch].to(env.device)
     batch_y = mnist.y_train[: size.probe_batch].to(env.device)
-    profiles = {a: _probe_inits(env, a, batch_x) for a in ACTIVATIONS}
+    activations = _activations(size)
+    profiles = {a: _probe_inits(env, a, batch_x, size.depth) for a in activations}
     env.stage("probing Glorot & Bengio's tanh nets")
     glorot_inits = {"standard": INITS["standard"], "normalized": INITS["Xavier"]}
     widths = [batch_x.shape[1], *[size.glorot_width] * GLOROT_DEPTH, 10]
@@ -220,7 +261,7 @@ def compute(size: Size, env: Env) -> Facts:
         label: Profile.of(report, GLOROT_DEPTH)
         for label, report in zip(glorot_inits, reports, strict=True)
     }
-    probed = _Probed(size.probe_batch, size.glorot_width, profiles, glorot)
+    probed = _Probed(size.probe_batch, size.glorot_width, profiles, glorot, size.depth, activations)
     env.part_done(lambda report: _draw_probed(probed, report))  # kept if He's net is cut
     return Facts(
         probe_batch=size.probe_batch,
@@ -228,6 +269,8 @@ def compute(size: Size, env: Env) -> Facts:
         profiles=profiles,
         glorot=glorot,
         he_training=_train_he(size, env, mnist),
+        depth=size.depth,
+        activations=activations,
     )
 
 
@@ -239,6 +282,8 @@ class _Probed:
     glorot_width: int
     profiles: dict[str, dict[str, Profile]]
     glorot: dict[str, Profile]
+    depth: int
+    activations: tuple[str, ...]
 
 
 def _number(value: float | None) -> float:
@@ -254,22 +299,22 @@ def _stack_cross_entropy(output: Tensor, target: Tensor) -> Tensor:
     )
 
 
-def _probe_inits(env: Env, activation: str, x: Tensor) -> dict[str, Profile]:
+def _probe_inits(env: Env, activation: str, x: Tensor, depth: int) -> dict[str, Profile]:
     """One activation's stack of inits, probed at init: init label → profile."""
-    env.stage(f"probing the {DEPTH}-layer {activation} net at init, {len(INITS)} inits")
-    widths = [x.shape[1], *[WIDTH] * DEPTH, 10]
+    env.stage(f"probing the {depth}-layer {activation} net at init, {len(INITS)} inits")
+    widths = [x.shape[1], *[WIDTH] * depth, 10]
     net = models.mlp(widths, activation, members=len(INITS), device=env.device)
     models.init_members(net, list(INITS.values()), "zeros", seeds=PROBE_SEED)
     reports = probe(net, x, histograms=False)
-    return {label: Profile.of(report, DEPTH) for label, report in zip(INITS, reports, strict=True)}
+    return {label: Profile.of(report, depth) for label, report in zip(INITS, reports, strict=True)}
 
 
 def _train_he(size: Size, env: Env, mnist: data.Dataset) -> HeTraining:
     """He et al.'s net from Xavier and from He init, ``he_seeds`` members each."""
-    env.stage(f"training the {DEPTH}-layer ReLU net: Xavier against He")
+    env.stage(f"training the {size.depth}-layer {_name(size.activation)} net: Xavier against He")
     members = tuple(label for label in ("Xavier", "He") for _ in range(size.he_seeds))
-    widths = [mnist.x_train.shape[1], *[WIDTH] * DEPTH, 10]
-    net = models.mlp(widths, "relu", members=len(members), device=env.device)
+    widths = [mnist.x_train.shape[1], *[WIDTH] * size.depth, 10]
+    net = models.mlp(widths, size.activation, members=len(members), device=env.device)
     models.init_members(net, [INITS[label] for label in members], "zeros", seeds=PROBE_SEED)
     config = TrainConfig(
         optimizer="momentum", momentum=0.9, lr=HE_LR, batch_size=HE_BATCH, steps=size.he_steps
@@ -295,6 +340,8 @@ def _train_he(size: Size, env: Env, mnist: data.Dataset) -> HeTraining:
 
     return HeTraining(
         steps=size.he_steps,
+        depth=size.depth,
+        activation=size.activation,
         seeds=size.he_seeds,
         members=members,
         n_train=mnist.n_train,
@@ -320,10 +367,12 @@ def _draw_probed(facts: Facts | _Probed, report: Report) -> None:
 
 
 def _draw_profiles(facts: Facts | _Probed, report: Report) -> None:
-    plt = pyplot()
-    layers = np.arange(1, DEPTH + 1)
-    fig, axes = plt.subplots(2, len(ACTIVATIONS), figsize=(15, 7.2), sharex=True)
-    for col, activation in enumerate(ACTIVATIONS):
+    from matplotlib.lines import Line2D
+
+    layers = np.arange(1, facts.depth + 1)
+    columns = facts.activations
+    fig, axes = subplots(2, len(columns), figsize=(8.7, 6.2), sharex=True)
+    for col, activation in enumerate(columns):
         for label, prof in facts.profiles[activation].items():
             colour = INIT_COLOURS[label]
             for row, (measured, forecast) in enumerate(
@@ -340,16 +389,17 @@ def _draw_profiles(facts: Facts | _Probed, report: Report) -> None:
     axes[0, 0].set_ylabel("RMS of the pre-activation h")
     axes[1, 0].set_ylabel("RMS of the gradient ∂loss/∂h")
     handles, labels = axes[1, 0].get_legend_handles_labels()
-    handles.append(plt.Line2D([], [], color="grey", ls="--"))
+    handles.append(Line2D([], [], color="grey", ls="--"))
     labels.append("mean-field forecast")
     axes[1, 0].legend(handles, labels, fontsize=8, loc="lower right")
     fig.suptitle(
-        f"Signal (top) and gradient (bottom) through a {DEPTH}-layer, width-{WIDTH} net at "
-        "init: measured by the probe (solid) and forecast (dashed)"
+        f"Signal (top) and gradient (bottom), {facts.depth} layers of {WIDTH} at init:\n"
+        "measured by the probe (solid) and forecast (dashed)",
+        fontsize=11,
     )
     report.section(
         "Depth × activation × init, at initialization",
-        f"Each activation is one stack of {len(INITS)} members, {DEPTH} hidden layers of "
+        f"Each activation is one stack of {len(INITS)} members, {facts.depth} hidden layers of "
         f"{WIDTH} units on a batch of {facts.probe_batch} standardized MNIST digits. The probe "
         "measures the RMS of every hidden layer's pre-activation h and of the gradient "
         "∂loss/∂h (for an N(0, 1) output gradient, the theory's assumption); the dashed "
@@ -367,11 +417,12 @@ def _draw_profiles(facts: Facts | _Probed, report: Report) -> None:
 def _draw_factors(facts: Facts | _Probed, report: Report) -> None:
     from matplotlib.colors import LogNorm
 
-    fig, ax = pyplot().subplots(figsize=(7.5, 4.2))
+    fig, ax = subplots(figsize=(7.5, 4.2))
     grid = facts.profiles
-    matrix = np.array([[grid[a][i].backward for i in INITS] for a in ACTIVATIONS])
+    rows = facts.activations
+    matrix = np.array([[grid[a][i].backward for i in INITS] for a in rows])
     image = ax.imshow(matrix, cmap="PuOr", norm=LogNorm(vmin=0.1, vmax=10.0), aspect="auto")
-    for r, activation in enumerate(ACTIVATIONS):
+    for r, activation in enumerate(rows):
         for c, label in enumerate(INITS):
             prof = grid[activation][label]
             shade = abs(math.log10(prof.backward)) if prof.backward > 0 else 1.0
@@ -385,7 +436,7 @@ def _draw_factors(facts: Facts | _Probed, report: Report) -> None:
                 color="white" if shade > 0.55 else "black",
             )
     ax.set_xticks(range(len(INITS)), list(INITS))
-    ax.set_yticks(range(len(ACTIVATIONS)), [a.replace("_", " ") for a in ACTIVATIONS])
+    ax.set_yticks(range(len(rows)), [a.replace("_", " ") for a in rows])
     ax.set_xlabel("init")
     ax.set_ylabel("activation")
     fig.colorbar(image, ax=ax, label="per-layer gradient factor (1 = level)")
@@ -394,12 +445,12 @@ def _draw_factors(facts: Facts | _Probed, report: Report) -> None:
         fig,
         "factors",
         "The back-propagated gradient's per-layer factor, measured over the hidden layers "
-        "(the mean-field forecast in brackets). Purple: it shrinks toward the input "
-        "(vanishes); orange: it grows (explodes).",
+        "(the mean-field forecast in brackets). Orange: it shrinks toward the input "
+        "(vanishes); purple: it grows (explodes); white: it stays level.",
     )
     head = ["activation", "init", "gradient factor", "forecast", "signal factor", "forecast"]
     report.table(
-        [*head, "gradient layer 1 / layer " + str(DEPTH)],
+        [*head, f"gradient layer 1 / layer {facts.depth}"],
         [
             [
                 activation,
@@ -410,7 +461,7 @@ def _draw_factors(facts: Facts | _Probed, report: Report) -> None:
                 prof.forward_forecast,
                 f"{prof.grad_ratio:.2e}",
             ]
-            for activation in ACTIVATIONS
+            for activation in rows
             for label, prof in grid[activation].items()
         ],
         caption="Per-layer factors of the RMS of ∂loss/∂h (backward) and of h (forward, "
@@ -450,7 +501,7 @@ def _draw_glorot(facts: Facts | _Probed, report: Report) -> None:
 
 def _glorot_figure(facts: Facts | _Probed) -> Any:
     """Glorot & Bengio's Figs. 6 and 7: per-layer histograms of tanh(h) and ∂loss/∂h."""
-    fig, axes = pyplot().subplots(2, 2, figsize=(11, 7))
+    fig, axes = subplots(2, 2, figsize=(PAGE_WIDTH, 7.6))
     for row, (label, prof) in enumerate(facts.glorot.items()):
         for col, hists in enumerate((prof.act_hist, prof.grad_hist)):
             ax = axes[row, col]
@@ -464,10 +515,11 @@ def _glorot_figure(facts: Facts | _Probed) -> Any:
             ax.set_yscale("log")
             ax.grid(True, alpha=0.3)
             init_name = "standard U[±1/√n]" if label == "standard" else "normalized (Xavier)"
-            kind = "activation values tanh(h)" if col == 0 else "gradients ∂loss/∂h"
-            ax.set_title(f"{kind}, {init_name} init")
+            kind = "activations tanh(h)" if col == 0 else "gradients ∂loss/∂h"
+            ax.set_title(f"{kind},\n{init_name} init", fontsize=9)
             ax.set_xlabel("tanh(h)" if col == 0 else "∂loss/∂h")
-            ax.set_ylabel("density (normalized count)")
+            if col == 0:
+                ax.set_ylabel("density (normalized count)")
         axes[row, 0].legend(fontsize=8, loc="lower center")
     # One x-range for both inits' gradients, so their widths compare at a glance.
     low = min(ax.get_xlim()[0] for ax in axes[:, 1])
@@ -475,21 +527,27 @@ def _glorot_figure(facts: Facts | _Probed) -> Any:
     for ax in axes[:, 1]:
         ax.set_xlim(low, high)
     fig.suptitle(
-        f"Glorot & Bengio's {GLOROT_DEPTH} × {facts.glorot_width} tanh net at init: "
-        "activations and back-propagated gradients per layer"
+        f"Glorot & Bengio's {GLOROT_DEPTH} × {facts.glorot_width} tanh net at init:\n"
+        "activations and back-propagated gradients per layer",
+        fontsize=10,
     )
     return fig
 
 
 def _draw_he(he: HeTraining, report: Report) -> None:
     report.section(
-        f"He et al. 2015: a {DEPTH}-layer ReLU net",
-        f"{DEPTH} hidden ReLU layers of {WIDTH} units on {he.n_train} MNIST digits, "
-        f"trained for {he.steps} steps of SGD (momentum 0.9, learning rate {HE_LR:g}, "
-        f"batch {HE_BATCH}); every run is a member of one stack. Xavier's variance 1/n "
-        "halves the signal's and the gradient's second moment at every ReLU layer, so the "
-        f"gradient reaching the first layers is ~2^-{DEPTH // 2} of the last's; He's 2/n "
-        "keeps it.",
+        f"He et al. 2015: a {he.depth}-layer {_name(he.activation)} net",
+        f"{he.depth} hidden {_name(he.activation)} layers of {WIDTH} units on {he.n_train} "
+        f"MNIST digits, trained for {he.steps} steps of SGD (momentum 0.9, learning rate "
+        f"{HE_LR:g}, batch {HE_BATCH}); every run is a member of one stack. "
+        + (
+            "Xavier's variance 1/n halves the signal's and the gradient's second moment at "
+            f"every ReLU layer, so the gradient reaching the first layers is "
+            f"~2^-{he.depth // 2} of the last's; He's 2/n keeps it."
+            if he.activation == "relu"
+            else "The init that keeps the gradient level is the one with n·v·E[φ′²] = 1 "
+            "for this activation: the factors above say which of the two comes nearer."
+        ),
     )
     report.figure(
         _he_figure(he),
@@ -516,7 +574,7 @@ def _draw_he(he: HeTraining, report: Report) -> None:
 
 def _he_figure(he: HeTraining) -> Any:
     """Each member's loss per step, faint, and its moving average, bold."""
-    fig, ax = pyplot().subplots(figsize=(8.5, 4.6))
+    fig, ax = subplots(figsize=(8.5, 4.6))
     steps = he.step.numpy()
     kernel = np.ones(he.window) / he.window
     for m, label in enumerate(he.members):
@@ -531,7 +589,9 @@ def _he_figure(he: HeTraining) -> Any:
     ax.axhline(math.log(10), color="grey", ls=":", lw=1, label="ln 10 (chance)")
     ax.set_xlabel("SGD step")
     ax.set_ylabel("training loss (cross-entropy, nats)")
-    ax.set_title(f"A {DEPTH}-layer ReLU net trained from Xavier and from He init")
+    ax.set_title(
+        f"A {he.depth}-layer {_name(he.activation)} net trained from Xavier and from He init"
+    )
     ax.grid(True, alpha=0.3)
     ax.legend()
     return fig
@@ -559,16 +619,17 @@ def findings(facts: Facts) -> list[str]:
     tanh_level = min(INITS, key=lambda label: abs(math.log(tanh[label].backward)))
     xavier_verb = "it stalled" if end["Xavier"] > 0.95 * start["Xavier"] else "its loss fell too"
     return [
-        f"In the {DEPTH}-layer ReLU net at init, Xavier shrinks the back-propagated gradient "
+        f"In the {facts.depth}-layer ReLU net at init, Xavier shrinks the back-propagated gradient "
         f"by {relu['Xavier'].backward:.3f}× per layer (theory 1/√2 = {math.sqrt(0.5):.3f}) "
-        f"and He by {relu['He'].backward:.3f}× (theory 1): across the {DEPTH} layers "
+        f"and He by {relu['He'].backward:.3f}× (theory 1): across the {facts.depth} layers "
         f"Xavier's gradient falls to {relu['Xavier'].grad_ratio:.1e} of its value at the top, "
         f"He's to {relu['He'].grad_ratio:.2f}.",
         f"Glorot & Bengio's {GLOROT_DEPTH}-layer tanh net: with the standard init U[±1/√n] "
         f"the first hidden layer receives {std_prof.grad_ratio:.2f}× the gradient RMS of the "
         f"last ({std_prof.backward:.2f}× per layer); with the normalized init, "
         f"{norm_prof.grad_ratio:.2f}× ({norm_prof.backward:.2f}× per layer).",
-        f"Trained {he.steps} steps as one stack, the {DEPTH}-layer ReLU net with He init "
+        f"Trained {he.steps} steps as one stack, the {he.depth}-layer "
+        f"{_name(he.activation)} net with He init "
         f"cut its loss from {start['He']:.2f} to {end['He']:.2f} "
         f"({start['He'] / end['He']:.1f}× lower, test accuracy {accuracy['He']:.0%}); with "
         f"Xavier {xavier_verb}, from {start['Xavier']:.3f} to {end['Xavier']:.3f} (test "

@@ -76,13 +76,13 @@ from initlab import data
 from initlab._io import write_atomic
 from initlab._validation import check_int, param_message
 from initlab.data import Dataset
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.lessons._notebook import notebook_cost, notebook_dataset
 from initlab.lessons.compat import legacy_make_circles, legacy_randn_weights, load_weights
 from initlab.models import Stack, StackedLinear, init_members, mlp
 from initlab.probe import Thresholds, probe
 from initlab.report import OKABE_ITO
-from initlab.report.figures import draw_decision_boundaries
+from initlab.report.figures import WIDTH, draw_decision_boundaries, subplots
 from initlab.report.html import Report
 from initlab.surfaces import DecisionMap, decision_map
 from initlab.train import TrainConfig, TrainResult
@@ -477,7 +477,6 @@ def _circles_lines(runs: Mapping[str, CirclesRun]) -> list[str]:
 
 def _mnist(snapshots: Sequence[int], env: Env) -> Mnist:
     """Train the MNIST stack in segments between the snapshot steps; its facts."""
-    env.stage(f"MNIST: {len(MNIST_INITS)} inits × {snapshots[-1]} SGD steps, one stack")
     stack, shots, results, x_test, threshold = _train_mnist(env, snapshots)
     spread = _unit_spread(stack)
     distinct = _distinct_units(stack, x_test[:256])
@@ -533,6 +532,12 @@ def _train_mnist(
     threshold = Thresholds().tanh_saturation
     shots = [_snapshot(stack, x_test, y_test, 0, threshold)]
     results = []
+    # One stage for the segments: the progress bar counts their steps together, to the
+    # total it says.
+    env.stage(
+        f"MNIST: {len(MNIST_INITS)} inits, one stack: {snapshots[-1]} SGD steps",
+        total=snapshots[-1],
+    )
     for k, (start, stop) in enumerate(itertools.pairwise(snapshots)):
         config = TrainConfig(
             loss="cross_entropy",
@@ -792,8 +797,7 @@ def _draw_mnist(mn: Mnist, report: Report) -> None:
 
 
 def _draw_circles_cost(c: Circles) -> Any:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
+    fig, ax = subplots(figsize=(7.5, 4.2))
     for k, label in enumerate(c.labels):
         points = c.runs[label].costs
         x = [s for s, _ in points]
@@ -805,7 +809,10 @@ def _draw_circles_cost(c: Circles) -> Any:
             markersize=4,
             color=PALETTE[k % len(PALETTE)],
             label=c.runs[label].name,
-            linewidth=1.5,
+            # zeros' flat cost would hide under the others: drawn on top, dashed, thicker
+            linewidth=2.4 if label == "zeros" else 1.5,
+            linestyle="--" if label == "zeros" else "-",
+            zorder=5 if label == "zeros" else 2,
         )
     ax.set_xlabel("iteration (full-batch gradient descent step)")
     ax.set_ylabel("cost (cross-entropy, notebook formula)")
@@ -818,23 +825,26 @@ def _draw_circles_cost(c: Circles) -> Any:
 
 def _draw_units(c: Circles, names: Sequence[str]) -> Any:
     """Each member's layer-1 units as points (w₁, w₂): copies fall on one point."""
-    plt = pyplot()
     weights = c.units  # (M, units, 2)
     members, units = weights.shape[:2]
-    fig, axes = plt.subplots(1, members, figsize=(2.1 * members, 2.6), dpi=100, squeeze=False)
+    cols = min(members, 4)  # a page's width holds four panels with readable text
+    rows = -(-members // cols)
+    fig, axes = subplots(rows, cols, figsize=(WIDTH, 2.3 * rows + 0.5), squeeze=False)
+    for ax in axes.flat[members:]:
+        ax.set_visible(False)
     for m in range(members):
-        ax = axes[0][m]
+        ax = axes[m // cols][m % cols]
         ax.scatter(weights[m, :, 0], weights[m, :, 1], s=14, color=PALETTE[0], alpha=0.7)
         spread = c.runs[c.labels[m]].unit_spread[0]
         ax.set_title(f"{names[m]}\nspread {spread:.1g}", fontsize=8)
         ax.set_xlabel("w₁ (from x₁)", fontsize=7)
-        if m == 0:
+        if m % cols == 0:
             ax.set_ylabel("w₂ (from x₂)", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.locator_params(nbins=3)  # few tick labels: half the drawing time
         ax.grid(alpha=0.3)
     fig.suptitle(
-        f"Circles, after training: the {units} units of layer 1 as points (w₁, w₂); "
+        f"Circles, after training: the {units} units of layer 1 as points (w₁, w₂);\n"
         "identical units are one point",
         fontsize=9,
     )
@@ -844,36 +854,46 @@ def _draw_units(c: Circles, names: Sequence[str]) -> Any:
 def _draw_relu_histograms(
     before: Sequence[Tensor], after: Sequence[Tensor], names: Sequence[str]
 ) -> Any:
-    """Per member (column) and hidden layer (row): the ReLU outputs at init and after."""
-    plt = pyplot()
+    """Per member (row) and hidden layer (column): the ReLU outputs at init and after,
+    on one x-axis per layer shared by every member, so a scale that exploded or vanished
+    shows as a wide or a collapsed histogram rather than in the tick labels."""
     members, layers = len(names), len(before)
-    fig, axes = plt.subplots(
-        layers, members, figsize=(2.1 * members, 2.0 * layers + 0.6), dpi=100, squeeze=False
+    fig, axes = subplots(
+        members,
+        layers,
+        figsize=(min(WIDTH, 3.6 * layers + 1.2), 1.25 * members + 0.9),
+        squeeze=False,
+        sharex="col",
     )
     for layer in range(layers):
+        values = [
+            [t[m].reshape(-1).double().cpu() for m in range(members)]
+            for t in (before[layer], after[layer])
+        ]
+        top = max((float(v.max()) for vs in values for v in vs if v.numel()), default=0.0)
+        top = top if top > 0 else 1.0
+        edges = torch.linspace(0.0, top, 61)  # the same bins for every member
         for m in range(members):
-            ax = axes[layer][m]
-            for values, colour, when in (
-                (before[layer][m], PALETTE[1], "at init"),
-                (after[layer][m], PALETTE[0], "trained"),
+            ax = axes[m][layer]
+            for v, colour, when in (
+                (values[0][m], PALETTE[1], "at init"),
+                (values[1][m], PALETTE[0], "trained"),
             ):
-                v = values.reshape(-1).double().cpu()
-                top = float(v.max()) if v.numel() and float(v.max()) > 0 else 1.0
-                counts = torch.histc(v, bins=30, min=0.0, max=top) / v.numel()
-                edges = torch.linspace(0.0, top, 31)
+                counts = torch.histc(v, bins=60, min=0.0, max=top) / max(v.numel(), 1)
                 ax.stairs(counts.numpy(), edges.numpy(), color=colour, label=when)
+            ax.set_xlim(0.0, top)
             ax.tick_params(labelsize=6)
-            ax.locator_params(nbins=3)
-            if layer == 0:
-                ax.set_title(names[m], fontsize=8)
-            if layer == layers - 1:
-                ax.set_xlabel("ReLU output", fontsize=7)
+            ax.locator_params(axis="y", nbins=3)
             if m == 0:
-                ax.set_ylabel(f"layer {layer + 1}\nfraction of outputs", fontsize=7)
-    axes[0][0].legend(frameon=False, fontsize=6)
+                ax.set_title(f"layer {layer + 1}", fontsize=9)
+            if m == members - 1:
+                ax.set_xlabel(f"ReLU output of layer {layer + 1}", fontsize=7)
+            if layer == 0:
+                ax.set_ylabel(f"{names[m]}\nfraction", fontsize=7)
+    axes[0][-1].legend(frameon=False, fontsize=6, loc="upper right")
     fig.suptitle(
-        "Circles: histograms of each hidden layer's ReLU outputs on the training points, "
-        "at init and after training (x in each panel's own units)",
+        "Circles: each hidden layer's ReLU outputs on the training points, at init and\n"
+        "after training (one x-axis per layer, shared by every init)",
         fontsize=9,
     )
     return fig
@@ -881,16 +901,14 @@ def _draw_relu_histograms(
 
 def _draw_tanh_histograms(shots: Sequence[Snapshot], names: Sequence[str]) -> Any:
     """Rows: inits; columns: snapshots; in each panel one histogram per hidden layer."""
-    plt = pyplot()
     rows, cols = len(names), len(shots)
     layers = shots[0].hist.shape[1]
     # One y scale per row (per init): a log scale, or one scale per panel, costs seconds
     # of drawing here.
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         rows,
         cols,
-        figsize=(2.9 * cols + 0.8, 1.55 * rows + 0.8),
-        dpi=100,
+        figsize=(min(WIDTH, 2.6 * cols + 0.8), 1.55 * rows + 0.8),
         squeeze=False,
         sharex=True,
         sharey="row",
@@ -919,7 +937,7 @@ def _draw_tanh_histograms(shots: Sequence[Snapshot], names: Sequence[str]) -> An
                 ax.set_xlabel("tanh output", fontsize=8)
     axes[0][-1].legend(frameon=False, fontsize=6, loc="upper right")
     fig.suptitle(
-        f"MNIST, {layers} × {MNIST_WIDTHS[1]} tanh: histograms of each hidden layer's outputs "
+        f"MNIST, {layers} × {MNIST_WIDTHS[1]} tanh: histograms of each hidden layer's outputs\n"
         f"on {MNIST_TEST:,} test images",
         fontsize=10,
     )
@@ -927,56 +945,113 @@ def _draw_tanh_histograms(shots: Sequence[Snapshot], names: Sequence[str]) -> An
 
 
 def _draw_layer_stats(shots: Sequence[Snapshot], names: Sequence[str], threshold: float) -> Any:
-    """Per-layer std and saturated fraction, at init (solid) and at the end (dashed)."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), dpi=100)
+    """Per-layer std and saturated fraction, at init (solid) and at the end (dashed). A std
+    of exactly 0 (the zeros init) has no place on a log axis: it is drawn on a floor line a
+    decade below the smallest positive std, and the floor is labelled "0"."""
+    from matplotlib.lines import Line2D
+
+    fig, axes = subplots(1, 2, figsize=(WIDTH, 4.6), layout="constrained")
     first, last = shots[0], shots[-1]
     layers = list(range(1, first.std.shape[1] + 1))
+    positive = [v for shot in (first, last) for v in shot.std.flatten().tolist() if v > 0]
+    floor = min(positive, default=1.0) / 10
     for m, name in enumerate(names):
-        colour = PALETTE[m % len(PALETTE)]
-        for shot, style, when in ((first, "o-", "init"), (last, "s--", f"step {last.step}")):
-            std = [v if v > 0 else math.nan for v in shot.std[m].tolist()]
-            axes[0].plot(layers, std, style, color=colour, markersize=4, label=f"{name}, {when}")
-            axes[1].plot(layers, shot.saturated[m].tolist(), style, color=colour, markersize=4)
+        # zeros (std 0, nothing saturated) lies under the others' points: drawn on top
+        zeros = name == "zeros"
+        line: dict[str, Any] = {"color": PALETTE[m % len(PALETTE)], "markersize": 4}
+        line.update(linewidth=2.4 if zeros else 1.5, zorder=5 if zeros else 2)
+        for shot, style in ((first, "o-"), (last, "s--")):
+            std = [v if v > 0 else floor for v in shot.std[m].tolist()]
+            axes[0].plot(layers, std, style, **line)
+            axes[1].plot(layers, shot.saturated[m].tolist(), style, **line)
+    if any(v <= 0 for shot in (first, last) for v in shot.std.flatten().tolist()):
+        axes[0].axhline(floor, color="0.6", linewidth=0.8, zorder=0)
+        axes[0].annotate(
+            "std 0",
+            (1.0, floor),
+            xycoords=("axes fraction", "data"),
+            xytext=(-3, 3),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="0.4",
+        )
     axes[0].set_yscale("log")
     axes[0].set_ylabel("std of the tanh outputs")
-    axes[0].set_title("Signal scale by depth (a std of 0 is not drawn)")
+    axes[0].set_title("Signal scale by depth", fontsize=10)
     axes[1].set_ylabel(f"fraction with |tanh| > {threshold}")
-    axes[1].set_title("Saturated units by depth")
+    axes[1].set_title("Saturated units by depth", fontsize=10)
     axes[1].set_ylim(-0.03, 1.03)
     for ax in axes:
         ax.set_xlabel("hidden layer")
         ax.set_xticks(layers)
         ax.grid(alpha=0.3)
-    axes[0].legend(frameon=False, fontsize=6.5, ncol=2)
+    # Colour names the init, the line style the time: two short legends, not twelve lines.
+    inits = [Line2D([], [], color=PALETTE[m % len(PALETTE)], label=n) for m, n in enumerate(names)]
+    times = [
+        Line2D([], [], color="0.3", linestyle="-", marker="o", markersize=4, label="at init"),
+        Line2D(
+            [], [], color="0.3", linestyle="--", marker="s", markersize=4, label=f"step {last.step}"
+        ),
+    ]
+    fig.legend(
+        handles=inits + times,
+        loc="outside lower center",
+        ncol=len(inits) + 2,
+        frameon=False,
+        fontsize=7,
+        handlelength=1.8,
+        columnspacing=1.0,
+    )
     return fig
 
 
 def _draw_mnist_training(mn: Mnist, names: Sequence[str]) -> Any:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), dpi=100)
+    fig, axes = subplots(1, 2, figsize=(WIDTH, 4.4), layout="constrained")
     for m, name in enumerate(names):
         colour = PALETTE[m % len(PALETTE)]
+        # zeros' flat curves would hide under the others: drawn on top, dashed, thicker
+        zeros = name == "zeros"
+        line = {
+            "linestyle": "--" if zeros else "-",
+            "zorder": 5 if zeros else 2,
+        }
         y = torch.where(torch.isfinite(mn.loss[:, m]), mn.loss[:, m], torch.nan)
-        axes[0].plot(mn.loss_steps.numpy(), y.numpy(), color=colour, label=name, linewidth=1.2)
+        axes[0].plot(
+            mn.loss_steps.numpy(),
+            y.numpy(),
+            color=colour,
+            label=name,
+            linewidth=2.2 if zeros else 1.2,
+            **line,
+        )
         axes[1].plot(
             [s.step for s in mn.shots],
             [float(s.accuracy[m]) for s in mn.shots],
             marker=MARKERS[m % len(MARKERS)],
             color=colour,
             label=name,
+            linewidth=2.4 if zeros else 1.5,
+            **line,
         )
     axes[0].set_yscale("log")
     axes[0].set_xlabel(f"SGD step (batch of {MNIST_BATCH})")
     axes[0].set_ylabel("training loss on the batch (cross-entropy)")
-    axes[0].set_title("MNIST: cost per init")
+    axes[0].set_title("MNIST: cost per init", fontsize=10)
     axes[1].set_xlabel("SGD step")
     axes[1].set_ylabel(f"test accuracy ({MNIST_TEST:,} images)")
-    axes[1].set_title("MNIST: test accuracy during training")
+    axes[1].set_title("MNIST: test accuracy during training", fontsize=10)
     axes[1].set_ylim(0, 1)
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(frameon=False, fontsize=7)
+    fig.legend(
+        handles=axes[1].get_lines(),
+        loc="outside lower center",
+        ncol=len(names),
+        frameon=False,
+        fontsize=7,
+    )
     return fig
 
 
@@ -1019,10 +1094,10 @@ def findings(facts: Facts) -> list[str]:
         + f" (largest difference between two units' weights: {max(zeros.unit_spread):.3g}).",
         "Ones "
         + ("did not break symmetry either" if ones_same else "broke symmetry")
-        + f": after training its units differed by at most {ones_rel:.1g} of the weights' size"
-        + (" (rounding)" if ones_rel < 1e-12 else "")
-        + f", the probe found {'/'.join(map(str, ones.distinct_units))} distinct units in "
-        f"layers 1/2, and it reached {ones.train_accuracy:.1%} train accuracy.",
+        + ": after training "
+        + _units_apart(ones_rel)
+        + f"; the probe found {' and '.join(map(str, ones.distinct_units))} distinct units "
+        f"in layers 1 and 2, and it reached {ones.train_accuracy:.1%} train accuracy.",
         "Small random (×0.01) "
         + ("vanished" if shrink < 0.05 else "kept its signal")
         + f": in the MNIST tanh net the activations' std fell from {ss.std_init[0]:.2g} at "
@@ -1042,9 +1117,23 @@ def findings(facts: Facts) -> list[str]:
         f"{hs.test_accuracy:.1%} test accuracy; uniform U(±1/√fan_in) "
         f"{us.test_accuracy:.1%} (its signal shrank {1 / us.std_factor_init:.2g}× per "
         f"layer at init); zeros {zs.test_accuracy:.1%} with "
-        f"{max(zs.distinct_units)} distinct unit(s) per layer; small "
+        f"{_units(max(zs.distinct_units))} per layer; small "
         f"{ss.test_accuracy:.1%}; large {ls.test_accuracy:.1%}.",
     ]
+
+
+def _units_apart(rel: float) -> str:
+    """How far apart a layer's units ended, ``rel`` being the largest difference between
+    two units' weights over the weights' size, said in words a reader can check."""
+    if rel == 0.0:
+        return "its units were exact copies of one another (no two differed at all)"
+    if rel < 1e-12:
+        return f"its units differed only by rounding (at most {rel:.1g} times the weights' size)"
+    return f"its units differed by up to {rel:.2g} times the weights' size"
+
+
+def _units(n: int) -> str:
+    return f"{n} distinct unit" + ("" if n == 1 else "s")
 
 
 def printed(facts: Facts) -> Sequence[str]:

@@ -65,8 +65,9 @@ import torch
 from torch import Tensor
 
 from initlab import data, models
-from initlab.lessons._lesson import Env, pyplot
+from initlab.lessons._lesson import Env
 from initlab.report import OKABE_ITO
+from initlab.report.figures import WIDTH, subplots
 from initlab.report.html import Report
 from initlab.surfaces import filter_normalized_direction, loss_slice
 from initlab.train import TrainConfig
@@ -720,8 +721,8 @@ def _curve(ax: Any) -> None:
 
 
 def _draw_1d(report: Report, one_d: OneD) -> None:
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3), dpi=120)
+    # "left" and "right" are the top and bottom panels: a page's width holds one.
+    fig, (left, right) = subplots(2, 1, figsize=(WIDTH, 8.2))
     _curve(left)
     for kind, points, marker in (
         ("minima", MINIMA_1D, "o"),
@@ -769,16 +770,15 @@ def _draw_1d(report: Report, one_d: OneD) -> None:
     report.figure(
         fig,
         "one-d-starts",
-        "Left: f with its three minima, two maxima and the flat saddle at x = 0.95; each "
-        "start's path as dots, an arrow from start to end. Right: each run's x over the "
+        "Top: f with its three minima, two maxima and the flat saddle at x = 0.95; each "
+        "start's path as dots, an arrow from start to end. Bottom: each run's x over the "
         "steps; the dotted lines are the minima and the flat saddle.",
     )
 
 
 def _draw_noise(report: Report, noise: Noise) -> None:
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(11, 4.2), dpi=120, gridspec_kw={"width_ratios": [1, 1.6]}
+    fig, (left, right) = subplots(
+        2, 1, figsize=(WIDTH, 8.6), gridspec_kw={"height_ratios": [1, 1.2]}
     )
     _noise_ends(left, noise)
     _noise_paths(right, noise)
@@ -922,8 +922,7 @@ def _path_2d(
 
 
 def _draw_2d(report: Report, two_d: TwoD) -> None:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.2, 6.2), dpi=120)
+    fig, ax = subplots(figsize=(7.2, 6.2))
     filled = _contour(ax, himmelblau, -5.2, 5.2, 24)
     bar = fig.colorbar(filled, ax=ax)
     bar.set_label("log₁₀(f + 0.01)")
@@ -959,8 +958,11 @@ def _log_panel(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
 
 
 def _draw_saddle(report: Report, saddle: Saddle) -> None:
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.6), dpi=120)
+    from matplotlib.patches import Circle
+
+    fig, (left, right) = subplots(
+        2, 1, figsize=(WIDTH, 9.8), gridspec_kw={"height_ratios": [1.35, 1]}
+    )
     filled = _contour(left, himmelblau, -1.0, 4.0, 24)
     fig.colorbar(filled, ax=left).set_label("log₁₀(f + 0.01)")
     left.plot(
@@ -971,7 +973,7 @@ def _draw_saddle(report: Report, saddle: Saddle) -> None:
         linewidth=1.2,
         label="the saddle's stable manifold",
     )
-    circle = plt.Circle(
+    circle = Circle(
         (float(saddle.point[0]), float(saddle.point[1])),
         NEAR,
         fill=False,
@@ -1011,17 +1013,16 @@ def _draw_saddle(report: Report, saddle: Saddle) -> None:
     report.figure(
         fig,
         "saddle-slows",
-        "Left: the start on (just off) the saddle's stable manifold slides down to the "
+        "Top: the start on (just off) the saddle's stable manifold slides down to the "
         "saddle, where the slope is nearly flat, and lingers before it falls away towards a "
         "minimum; the start as far from the saddle along its unstable direction goes straight "
-        "down. The dotted circle is the 'near the saddle' zone. Right: the gradient norm "
+        "down. The dotted circle is the 'near the saddle' zone. Bottom: the gradient norm "
         "along each path.",
     )
 
 
 def _draw_convergence(report: Report, one_d: OneD) -> None:
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.2), dpi=120)
+    fig, (left, right) = subplots(2, 1, figsize=(WIDTH, 8.0), sharex=True)
     runs, labels = one_d.descent, _labels_1d(one_d)
     for j, (colour, label) in enumerate(zip(_cycle(len(labels)), labels, strict=True)):
         stop, end = runs.stop[j], runs.end(j)
@@ -1067,17 +1068,16 @@ def _draw_convergence(report: Report, one_d: OneD) -> None:
 
 
 def _draw_net(report: Report, net: Net, plane: Slice) -> None:
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(11.5, 4.6), dpi=120, gridspec_kw={"width_ratios": [1, 1.15]}
+    fig, (left, right) = subplots(
+        2, 1, figsize=(WIDTH, 9.0), gridspec_kw={"height_ratios": [1, 1.15]}
     )
     _net_training(left, net)
     _net_slice(fig, right, plane)
     report.figure(
         fig,
         "net-slice",
-        "Left: the real network's training cost, with the step at which the engine's "
-        "convergence test stopped it. Right: its loss at θ* + α·d₁ + β·d₂, with d₁, d₂ random "
+        "Top: the real network's training cost, with the step at which the engine's "
+        "convergence test stopped it. Bottom: its loss at θ* + α·d₁ + β·d₂, with d₁, d₂ random "
         "and filter-normalized (Li et al. 2018), every grid point one member of one stack.",
     )
 

@@ -139,8 +139,9 @@ def compute(size: Size, env: Env) -> Facts:
         log_every=1000,
         check_every=size.epochs,
     )
-    env.stage(f"7 optimizers × {size.epochs} epochs, one stack")
     batches = LegacyMiniBatches(300, 64, first_seed=10)
+    steps = size.epochs * math.ceil(300 / 64)  # what the progress bar counts
+    env.stage(f"7 optimizers × {size.epochs:,} epochs ({steps:,} mini-batch steps), one stack")
     result = env.train(stack, ds, config, batches=batches, cost=notebook_cost)
     epoch_cost = result.epoch_loss
     costs = {
@@ -190,7 +191,14 @@ def draw(facts: Facts, report: Report) -> None:
     )
     epochs_axis = torch.arange(facts.epoch_cost.shape[0])
     report.figure(
-        draw_loss_curves(epochs_axis, facts.epoch_cost, labels, "epoch cost", "epoch"),
+        draw_loss_curves(
+            epochs_axis,
+            facts.epoch_cost,
+            labels,
+            "epoch cost",
+            "epoch",
+            heading=f"Epoch cost of {len(labels)} optimizer runs on the moons",
+        ),
         "cost",
         "Epoch cost of each run (log scale). Adam, and every run with decay, leave "
         "plain gradient descent at lr 0.0007 behind.",

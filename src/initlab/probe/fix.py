@@ -74,6 +74,32 @@ class FixResult:
         lines.append(f"after: {_summary(self.after[0])}")
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        return (
+            f"FixResult(before={_summary(self.before[0])!r}, applied={len(self.applied)}, "
+            f"left={len(self.left)}, after={_summary(self.after[0])!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        """In a notebook: what was wrong, each change as its call, what is left, and the
+        report after the fix (its verdicts and layers)."""
+        from initlab._repr import box, esc, paragraphs
+
+        changes = "".join(f"<li><code>{esc(call)}</code></li>" for call in self.applied)
+        left = "".join(f"<li>{esc(v.kind)}: {esc(v.advice)}</li>" for v in self.left)
+        body = (
+            paragraphs([f"Before: {_summary(self.before[0])}."])
+            + (
+                f"<p>Applied:</p><ul>{changes}</ul>"
+                if changes
+                else paragraphs(["Applied: nothing."])
+            )
+            + (f"<p>Left (no init change addresses these):</p><ul>{left}</ul>" if left else "")
+            + paragraphs([f"After: {_summary(self.after[0])}."])
+            + self.after._repr_html_()
+        )
+        return box("FixResult", body)
+
 
 def _summary(p: Probe) -> str:
     kinds = sorted({v.kind for v in p.problems})

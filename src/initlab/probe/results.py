@@ -216,6 +216,20 @@ class Probe:
 
         return pd.DataFrame([{c: getattr(s, c) for c in _COLUMNS} for s in self.layers])
 
+    def __repr__(self) -> str:
+        from initlab._repr import MAX_REPR, number, short_list
+
+        head = f"Probe(member={self.member}, layers={len(self.layers)}, loss={number(self.loss)}"
+        kinds = [repr(k) for k in dict.fromkeys(v.kind for v in self.problems)]
+        return head + ", problems=" + short_list(kinds, MAX_REPR - len(head) - 12) + ")"
+
+    def _repr_html_(self) -> str:
+        """The report in a notebook: the verdicts with their fixes, then the layers."""
+        from initlab._repr import box
+
+        title = "Probe" if self.member is None else f"Probe of member {self.member}"
+        return box(title, _probe_html(self))
+
 
 @dataclass(frozen=True)
 class ProbeReport(Sequence[Probe]):
@@ -383,3 +397,97 @@ class ProbeReport(Sequence[Probe]):
     def to_frame(self) -> pd.DataFrame:
         """The one member's table: one row per layer, one column per statistic."""
         return self._only("to_frame()").to_frame()
+
+    def __repr__(self) -> str:
+        from initlab._repr import MAX_REPR, short_list
+
+        depth = max(len(p.layers) for p in self.members)  # the same for every member
+        head = f"ProbeReport(members={len(self.members)}, layers={depth}"
+        kinds = [repr(k) for k in dict.fromkeys(v.kind for p in self for v in p.problems)]
+        return head + ", problems=" + short_list(kinds, MAX_REPR - len(head) - 12) + ")"
+
+    def _repr_html_(self) -> str:
+        """The report in a notebook: for one member its verdicts and layers; for a stack a
+        line per member, then each member's report folded (the first few)."""
+        from initlab._repr import box, esc, number, table
+
+        n = len(self.members)
+        if n == 1:
+            return box("ProbeReport", _probe_html(self.members[0]))
+        rows = [
+            [
+                p.member,
+                "healthy" if p.healthy else ", ".join(dict.fromkeys(v.kind for v in p.problems)),
+                number(p.loss),
+                number(p.forward_factor),
+                number(p.backward_factor),
+            ]
+            for p in self.members
+        ]
+        sick = sum(not p.healthy for p in self.members)
+        body = f"<p>{n} members, {sick} with problems.</p>" + table(
+            ["member", "problems", "loss", "forward ×/layer", "backward ×/layer"], rows
+        )
+        shown = _FOLDED_MEMBERS
+        for p in self.members[:shown]:
+            body += f"<details><summary>member {esc(p.member)}</summary>{_probe_html(p)}</details>"
+        if n > shown:
+            body += f"<p>Members {shown}–{n - 1}: read report[m] for member m.</p>"
+        return box("ProbeReport", body)
+
+
+#: How many members of a stack a ProbeReport's HTML view details.
+_FOLDED_MEMBERS = 8
+
+# The per-layer columns of the HTML view: (header, field, its forecast field or None).
+_HTML_COLUMNS = (
+    ("h rms", "preact_rms", "forecast_preact_rms"),
+    ("∂h rms", "grad_rms", "forecast_grad_rms"),
+    ("saturated", "saturated", None),
+    ("dead", "dead", None),
+    ("symmetric", "symmetry", None),
+    ("‖∇W‖/‖W‖", "grad_weight_ratio", None),
+    ("‖ΔW‖/‖W‖", "update_weight_ratio", None),
+)
+
+
+def _probe_html(p: Probe) -> str:
+    """One member's verdicts (each with its evidence and fix) and its per-layer table."""
+    from initlab._repr import esc, number, table
+
+    if p.verdicts:
+        items = "".join(
+            f"<li><b>{esc(v.kind)}</b>{' (advice)' if v.severity != 'problem' else ''}: "
+            f"{esc(v.evidence)} <i>Fix:</i> {esc(v.advice)}</li>"
+            for v in p.verdicts
+        )
+        verdicts = f"<ul>{items}</ul>"
+    else:
+        verdicts = "<p><b>healthy</b>: no verdict.</p>"
+    lines = []
+    if p.loss == p.loss:
+        lines.append(f"loss {number(p.loss)}")
+    if p.loss_after_steps == p.loss_after_steps:
+        lines.append(f"after the steps {number(p.loss_after_steps)}")
+    lines.append(
+        f"per layer, the signal changes ×{number(p.forward_factor)} going forward, the "
+        f"gradient ×{number(p.backward_factor)} going back"
+    )
+    summary = f"<p>{esc('; '.join(lines))}.</p>"
+    forecasts = any(s.forecast_preact_rms is not None for s in p.layers)
+    header = ["layer", "name", "kind", "φ", "units"]
+    for title, _, forecast in _HTML_COLUMNS:
+        header.append(title)
+        if forecast is not None and forecasts:
+            header.append(f"{title} (theory)")
+    rows = []
+    for s in p.layers:
+        row: list[object] = [s.index, s.name, s.kind, s.activation or "?", s.units]
+        for _, name, forecast in _HTML_COLUMNS:
+            row.append(number(getattr(s, name), nan="–"))
+            if forecast is not None and forecasts:
+                row.append(number(getattr(s, forecast), nan="–"))
+        rows.append(row)
+    note = f"<p>{esc(p.forecast_note)}</p>" if p.forecast_note else ""
+    unseen = f"<p>Not measured: {esc('; '.join(p.unseen))}</p>" if p.unseen else ""
+    return verdicts + summary + table(header, rows, limit=60) + note + unseen

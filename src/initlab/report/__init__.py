@@ -4,10 +4,13 @@ from initlab.report.figures import (
     OKABE_ITO,
     decision_boundaries,
     draw_decision_boundaries,
+    draw_histogram_heatmap,
     draw_loss_curves,
     draw_probe,
+    draw_update_ratios,
     loss_curves,
     probe_figure,
+    subplots,
 )
 from initlab.report.html import Report
 
@@ -16,8 +19,11 @@ __all__ = [
     "Report",
     "decision_boundaries",
     "draw_decision_boundaries",
+    "draw_histogram_heatmap",
     "draw_loss_curves",
     "draw_probe",
+    "draw_update_ratios",
     "loss_curves",
     "probe_figure",
+    "subplots",
 ]

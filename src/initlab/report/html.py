@@ -3,8 +3,14 @@
 :class:`Report` collects findings, figures, tables and text in order. Every figure is
 saved as a PNG in the output folder the moment it is added, and the HTML file is
 rewritten at the same time, so a lesson interrupted half-way still leaves a readable
-report of what it had drawn. The HTML embeds each figure as a base64 ``data:`` URI and
-its own small stylesheet: it opens offline and references no external URL.
+report of what it had drawn. The page is rendered from Jinja2 templates
+(``report/templates/``, autoescaped: every text given is shown as text, only :meth:`Report.raw`
+passes markup); it embeds each figure as a base64 ``data:`` URI and its one stylesheet
+(``report.css``): it opens offline and references no external URL.
+
+A lesson's page reads top to bottom: the question, the setup, the findings, the figures
+and tables, the takeaway, "try next" (commands) and a footer (the command, the versions,
+the device, whether ``--quick`` ran, the options). Figures are shown at most 960 px wide.
 
 Each file is written to a hidden temporary file in the same folder
 (``.index.XXXX.html.part``) and renamed into place, so a run killed at any moment, even
@@ -17,6 +23,7 @@ Example:
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> report = Report("demo", "A tiny report", folder)
+    >>> report.question("What is 1 + 1?")
     >>> report.findings(["1 + 1 came out as 2."])
     >>> report.table(["x", "x²"], [[1, 1], [2, 4]], caption="squares")
     >>> report.write().name
@@ -28,35 +35,51 @@ Example:
 from __future__ import annotations
 
 import base64
+import functools
 import html
+import io
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import jinja2
+from markupsafe import Markup
 
 from initlab._io import atomic_path, write_atomic
 
 __all__ = ["Report"]
 
-_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
-       max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.5; }
-h1 { font-size: 1.7rem; margin-bottom: 0.2rem; }
-h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
-p.subtitle { color: #555; margin-top: 0; }
-section.findings { background: #eef5fb; border-left: 4px solid #0072B2;
-                   padding: 0.6rem 1.2rem; margin: 1.2rem 0; }
-figure { margin: 1.2rem 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { color: #444; font-size: 0.92rem; margin-top: 0.3rem; }
-table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.92rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
-th { background: #f3f3f3; }
-td:first-child, th:first-child { text-align: left; }
-pre { background: #f7f7f7; padding: 0.7rem; overflow-x: auto; font-size: 0.85rem; }
-footer { color: #777; font-size: 0.85rem; margin-top: 3rem; }
-"""
+#: the width, in CSS pixels, of the page's column: figures wider than this are scaled down.
+COLUMN_PX = 960
+
+
+def _escaped(value: object) -> Markup:
+    """Every ``{{ value }}`` goes through here: text is escaped with :func:`html.escape`
+    (``&#x27;`` and ``&quot;`` for quotes: a finding reads the same in the page's source as
+    ``html.escape`` writes it), markup (:class:`Markup`, from :meth:`Report.raw`) passes."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(html.escape(str(value)))
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("initlab.report", "templates"),
+        autoescape=True,  # every string is text unless wrapped in Markup (Report.raw)
+        finalize=_escaped,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+@functools.cache
+def _style() -> Markup:
+    css = resources.files("initlab.report").joinpath("templates/report.css")
+    return Markup(css.read_text(encoding="utf-8"))
 
 
 def _slug(name: str) -> str:
@@ -68,8 +91,16 @@ def _slug(name: str) -> str:
 
 def _cell(value: object) -> str:
     if isinstance(value, float):
-        return html.escape(f"{value:.4g}")
-    return html.escape(str(value))
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    import initlab
+
+    return {"initlab": initlab.__version__, "torch": str(torch.__version__)}
 
 
 @dataclass
@@ -88,8 +119,9 @@ class Report:
     title: str
     out: Path | None = None
     subtitle: str = ""
-    _parts: list[str] = field(default_factory=list, repr=False)
+    _parts: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _findings: list[str] = field(default_factory=list, repr=False)
+    _page: dict[str, Any] = field(default_factory=dict, repr=False)
     figures: list[Path] = field(default_factory=list)
     pngs: dict[str, bytes] = field(default_factory=dict, repr=False)
 
@@ -97,6 +129,51 @@ class Report:
         if self.out is not None:
             self.out = Path(self.out)
             self.out.mkdir(parents=True, exist_ok=True)
+        self._page = {"question": "", "setup": "", "takeaway": "", "try_next": ()}
+        self._page["footer"] = {"command": None, "device": None, "quick": None, "options": None}
+
+    # ---------------------------------------------------------------- page parts
+
+    def question(self, sentence: str) -> None:
+        """The one question the page answers, shown first, under the heading."""
+        self._page["question"] = sentence
+        self._flush()
+
+    def setup(self, text: str) -> None:
+        """What was run, at what size (after the question, before the findings)."""
+        self._page["setup"] = text
+        self._flush()
+
+    def takeaway(self, sentence: str) -> None:
+        """The one sentence to remember, shown after the figures and tables."""
+        self._page["takeaway"] = sentence
+        self._flush()
+
+    def try_next(self, commands: Sequence[str]) -> None:
+        """Commands to run next, each on its own line, as code to copy."""
+        if isinstance(commands, str):
+            raise TypeError(f"try_next takes a sequence of commands. Got one string: {commands!r}.")
+        self._page["try_next"] = tuple(commands)
+        self._flush()
+
+    def footer(
+        self,
+        *,
+        command: str | None = None,
+        device: str | None = None,
+        quick: bool | None = None,
+        options: Mapping[str, object] | None = None,
+    ) -> None:
+        """The footer's facts: the exact command that made the page, the device, whether
+        the quick sizes ran, the options given (the initlab and torch versions are always
+        there). ``None`` leaves a line out; ``options={}`` says "none"."""
+        self._page["footer"] = {
+            "command": command,
+            "device": device,
+            "quick": quick,
+            "options": None if options is None else [(k, v) for k, v in options.items()],
+        }
+        self._flush()
 
     # ---------------------------------------------------------------- content
 
@@ -107,61 +184,55 @@ class Report:
 
     def section(self, heading: str, text: str = "") -> None:
         """Start a section: a heading and an optional paragraph."""
-        self._parts.append(f"<h2>{html.escape(heading)}</h2>")
-        if text:
-            self._parts.append(f"<p>{html.escape(text)}</p>")
-        self._flush()
+        self._add(kind="section", heading=heading, text=text)
 
     def text(self, paragraph: str) -> None:
         """A paragraph of prose (plain text; escaped)."""
-        self._parts.append(f"<p>{html.escape(paragraph)}</p>")
-        self._flush()
+        self._add(kind="text", text=paragraph)
 
     def raw(self, markup: str) -> None:
         """Append HTML built by the caller, as is (the caller escapes what it puts in)."""
-        self._parts.append(markup)
-        self._flush()
+        self._add(kind="raw", markup=Markup(markup))
 
     def preformatted(self, lines: Sequence[str]) -> None:
         """Printed output, kept verbatim in a monospace block."""
-        self._parts.append(f"<pre>{html.escape(chr(10).join(lines))}</pre>")
-        self._flush()
+        self._add(kind="pre", text="\n".join(lines))
 
     def table(
         self, header: Sequence[str], rows: Sequence[Sequence[object]], *, caption: str = ""
     ) -> None:
         """A table; floats are shown to 4 significant digits."""
-        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
         for row in rows:
             if len(row) != len(header):
                 raise ValueError(
                     f"each row needs {len(header)} cells, one per column. Got {len(row)}: {row!r}."
                 )
-        body = "".join(
-            "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows
-        )
-        cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-        self._parts.append(
-            f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        )
-        self._flush()
+        cells = [[_cell(v) for v in row] for row in rows]
+        self._add(kind="table", header=[str(h) for h in header], rows=cells, caption=caption)
 
     def figure(self, fig: Any, name: str, caption: str = "") -> Path | None:
         """Add a matplotlib figure: save it as ``NAME.png`` (when there is an output
-        folder), embed it in the page, close it. Returns the PNG's path (or ``None``)."""
-        import io
+        folder) and embed it in the page. Returns the PNG's path (or ``None``).
 
-        import matplotlib.pyplot as plt
-
+        A :class:`matplotlib.figure.Figure` made directly (``initlab.lessons._lesson.
+        subplots``) needs nothing more; one made by pyplot is closed here, so pyplot
+        does not keep it. The backend is never touched. Draw for a 960 px column: at
+        the figures' 110 dpi that is ``figsize`` up to 8.7 inches wide
+        (``initlab.report.figures.DPI``, ``WIDTH``); wider figures are scaled down, and
+        their text with them."""
         slug = _slug(name)
         if slug in self.pngs:
             raise ValueError(f"the report already has a figure named {slug!r}: pick another name.")
         buffer = io.BytesIO()
         try:
-            fig.tight_layout()
+            if fig.get_layout_engine() is None:
+                fig.tight_layout()
             fig.savefig(buffer, format="png")
         finally:
-            plt.close(fig)
+            if getattr(fig.canvas, "manager", None) is not None:  # pyplot holds it
+                import matplotlib.pyplot as plt
+
+                plt.close(fig)
         return self.image(buffer.getvalue(), slug, caption)
 
     def image(self, png: bytes, name: str, caption: str = "") -> Path | None:
@@ -175,31 +246,19 @@ class Report:
             path = write_atomic(self.out / f"{slug}.png", lambda tmp: tmp.write_bytes(png))
             self.figures.append(path)
         data = base64.b64encode(png).decode("ascii")
-        alt = html.escape(caption or slug)
-        cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-        img = f'<img src="data:image/png;base64,{data}" alt="{alt}">'
-        self._parts.append(f'<figure id="{slug}">{img}{cap}</figure>')
-        self._flush()
+        self._add(kind="figure", slug=slug, data=data, alt=caption or slug, caption=caption)
         return path
 
     # ---------------------------------------------------------------- output
 
     def html(self) -> str:
         """The whole page, as a string."""
-        findings = ""
-        if self._findings:
-            items = "".join(f"<li>{html.escape(s)}</li>" for s in self._findings)
-            findings = f'<section class="findings"><h2>Findings</h2><ul>{items}</ul></section>'
-        subtitle = f'<p class="subtitle">{html.escape(self.subtitle)}</p>' if self.subtitle else ""
-        return (
-            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>initlab · {html.escape(self.name)}</title>\n<style>{_STYLE}</style>\n"
-            f"</head>\n<body>\n<h1>{html.escape(self.title)}</h1>\n{subtitle}\n{findings}\n"
-            + "\n".join(self._parts)
-            + "\n<footer>Made by initlab. Every number on this page was computed by the run "
-            "that wrote it.</footer>\n</body>\n</html>\n"
-        )
+        return _templates().get_template("page.html.j2").render(self._context(footer=True))
+
+    def fragment(self) -> str:
+        """The page's body without ``<html>`` and footer, in a ``<div>`` with its scoped
+        stylesheet: what a notebook shows (``_repr_html_``)."""
+        return _templates().get_template("fragment.html.j2").render(self._context(footer=False))
 
     def write(self) -> Path:
         """Write ``index.html`` into the output folder and return its path."""
@@ -210,6 +269,24 @@ class Report:
         with atomic_path(path) as tmp:
             tmp.write_text(page, encoding="utf-8")
         return path
+
+    def _context(self, *, footer: bool) -> dict[str, Any]:
+        context = {
+            "name": self.name,
+            "title": self.title,
+            "subtitle": self.subtitle,
+            "findings": self._findings,
+            "parts": self._parts,
+            "style": _style(),
+            **self._page,
+        }
+        if footer:
+            context["footer"] = {**_versions(), **self._page["footer"]}
+        return context
+
+    def _add(self, **part: Any) -> None:
+        self._parts.append(part)
+        self._flush()
 
     def _flush(self) -> None:
         if self.out is not None:

@@ -79,6 +79,38 @@ class StudySummary:
         """Runs still without a result."""
         return self.runs - self.skipped - self.trained
 
+    def __repr__(self) -> str:
+        return (
+            f"StudySummary(runs={self.runs}, skipped={self.skipped}, trained={self.trained}, "
+            f"done={self.done}, diverged={self.diverged}, failed={self.failed}, "
+            f"pending={self.pending}, interrupted={self.interrupted}, "
+            f"seconds={self.seconds:.3g})"
+        )
+
+    def _repr_html_(self) -> str:
+        """The summary in a notebook: a sentence and a table of the counts."""
+        from initlab._repr import box, paragraphs, table
+
+        lines = [
+            f"{self.trained} of {self.runs} runs trained in {self.seconds:.1f} s "
+            f"({self.stacks_trained} of {self.stacks} stacks); {self.skipped} were already "
+            "in the store."
+        ]
+        if self.interrupted:
+            lines.append("Interrupted: run the study again to resume.")
+        if self.pending:
+            lines.append(f"{self.pending} runs still have no result.")
+        counts = [
+            ("runs", self.runs),
+            ("already done", self.skipped),
+            ("trained", self.trained),
+            ("done", self.done),
+            ("diverged", self.diverged),
+            ("failed", self.failed),
+            ("pending", self.pending),
+        ]
+        return box("StudySummary", paragraphs(lines) + table(["", "runs"], counts))
+
 
 class _Bar(Observer):
     """Moves the progress bar through a stack's steps, at the engine's stopping checks
@@ -249,7 +281,6 @@ class _Tally:
 def _progress_bar(enabled: bool) -> Any:
     if not enabled:
         return None
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -259,6 +290,8 @@ def _progress_bar(enabled: bool) -> Any:
         TimeRemainingColumn,
     )
 
+    from initlab._repr import progress_console
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -267,7 +300,7 @@ def _progress_bar(enabled: bool) -> Any:
         TextColumn("{task.fields[stacks]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=progress_console(),
     )
 
 
