@@ -946,10 +946,30 @@ class _Backprop:
         # (weight, bias or None, activation or None, its backward) per linear layer.
         self.layers = layers
         self.params = list(model.parameters())
+        # Detached parameters, the biases as (M, out, 1) for baddbmm.
         self.data = [
-            (lin.weight.detach(), None if lin.bias is None else lin.bias.detach())
+            (lin.weight.detach(), None if lin.bias is None else lin.bias.detach().unsqueeze(-1))
             for lin, _ in layers
         ]
+        # The gradients: one tensor per parameter, written in place every step.
+        self.grads = [
+            (torch.empty_like(w), None if b is None else torch.empty_like(b)) for w, b in self.data
+        ]
+        self.pairs: list[tuple[nn.Parameter, Tensor]] = []
+        for (lin, _), (gw, gb) in zip(layers, self.grads, strict=True):
+            self.pairs.append((lin.weight, gw))
+            if gb is not None:
+                self.pairs.append((lin.bias, gb.squeeze(-1)))
+        # The first layer on a shared batch: one (M·out, in) product, as StackedLinear.
+        w0, b0 = self.data[0]
+        self.w0 = w0.reshape(-1, w0.shape[2])
+        self.b0 = None if b0 is None else b0.reshape(-1, 1)
+        self.w0_column_major = self.w0.stride(0) == 1 and self.w0.stride(1) == self.w0.shape[0]
+        gw0, gb0 = self.grads[0]
+        self.grad_w0 = gw0.view(-1, w0.shape[2])
+        self.grad_b0 = None if gb0 is None else gb0.view(-1, 1)
+        self.cached_x: Tensor | None = None  # the shared batch whose (in, B) copy is kept
+        self.x_t = torch.empty(0)
         first = layers[0][0]
         self.in_features = first.in_features
         self.contiguous = first.in_features <= 8  # as Stack.logits: see there
@@ -996,23 +1016,25 @@ class _Backprop:
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """The outputs (M, out, B) and per-member losses (M,) of the batch x (B, in) shared
-        or (M, B, in), targets y (1 or M, B); the gradients are left in each ``.grad``."""
-        members = self.members
+        or (M, B, in), targets y (1 or M, B); the gradients are left in each ``.grad``
+        (the same tensors every step, written with ``out=``)."""
+        members, data, layers, grads = self.members, self.data, self.layers, self.grads
         shared = x.dim() == 2
-        # as Stack.logits: a shared batch of a few features as (in, B) contiguous
-        h = (x.T.contiguous() if self.contiguous else x.T) if shared else x.transpose(1, 2)
+        if not shared:
+            h = x.transpose(1, 2)
+        elif x is self.cached_x:  # the full batch: transposed once
+            h = self.x_t
+        else:  # as Stack.logits: a shared batch of a few features as (in, B) contiguous
+            h = x.T.contiguous() if self.contiguous else x.T
+            self.cached_x, self.x_t = x, h
         inputs: list[Tensor] = []
-        for i, ((weight, bias), (_, act)) in enumerate(zip(self.data, self.layers, strict=True)):
+        for i, ((weight, bias), (_, act)) in enumerate(zip(data, layers, strict=True)):
             inputs.append(h)
             if i == 0 and shared:
-                w = weight.reshape(-1, self.in_features)
-                z = torch.mm(w, h) if bias is None else torch.addmm(bias.reshape(-1, 1), w, h)
+                w, b = self.w0, self.b0
+                z = torch.mm(w, h) if b is None else torch.addmm(b, w, h)
             else:
-                z = (
-                    torch.bmm(weight, h)
-                    if bias is None
-                    else torch.baddbmm(bias.unsqueeze(-1), weight, h)
-                )
+                z = torch.bmm(weight, h) if bias is None else torch.baddbmm(bias, weight, h)
             if act is not None:
                 z = act[0](z)
             h = z.view(members, weight.shape[1], -1) if i == 0 and shared else z
@@ -1034,29 +1056,29 @@ class _Backprop:
         grad_z = torch._log_softmax_backward_data(grad_logp, logp, 1, logp.dtype)
         if self.loss == "bce":
             grad_z = grad_z[:, 1:]
-        grads: list[Tensor] = []
-        for i in range(len(self.data) - 1, -1, -1):
-            (weight, bias), (_, act) = self.data[i], self.layers[i]
+        for i in range(len(data) - 1, -1, -1):
+            weight, act = data[i][0], layers[i][1]
+            grad_w, grad_b = grads[i]
             if act is not None:  # from the activation's output, the next layer's input
                 grad_z = act[1](grad_z, inputs[i + 1])
             x_in = inputs[i]
             if i == 0 and shared:
                 g2 = grad_z.view(-1, grad_z.shape[-1])
-                if bias is not None:
-                    grads.append(g2.sum(1, keepdim=True).view(bias.shape))
-                w = weight.view(-1, self.in_features)
-                if w.stride(0) == 1 and w.stride(1) == w.shape[0]:  # as autograd's mm
-                    grads.append(torch.mm(x_in, g2.t()).t().view(weight.shape))
+                if grad_b is not None:
+                    torch.sum(g2, 1, keepdim=True, out=self.grad_b0)
+                if self.w0_column_major:  # as autograd's mm
+                    grad_w.copy_(torch.mm(x_in, g2.t()).t().view(weight.shape))
                 else:
-                    grads.append(torch.mm(g2, x_in.t()).view(weight.shape))
+                    torch.mm(g2, x_in.t(), out=self.grad_w0)
             else:
-                if bias is not None:
-                    grads.append(grad_z.sum(2))
-                grads.append(torch.bmm(grad_z, x_in.transpose(1, 2)))
+                if grad_b is not None:
+                    torch.sum(grad_z, 2, keepdim=True, out=grad_b)
+                torch.bmm(grad_z, x_in.transpose(1, 2), out=grad_w)
             if i:
                 grad_z = torch.bmm(weight.transpose(1, 2), grad_z)
-        for p, g in zip(self.params, reversed(grads), strict=True):
-            p.grad = g
+        for p, g in self.pairs:
+            if p.grad is not g:  # once, or after a step through autograd
+                p.grad = g
         return out, losses
 
 
