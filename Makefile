@@ -21,7 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The flagship lesson needs MNIST, which initlab does not ship: fetched (from the known
+# mirrors, checksums verified) only where no copy is found already.
 demo: install
+	@$(BIN)/python -c "from initlab import data; data.locate('mnist')" 2>/dev/null \
+		|| $(BIN)/initlab data fetch mnist
 	$(BIN)/initlab lesson init
 	@echo "open initlab-reports/init/index.html in a browser to see the report"
 

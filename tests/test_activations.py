@@ -133,11 +133,15 @@ def test_names_and_aliases() -> None:
 @pytest.mark.parametrize("name", sorted(act.REGISTRY))
 def test_phi_is_the_definition(name: str) -> None:
     # Measured (AVX-512 and AVX2 kernels, 1 and 2 threads, x ∈ [−8, 8]): ≤ 8.9e-16 apart
-    # (tanhshrink, x − tanh x); with a parameter ≤ 2.2e-16.
+    # (tanhshrink, x − tanh x); with a parameter ≤ 2.2e-16. But gelu: 8.9e-16 on one
+    # thread, up to 2.85e-11 on two (300 repeats, AVX2 kernels every time, AVX-512 about
+    # one run in six): how the grid is split between the threads decides which values take
+    # torch's vectorized erf and which its scalar one, and the two differ by that much.
     x = _grid()
     phi = act.lookup(name).bind()
     ours = phi.f(x).numpy()
-    assert np.abs(ours - REFERENCE[name][0](x.numpy())).max() <= 1e-14 * (1 + np.abs(ours)).max()
+    tolerance = 1e-10 if name == "gelu" else 1e-14 * (1 + np.abs(ours)).max()
+    assert np.abs(ours - REFERENCE[name][0](x.numpy())).max() <= tolerance
 
 
 @pytest.mark.parametrize("name", sorted(WITH_PARAMETER))
