@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch is pinned in constraints.txt: an unpinned torch would pull GBs of CUDA wheels.
 	# The lightning extra too: tests/test_lightning.py runs the callback in a real Trainer;
-	# and the ray extra: tests/test_study_ray.py runs a study on a local Ray cluster.
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,lightning,ray]'
+	# and the ray extra: tests/test_study_ray.py runs a study on a local Ray cluster;
+	# and the bench extra: tests/test_benchmarks_stack.py checks JAX (D) against initlab.
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,lightning,ray,bench]'
 	@touch $(STAMP)
 
 install: $(STAMP)
