@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from initlab._io import atomic_path, check_output_file, check_output_folder
 from initlab.report.html import Report
+from initlab.store import RESULT_COLUMNS
 from initlab.studies.spec import FIELDS
 
 if TYPE_CHECKING:
@@ -69,17 +70,6 @@ Metric: TypeAlias = Literal["final_loss", "best_loss", "train_acc", "test_acc"]
 #: The metrics a report can map; losses are better low, accuracies high.
 METRICS: tuple[Metric, ...] = ("final_loss", "best_loss", "train_acc", "test_acc")
 
-_RESULTS = (
-    "status",
-    "reason",
-    "final_loss",
-    "best_loss",
-    "train_acc",
-    "test_acc",
-    "steps",
-    "seconds",
-    "finished",
-)
 _STATUSES = ("done", "diverged", "failed", "pending")
 _MAX_CURVES = 10  # groups drawn in the curves figure: more lines than colours cannot be told apart
 _MAX_LINES = 12  # configs drawn against depth
@@ -161,7 +151,7 @@ def _config_columns(frame: pd.DataFrame) -> dict[str, str]:
     columns = [
         c
         for c in frame.columns
-        if c != "run_id" and c not in _RESULTS and not c.startswith("extra.")
+        if c != "run_id" and c not in RESULT_COLUMNS and not c.startswith("extra.")
     ]
     named = {c.removeprefix("config."): c for c in columns}
     known = [n for n in FIELDS if n in named]
