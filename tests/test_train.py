@@ -797,3 +797,50 @@ def test_mlp_step_without_autograd_matches_autograd_bit_for_bit(
     for name in ("loss", "grad_norm", "clipped", "epoch_loss"):
         assert torch.equal(getattr(fast, name), getattr(ref, name)), name
     assert all(torch.equal(a, b) for a, b in zip(fast_params, ref_params, strict=True))
+
+
+class _Tripled(models.Stack):
+    def logits(self, x: torch.Tensor, update: torch.Tensor | None = None) -> torch.Tensor:
+        return super().logits(x, update) * 3.0
+
+
+def _tie(net: models.Stack) -> None:
+    net.layers[4].weight = net.layers[2].weight
+
+
+def _hook_on_weight(net: models.Stack) -> None:
+    net.layers[0].weight.register_hook(lambda g: g * 0)
+
+
+@pytest.mark.parametrize("change", ["subclass", "tied", "weight_hook", "labels_in_place"])
+def test_what_the_step_without_autograd_cannot_see_goes_through_autograd(change: str) -> None:
+    # Each case as autograd trains it (a forward hook forces that route): a Stack subclass
+    # with its own logits, a weight shared by two layers, a hook on a parameter tensor,
+    # labels changed in place by an observer mid-run (the cached d loss/d log p).
+    class Flip(Observer):
+        every = 10
+
+        def on_step(self, run: Run) -> None:
+            if change == "labels_in_place":
+                ds.y_train.copy_(1 - ds.y_train)
+
+    runs = []
+    for hooked in (False, True):
+        ds = data.load("circles", n=120, noise=0.05, seed=1)
+        torch.manual_seed(0)
+        net = models.mlp([2, 5, 5, 5, 2], "tanh", members=3)
+        if change == "subclass":
+            net.__class__ = _Tripled
+        elif change == "tied":
+            _tie(net)
+        elif change == "weight_hook":
+            _hook_on_weight(net)
+        handle = net.layers[0].register_forward_hook(lambda m, i, o: None) if hooked else None
+        config = TrainConfig(loss="cross_entropy", lr=0.5, steps=25, seeds=0, log_every=1)
+        result = train(net, ds, config, observers=[Flip()])
+        if handle is not None:
+            handle.remove()
+        runs.append((result.loss, [p.detach().clone() for p in net.parameters()]))
+    (fast, fast_params), (ref, ref_params) = runs
+    assert torch.equal(fast, ref)
+    assert all(torch.equal(a, b) for a, b in zip(fast_params, ref_params, strict=True))

@@ -938,6 +938,10 @@ class _Backprop:
     or sigmoid, trained on cross-entropy or bce, without hooks and uncompiled, take this
     route (:meth:`build`); any other model, or one a hook is put on during the run, goes
     through autograd.
+
+    Each parameter's ``.grad`` is one tensor, written again at every step (not a new
+    tensor per step as after autograd with ``zero_grad``): an observer that keeps a
+    gradient across steps must ``clone()`` it.
     """
 
     def __init__(self, model: Stack, loss: str, layers: list[tuple[Any, Any]]) -> None:
@@ -970,6 +974,7 @@ class _Backprop:
         self.grad_b0 = None if gb0 is None else gb0.view(-1, 1)
         self.cached_x: Tensor | None = None  # the shared batch whose (in, B) copy is kept
         self.x_t = torch.empty(0)
+        self.x_version = self.y_version = -1  # their _version when cached
         first = layers[0][0]
         self.in_features = first.in_features
         self.contiguous = first.in_features <= 8  # as Stack.logits: see there
@@ -1008,11 +1013,27 @@ class _Backprop:
                 return None
         if layers[-1][1] is not None:
             return None
-        return _Backprop(model, config.loss, layers)
+        # A subclass with its own forward computes something else; a parameter shared by
+        # two layers (or one outside them) gets gradients this route does not add up.
+        if type(model).logits is not Stack.logits or type(model).forward is not Stack.forward:
+            return None
+        own = [t for lin, _ in layers for t in (lin.weight, lin.bias) if t is not None]
+        if len({id(t) for t in own}) != len(own) or len(own) != len(list(model.parameters())):
+            return None
+        try:
+            return _Backprop(model, config.loss, layers)
+        except RuntimeError:  # a layout its views cannot take (a non-contiguous weight)
+            return None
 
     def ready(self) -> bool:
-        """No hook may see this step (a probe put on mid-run), every parameter trains."""
-        return not any(self.hook_dicts) and all(p.requires_grad for p in self.params)
+        """No hook may see this step (a probe put on mid-run, a hook on a parameter),
+        every parameter trains."""
+        return not any(self.hook_dicts) and all(
+            p.requires_grad
+            and not p._backward_hooks
+            and not getattr(p, "_post_accumulate_grad_hooks", None)
+            for p in self.params
+        )
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """The outputs (M, out, B) and per-member losses (M,) of the batch x (B, in) shared
@@ -1022,11 +1043,11 @@ class _Backprop:
         shared = x.dim() == 2
         if not shared:
             h = x.transpose(1, 2)
-        elif x is self.cached_x:  # the full batch: transposed once
-            h = self.x_t
+        elif x is self.cached_x and x._version == self.x_version:  # the full batch, as
+            h = self.x_t  # it was transposed (unless changed in place since)
         else:  # as Stack.logits: a shared batch of a few features as (in, B) contiguous
             h = x.T.contiguous() if self.contiguous else x.T
-            self.cached_x, self.x_t = x, h
+            self.cached_x, self.x_t, self.x_version = x, h, x._version
         inputs: list[Tensor] = []
         for i, ((weight, bias), (_, act)) in enumerate(zip(data, layers, strict=True)):
             inputs.append(h)
@@ -1043,13 +1064,13 @@ class _Backprop:
         if self.loss == "bce":  # the log-softmax of (0, z), as _member_losses
             logits = torch.cat([torch.zeros_like(out), out], dim=1)
         batch = out.shape[2]
-        if y is not self.cached_y:
+        if y is not self.cached_y or y._version != self.y_version:
             index = (y if self.loss != "bce" else y.to(torch.long)).expand(members, batch)
             index = index.unsqueeze(1)
             # d(−mean picked)/d(log p): −1/B at each example's class (autograd's neg,
             # div, sum and gather backward give this number), 0 elsewhere.
             grad = torch.zeros_like(logits).scatter_(1, index, -1.0 / batch)
-            self.cached_y, self.cached = y, (index, grad)
+            self.cached_y, self.cached, self.y_version = y, (index, grad), y._version
         index, grad_logp = self.cached
         logp = F.log_softmax(logits, dim=1)
         losses = -_row_mean(logp.gather(1, index).view(members, batch))
