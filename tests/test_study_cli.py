@@ -7,14 +7,13 @@ same study when called directly, and what it prints with the library's own answe
 
 from __future__ import annotations
 
-import os
 import shlex
-import signal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from study_checks import CtrlCInSecondStack
 from typer.testing import CliRunner
 
 import initlab.studies
@@ -22,7 +21,6 @@ from initlab.cli import app
 from initlab.store import Store, load
 from initlab.studies import load_toml, parse_overrides, plan, run_study
 from initlab.studies.check import check_points
-from initlab.train import Observer, Run
 
 runner = CliRunner()
 
@@ -177,22 +175,6 @@ def test_random_search_takes_samples(tmp_path: Path) -> None:
     assert sorted(load(store)["lr"]) == sorted(p["lr"] for p in expected)
 
 
-class _CtrlC(Observer):
-    """Presses Ctrl-C in the second stack, at step 20."""
-
-    every = 1
-
-    def __init__(self) -> None:
-        self.stacks = 0
-
-    def on_start(self, run: Run) -> None:
-        self.stacks += 1
-
-    def on_step(self, run: Run) -> None:
-        if self.stacks == 2 and run.step == 20:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def test_ctrl_c_exits_230_says_what_was_kept_and_the_same_command_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -200,7 +182,7 @@ def test_ctrl_c_exits_230_says_what_was_kept_and_the_same_command_resumes(
     real = initlab.studies.run_study
 
     def pressed(*args: Any, **kwargs: Any) -> Any:
-        return real(*args, **kwargs, observers=[_CtrlC()])
+        return real(*args, **kwargs, observers=[CtrlCInSecondStack()])
 
     monkeypatch.setattr(initlab.studies, "run_study", pressed)
     cut = _sweep(store, "seed=range(6)", options=("--no-progress",))

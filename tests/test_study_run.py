@@ -15,11 +15,12 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
+from study_checks import CtrlCInSecondStack
 
 from initlab import data, models
 from initlab.store import Store, history, load
 from initlab.studies import Study, parse_overrides, plan, run_id, run_study
-from initlab.train import Observer, Run, TrainConfig, train
+from initlab.train import TrainConfig, train
 
 _SMALL = ["data=circles(n=120)", "model=2,6,1", "activation=tanh", "history_every=10"]
 
@@ -160,22 +161,6 @@ def test_plan_groups_what_can_share_a_stack_and_sizes_to_memory() -> None:
         plan(study, max_members=0, n_train={"circles": 800})
 
 
-class _CtrlC(Observer):
-    """Presses Ctrl-C in the second stack, at step 20."""
-
-    every = 1
-
-    def __init__(self) -> None:
-        self.stacks = 0
-
-    def on_start(self, run: Run) -> None:
-        self.stacks += 1
-
-    def on_step(self, run: Run) -> None:
-        if self.stacks == 2 and run.step == 20:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def _comparable(path: Path) -> pd.DataFrame:
     return load(path).drop(columns=["seconds", "finished"])
 
@@ -184,7 +169,9 @@ def test_ctrl_c_keeps_finished_stacks_and_a_rerun_completes_the_same_store(
     tmp_path: Path,
 ) -> None:
     study = parse_overrides([*_SMALL, "seed=range(6)", "lr=0.1,0.3", "steps=60"])
-    cut = run_study(study, tmp_path / "cut.db", max_members=4, progress=False, observers=[_CtrlC()])
+    cut = run_study(
+        study, tmp_path / "cut.db", max_members=4, progress=False, observers=[CtrlCInSecondStack()]
+    )
     assert cut.interrupted and cut.stacks_trained == 1 and cut.trained == 4
     with Store(tmp_path / "cut.db", readonly=True) as store:
         assert store.status()["pending"] == 8
