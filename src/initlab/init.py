@@ -1782,6 +1782,13 @@ def schemes() -> dict[str, Scheme]:
     return dict(_SCHEMES)
 
 
+@functools.cache
+def _parameter_names(fn: Callable[..., Any]) -> frozenset[str]:
+    """The names a function takes (``inspect.signature`` costs 20 µs a call: a study's
+    1,000-member stack asked it 15,000 times)."""
+    return frozenset(inspect.signature(fn).parameters)
+
+
 @dataclass(frozen=True)
 class InitSpec:
     """A parsed init spec: a scheme name and its arguments. Call it on a tensor.
@@ -1816,7 +1823,7 @@ class InitSpec:
         return hash(str(self))
 
     def _accepts(self, name: str) -> bool:
-        return name in inspect.signature(self.scheme.fill).parameters
+        return name in _parameter_names(self.scheme.fill)
 
     def __call__(
         self,

@@ -916,10 +916,23 @@ def _per_member_norm(grads: list[Tensor], members: int) -> Tensor:
 
 #: The activations a plain MLP stack may use, with their backward from their output
 #: (autograd's own formula for the in-place op: threshold_backward for relu_, …).
+def _in_place(backward: Any, **kwargs: Any) -> Callable[[Tensor, Tensor], Tensor]:
+    """An activation's backward ``f(grad, output)`` written over ``grad`` (the ``out=``
+    overload, with ``grad`` as its own output): the same numbers as autograd's
+    out-of-place call, one pass less over memory and no fresh (M, out, B) tensor."""
+    overload = backward.grad_input
+
+    def call(grad: Tensor, output: Tensor) -> Tensor:
+        return overload(grad, output, **kwargs, grad_input=grad)
+
+    return call
+
+
+# The in-place forward and the in-place backward of each activation the route takes.
 _BACKWARD: dict[type[nn.Module], tuple[Callable[[Tensor], Tensor], Callable[..., Tensor]]] = {
-    nn.ReLU: (torch.relu_, functools.partial(torch.ops.aten.threshold_backward, threshold=0)),
-    nn.Tanh: (torch.tanh_, torch.ops.aten.tanh_backward),
-    nn.Sigmoid: (torch.sigmoid_, torch.ops.aten.sigmoid_backward),
+    nn.ReLU: (torch.relu_, _in_place(torch.ops.aten.threshold_backward, threshold=0)),
+    nn.Tanh: (torch.tanh_, _in_place(torch.ops.aten.tanh_backward)),
+    nn.Sigmoid: (torch.sigmoid_, _in_place(torch.ops.aten.sigmoid_backward)),
 }
 
 
@@ -1080,8 +1093,8 @@ class _Backprop:
         for i in range(len(data) - 1, -1, -1):
             weight, act = data[i][0], layers[i][1]
             grad_w, grad_b = grads[i]
-            if act is not None:  # from the activation's output, the next layer's input
-                grad_z = act[1](grad_z, inputs[i + 1])
+            if act is not None:  # from the activation's output, the next layer's input;
+                grad_z = act[1](grad_z, inputs[i + 1])  # in place: grad_z is bmm's, ours
             x_in = inputs[i]
             if i == 0 and shared:
                 g2 = grad_z.view(-1, grad_z.shape[-1])
@@ -1095,7 +1108,11 @@ class _Backprop:
                 if grad_b is not None:
                     torch.sum(grad_z, 2, keepdim=True, out=grad_b)
                 torch.bmm(grad_z, x_in.transpose(1, 2), out=grad_w)
-            if i:
+            if i == 0:
+                continue
+            if grad_z.shape[1] == 1:  # an outer product: bmm's k = 1 products, one kernel
+                grad_z = torch.mul(weight.transpose(1, 2), grad_z)
+            else:
                 grad_z = torch.bmm(weight.transpose(1, 2), grad_z)
         for p, g in self.pairs:
             if p.grad is not g:  # once, or after a step through autograd
