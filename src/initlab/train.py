@@ -1005,8 +1005,9 @@ class _Backprop:
                 module._backward_hooks,
                 module._backward_pre_hooks,
             ]
+        self.buffers: dict[tuple[Any, ...], Tensor] = {}  # see _buffer
         self.cached_y: Tensor | None = None  # the targets whose d(loss)/d(log p) is cached
-        self.cached: tuple[Tensor, Tensor] = (torch.empty(0), torch.empty(0))
+        self.cached: tuple[Tensor, Tensor, Tensor | None] = (torch.empty(0), torch.empty(0), None)
 
     @staticmethod
     def build(model: Stack, config: TrainConfig) -> _Backprop | None:
@@ -1038,6 +1039,19 @@ class _Backprop:
         except RuntimeError:  # a layout its views cannot take (a non-contiguous weight)
             return None
 
+    def _buffer(self, key: tuple[Any, ...], shape: tuple[int, ...] | torch.Size) -> Tensor:
+        """The step's tensor ``key``, of ``shape``, in memory kept from step to step.
+
+        A fresh (M, out, B) tensor per step is fresh pages: at M = 1,000 on the circles
+        net the kernel's zeroing of them (``clear_page``) took up to half of a step.
+        """
+        buf = self.buffers.get(key)
+        if buf is None:
+            buf = self.buffers[key] = self.data[0][0].new_empty(shape)
+        elif buf.shape != shape:  # a last, smaller batch: the storage is kept
+            buf.resize_(shape)
+        return buf
+
     def ready(self) -> bool:
         """No hook may see this step (a probe put on mid-run, a hook on a parameter),
         every parameter trains."""
@@ -1062,32 +1076,59 @@ class _Backprop:
             h = x.T.contiguous() if self.contiguous else x.T
             self.cached_x, self.x_t, self.x_version = x, h, x._version
         inputs: list[Tensor] = []
+        batch = h.shape[-1]
+        last = len(data) - 1
         for i, ((weight, bias), (_, act)) in enumerate(zip(data, layers, strict=True)):
             inputs.append(h)
+            # A hidden layer's output into its own buffer; the model's output, which the
+            # caller reads, new.
             if i == 0 and shared:
                 w, b = self.w0, self.b0
-                z = torch.mm(w, h) if b is None else torch.addmm(b, w, h)
+                buf = None if i == last else self._buffer(("z", i), (w.shape[0], batch))
+                z = torch.mm(w, h, out=buf) if b is None else torch.addmm(b, w, h, out=buf)
             else:
-                z = torch.bmm(weight, h) if bias is None else torch.baddbmm(bias, weight, h)
+                buf = (
+                    None
+                    if i == last
+                    else self._buffer(("z", i), (members, *weight.shape[1:2], batch))
+                )
+                if bias is None:
+                    z = torch.bmm(weight, h, out=buf)
+                else:
+                    z = torch.baddbmm(bias, weight, h, out=buf)
             if act is not None:
                 z = act[0](z)
             h = z.view(members, weight.shape[1], -1) if i == 0 and shared else z
         out = h
         logits = out
-        if self.loss == "bce":  # the log-softmax of (0, z), as _member_losses
-            logits = torch.cat([torch.zeros_like(out), out], dim=1)
-        batch = out.shape[2]
+        if self.loss == "bce":  # the log-softmax of (0, z), as _member_losses: the zeros
+            # written when the buffer is made, z copied in at every step
+            shape = (members, 2, batch)
+            made = self.buffers.get(("logits",))
+            logits = self._buffer(("logits",), shape)
+            if made is None or made.shape != shape:
+                logits[:, 0].zero_()
+            logits[:, 1].copy_(out[:, 0])
         if y is not self.cached_y or y._version != self.y_version:
             index = (y if self.loss != "bce" else y.to(torch.long)).expand(members, batch)
             index = index.unsqueeze(1)
             # d(−mean picked)/d(log p): −1/B at each example's class (autograd's neg,
             # div, sum and gather backward give this number), 0 elsewhere.
             grad = torch.zeros_like(logits).scatter_(1, index, -1.0 / batch)
-            self.cached_y, self.cached, self.y_version = y, (index, grad), y._version
-        index, grad_logp = self.cached
-        logp = F.log_softmax(logits, dim=1)
-        losses = -_row_mean(logp.gather(1, index).view(members, batch))
-        grad_z = torch._log_softmax_backward_data(grad_logp, logp, 1, logp.dtype)
+            # bce picks from two classes: a select by the label, not a gather (2× faster;
+            # the same values, in the same (M, B) layout).
+            ones = index[:, 0] == 1 if self.loss == "bce" else None
+            self.cached_y, self.cached, self.y_version = y, (index, grad, ones), y._version
+        index, grad_logp, ones = self.cached
+        logp = torch.log_softmax(logits, 1, out=self._buffer(("logp",), logits.shape))
+        if ones is None:
+            picked = logp.gather(1, index).view(members, batch)
+        else:
+            picked = torch.where(ones, logp[:, 1], logp[:, 0])
+        losses = -_row_mean(picked)
+        grad_z = torch._log_softmax_backward_data(
+            grad_logp, logp, 1, logp.dtype, out=self._buffer(("dlogits",), logits.shape)
+        )
         if self.loss == "bce":
             grad_z = grad_z[:, 1:]
         for i in range(len(data) - 1, -1, -1):
@@ -1110,10 +1151,11 @@ class _Backprop:
                 torch.bmm(grad_z, x_in.transpose(1, 2), out=grad_w)
             if i == 0:
                 continue
+            below = self._buffer(("grad", i), (members, weight.shape[2], batch))
             if grad_z.shape[1] == 1:  # an outer product: bmm's k = 1 products, one kernel
-                grad_z = torch.mul(weight.transpose(1, 2), grad_z)
+                grad_z = torch.mul(weight.transpose(1, 2), grad_z, out=below)
             else:
-                grad_z = torch.bmm(weight.transpose(1, 2), grad_z)
+                grad_z = torch.bmm(weight.transpose(1, 2), grad_z, out=below)
         for p, g in self.pairs:
             if p.grad is not g:  # once, or after a step through autograd
                 p.grad = g
