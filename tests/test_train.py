@@ -764,7 +764,9 @@ def test_ctrl_c_at_the_last_step_leaves_the_run_whole_but_says_so() -> None:
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "bce"])
-@pytest.mark.parametrize("batch_size", ["full", 16])
+# 20 of 96 training examples: every fifth batch is a smaller one of 16, so the step's
+# buffers shrink and grow again (a bce logits buffer once kept stale numbers there).
+@pytest.mark.parametrize("batch_size", ["full", 20])
 def test_mlp_step_without_autograd_matches_autograd_bit_for_bit(
     activation: str, loss: str, batch_size: str | int
 ) -> None:

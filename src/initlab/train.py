@@ -1105,8 +1105,9 @@ class _Backprop:
             # written when the buffer is made, z copied in at every step
             shape = (members, 2, batch)
             made = self.buffers.get(("logits",))
+            fresh = made is None or made.shape != shape  # (a resize moves the halves)
             logits = self._buffer(("logits",), shape)
-            if made is None or made.shape != shape:
+            if fresh:
                 logits[:, 0].zero_()
             logits[:, 1].copy_(out[:, 0])
         if y is not self.cached_y or y._version != self.y_version:
