@@ -140,13 +140,13 @@ def test_table_has_d() -> None:
     assert "D agrees with C, largest relative difference in loss" in out
     header = next(line for line in out.splitlines() if line.startswith("model"))
     assert " D jax " in header
-    assert header.split()[-7:] == ["C/A", "C/B", "C/D", "Cc/A", "Cc/B", "Cc/D", "GFLOP/s"]
+    assert header.split()[-8:] == ["C/A", "C/B", "C/D", "Cc/A", "Cc/B", "Cc/D", "GFLOP/s", "%mm"]
     row = next(
         line for line in out.splitlines() if line.startswith("2-10-5-1") and "agrees" not in line
     )
     cells = row.split()
-    # … M, A, B, C, C compiled (left out: —), D, C/A, C/B, C/D, …
-    d, c_over_d = cells[-8], cells[-5]
+    # … M, A, B, C, C compiled (left out: —), D, C/A, C/B, C/D, …, GFLOP/s, %mm
+    d, c_over_d = cells[-9], cells[-6]
     assert float(d.replace(",", "")) > 0
     assert c_over_d.endswith("x") and float(c_over_d[:-1]) >= 0
 
@@ -163,5 +163,38 @@ def test_without_jax_d_is_left_out() -> None:
     assert sum("D (JAX) left out: jax is not installed" in line for line in lines) == 1
     assert not any("D agrees with C" in line for line in lines)
     row = next(line for line in lines if line.startswith("2-10-5-1") and "agrees" not in line)
-    assert row.split()[-8] == "—"  # D
-    assert row.split()[-5] == "—"  # C/D
+    assert row.split()[-9] == "—"  # D
+    assert row.split()[-6] == "—"  # C/D
+
+
+def test_step_limits_plain_step_is_an_sgd_step() -> None:
+    # benchmarks/step_limits.py times a compiled loop of plain_step as "the same step,
+    # captured": it must be the step the engine takes, an SGD step on cross-entropy.
+    spec = importlib.util.spec_from_file_location(
+        "step_limits", ROOT / "benchmarks" / "step_limits.py"
+    )
+    assert spec is not None and spec.loader is not None
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 2, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 2, (30,), generator=gen)
+    shapes = [(10, 2), (5, 10), (2, 5)]
+    w = [torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=True) for s in shapes]
+    b = [torch.randn(s[0], generator=gen, dtype=torch.float64, requires_grad=True) for s in shapes]
+    h = x
+    for i in range(3):
+        h = h @ w[i].T + b[i]
+        h = torch.relu(h) if i < 2 else h
+    F.cross_entropy(h, y).backward()
+    onehot = F.one_hot(y, 2).to(x.dtype)
+    new_w, new_b = module.plain_step(
+        [t.detach() for t in w], [t.detach() for t in b], x, onehot, 0.1
+    )
+    for new, old in zip([*new_w, *new_b], [*w, *b], strict=True):
+        assert old.grad is not None
+        torch.testing.assert_close(new, old.detach() - 0.1 * old.grad, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,206 @@
+"""Where a step's time goes, for the rows of ``benchmarks/stack.py`` that miss a target.
+
+Three questions, each answered by measurement in this run:
+
+1. **The tiny net at M = 1** (2-10-5-2, full batch 300): how many aten calls one step of
+   initlab's engine makes and how long they take, and what capturing many steps at once
+   gives in PyTorch (``torch.compile`` of a K-step loop of the same step written as plain
+   tensor code, no engine features; compilation excluded), next to JAX's ``lax.scan``
+   (``benchmarks/stack.py``'s D) when JAX is installed.
+2. **The tiny net at M = 1,024**: the step's operations by time, and the bytes its
+   (M, width, 300) tensors move, against this machine's copy bandwidth at that size.
+3. **784-100-100-10 at M = 64** (batch 64): the share of the step spent in matrix
+   products, their GFLOP/s, and ``torch.mm``'s on 2048² matrices.
+
+    .venv/bin/python benchmarks/step_limits.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import torch
+from torch.nn import functional as F
+from torch.profiler import profile
+
+from initlab import data, models
+from initlab.train import TrainConfig, train
+
+try:  # stack.py's D, when the bench extra is installed
+    from stack import HAVE_JAX, gflops_mm, jax_stack
+except ImportError:  # run from elsewhere than benchmarks/
+    from benchmarks.stack import HAVE_JAX, gflops_mm, jax_stack
+
+GEMMS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
+def engine(widths: list[int], members: int, ds: data.Dataset, batch: int | str, steps: int):
+    """The stack and config that benchmarks/stack.py times as C, warmed up."""
+    stack = models.mlp(widths, "relu", members=members)
+    config = TrainConfig(
+        lr=0.01,
+        batch_size=batch,  # type: ignore[arg-type]
+        seeds=list(range(members)),
+        steps=steps,
+        check_every=1000,
+        log_every=10,
+    )
+    train(stack, ds, config)
+    return stack, config
+
+
+def per_step(stack: models.Stack, ds: data.Dataset, config: TrainConfig) -> float:
+    return min(train(stack, ds, config).seconds for _ in range(3)) / config.steps
+
+
+def _profiled(stack: models.Stack, ds: data.Dataset, config: TrainConfig) -> dict[str, float]:
+    with profile() as prof:
+        train(stack, ds, config)
+    times: dict[str, float] = defaultdict(float)
+    for event in prof.events():
+        if event.cpu_parent is None and event.name.startswith("aten::"):
+            times[event.name] += event.cpu_time_total
+            times["calls"] += 1
+    return times
+
+
+def op_table(stack: models.Stack, ds: data.Dataset, config: TrainConfig) -> dict[str, float]:
+    """µs per step of each top-level aten operation (under the profiler), and "calls" per
+    step: a run of 2n steps less a run of n, so that what train() does once (the set-up,
+    the final evaluation) drops out."""
+    once = _profiled(stack, ds, config)
+    twice = _profiled(stack, ds, dataclasses.replace(config, steps=2 * config.steps))
+    return {k: (v - once.get(k, 0.0)) / config.steps for k, v in twice.items()}
+
+
+Params = tuple[list[torch.Tensor], list[torch.Tensor]]
+
+
+def plain_step(
+    w: list[torch.Tensor], b: list[torch.Tensor], x: torch.Tensor, onehot: torch.Tensor, lr: float
+) -> Params:
+    """One SGD step of a 3-layer ReLU MLP on cross-entropy, backward written out (what
+    autograd computes; tests/test_benchmarks_stack.py checks it against autograd)."""
+    h1 = torch.relu(x @ w[0].T + b[0])
+    h2 = torch.relu(h1 @ w[1].T + b[1])
+    logp = F.log_softmax(h2 @ w[2].T + b[2], 1)
+    g = (logp.exp() - onehot) / x.shape[0]
+    gw2, gb2, g = g.T @ h2, g.sum(0), (g @ w[2]) * (h2 > 0)
+    gw1, gb1, g = g.T @ h1, g.sum(0), (g @ w[1]) * (h1 > 0)
+    gw0, gb0 = g.T @ x, g.sum(0)
+    new_w = [a - lr * d for a, d in zip(w, (gw0, gw1, gw2), strict=True)]
+    return new_w, [a - lr * d for a, d in zip(b, (gb0, gb1, gb2), strict=True)]
+
+
+def captured_steps(x: torch.Tensor, y: torch.Tensor, k: int) -> float:
+    """Seconds per step of a K-step loop of :func:`plain_step`, under torch.compile."""
+    torch.manual_seed(0)
+    w = [torch.randn(10, 2) * 0.5, torch.randn(5, 10) * 0.3, torch.randn(2, 5) * 0.3]
+    b = [torch.zeros(10), torch.zeros(5), torch.zeros(2)]
+    onehot = F.one_hot(y, 2).to(x.dtype)
+
+    def loop(w: list[torch.Tensor], b: list[torch.Tensor]) -> Params:
+        for _ in range(k):
+            w, b = plain_step(w, b, x, onehot, 0.01)
+        return w, b
+
+    fn: Callable[..., Params] = torch.compile(loop, fullgraph=True)
+    fn(w, b)  # compilation
+    calls = max(1, 600 // k)
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        ws, bs = w, b
+        for _ in range(calls):
+            ws, bs = fn(ws, bs)
+        best = min(best, (time.perf_counter() - started) / (calls * k))
+    return best
+
+
+def copy_bandwidth(numel: int) -> float:
+    """GB/s of a copy between two float32 tensors of numel elements (read + write)."""
+    a, b = torch.randn(numel), torch.empty(numel)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(20):
+            b.copy_(a)
+        best = min(best, (time.perf_counter() - started) / 20)
+    return 2 * 4 * numel / best / 1e9
+
+
+def main() -> None:
+    mm = gflops_mm()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, torch.mm {mm:.0f} GFLOP/s"
+    )
+    circles = data.load("circles", n=375, noise=0.05, seed=1, test_size=75)
+    x, y = circles.x_train.float(), circles.y_train
+
+    print("\n1. 2-10-5-2, full batch 300, M = 1")
+    stack, config = engine([2, 10, 5, 2], 1, circles, "full", 200)
+    ops = op_table(stack, circles, config)
+    aten = sum(v for k, v in ops.items() if k != "calls")
+    print(f"  initlab: {per_step(stack, circles, config) * 1e6:.1f} µs/step")
+    print(f"  its aten calls: {ops['calls']:.1f} per step, {aten:.1f} µs (under the profiler)")
+    for k in (1, 10, 50):
+        print(f"  torch.compile of {k:2d} plain steps: {captured_steps(x, y, k) * 1e6:.1f} µs/step")
+    if HAVE_JAX:
+        seconds = jax_stack([2, 10, 5, 2], 1, circles.x_train, circles.y_train, 300, 200)
+        print(f"  JAX jit(lax.scan): {seconds * 1e6:.1f} µs/step")
+
+    print("\n2. 2-10-5-2, full batch 300, M = 1024")
+    stack, config = engine([2, 10, 5, 2], 1024, circles, "full", 20)
+    seconds = per_step(stack, circles, config)
+    ops = op_table(stack, circles, config)
+    print(f"  initlab: {seconds * 1e3:.2f} ms/step, {1024 / seconds:,.0f} member-steps/s")
+    for name, us in sorted(ops.items(), key=lambda kv: -kv[1])[:8]:
+        if name != "calls":
+            print(f"    {name:32} {us / 1e3:6.2f} ms/step (profiler)")
+    # Passes over each hidden (M, width, 300) tensor in one step, counted from the ops:
+    # forward bias copy, product, ReLU read and write; backward the gradient written,
+    # the ReLU's backward (gradient and output read, gradient written), the bias sum,
+    # the weight gradient's product; and the next layer's two products reading it.
+    passes = 12
+    hidden = 1024 * 300 * (10 + 5) * 4
+    bandwidth = copy_bandwidth(1024 * 300 * 10)
+    floor = passes * hidden / (bandwidth * 1e9)
+    print(
+        f"  its hidden tensors: {hidden / 1e6:.0f} MB, each passed over about {passes} "
+        f"times a step: {passes * hidden / 1e6:.0f} MB; at this machine's copy bandwidth "
+        f"for a 12 MB tensor, {bandwidth:.0f} GB/s, that is {floor * 1e3:.1f} ms/step, "
+        f"at most {1024 / floor:,.0f} member-steps/s"
+    )
+
+    print("\n3. 784-100-100-10, batch 64, M = 64")
+    xs, ys = torch.randn(6000, 784), torch.randint(0, 10, (6000,))
+    mnist_like = data.Dataset("bench", xs, ys, xs[:1], ys[:1], 10)
+    stack, config = engine([784, 100, 100, 10], 64, mnist_like, 64, 30)
+    seconds = per_step(stack, mnist_like, config)
+    flops = 6 * 64 * (784 * 100 + 100 * 100 + 100 * 10) * 64
+    ops = op_table(stack, mnist_like, config)
+    total = sum(v for k, v in ops.items() if k != "calls")
+    gemm = sum(v for k, v in ops.items() if k in GEMMS)
+    print(
+        f"  initlab: {seconds * 1e3:.2f} ms/step, {flops / seconds / 1e9:.0f} GFLOP/s "
+        f"= {flops / seconds / 1e9 / mm:.0%} of torch.mm (stack.py's count: 6·B·Σ in·out)"
+    )
+    # The products the engine runs: forward, weight gradients, and the input gradients of
+    # every layer but the first (the data needs none), 2 FLOPs a multiply-add.
+    sizes = [784 * 100, 100 * 100, 100 * 10]
+    run = 2 * 64 * 64 * (2 * sum(sizes) + sum(sizes[1:]))
+    print(
+        f"  matrix products: {gemm / total:.0%} of the aten time, at "
+        f"{run / (gemm / 1e6) / 1e9:.0f} GFLOP/s on the products they run (profiler); "
+        f"the rest, {(total - gemm) / 1e3:.2f} ms/step, moves memory"
+    )
+    for name, us in sorted(ops.items(), key=lambda kv: -kv[1])[:8]:
+        if name != "calls":
+            print(f"    {name:32} {us / 1e3:6.2f} ms/step (profiler)")
+
+
+if __name__ == "__main__":
+    main()
