@@ -9,8 +9,8 @@ Three questions, each answered by measurement in this run:
    (``benchmarks/stack.py``'s D) when JAX is installed.
 2. **The tiny net at M = 1,024**: the step's operations by time, and the bytes its
    (M, width, 300) tensors move, against this machine's copy bandwidth at that size.
-3. **784-100-100-10 at M = 64** (batch 64): the share of the step spent in matrix
-   products, their GFLOP/s, and ``torch.mm``'s on 2048² matrices.
+3. **784-100-100-10 at M = 1, 8, 64, 256** (batch 64): the share of the step spent in
+   matrix products, their GFLOP/s, and ``torch.mm``'s on 2048² matrices.
 
     .venv/bin/python benchmarks/step_limits.py
 """
@@ -175,31 +175,33 @@ def main() -> None:
         f"at most {1024 / floor:,.0f} member-steps/s"
     )
 
-    print("\n3. 784-100-100-10, batch 64, M = 64")
     xs, ys = torch.randn(6000, 784), torch.randint(0, 10, (6000,))
     mnist_like = data.Dataset("bench", xs, ys, xs[:1], ys[:1], 10)
-    stack, config = engine([784, 100, 100, 10], 64, mnist_like, 64, 30)
-    seconds = per_step(stack, mnist_like, config)
-    flops = 6 * 64 * (784 * 100 + 100 * 100 + 100 * 10) * 64
-    ops = op_table(stack, mnist_like, config)
-    total = sum(v for k, v in ops.items() if k != "calls")
-    gemm = sum(v for k, v in ops.items() if k in GEMMS)
-    print(
-        f"  initlab: {seconds * 1e3:.2f} ms/step, {flops / seconds / 1e9:.0f} GFLOP/s "
-        f"= {flops / seconds / 1e9 / mm:.0%} of torch.mm (stack.py's count: 6·B·Σ in·out)"
-    )
-    # The products the engine runs: forward, weight gradients, and the input gradients of
-    # every layer but the first (the data needs none), 2 FLOPs a multiply-add.
     sizes = [784 * 100, 100 * 100, 100 * 10]
-    run = 2 * 64 * 64 * (2 * sum(sizes) + sum(sizes[1:]))
-    print(
-        f"  matrix products: {gemm / total:.0%} of the aten time, at "
-        f"{run / (gemm / 1e6) / 1e9:.0f} GFLOP/s on the products they run (profiler); "
-        f"the rest, {(total - gemm) / 1e3:.2f} ms/step, moves memory"
-    )
-    for name, us in sorted(ops.items(), key=lambda kv: -kv[1])[:8]:
-        if name != "calls":
-            print(f"    {name:32} {us / 1e3:6.2f} ms/step (profiler)")
+    for members in (1, 8, 64, 256):
+        print(f"\n3. 784-100-100-10, batch 64, M = {members}")
+        steps = max(4, min(30, 2000 // members))
+        stack, config = engine([784, 100, 100, 10], members, mnist_like, 64, steps)
+        seconds = per_step(stack, mnist_like, config)
+        flops = 6 * 64 * sum(sizes) * members
+        ops = op_table(stack, mnist_like, config)
+        total = sum(v for k, v in ops.items() if k != "calls")
+        gemm = sum(v for k, v in ops.items() if k in GEMMS)
+        print(
+            f"  initlab: {seconds * 1e3:.2f} ms/step, {flops / seconds / 1e9:.0f} GFLOP/s "
+            f"= {flops / seconds / 1e9 / mm:.0%} of torch.mm (stack.py's count: 6·B·Σ in·out)"
+        )
+        # The products the engine runs: forward, weight gradients, and the input gradients
+        # of every layer but the first (the data needs none), 2 FLOPs a multiply-add.
+        run = 2 * 64 * members * (2 * sum(sizes) + sum(sizes[1:]))
+        print(
+            f"  matrix products: {gemm / total:.0%} of the aten time, at "
+            f"{run / (gemm / 1e6) / 1e9:.0f} GFLOP/s on the products they run (profiler); "
+            f"the rest, {(total - gemm) / 1e3:.2f} ms/step in {ops['calls']:.0f} calls"
+        )
+        for name, us in sorted(ops.items(), key=lambda kv: -kv[1])[:6]:
+            if name != "calls":
+                print(f"    {name:32} {us / 1e3:6.2f} ms/step (profiler)")
 
 
 if __name__ == "__main__":
