@@ -934,7 +934,8 @@ def _in_place(backward: Any, **kwargs: Any) -> Callable[[Tensor, Tensor], Tensor
     overload = backward.grad_input
 
     def call(grad: Tensor, output: Tensor) -> Tensor:
-        return overload(grad, output, **kwargs, grad_input=grad)
+        result: Tensor = overload(grad, output, **kwargs, grad_input=grad)
+        return result
 
     return call
 
@@ -1163,11 +1164,10 @@ class _Backprop:
                 torch.bmm(grad_z, x_in.transpose(1, 2), out=grad_w)
             if i == 0:
                 continue
+            # (bmm even for a width-1 layer's outer product: its k = 1 sums start from +0,
+            # so a −0 product comes out +0 as in autograd, where a mul would keep −0.)
             below = self._buffer(("grad", i), (members, weight.shape[2], batch))
-            if grad_z.shape[1] == 1:  # an outer product: bmm's k = 1 products, one kernel
-                grad_z = torch.mul(weight.transpose(1, 2), grad_z, out=below)
-            else:
-                grad_z = torch.bmm(weight.transpose(1, 2), grad_z, out=below)
+            grad_z = torch.bmm(weight.transpose(1, 2), grad_z, out=below)
         for p, g in self.pairs:
             if p.grad is not g:  # once, or after a step through autograd
                 p.grad = g
