@@ -717,6 +717,7 @@ class _Rule:
         self.coef_views = [] if self.coef is None else [_member_view(self.coef, d) for d in data]
         self.decay_views: list[Tensor] = []  # AdamW's 1 − lr·λ per member, (M, 1, …)
         self.scratch: list[Tensor] = []  # the update, written in place (see _scaled)
+        self.small: bool | None = None  # under 256k elements in all (see _scaled)
 
     def set_lr(self, lr: Tensor, data: list[Tensor]) -> None:
         """A new learning rate (M,): AdamW's decay factors follow it."""
@@ -793,6 +794,10 @@ class _Rule:
         """lr·v per tensor (the same multiplications as ``_foreach_mul``) into tensors kept
         from step to step: a fresh 20 MB update per step (784-100 at M = 64) is
         page-faulted in anew, and took 2.5× as long as the multiplication itself."""
+        if self.small is None:  # one foreach call for a small net: no fresh pages there
+            self.small = sum(t.numel() for t in values) < 2**18
+        if self.small:
+            return torch._foreach_mul(values, lrv)
         if [t.shape for t in self.scratch] != [t.shape for t in values]:
             self.scratch = [torch.empty_like(t) for t in values]
         for v, lr, out in zip(values, lrv, self.scratch, strict=True):
@@ -1018,6 +1023,10 @@ class _Backprop:
                 module._backward_pre_hooks,
             ]
         self.buffers: dict[tuple[Any, ...], Tensor] = {}  # see _buffer
+        # Views that stay valid while the parameters are updated in place.
+        self.weights_t = [w.transpose(1, 2) for w, _ in self.data]
+        self.plan_key: tuple[int, bool] = (-1, False)  # (batch, shared) of self.plan
+        self.plan: tuple[list[Tensor | None], list[Tensor | None]] = ([], [])
         self.cached_y: Tensor | None = None  # the targets whose d(loss)/d(log p) is cached
         self.cached: tuple[Tensor, Tensor, Tensor | None] = (torch.empty(0), torch.empty(0), None)
 
@@ -1050,6 +1059,24 @@ class _Backprop:
             return _Backprop(model, config.loss, layers)
         except RuntimeError:  # a layout its views cannot take (a non-contiguous weight)
             return None
+
+    def _plan(self, batch: int, shared: bool) -> tuple[list[Tensor | None], list[Tensor | None]]:
+        """The buffers of a step on ``batch`` examples: each layer's output (None for the
+        model's output, which the caller reads: new every step) and the gradient each
+        layer passes down (None for the first)."""
+        members, last = self.members, len(self.data) - 1
+        outputs: list[Tensor | None] = []
+        below: list[Tensor | None] = [None]
+        for i, (weight, _) in enumerate(self.data):
+            if i == last:
+                outputs.append(None)
+            elif i == 0 and shared:
+                outputs.append(self._buffer(("z", i), (self.w0.shape[0], batch)))
+            else:
+                outputs.append(self._buffer(("z", i), (members, weight.shape[1], batch)))
+            if i:
+                below.append(self._buffer(("grad", i), (members, weight.shape[2], batch)))
+        return outputs, below
 
     def _buffer(self, key: tuple[Any, ...], shape: tuple[int, ...] | torch.Size) -> Tensor:
         """The step's tensor ``key``, of ``shape``, in memory kept from step to step.
@@ -1089,21 +1116,17 @@ class _Backprop:
             self.cached_x, self.x_t, self.x_version = x, h, x._version
         inputs: list[Tensor] = []
         batch = h.shape[-1]
-        last = len(data) - 1
+        if self.plan_key != (batch, shared):  # the first step, or a batch of another size
+            self.plan = self._plan(batch, shared)
+            self.plan_key = (batch, shared)
+        outputs, below = self.plan
         for i, ((weight, bias), (_, act)) in enumerate(zip(data, layers, strict=True)):
             inputs.append(h)
-            # A hidden layer's output into its own buffer; the model's output, which the
-            # caller reads, new.
+            buf = outputs[i]
             if i == 0 and shared:
                 w, b = self.w0, self.b0
-                buf = None if i == last else self._buffer(("z", i), (w.shape[0], batch))
                 z = torch.mm(w, h, out=buf) if b is None else torch.addmm(b, w, h, out=buf)
             else:
-                buf = (
-                    None
-                    if i == last
-                    else self._buffer(("z", i), (members, *weight.shape[1:2], batch))
-                )
                 if bias is None:
                     z = torch.bmm(weight, h, out=buf)
                 else:
@@ -1166,8 +1189,7 @@ class _Backprop:
                 continue
             # (bmm even for a width-1 layer's outer product: its k = 1 sums start from +0,
             # so a −0 product comes out +0 as in autograd, where a mul would keep −0.)
-            below = self._buffer(("grad", i), (members, weight.shape[2], batch))
-            grad_z = torch.bmm(weight.transpose(1, 2), grad_z, out=below)
+            grad_z = torch.bmm(self.weights_t[i], grad_z, out=below[i])
         for p, g in self.pairs:
             if p.grad is not g:  # once, or after a step through autograd
                 p.grad = g
