@@ -159,6 +159,31 @@ def test_one_lr_for_all_members_takes_the_direct_path_and_agrees(optimizer: str)
 
 
 @pytest.mark.numerics
+@pytest.mark.parametrize("slice_elements", [2**20, 1000])
+def test_a_large_nets_sgd_slice_by_slice_equals_members_trained_alone(
+    monkeypatch: pytest.MonkeyPatch, slice_elements: int
+) -> None:
+    # Over 256k parameters in all, plain SGD updates each tensor a slice of members at a
+    # time (one slice here; with 1,000 elements, one member a slice, in pieces).
+    from initlab import train as engine
+
+    monkeypatch.setattr(engine, "_SGD_SLICE", slice_elements)
+    taken: list[bool] = []
+    original = engine._Rule.sgd_in_place
+
+    def spy(self: engine._Rule, *args: object) -> bool:
+        taken.append(original(self, *args))  # type: ignore[arg-type]
+        return taken[-1]
+
+    monkeypatch.setattr(engine._Rule, "sgd_in_place", spy)
+    torch.manual_seed(3)
+    stack = models.mlp([4, 300, 300, 3], "relu", members=3, dtype=torch.float64)
+    config = TrainConfig(lr=[0.05, 0.01, 0.2], batch_size=5, seeds=[3, 4, 5], steps=12)
+    assert _compare(stack, _toy(), config) < REL
+    assert taken and all(taken)
+
+
+@pytest.mark.numerics
 @pytest.mark.parametrize("clip", ["norm", "value"])
 def test_per_member_clipping_equals_torch_clipping_alone(clip: str) -> None:
     stack = models.mlp([4, 6, 3], "relu", members=3, dtype=torch.float64)

@@ -693,6 +693,11 @@ def _member_view(values: Tensor, like: Tensor) -> Tensor:
     return values.view((-1,) + (1,) * (like.dim() - 1))
 
 
+# Elements of a parameter slice that plain SGD updates at a time (sgd_in_place): 4 MB in
+# float32, a core's share of the caches with the slices of p and g it reads.
+_SGD_SLICE = 2**20
+
+
 class _Rule:
     """One optimizer's update of every member of the stack, with its own state.
 
@@ -718,6 +723,7 @@ class _Rule:
         self.decay_views: list[Tensor] = []  # AdamW's 1 − lr·λ per member, (M, 1, …)
         self.scratch: list[Tensor] = []  # the update, written in place (see _scaled)
         self.small: bool | None = None  # under 256k elements in all (see _scaled)
+        self.slice = torch.empty(0)  # sgd_in_place's scratch
 
     def set_lr(self, lr: Tensor, data: list[Tensor]) -> None:
         """A new learning rate (M,): AdamW's decay factors follow it."""
@@ -804,6 +810,29 @@ class _Rule:
             torch.mul(v, lr, out=out)
         return self.scratch
 
+    def sgd_in_place(self, p: list[Tensor], g: _Tensors, lrv: list[Tensor]) -> bool:
+        """Plain SGD, p ← p − lr·g, a large net's tensors a slice of members at a time:
+        lr·g into a scratch of ``_SGD_SLICE`` elements, then subtracted, while the slice is
+        still in cache (the same two roundings as :meth:`delta` then ``_foreach_sub_``;
+        one pass over memory fewer: 784-100-100-10 at M = 256 moves 92 MB of parameters
+        a step). False, doing nothing, for a small net, which :meth:`delta` steps in one
+        foreach call."""
+        if self.small is None:
+            self.small = sum(t.numel() for t in g) < 2**18
+        if self.small:
+            return False
+        for d, v, lr in zip(p, g, lrv, strict=True):
+            per = max(1, d[0].numel())
+            rows = max(1, _SGD_SLICE // per)
+            if self.slice.numel() < rows * per or self.slice.dtype != d.dtype:
+                self.slice = d.new_empty(rows * per)
+            for start in range(0, d.shape[0], rows):
+                part, step = d[start : start + rows], lr[start : start + rows]
+                out = self.slice[: part.numel()].view(part.shape)
+                torch.mul(v[start : start + rows], step, out=out)
+                part.sub_(out)
+        return True
+
     def decay(self, pick: list[int] | None) -> list[Tensor]:
         """AdamW's per-member factors 1 − lr·λ, or [] when the rule has none."""
         if not self.decay_views or pick is None:
@@ -857,6 +886,12 @@ class _Stepper:
         g = [t for t in grads if t is not None]
         if len(self.rules) == 1 and all_active:
             rule = self.rules[0]
+            if (
+                rule.name == "sgd"
+                and not rule.config.weight_decay
+                and rule.sgd_in_place(data, g, lrv)
+            ):
+                return
             s = rule.delta(pick, data, g, lr, lrv)
             if decay := rule.decay(pick):
                 torch._foreach_mul_(data, decay)
