@@ -95,7 +95,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeAlias
 
 import torch
 from torch import Tensor, nn
@@ -722,7 +722,7 @@ class _Rule:
         self.coef_views = [] if self.coef is None else [_member_view(self.coef, d) for d in data]
         self.decay_views: list[Tensor] = []  # AdamW's 1 − lr·λ per member, (M, 1, …)
         self.scratch: list[Tensor] = []  # the update, written in place (see _scaled)
-        self.small: bool | None = None  # under 256k elements in all (see _scaled)
+        self.small: bool | None = None  # see _small
         self.slice = torch.empty(0)  # sgd_in_place's scratch
 
     def set_lr(self, lr: Tensor, data: list[Tensor]) -> None:
@@ -796,13 +796,19 @@ class _Rule:
         torch._foreach_mul_(s, state(self.coef_views))
         return s
 
+    def _small(self, values: _Tensors) -> bool:
+        """Under 256k elements in all (decided at the first step): a net whose update is
+        one foreach call, its fresh tensors small enough to be reused by malloc."""
+        if self.small is None:
+            self.small = sum(t.numel() for t in values) < 2**18
+        return self.small
+
     def _scaled(self, values: _Tensors, lrv: list[Tensor]) -> _Tensors:
         """lr·v per tensor (the same multiplications as ``_foreach_mul``) into tensors kept
         from step to step: a fresh 20 MB update per step (784-100 at M = 64) is
-        page-faulted in anew, and took 2.5× as long as the multiplication itself."""
-        if self.small is None:  # one foreach call for a small net: no fresh pages there
-            self.small = sum(t.numel() for t in values) < 2**18
-        if self.small:
+        page-faulted in anew (3.7 ms a step under the profiler, against 0.9 ms into a
+        kept tensor)."""
+        if self._small(values):  # one foreach call for a small net: no fresh pages there
             return torch._foreach_mul(values, lrv)
         if [t.shape for t in self.scratch] != [t.shape for t in values]:
             self.scratch = [torch.empty_like(t) for t in values]
@@ -817,9 +823,7 @@ class _Rule:
         one pass over memory fewer: 784-100-100-10 at M = 256 moves 92 MB of parameters
         a step). False, doing nothing, for a small net, which :meth:`delta` steps in one
         foreach call."""
-        if self.small is None:
-            self.small = sum(t.numel() for t in g) < 2**18
-        if self.small:
+        if self._small(g):
             return False
         for d, v, lr in zip(p, g, lrv, strict=True):
             per = max(1, d[0].numel())
@@ -965,8 +969,6 @@ def _per_member_norm(grads: list[Tensor], members: int) -> Tensor:
 # --------------------------------------------------------------------------- backprop
 
 
-#: The activations a plain MLP stack may use, with their backward from their output
-#: (autograd's own formula for the in-place op: threshold_backward for relu_, …).
 def _in_place(backward: Any, **kwargs: Any) -> Callable[[Tensor, Tensor], Tensor]:
     """An activation's backward ``f(grad, output)`` written over ``grad`` (the ``out=``
     overload, with ``grad`` as its own output): the same numbers as autograd's
@@ -980,12 +982,27 @@ def _in_place(backward: Any, **kwargs: Any) -> Callable[[Tensor, Tensor], Tensor
     return call
 
 
-# The in-place forward and the in-place backward of each activation the route takes.
+#: The activations a plain MLP stack may use, with their backward from their output
+#: (autograd's own formula for the in-place op: threshold_backward for relu_, …), each
+#: run in place.
 _BACKWARD: dict[type[nn.Module], tuple[Callable[[Tensor], Tensor], Callable[..., Tensor]]] = {
     nn.ReLU: (torch.relu_, _in_place(torch.ops.aten.threshold_backward, threshold=0)),
     nn.Tanh: (torch.tanh_, _in_place(torch.ops.aten.tanh_backward)),
     nn.Sigmoid: (torch.sigmoid_, _in_place(torch.ops.aten.sigmoid_backward)),
 }
+
+
+class _StepBuffers(NamedTuple):
+    """The tensors one step of :class:`_Backprop` writes, kept from step to step (fresh
+    (M, out, B) tensors every step are fresh pages: at M = 1,000 on the circles net the
+    kernel's zeroing of them, ``clear_page``, took up to half of a step)."""
+
+    outputs: list[Tensor | None]  # each layer's output; None for the model's (the
+    # caller reads it: new every step)
+    below: list[Tensor | None]  # the gradient each layer passes down; None for the first
+    logits: Tensor | None  # bce's (0, z), its zeros written once; None for cross-entropy
+    logp: Tensor  # the log-softmax of the logits
+    dlogp: Tensor  # the gradient of the loss with respect to the logits
 
 
 class _Backprop:
@@ -1061,7 +1078,7 @@ class _Backprop:
         # Views that stay valid while the parameters are updated in place.
         self.weights_t = [w.transpose(1, 2) for w, _ in self.data]
         self.plan_key: tuple[int, bool] = (-1, False)  # (batch, shared) of self.plan
-        self.plan: tuple[list[Tensor | None], list[Tensor | None]] = ([], [])
+        self.plan: _StepBuffers | None = None
         self.cached_y: Tensor | None = None  # the targets whose d(loss)/d(log p) is cached
         self.cached: tuple[Tensor, Tensor, Tensor | None] = (torch.empty(0), torch.empty(0), None)
 
@@ -1095,10 +1112,8 @@ class _Backprop:
         except RuntimeError:  # a layout its views cannot take (a non-contiguous weight)
             return None
 
-    def _plan(self, batch: int, shared: bool) -> tuple[list[Tensor | None], list[Tensor | None]]:
-        """The buffers of a step on ``batch`` examples: each layer's output (None for the
-        model's output, which the caller reads: new every step) and the gradient each
-        layer passes down (None for the first)."""
+    def _plan(self, batch: int, shared: bool) -> _StepBuffers:
+        """The buffers of a step on ``batch`` examples (see :class:`_StepBuffers`)."""
         members, last = self.members, len(self.data) - 1
         outputs: list[Tensor | None] = []
         below: list[Tensor | None] = [None]
@@ -1111,14 +1126,19 @@ class _Backprop:
                 outputs.append(self._buffer(("z", i), (members, weight.shape[1], batch)))
             if i:
                 below.append(self._buffer(("grad", i), (members, weight.shape[2], batch)))
-        return outputs, below
+        width = self.data[-1][0].shape[1]
+        logits = None
+        if self.loss == "bce":  # the logits (0, z): the zeros written here, z every step
+            logits = self._buffer(("logits",), (members, 2, batch))
+            logits[:, 0].zero_()  # (made, or resized: a resize moves the halves)
+            width = 2
+        shape = (members, width, batch)
+        return _StepBuffers(
+            outputs, below, logits, self._buffer(("logp",), shape), self._buffer(("dlogp",), shape)
+        )
 
     def _buffer(self, key: tuple[Any, ...], shape: tuple[int, ...] | torch.Size) -> Tensor:
-        """The step's tensor ``key``, of ``shape``, in memory kept from step to step.
-
-        A fresh (M, out, B) tensor per step is fresh pages: at M = 1,000 on the circles
-        net the kernel's zeroing of them (``clear_page``) took up to half of a step.
-        """
+        """The step's tensor ``key``, of ``shape``, in memory kept from step to step."""
         buf = self.buffers.get(key)
         if buf is None:
             buf = self.buffers[key] = self.data[0][0].new_empty(shape)
@@ -1151,13 +1171,13 @@ class _Backprop:
             self.cached_x, self.x_t, self.x_version = x, h, x._version
         inputs: list[Tensor] = []
         batch = h.shape[-1]
-        if self.plan_key != (batch, shared):  # the first step, or a batch of another size
-            self.plan = self._plan(batch, shared)
+        if self.plan is None or self.plan_key != (batch, shared):  # the first step, or a
+            self.plan = self._plan(batch, shared)  # batch of another size
             self.plan_key = (batch, shared)
-        outputs, below = self.plan
+        plan = self.plan
         for i, ((weight, bias), (_, act)) in enumerate(zip(data, layers, strict=True)):
             inputs.append(h)
-            buf = outputs[i]
+            buf = plan.outputs[i]
             if i == 0 and shared:
                 w, b = self.w0, self.b0
                 z = torch.mm(w, h, out=buf) if b is None else torch.addmm(b, w, h, out=buf)
@@ -1171,14 +1191,8 @@ class _Backprop:
             h = z.view(members, weight.shape[1], -1) if i == 0 and shared else z
         out = h
         logits = out
-        if self.loss == "bce":  # the log-softmax of (0, z), as _member_losses: the zeros
-            # written when the buffer is made, z copied in at every step
-            shape = (members, 2, batch)
-            made = self.buffers.get(("logits",))
-            fresh = made is None or made.shape != shape  # (a resize moves the halves)
-            logits = self._buffer(("logits",), shape)
-            if fresh:
-                logits[:, 0].zero_()
+        if plan.logits is not None:  # bce: the log-softmax of (0, z), as _member_losses
+            logits = plan.logits
             logits[:, 1].copy_(out[:, 0])
         if y is not self.cached_y or y._version != self.y_version:
             index = (y if self.loss != "bce" else y.to(torch.long)).expand(members, batch)
@@ -1191,15 +1205,13 @@ class _Backprop:
             ones = index[:, 0] == 1 if self.loss == "bce" else None
             self.cached_y, self.cached, self.y_version = y, (index, grad, ones), y._version
         index, grad_logp, ones = self.cached
-        logp = torch.log_softmax(logits, 1, out=self._buffer(("logp",), logits.shape))
+        logp = torch.log_softmax(logits, 1, out=plan.logp)
         if ones is None:
             picked = logp.gather(1, index).view(members, batch)
         else:
             picked = torch.where(ones, logp[:, 1], logp[:, 0])
         losses = -_row_mean(picked)
-        grad_z = torch._log_softmax_backward_data(
-            grad_logp, logp, 1, logp.dtype, out=self._buffer(("dlogits",), logits.shape)
-        )
+        grad_z = torch._log_softmax_backward_data(grad_logp, logp, 1, logp.dtype, out=plan.dlogp)
         if self.loss == "bce":
             grad_z = grad_z[:, 1:]
         for i in range(len(data) - 1, -1, -1):
@@ -1224,7 +1236,7 @@ class _Backprop:
                 continue
             # (bmm even for a width-1 layer's outer product: its k = 1 sums start from +0,
             # so a −0 product comes out +0 as in autograd, where a mul would keep −0.)
-            grad_z = torch.bmm(self.weights_t[i], grad_z, out=below[i])
+            grad_z = torch.bmm(self.weights_t[i], grad_z, out=plan.below[i])
         for p, g in self.pairs:
             if p.grad is not g:  # once, or after a step through autograd
                 p.grad = g
