@@ -127,7 +127,7 @@ def func_recipe(
     return best(run) / steps
 
 
-def initlab_stack(
+def initlab_run(
     widths: list[int],
     members: int,
     x: torch.Tensor,
@@ -135,8 +135,9 @@ def initlab_stack(
     batch: int,
     steps: int,
     compiled: bool = False,
-) -> float:
-    """(C) seconds per step of initlab's engine: its own loop time (setup excluded)."""
+) -> tuple[models.Stack, data.Dataset, TrainConfig]:
+    """(C)'s stack, data and config, after a warm-up run (and, with ``compiled``, the
+    compilation). ``benchmarks/step_limits.py`` profiles the same runs."""
     ds = data.Dataset("bench", x, y, x[:1], y[:1], int(y.max()) + 1)
     size: int | Literal["full"] = "full" if batch >= x.shape[0] else batch
     stack = models.mlp(widths, "relu", members=members)
@@ -151,8 +152,27 @@ def initlab_stack(
         log_every=10,
         compile=compiled,
     )
-    train(stack, ds, config)  # warm-up (and, with compile=True, the compilation)
-    return min(train(stack, ds, config).seconds for _ in range(3)) / steps
+    train(stack, ds, config)
+    return stack, ds, config
+
+
+def initlab_seconds(stack: models.Stack, ds: data.Dataset, config: TrainConfig) -> float:
+    """Seconds per step of ``train``: its own loop time (setup excluded), best of 3."""
+    assert config.steps is not None
+    return min(train(stack, ds, config).seconds for _ in range(3)) / config.steps
+
+
+def initlab_stack(
+    widths: list[int],
+    members: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: int,
+    steps: int,
+    compiled: bool = False,
+) -> float:
+    """(C) seconds per step of initlab's engine."""
+    return initlab_seconds(*initlab_run(widths, members, x, y, batch, steps, compiled))
 
 
 def jax_params(stack: models.Stack) -> JaxParams:

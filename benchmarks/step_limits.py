@@ -30,31 +30,12 @@ from torch.profiler import profile
 from initlab import data, models
 from initlab.train import TrainConfig, train
 
-try:  # stack.py's D, when the bench extra is installed
-    from stack import HAVE_JAX, gflops_mm, jax_stack
+try:  # stack.py's C and D (D when the bench extra is installed)
+    from stack import HAVE_JAX, gflops_mm, initlab_run, initlab_seconds, jax_stack
 except ImportError:  # run from elsewhere than benchmarks/
-    from benchmarks.stack import HAVE_JAX, gflops_mm, jax_stack
+    from benchmarks.stack import HAVE_JAX, gflops_mm, initlab_run, initlab_seconds, jax_stack
 
 GEMMS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
-
-
-def engine(widths: list[int], members: int, ds: data.Dataset, batch: int | str, steps: int):
-    """The stack and config that benchmarks/stack.py times as C, warmed up."""
-    stack = models.mlp(widths, "relu", members=members)
-    config = TrainConfig(
-        lr=0.01,
-        batch_size=batch,  # type: ignore[arg-type]
-        seeds=list(range(members)),
-        steps=steps,
-        check_every=1000,
-        log_every=10,
-    )
-    train(stack, ds, config)
-    return stack, config
-
-
-def per_step(stack: models.Stack, ds: data.Dataset, config: TrainConfig) -> float:
-    return min(train(stack, ds, config).seconds for _ in range(3)) / config.steps
 
 
 def _profiled(stack: models.Stack, ds: data.Dataset, config: TrainConfig) -> dict[str, float]:
@@ -121,66 +102,49 @@ def captured_steps(x: torch.Tensor, y: torch.Tensor, k: int) -> float:
     return best
 
 
-def copy_bandwidth(numel: int) -> float:
-    """GB/s of a copy between two float32 tensors of numel elements (read + write)."""
-    a, b = torch.randn(numel), torch.empty(numel)
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(20):
-            b.copy_(a)
-        best = min(best, (time.perf_counter() - started) / 20)
-    return 2 * 4 * numel / best / 1e9
-
-
 def main() -> None:
     mm = gflops_mm()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, torch.mm {mm:.0f} GFLOP/s"
     )
     circles = data.load("circles", n=375, noise=0.05, seed=1, test_size=75)
-    x, y = circles.x_train.float(), circles.y_train
+    x, y = circles.x_train, circles.y_train  # as stack.py's tiny net
 
     print("\n1. 2-10-5-2, full batch 300, M = 1")
-    stack, config = engine([2, 10, 5, 2], 1, circles, "full", 200)
-    ops = op_table(stack, circles, config)
+    run = initlab_run([2, 10, 5, 2], 1, x, y, 300, 200)
+    ops = op_table(*run)
     aten = sum(v for k, v in ops.items() if k != "calls")
-    print(f"  initlab: {per_step(stack, circles, config) * 1e6:.1f} µs/step")
+    print(f"  initlab: {initlab_seconds(*run) * 1e6:.1f} µs/step")
     print(f"  its aten calls: {ops['calls']:.1f} per step, {aten:.1f} µs (under the profiler)")
     for k in (1, 10, 50):
-        print(f"  torch.compile of {k:2d} plain steps: {captured_steps(x, y, k) * 1e6:.1f} µs/step")
+        seconds = captured_steps(x.float(), y, k)
+        print(f"  torch.compile of {k:2d} plain steps: {seconds * 1e6:.1f} µs/step")
     if HAVE_JAX:
-        seconds = jax_stack([2, 10, 5, 2], 1, circles.x_train, circles.y_train, 300, 200)
+        seconds = jax_stack([2, 10, 5, 2], 1, x, y, 300, 200)
         print(f"  JAX jit(lax.scan): {seconds * 1e6:.1f} µs/step")
 
     print("\n2. 2-10-5-2, full batch 300, M = 1024")
-    stack, config = engine([2, 10, 5, 2], 1024, circles, "full", 20)
-    seconds = per_step(stack, circles, config)
-    ops = op_table(stack, circles, config)
+    run = initlab_run([2, 10, 5, 2], 1024, x, y, 300, 20)
+    seconds = initlab_seconds(*run)
+    ops = op_table(*run)
     print(f"  initlab: {seconds * 1e3:.2f} ms/step, {1024 / seconds:,.0f} member-steps/s")
     for name, us in sorted(ops.items(), key=lambda kv: -kv[1])[:8]:
         if name != "calls":
             print(f"    {name:32} {us / 1e3:6.2f} ms/step (profiler)")
-    # Memory or the kernels? At M = 128 the hidden (M, width, 300) tensors are 2.3 MB
-    # and stay in the caches; at 1,024 they are 18 MB, a full copy of the widest runs at
-    # the bandwidth printed.
-    small, small_config = engine([2, 10, 5, 2], 128, circles, "full", 100)
-    rate = 128 / per_step(small, circles, small_config)
-    print(
-        f"  at M = 128 (hidden tensors 2.3 MB, in cache): {rate:,.0f} member-steps/s; a "
-        f"copy of the 12 MB widest tensor runs at {copy_bandwidth(1024 * 300 * 10):.0f} GB/s"
-    )
+    # Memory or the kernels? At M = 128 the hidden (M, width, 300) tensors are 2.3 MB and
+    # stay in the caches; at 1,024 they are 18 MB.
+    rate = 128 / initlab_seconds(*initlab_run([2, 10, 5, 2], 128, x, y, 300, 100))
+    print(f"  at M = 128 (hidden tensors 2.3 MB, in cache): {rate:,.0f} member-steps/s")
 
     xs, ys = torch.randn(6000, 784), torch.randint(0, 10, (6000,))
-    mnist_like = data.Dataset("bench", xs, ys, xs[:1], ys[:1], 10)
     sizes = [784 * 100, 100 * 100, 100 * 10]
     for members in (1, 8, 64, 256):
         print(f"\n3. 784-100-100-10, batch 64, M = {members}")
         steps = max(4, min(30, 2000 // members))
-        stack, config = engine([784, 100, 100, 10], members, mnist_like, 64, steps)
-        seconds = per_step(stack, mnist_like, config)
+        run = initlab_run([784, 100, 100, 10], members, xs, ys, 64, steps)
+        seconds = initlab_seconds(*run)
         flops = 6 * 64 * sum(sizes) * members
-        ops = op_table(stack, mnist_like, config)
+        ops = op_table(*run)
         total = sum(v for k, v in ops.items() if k != "calls")
         gemm = sum(v for k, v in ops.items() if k in GEMMS)
         print(
@@ -189,10 +153,10 @@ def main() -> None:
         )
         # The products the engine runs: forward, weight gradients, and the input gradients
         # of every layer but the first (the data needs none), 2 FLOPs a multiply-add.
-        run = 2 * 64 * members * (2 * sum(sizes) + sum(sizes[1:]))
+        ran = 2 * 64 * members * (2 * sum(sizes) + sum(sizes[1:]))
         print(
             f"  matrix products: {gemm / total:.0%} of the aten time, at "
-            f"{run / (gemm / 1e6) / 1e9:.0f} GFLOP/s on the products they run (profiler); "
+            f"{ran / (gemm / 1e6) / 1e9:.0f} GFLOP/s on the products they run (profiler); "
             f"the rest, {(total - gemm) / 1e3:.2f} ms/step in {ops['calls']:.0f} calls"
         )
         for name, us in sorted(ops.items(), key=lambda kv: -kv[1])[:6]:

@@ -164,7 +164,7 @@ def test_a_large_nets_sgd_slice_by_slice_equals_members_trained_alone(
     monkeypatch: pytest.MonkeyPatch, slice_elements: int
 ) -> None:
     # Over 256k parameters in all, plain SGD updates each tensor a slice of members at a
-    # time (one slice here; with 1,000 elements, one member a slice, in pieces).
+    # time (one slice here; with 1,000 elements, one member a slice).
     from initlab import train as engine
 
     monkeypatch.setattr(engine, "_SGD_SLICE", slice_elements)
