@@ -73,7 +73,7 @@ returns what was computed, marked ``interrupted``: the history up to the stop, t
 step included.
 
 Example:
-    >>> from initlab import data, models
+    >>> from initlab import native, data, models
     >>> ds = data.load("circles", n=200, noise=0.05, seed=1)
     >>> net = models.mlp([2, 8, 1], "relu", members=3)
     >>> _ = models.init_members(net, "he_normal", seeds=0)
@@ -102,6 +102,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from initlab import clip as clipmod
+from initlab import native
 from initlab._spec import parse_call
 from initlab._validation import check_choice, check_int, check_real, param_message
 from initlab.data import Batcher, BatchSize, Dataset, check_dataset
@@ -177,8 +178,10 @@ class TrainConfig:
     log_every: int = 1  # record the per-step history every k steps
     eval_every: int | None = None  # steps between train/test accuracy evaluations (end always)
     check_every: int = 100  # steps between stopping checks (each reads the device once)
-    compile: bool = False  # torch.compile the forward and backward: seconds to start, then
-    #                        fused kernels (1.5–2× per step for a tiny net at M = 1024 on CPU)
+    compile: bool = False  # compile the steps for this machine. A small MLP stack on plain
+    #   SGD without clipping runs many steps per call in initlab's C kernel (the machine's
+    #   C compiler, about a second once; initlab.native); anything else goes through
+    #   torch.compile (seconds to start). Neither is eager's bits (about 1e-14 in float64).
 
     def __post_init__(self) -> None:
         fn = "TrainConfig"
@@ -1088,7 +1091,7 @@ class _Backprop:
         """The route for ``model`` and ``config``, or None where autograd must run."""
         from initlab.models import StackedLinear
 
-        if config.compile or config.loss not in ("cross_entropy", "bce"):
+        if config.loss not in ("cross_entropy", "bce"):
             return None
         layers: list[tuple[Any, Any]] = []
         for layer in model.layers:
@@ -1714,6 +1717,32 @@ class _Engine:
         )
 
 
+class _Rates:
+    """Each member's learning rate in an epoch. Each distinct schedule is evaluated once
+    per epoch, and the M rates are rebuilt only when a factor changes: with a full batch
+    every step is an epoch, and M Python calls per step cost 0.1 ms at M = 1024."""
+
+    def __init__(self, e: _Engine) -> None:
+        distinct: list[Schedule] = []
+        for sch in e.schedules:
+            if sch not in distinct:  # by ==: a callable need not be hashable
+                distinct.append(sch)
+        self.fns = [_compiled(sch) for sch in distinct]
+        self.which = [distinct.index(sch) for sch in e.schedules]
+        self.constant = all(isinstance(sch, str) and sch == "constant" for sch in distinct)
+        self.lr0, self.device, self.dtype = e.lr0, e.device, e.dtype
+        self.last: tuple[float, ...] = ()
+        self.lr = e.lr
+
+    def at(self, epoch: int) -> Tensor:
+        factors = tuple(f(epoch) for f in self.fns)
+        if factors != self.last:  # a new tensor only when a rate changes
+            lrs = [a * factors[i] for a, i in zip(self.lr0, self.which, strict=True)]
+            self.lr = _on_device(lrs, self.device, self.dtype)
+            self.last = factors
+        return self.lr
+
+
 def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
     """The training loop: steps until the budget, every member stopped, Ctrl-C or an
     observer's stop. Everything it reads often is a local."""
@@ -1737,25 +1766,21 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
         out = model.logits(xb, update)  # (M, out, B)
         return out, _member_losses(out, yb, config.loss)
 
-    if config.compile:
-        forward = torch.compile(forward)
     backprop = _Backprop.build(model, config)
+    if config.compile:
+        kernel = _native_kernel(e, backprop)
+        if kernel is not None and backprop is not None:
+            _chunked_loop(e, run, hooks, backprop, kernel)
+            return
+        forward = torch.compile(forward)
+        backprop = None
 
     ones = torch.ones(members, dtype=dtype, device=device)
     all_active = True
     started = run.started = time.perf_counter()
     step = epoch = 0
     interrupted = False
-    # Each distinct schedule is evaluated once per epoch, and the M rates are rebuilt only
-    # when a factor changes: with a full batch every step is an epoch, and M Python calls
-    # per step cost 0.1 ms at M = 1024.
-    distinct: list[Schedule] = []
-    for sch in e.schedules:
-        if sch not in distinct:  # by ==: a callable need not be hashable
-            distinct.append(sch)
-    factor_fns = [_compiled(sch) for sch in distinct]
-    which = [distinct.index(sch) for sch in e.schedules]
-    last_factors: tuple[float, ...] = ()
+    rates = _Rates(e)
     lr = e.lr
     y_full = y_train.unsqueeze(0)
     norm, fired, last_shown, norm_step = e.norm, e.fired, e.last_shown, e.norm_step
@@ -1764,11 +1789,7 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
     any_active = True  # any(active_host), kept up to date at the checks
     with e.flag as flag, _RecycledMemory(device):
         while step < total and any_active and not interrupted:
-            factors = tuple(f(epoch) for f in factor_fns)
-            if factors != last_factors:  # a new tensor only when a rate changes
-                lrs = [a * factors[i] for a, i in zip(e.lr0, which, strict=True)]
-                lr = e.lr = _on_device(lrs, device, dtype)
-                last_factors = factors
+            lr = e.lr = rates.at(epoch)
             one_step = steps_per_epoch == 1  # full batch: the epoch cost is the step's
             epoch_sum = last_shown if one_step else torch.zeros(members, device=device, dtype=dtype)
             seen = 0
@@ -1863,6 +1884,208 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
     e.ctrl_c_at_end = flag.stop and flag.reason is None and not interrupted
     e.step, e.epoch, e.lr, e.interrupted = step, epoch, lr, interrupted
     e.norm, e.fired, e.last_shown, e.norm_step = norm, fired, last_shown, norm_step
+    e.finish(run, hooks)
+
+
+# --------------------------------------------------------------------------- native
+
+#: The largest nets (Σ in·out per member) the kernel takes at any M, and at M = 1.
+_NATIVE_ANY_M, _NATIVE_ONE_MEMBER = 256, 8192
+
+#: The compiled kernel's codes for the activations after a layer (0: none).
+_ACTIVATION_CODES = {id(_BACKWARD[kind]): code for code, kind in enumerate(_BACKWARD, 1)}
+
+
+def _native_kernel(e: _Engine, backprop: _Backprop | None) -> native.MlpSteps | None:
+    """``compile=True``'s kernel for this run, or None where it cannot run it: plain SGD
+    on every member, no weight decay, no clipping, no cost function, on the CPU in
+    float32 or float64, a stack :class:`_Backprop` takes with contiguous parameters, and
+    (n, in) features."""
+    config = e.config
+    if (
+        backprop is None
+        or e.cost is not None
+        or config.clip is not None
+        or config.weight_decay
+        or any(name != "sgd" for name in e.names)
+        or e.device.type != "cpu"
+        or e.x_train.dim() != 2
+        or e.x_train.shape[1] != backprop.in_features
+    ):
+        return None
+    lins = [lin for lin, _ in backprop.layers]
+    # Where the kernel is the faster route (measured with benchmarks/native_crossover.py
+    # on a 2-core AVX2 machine): on small nets, where a step of torch is dispatch, not
+    # arithmetic. On larger ones MKL's products win (the 784-100-100-10 net at M = 1 ran
+    # at a third of eager's rate in the kernel).
+    size = sum(lin.in_features * lin.out_features for lin in lins)
+    if size > _NATIVE_ANY_M and (e.members > 1 or size > _NATIVE_ONE_MEMBER):
+        return None
+    weights = [lin.weight.detach() for lin in lins]
+    biases = [None if lin.bias is None else lin.bias.detach() for lin in lins]
+    grads = [(gw, None if gb is None else gb.squeeze(-1)) for gw, gb in backprop.grads]
+    tensors = [t for t in (*weights, *biases) if t is not None]
+    if not all(t.is_contiguous() for t in tensors):
+        return None
+    fn = native.kernel(e.dtype)
+    if fn is None:
+        return None
+    acts = [0 if act is None else _ACTIVATION_CODES[id(act)] for _, act in backprop.layers]
+    return native.MlpSteps(
+        fn, weights, biases, [g for g, _ in grads], [g for _, g in grads], acts, config.loss
+    )
+
+
+def _chunked_loop(
+    e: _Engine, run: Run, hooks: _Hooks, backprop: _Backprop, kernel: native.MlpSteps
+) -> None:
+    """:func:`_loop` through the compiled kernel: the steps between two moments where
+    something reads the run (a check, an evaluation, a row for an observer, an
+    observer's ``every``, a new epoch where a schedule may change the rate) go to the
+    kernel in one call, as many as take about 50 ms, so that Ctrl-C is still heard at
+    once. While a hook is on the model (a probe put on mid-run), steps go through
+    autograd one at a time, so that the hook sees them.
+
+    The run records what :func:`_loop` records: a loss per step for the checks, the
+    history every ``log_every`` steps (the kernel returns every step's gradient norm),
+    the epochs' costs, and the last step's gradients in each ``.grad``.
+    """
+    config, model, stepper, params, members = e.config, e.model, e.stepper, e.params, e.members
+    plan, total, active, flag = e.plan, e.total, e.active, e.flag
+    x_train, y_train = e.x_train.contiguous(), e.y_train.contiguous()
+    pending, pending_shown, ring, window = e.pending, e.pending_shown, e.ring, config.window + 1
+    log_every, eval_every, check_every = config.log_every, config.eval_every, config.check_every
+    no_clip, tol, device = e.no_clip, config.tol, e.device
+    rates = _Rates(e)
+    ones = torch.ones(members, dtype=e.dtype, device=device)
+    most = 1024 if tol is None else window  # the ring takes at most `window` rows at once
+    limit = 8  # steps per call: 8, then as many as take about 50 ms
+
+    def until(step: int) -> int:
+        """The steps from ``step`` through the next one after which the run is read."""
+        ends = [total, (step // check_every + 1) * check_every]
+        if eval_every is not None:
+            ends.append((step // eval_every + 1) * eval_every)
+        if hooks.log:  # rows are steps 0, k, 2k, …: read after step s at count s + 1
+            ends.append(-(-step // log_every) * log_every + 1)
+        ends += [(step // k + 1) * k for k, _ in hooks.every]
+        return min(ends) - step
+
+    def eager(index: Tensor | None, lr: Tensor, all_active: bool) -> tuple[Tensor, Tensor]:
+        """One step through autograd, as :func:`_loop` takes it: (1, M) losses, norms."""
+        if index is None:
+            xb, yb = x_train, y_train.unsqueeze(0)
+        elif index.dim() == 2:  # (1, B): shared
+            xb, yb = x_train.index_select(0, index[0]), y_train[index[0]].unsqueeze(0)
+        else:  # (1, M, B)
+            xb, yb = x_train[index[0]], y_train[index[0]]
+        stepper.zero_grad()
+        losses = _member_losses(model.logits(xb, None if all_active else active), yb, config.loss)
+        losses.backward(ones)  # type: ignore[no-untyped-call]
+        norm = _per_member_norm(_grads(params), members)
+        stepper.step(lr, active, all_active)
+        return losses.detach().unsqueeze(0), norm.unsqueeze(0)
+
+    step = epoch = 0
+    lr = e.lr
+    all_active = any_active = True
+    interrupted = False
+    last_shown = e.last_shown
+    started = run.started = time.perf_counter()
+    while step < total and any_active and not interrupted:
+        lr = e.lr = rates.at(epoch)
+        batches = None if plan is None else plan.epoch(epoch)
+        ahead: Tensor | None = None  # a batch taken from `batches`, not yet stepped
+        epoch_rows: list[Tensor] = []  # mini-batches: batch · loss, (K, M) per call
+        seen = 0
+        while step < total and any_active:
+            if flag.stop:
+                interrupted = True
+                break
+            ready = backprop.ready()
+            want = max(1, min(until(step), limit)) if ready else 1
+            if plan is None and not rates.constant:
+                want = 1  # every step is an epoch, perhaps at another rate
+            index: Tensor | None = None
+            if batches is not None:
+                idx: list[Tensor] = []
+                while len(idx) < want:
+                    nxt = ahead if ahead is not None else next(batches, None)
+                    ahead = None
+                    if nxt is None:
+                        break
+                    if idx and nxt.shape != idx[0].shape:  # a last, smaller batch
+                        ahead = nxt
+                        break
+                    idx.append(nxt)
+                if not idx:
+                    break  # the epoch is over
+                want = len(idx)
+                index = torch.stack(idx)
+                if index.dim() == 3 and index.shape[1] == 1:
+                    index = index[:, 0]  # (K, 1, B): one order, shared
+            if ready:
+                for p, g in backprop.pairs:
+                    if p.grad is not g:  # once, or after a step through autograd
+                        p.grad = g
+                tic = time.perf_counter()
+                losses, norms = kernel(x_train, y_train, index, lr, active, want)
+                if want == limit:
+                    per_step = (time.perf_counter() - tic) / want
+                    limit = max(1, min(most, int(0.05 / max(per_step, 1e-7))))
+            else:
+                losses, norms = eager(index, lr, all_active)
+            rows = list(losses.unbind(0))
+            pending.extend(rows)
+            pending_shown.extend(rows)
+            if tol is not None:
+                ring.index_copy_(0, torch.arange(step, step + want, device=device) % window, losses)
+            for k in range(-step % log_every, want, log_every):
+                e.rec_steps.append(step + k)
+                e.rec_loss.append(rows[k])
+                e.rec_norm.append(norms[k])
+                e.rec_clip.append(no_clip)
+                e.rec_lr.append(lr)
+            if plan is None:
+                e.epoch_losses.extend(rows)
+            else:
+                batch = index.shape[-1] if index is not None else 0
+                epoch_rows.append(losses if e.steps_per_epoch == 1 else losses * batch)
+                seen += batch * want
+            last_shown = rows[-1]
+            e.norm, e.fired, e.norm_step = norms[-1], no_clip, step + want - 1
+            step += want
+            e.step, e.epoch, e.last_shown = step, epoch, last_shown
+            if hooks.log and (step - 1) % log_every == 0:
+                row = LogRow(step - 1, last_shown, norms[-1], no_clip, lr)
+                for o in hooks.log:
+                    run.hear(o.on_log, row)
+            if eval_every is not None and step % eval_every == 0:
+                e.evaluate(step, run, hooks)
+            if step % check_every == 0 or step == total:
+                e.check(step - 1, run, hooks)
+                all_active, any_active = all(e.active_host), any(e.active_host)
+                for o in hooks.at_check:
+                    run.hear(o.on_step)
+            for k, o in hooks.every:
+                if step % k == 0:
+                    run.hear(o.on_step)
+            if plan is None:
+                epoch = step  # a step is an epoch
+                if not rates.constant:
+                    break  # the next epoch's rate
+        if plan is not None:
+            if seen:  # on the device: no sync
+                cost = torch.cat(epoch_rows).sum(0)
+                e.epoch_losses.append(cost if e.steps_per_epoch == 1 else cost.div_(seen))
+            epoch += 1
+        if flag.stop and step < total:
+            interrupted = True
+    e.seconds = time.perf_counter() - started
+    # As in _loop: a Ctrl-C at the last step boundary finds the run done.
+    e.ctrl_c_at_end = flag.stop and flag.reason is None and not interrupted
+    e.step, e.epoch, e.lr, e.interrupted = step, epoch, lr, interrupted
+    e.last_shown = last_shown
     e.finish(run, hooks)
 
 

@@ -1,0 +1,220 @@
+"""Kernels compiled for the machine at hand: K plain-SGD steps of a stack of small MLPs
+in one call, with no Python and no dispatch per step (``TrainConfig(compile=True)``).
+
+The C source ships with initlab (``mlp_steps.c``). The first use compiles it with the
+machine's C compiler (``$CC``, else ``cc``) for this CPU (``-O3 -march=native``, OpenMP
+where the compiler has it), about a second, into a cache
+(``$INITLAB_CACHE/native``, else ``~/.cache/initlab/native``) keyed by the source, the
+flags and the CPU; later runs load it. Where no compiler works, :func:`kernel` returns
+None with a warning and the engine runs as without it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["cache_dir", "kernel"]
+
+_SOURCE = "mlp_steps.c"
+_FLAGS = ["-O3", "-march=native", "-std=c11", "-shared", "-fPIC"]
+_TYPES = {torch.float32: "float", torch.float64: "double"}
+
+_i64, _ptr = ctypes.c_int64, ctypes.c_void_p
+_ARGS = [
+    _i64,  # members
+    _i64,  # layers
+    _ptr,  # widths (L + 1,) int64
+    _ptr,  # activations (L,) int64
+    _ptr,  # weights: L pointers
+    _ptr,  # biases: L pointers (NULL: none)
+    _ptr,  # weight gradients: L pointers
+    _ptr,  # bias gradients: L pointers
+    _i64,  # loss: 0 cross-entropy, 1 bce
+    _ptr,  # x (n, in)
+    _i64,  # n
+    _ptr,  # labels (n,) int64, cross-entropy
+    _ptr,  # targets (n,), bce
+    _i64,  # steps
+    _i64,  # batch
+    _i64,  # mode: 0 full batch, 1 shared rows, 2 rows per member
+    _ptr,  # idx: (K, B) or (K, M, B) int64
+    _ptr,  # lr (M,)
+    _ptr,  # active (M,) bool
+    _ptr,  # losses out (K, M)
+    _ptr,  # norms out (K, M)
+    _i64,  # threads
+]
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept."""
+    root = os.environ.get("INITLAB_CACHE")
+    base = Path(root) if root else Path.home() / ".cache" / "initlab"
+    return base / "native"
+
+
+def _cpu() -> str:
+    """What -march=native compiles for: the CPU's model and flags."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    keep = [line for line in text.splitlines() if line.startswith(("model name", "flags"))]
+    return "\n".join(sorted(set(keep)))
+
+
+def _compile(source: bytes, dtype: str, target: Path, compiler: str) -> str | None:
+    """Compile ``source`` for ``dtype`` into ``target``; None, or the compiler's error."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        src = Path(tmp) / _SOURCE
+        src.write_bytes(source)
+        out = Path(tmp) / target.name
+        defines = [f"-DREAL={dtype}", f"-DNAME=initlab_mlp_steps_{dtype}"]
+        errors = ""
+        for openmp in (["-fopenmp"], []):  # without OpenMP: one thread
+            cmd = [compiler, *_FLAGS, *openmp, *defines, str(src), "-o", str(out), "-lm"]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode == 0:
+                os.replace(out, target)  # atomic: a reader sees all of it or none
+                return None
+            errors = done.stderr.strip() or f"exit status {done.returncode}"
+        return errors
+
+
+@functools.cache
+def kernel(dtype: torch.dtype) -> Any | None:
+    """The compiled step function for ``dtype`` (float32 or float64), or None."""
+    name = _TYPES.get(dtype)
+    if name is None:
+        return None
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or "cc"
+    source = resources.files(__package__).joinpath(_SOURCE).read_bytes()
+    key = hashlib.sha256(
+        b"\0".join([source, " ".join(_FLAGS).encode(), name.encode(), _cpu().encode()])
+    ).hexdigest()[:24]
+    target = cache_dir() / f"mlp_steps_{name}_{key}{_suffix()}"
+    if not target.exists():
+        try:
+            error = _compile(source, name, target, compiler)
+        except OSError as exc:  # no compiler at all, or an unwritable cache
+            error = str(exc)
+        if error is not None:
+            warnings.warn(
+                f"initlab could not compile its native step kernel ({compiler}): "
+                f"{error.splitlines()[-1] if error else error}. compile=True runs the "
+                "steps through torch instead; install a C compiler (e.g. apt install gcc) "
+                "or set CC to use it.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+    lib = ctypes.CDLL(str(target))
+    fn = getattr(lib, f"initlab_mlp_steps_{name}")
+    fn.argtypes = _ARGS
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _suffix() -> str:
+    return ".dll" if os.name == "nt" else ".so"
+
+
+def _pointers(tensors: list[torch.Tensor | None]) -> Any:
+    return (ctypes.c_void_p * len(tensors))(*[0 if t is None else t.data_ptr() for t in tensors])
+
+
+class MlpSteps:
+    """K plain-SGD steps of a stack of MLPs through the compiled kernel.
+
+    ``weights[l]`` (M, out, in) and ``biases[l]`` (M, out) or None are updated in place;
+    ``grad_w``/``grad_b`` (same shapes) hold the last step's gradients after a call.
+    ``acts[l]`` is 0 (none), 1 (ReLU), 2 (tanh) or 3 (sigmoid) after layer l; ``loss``
+    is ``"cross_entropy"`` or ``"bce"`` (one logit). All contiguous, on the CPU, of one
+    dtype; the pointers are taken once, so the tensors must stay where they are.
+    """
+
+    def __init__(
+        self,
+        fn: Any,
+        weights: list[torch.Tensor],
+        biases: list[torch.Tensor | None],
+        grad_w: list[torch.Tensor],
+        grad_b: list[torch.Tensor | None],
+        acts: list[int],
+        loss: str,
+    ) -> None:
+        self.fn = fn
+        self.tensors = [*weights, *biases, *grad_w, *grad_b]  # kept alive with the pointers
+        self.members = weights[0].shape[0]
+        self.dtype = weights[0].dtype
+        widths = [weights[0].shape[2], *[w.shape[1] for w in weights]]
+        self.widths = torch.tensor(widths, dtype=torch.int64)
+        self.acts = torch.tensor(acts, dtype=torch.int64)
+        self.layers = len(weights)
+        self.w, self.b = _pointers(list(weights)), _pointers(list(biases))
+        self.gw, self.gb = _pointers(list(grad_w)), _pointers(list(grad_b))
+        self.loss = 0 if loss == "cross_entropy" else 1
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        idx: torch.Tensor | None,
+        lr: torch.Tensor,
+        active: torch.Tensor,
+        steps: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``steps`` steps on x (n, in) and y (n,): all of x when ``idx`` is None, else
+        the rows ``idx`` (K, B) shared or (K, M, B) per member. The per-member losses and
+        gradient norms of each step, (K, M) each."""
+        members = self.members
+        if idx is None:
+            mode, batch = 0, x.shape[0]
+        else:
+            mode, batch = (1 if idx.dim() == 2 else 2), idx.shape[-1]
+            idx = idx.contiguous()
+        losses = torch.empty(steps, members, dtype=self.dtype)
+        norms = torch.empty(steps, members, dtype=self.dtype)
+        labels = y if self.loss == 0 else None
+        targets = y if self.loss == 1 else None
+        failed = self.fn(
+            members,
+            self.layers,
+            self.widths.data_ptr(),
+            self.acts.data_ptr(),
+            self.w,
+            self.b,
+            self.gw,
+            self.gb,
+            self.loss,
+            x.data_ptr(),
+            x.shape[0],
+            0 if labels is None else labels.data_ptr(),
+            0 if targets is None else targets.data_ptr(),
+            steps,
+            batch,
+            mode,
+            0 if idx is None else idx.data_ptr(),
+            lr.data_ptr(),
+            active.data_ptr(),
+            losses.data_ptr(),
+            norms.data_ptr(),
+            torch.get_num_threads(),
+        )
+        if failed:
+            raise MemoryError(f"the native step kernel could not allocate its scratch (B={batch})")
+        return losses, norms

@@ -1,0 +1,326 @@
+/* K plain-SGD steps of M small MLPs in one call, for initlab's engine (compile=True).
+
+   Compiled by initlab.native with the machine's C compiler, twice: REAL = float and
+   REAL = double, the function named by NAME. Each member's numbers come from the same
+   operations in the same order wherever it sits in the stack and whichever thread runs
+   it: members are independent, every buffer a reduction reads starts on a 64-byte
+   boundary with rows padded to 16 elements, and the members are split among threads
+   statically.
+
+   Layout, as the engine's StackedLinear: weight l is (M, out, in) and bias l (M, out),
+   both contiguous; x is (n, in) and the batch of a step is either all of x in order
+   (mode 0), the rows idx[k] (B,) shared by every member (mode 1), or the rows
+   idx[k][m] (B,) of each member (mode 2). Inside a member, activations are
+   feature-major, (width, B): the inner loops run along the batch. */
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef REAL
+#define REAL float
+#endif
+#ifndef NAME
+#define NAME initlab_mlp_steps
+#endif
+
+typedef REAL real;
+
+/* The float functions for float: torch computes float activations in float. */
+#define EXP(v) (sizeof(real) == 4 ? expf((float)(v)) : exp(v))
+#define LOG(v) (sizeof(real) == 4 ? logf((float)(v)) : log(v))
+#define LOG1P(v) (sizeof(real) == 4 ? log1pf((float)(v)) : log1p(v))
+#define TANH(v) (sizeof(real) == 4 ? tanhf((float)(v)) : tanh(v))
+#define SQRT(v) (sizeof(real) == 4 ? sqrtf((float)(v)) : sqrt(v))
+
+enum { ACT_NONE = 0, ACT_RELU = 1, ACT_TANH = 2, ACT_SIGMOID = 3 };
+enum { LOSS_CE = 0, LOSS_BCE = 1 };
+enum { BATCH_FULL = 0, BATCH_SHARED = 1, BATCH_MEMBER = 2 };
+
+#define ALIGNMENT 64
+/* Rows are padded to whole blocks of CHUNK elements, each summed in CHUNK independent
+   lanes (several vector registers: no chain of dependent adds). */
+#define CHUNK 32
+#define PADDED(n) ((((n) + CHUNK - 1) / CHUNK) * CHUNK)
+
+static real *aligned(int64_t count) {
+    size_t bytes = (size_t)(count > 0 ? count : 1) * sizeof(real);
+    bytes = (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+    return (real *)aligned_alloc(ALIGNMENT, bytes);
+}
+
+/* dst (in, bp) = the rows of x (n, in) picked by rows (or the first b rows), transposed. */
+static void gather_t(real *dst, int64_t bp, const real *x, int64_t in, const int64_t *rows,
+                     int64_t b) {
+    for (int64_t j = 0; j < b; j++) {
+        const real *src = x + (rows ? rows[j] : j) * in;
+        for (int64_t i = 0; i < in; i++) dst[i * bp + j] = src[i];
+    }
+    for (int64_t i = 0; i < in; i++)
+        for (int64_t j = b; j < bp; j++) dst[i * bp + j] = 0;
+}
+
+/* The lanes added in a fixed tree: the same order on every machine and member. */
+static real lanes(real *acc) {
+    for (int width = CHUNK / 2; width > 0; width /= 2)
+        for (int t = 0; t < width; t++) acc[t] += acc[t + width];
+    return acc[0];
+}
+
+static real sum_row(const real *a, int64_t bp) {
+    real acc[CHUNK] = {0};
+    for (int64_t j = 0; j < bp; j += CHUNK)
+        for (int t = 0; t < CHUNK; t++) acc[t] += a[j + t];
+    return lanes(acc);
+}
+
+static real dot_row(const real *a, const real *c, int64_t bp) {
+    real acc[CHUNK] = {0};
+    for (int64_t j = 0; j < bp; j += CHUNK)
+        for (int t = 0; t < CHUNK; t++) acc[t] += a[j + t] * c[j + t];
+    return lanes(acc);
+}
+
+typedef struct {
+    int64_t members, layers, batch, bp, loss;
+    const int64_t *widths, *acts;
+    real *const *weights, *const *biases, *const *grad_w, *const *grad_b;
+} Net;
+
+/* One step of member m on the input h[0] (width[0], bp); h[1..L] and the two delta
+   buffers are the member's scratch. Returns the mean loss; leaves the gradients in
+   grad_w/grad_b and their global 2-norm in *norm. */
+static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
+                        const int64_t *labels, const real *targets, real *norm) {
+    const int64_t L = net->layers, b = net->batch, bp = net->bp;
+    const int64_t *w = net->widths;
+    for (int64_t l = 1; l <= L; l++) {
+        const int64_t in = w[l - 1], out = w[l], act = net->acts[l - 1];
+        const real *W = net->weights[l - 1] + m * out * in;
+        const real *bias = net->biases[l - 1] ? net->biases[l - 1] + m * out : NULL;
+        const real *hin = h[l - 1];
+        real *z = h[l];
+        for (int64_t o = 0; o < out; o++) {
+            real *zr = z + o * bp;
+            const real start = bias ? bias[o] : 0;
+            const real *wr = W + o * in;
+            for (int64_t j = 0; j < bp; j += CHUNK) { /* a block of z kept in registers */
+                real acc[CHUNK];
+                for (int t = 0; t < CHUNK; t++) acc[t] = start;
+                for (int64_t i = 0; i < in; i++) {
+                    const real wv = wr[i];
+                    const real *hr = hin + i * bp + j;
+                    for (int t = 0; t < CHUNK; t++) acc[t] += wv * hr[t];
+                }
+                for (int t = 0; t < CHUNK; t++) zr[j + t] = acc[t];
+            }
+            if (act == ACT_RELU) {
+                for (int64_t j = 0; j < bp; j++) zr[j] = zr[j] <= 0 ? 0 : zr[j];
+            } else if (act == ACT_TANH) {
+                for (int64_t j = 0; j < b; j++) zr[j] = TANH(zr[j]);
+            } else if (act == ACT_SIGMOID) {
+                for (int64_t j = 0; j < b; j++) zr[j] = 1 / (1 + EXP(-zr[j]));
+            }
+            for (int64_t j = b; j < bp; j++) zr[j] = 0; /* the padding stays 0 */
+        }
+    }
+    /* The loss and its gradient with respect to the logits, divided by B. */
+    const real *z = h[L];
+    real *delta = d0;
+    const int64_t classes = w[L];
+    real total = 0;
+    const real inv = (real)1 / (real)b;
+    if (net->loss == LOSS_CE) {
+        for (int64_t j = 0; j < b; j++) {
+            real top = z[j];
+            for (int64_t c = 1; c < classes; c++) top = z[c * bp + j] > top ? z[c * bp + j] : top;
+            real s = 0;
+            for (int64_t c = 0; c < classes; c++) {
+                delta[c * bp + j] = EXP(z[c * bp + j] - top);
+                s += delta[c * bp + j];
+            }
+            const int64_t y = labels[j];
+            total += top + LOG(s) - z[y * bp + j];
+            for (int64_t c = 0; c < classes; c++)
+                delta[c * bp + j] = (delta[c * bp + j] / s - (c == y ? 1 : 0)) * inv;
+        }
+    } else { /* bce on one logit z: −log σ(z) for label 1, −log(1 − σ(z)) for 0, i.e. the
+                cross-entropy of the logits (0, z); its gradient σ(z) − y */
+        for (int64_t j = 0; j < b; j++) {
+            const real v = z[j], y = targets[j];
+            const real t = y > (real)0.5 ? -v : v; /* the loss is softplus(t) */
+            total += (t > 0 ? t : 0) + LOG1P(EXP(t < 0 ? t : -t));
+            const real e = EXP(v < 0 ? v : -v);
+            const real sig = v >= 0 ? 1 / (1 + e) : e / (1 + e);
+            delta[j] = (sig - y) * inv;
+        }
+    }
+    for (int64_t c = 0; c < classes; c++)
+        for (int64_t j = b; j < bp; j++) delta[c * bp + j] = 0;
+    /* Backward: each layer's gradients, then the delta of the layer below. */
+    real squares = 0;
+    for (int64_t l = L; l >= 1; l--) {
+        const int64_t in = w[l - 1], out = w[l];
+        const real *W = net->weights[l - 1] + m * out * in;
+        real *gW = net->grad_w[l - 1] + m * out * in;
+        real *gB = net->grad_b[l - 1] ? net->grad_b[l - 1] + m * out : NULL;
+        const real *hin = h[l - 1];
+        for (int64_t o = 0; o < out; o++) {
+            const real *dr = delta + o * bp;
+            if (gB) {
+                gB[o] = sum_row(dr, bp);
+                squares += gB[o] * gB[o];
+            }
+            for (int64_t i = 0; i < in; i++) {
+                const real g = dot_row(dr, hin + i * bp, bp);
+                gW[o * in + i] = g;
+                squares += g * g;
+            }
+        }
+        if (l == 1) break;
+        real *below = delta == d0 ? d1 : d0;
+        const int64_t act = net->acts[l - 2];
+        for (int64_t i = 0; i < in; i++) {
+            real *br = below + i * bp;
+            for (int64_t j = 0; j < bp; j += CHUNK) {
+                real acc[CHUNK] = {0};
+                for (int64_t o = 0; o < out; o++) {
+                    const real wv = W[o * in + i];
+                    const real *dr = delta + o * bp + j;
+                    for (int t = 0; t < CHUNK; t++) acc[t] += wv * dr[t];
+                }
+                for (int t = 0; t < CHUNK; t++) br[j + t] = acc[t];
+            }
+            const real *hr = hin + i * bp; /* the activation's output */
+            if (act == ACT_RELU) {
+                for (int64_t j = 0; j < bp; j++) br[j] = hr[j] <= 0 ? 0 : br[j];
+            } else if (act == ACT_TANH) {
+                for (int64_t j = 0; j < bp; j++) br[j] *= 1 - hr[j] * hr[j];
+            } else if (act == ACT_SIGMOID) {
+                for (int64_t j = 0; j < bp; j++) br[j] *= (1 - hr[j]) * hr[j];
+            }
+        }
+        delta = below;
+    }
+    *norm = SQRT(squares);
+    return total * inv;
+}
+
+static void update(const Net *net, int64_t m, real lr) {
+    const int64_t *w = net->widths;
+    for (int64_t l = 1; l <= net->layers; l++) {
+        const int64_t size = w[l] * w[l - 1];
+        real *W = net->weights[l - 1] + m * size;
+        const real *gW = net->grad_w[l - 1] + m * size;
+        for (int64_t i = 0; i < size; i++) W[i] -= lr * gW[i];
+        if (net->biases[l - 1]) {
+            real *B = net->biases[l - 1] + m * w[l];
+            const real *gB = net->grad_b[l - 1] + m * w[l];
+            for (int64_t i = 0; i < w[l]; i++) B[i] -= lr * gB[i];
+        }
+    }
+}
+
+/* Returns 0, or 1 when memory could not be had (nothing was changed then). */
+int NAME(int64_t members, int64_t layers, const int64_t *widths, const int64_t *acts,
+         real *const *weights, real *const *biases, real *const *grad_w, real *const *grad_b,
+         int64_t loss, const real *x, int64_t n, const int64_t *labels, const real *targets,
+         int64_t steps, int64_t batch, int64_t mode, const int64_t *idx, const real *lr,
+         const uint8_t *active, real *losses, real *norms, int64_t threads) {
+    const int64_t bp = PADDED(batch), in = widths[0];
+    Net net = {members, layers, batch, bp, loss, widths, acts, weights, biases, grad_w, grad_b};
+    int64_t widest = 0, hidden = 0;
+    for (int64_t l = 0; l <= layers; l++) {
+        widest = widths[l] > widest ? widths[l] : widest;
+        if (l) hidden += widths[l];
+    }
+    /* The shared inputs, one (in, bp) per step (mode 1) or one for all (mode 0). */
+    const int64_t shared = mode == BATCH_FULL ? 1 : mode == BATCH_SHARED ? steps : 0;
+    real *xt = shared ? aligned(shared * in * bp) : NULL;
+    if (shared && !xt) return 1;
+    for (int64_t k = 0; k < shared; k++)
+        gather_t(xt + k * in * bp, bp, x, in, mode == BATCH_SHARED ? idx + k * batch : NULL,
+                 batch);
+    /* Labels per step for shared batches, gathered once. */
+    int64_t *ylab = NULL;
+    real *ytar = NULL;
+    if (mode != BATCH_MEMBER) {
+        const int64_t rows = shared * batch;
+        if (loss == LOSS_CE) ylab = (int64_t *)malloc(sizeof(int64_t) * rows);
+        else ytar = aligned(rows);
+        if ((loss == LOSS_CE && !ylab) || (loss != LOSS_CE && !ytar)) {
+            free(xt);
+            return 1;
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            const int64_t row = mode == BATCH_SHARED ? idx[r] : r;
+            if (ylab) ylab[r] = labels[row];
+            else ytar[r] = targets[row];
+        }
+    }
+    /* Each thread's scratch, made before the threads start (a thread that could not
+       have its own would leave the others waiting for it). */
+    const int64_t nthreads = threads < 1 ? 1 : threads > members ? members : threads;
+    const int64_t own = (hidden + 2 * widest + (mode == BATCH_MEMBER ? in + 1 : 0)) * bp;
+    real *scratch = aligned(nthreads * own);
+    int64_t *own_labels = mode == BATCH_MEMBER ? (int64_t *)malloc(sizeof(int64_t) * nthreads * batch) : NULL;
+    if (!scratch || (mode == BATCH_MEMBER && !own_labels) || layers >= 64) {
+        free(xt);
+        free(ylab);
+        free(ytar);
+        free(scratch);
+        free(own_labels);
+        return 1;
+    }
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+    {
+        int64_t t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        real *h[64];
+        real *p = scratch + t * own;
+        for (int64_t l = 1; l <= layers; l++) {
+            h[l] = p;
+            p += widths[l] * bp;
+        }
+        real *d0 = p, *d1 = p + widest * bp;
+        real *own_x = d1 + widest * bp; /* mode 2: the member's batch, then its targets */
+        real *own_tar = own_x + in * bp;
+        int64_t *own_lab = own_labels ? own_labels + t * batch : NULL;
+#pragma omp for schedule(static)
+        for (int64_t m = 0; m < members; m++) {
+            for (int64_t k = 0; k < steps; k++) {
+                const int64_t *lab = ylab ? ylab + (shared > 1 ? k * batch : 0) : NULL;
+                const real *tar = ytar ? ytar + (shared > 1 ? k * batch : 0) : NULL;
+                if (mode == BATCH_MEMBER) {
+                    const int64_t *rows = idx + (k * members + m) * batch;
+                    gather_t(own_x, bp, x, in, rows, batch);
+                    for (int64_t j = 0; j < batch; j++) {
+                        if (loss == LOSS_CE) own_lab[j] = labels[rows[j]];
+                        else own_tar[j] = targets[rows[j]];
+                    }
+                    h[0] = own_x;
+                    lab = own_lab;
+                    tar = own_tar;
+                } else {
+                    h[0] = xt + (shared > 1 ? k : 0) * in * bp;
+                }
+                real norm;
+                losses[k * members + m] = member_step(&net, m, h, d0, d1, lab, tar, &norm);
+                norms[k * members + m] = norm;
+                if (active[m]) update(&net, m, lr[m]);
+            }
+        }
+    }
+    free(scratch);
+    free(own_labels);
+    free(xt);
+    free(ylab);
+    free(ytar);
+    return 0;
+}

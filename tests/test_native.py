@@ -1,0 +1,277 @@
+"""compile=True's compiled kernel (initlab.native): the engine's runs through it against
+the eager engine, whose gradients are autograd's bit for bit (test_train.py), in float64.
+
+Tolerances: the kernel sums in another order than torch's kernels (blocks of 32 lanes,
+FMA), so its numbers differ from eager's in the last bits. Over these runs (lr 0.1, 40
+steps, not chaotic) the largest relative difference measured was 2e-14 on parameters
+and histories, under both ATen kernel families and 1 and 2 threads; 1e-10 is the
+stacked-equals-alone tolerance of the issue and leaves four orders of margin.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from initlab import data, models, native
+from initlab.train import LogRow, Observer, Run, TrainConfig, TrainResult, train
+
+pytestmark = pytest.mark.numerics
+
+RTOL = 1e-10
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kernels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # Compiled into a cache of the tests' own, once for the module.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("INITLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    native.kernel.cache_clear()
+    if native.kernel(torch.float64) is None:  # pragma: no cover - CI has gcc
+        pytest.fail("no C compiler: the native kernel could not be built")
+    yield
+    mp.undo()
+    native.kernel.cache_clear()
+
+
+def _circles(loss: str) -> data.Dataset:
+    ds = data.load("circles", n=150, noise=0.1, seed=3, test_size=40)
+    return data.Dataset(
+        "circles", ds.x_train.double(), ds.y_train, ds.x_test.double(), ds.y_test, 2
+    )
+
+
+def _stack(act: str, loss: str, members: int, widths: tuple[int, ...] = (2, 8, 4)) -> models.Stack:
+    out = 1 if loss == "bce" else 2
+    stack = models.mlp([*widths, out], act, members=members, dtype=torch.float64)
+    models.init_members(stack, "xavier_normal", seeds=11)
+    return stack
+
+
+def _member(stack: models.Stack, m: int) -> models.Stack:
+    """Member m of ``stack`` as a stack of one."""
+    single = _stack("tanh", "cross_entropy", 1)
+    with torch.no_grad():
+        for p, q in zip(single.parameters(), stack.parameters(), strict=True):
+            p.copy_(q[m : m + 1])
+    return single
+
+
+class _Calls:
+    """Counts the kernel's calls and the steps they ran."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = self.steps = 0
+        real = native.MlpSteps.__call__
+
+        def spy(kernel: native.MlpSteps, *args: Any) -> Any:
+            self.calls += 1
+            self.steps += args[-1]
+            return real(kernel, *args)
+
+        monkeypatch.setattr(native.MlpSteps, "__call__", spy)
+
+
+def _runs(
+    act: str, loss: str, members: int, config: dict[str, Any], observers: Any = ()
+) -> tuple[TrainResult, TrainResult, models.Stack, models.Stack]:
+    ds = _circles(loss)
+    compiled, eager = _stack(act, loss, members), _stack(act, loss, members)
+    got = train(compiled, ds, TrainConfig(loss=loss, compile=True, **config), observers=observers)
+    want = train(eager, ds, TrainConfig(loss=loss, **config), observers=observers)
+    return got, want, compiled, eager
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> None:
+    torch.testing.assert_close(a, b, rtol=RTOL, atol=1e-14, equal_nan=True)
+
+
+def _same_run(got: TrainResult, want: TrainResult, a: models.Stack, b: models.Stack) -> None:
+    assert got.steps.tolist() == want.steps.tolist()
+    assert got.eval_steps.tolist() == want.eval_steps.tolist()
+    for name in ("loss", "grad_norm", "lr", "epoch_loss", "train_accuracy", "test_accuracy"):
+        _close(getattr(got, name), getattr(want, name))
+    assert torch.equal(got.clipped, want.clipped)
+    assert [(m.status, m.stopped_step) for m in got.members] == [
+        (m.status, m.stopped_step) for m in want.members
+    ]
+    assert got.total_steps == want.total_steps
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        _close(p.detach(), q.detach())
+        assert p.grad is not None and q.grad is not None
+        _close(p.grad, q.grad)  # the last step's gradients, left in .grad
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce"])
+@pytest.mark.parametrize(
+    "batching",
+    [
+        {"batch_size": "full"},
+        {"batch_size": 32, "seeds": 5},  # one order, shared; 120 = 3·32 + 24
+        {"batch_size": 32, "seeds": [5, 6, 7]},  # an order per member
+    ],
+    ids=["full", "shared", "per-member"],
+)
+def test_the_kernel_trains_as_the_eager_engine(
+    act: str, loss: str, batching: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _Calls(monkeypatch)
+    config = {"lr": [0.1, 0.05, 0.2], "steps": 40, "log_every": 3, "eval_every": 17}
+    config |= {"check_every": 10, **batching}
+    got, want, a, b = _runs(act, loss, 3, config)
+    _same_run(got, want, a, b)
+    assert calls.steps == 40 and calls.calls < 40  # steps ran several to a call
+
+
+def test_a_stacked_member_is_bit_for_bit_the_member_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each member's arithmetic is its own: the same bits at M = 1 and inside a stack of
+    # 5, whichever thread runs it.
+    calls = _Calls(monkeypatch)
+    ds = _circles("cross_entropy")
+    lrs = [0.05, 0.1, 0.2, 0.3, 0.15]
+    config = {"batch_size": 16, "seeds": [1, 2, 3, 4, 5], "steps": 60, "compile": True}
+    stack = _stack("tanh", "cross_entropy", 5)
+    alone = [_member(_stack("tanh", "cross_entropy", 5), m) for m in range(5)]
+    got = train(stack, ds, TrainConfig(lr=lrs, **config))
+    for m, member in enumerate(alone):
+        single = {**config, "seeds": config["seeds"][m]}  # type: ignore[index]
+        result = train(member, ds, TrainConfig(lr=lrs[m], **single))
+        assert torch.equal(result.loss[:, 0], got.loss[:, m])
+        for p, q in zip(member.parameters(), stack.parameters(), strict=True):
+            assert torch.equal(p.detach()[0], q.detach()[m])
+    assert calls.steps == 6 * 60
+
+
+class _Recorder(Observer):
+    every = 7
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, list[float]]] = []
+        self.steps: list[int] = []
+
+    def on_log(self, run: Run, row: LogRow) -> None:
+        assert run.step == row.step + 1  # the run is read right after the row's step
+        self.rows.append((row.step, row.loss.tolist()))
+
+    def on_step(self, run: Run) -> None:
+        self.steps.append(run.step)
+        if run.step == 28:
+            run.stop("enough")
+
+
+def test_observers_hear_the_same_steps_as_in_the_eager_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _Calls(monkeypatch)
+    config = {"lr": 0.1, "steps": 50, "log_every": 4, "batch_size": 32, "seeds": 2}
+    compiled, eager = _Recorder(), _Recorder()
+    ds = _circles("cross_entropy")
+    a, b = _stack("relu", "cross_entropy", 2), _stack("relu", "cross_entropy", 2)
+    got = train(a, ds, TrainConfig(compile=True, **config), observers=[compiled])
+    want = train(b, ds, TrainConfig(**config), observers=[eager])
+    assert compiled.steps == eager.steps == [7, 14, 21, 28]
+    # Rows at 0, 4, …, 24, and the last step taken (27) when the run is stopped.
+    want_rows = [*range(0, 28, 4), 27]
+    assert [s for s, _ in compiled.rows] == [s for s, _ in eager.rows] == want_rows
+    for (_, x), (_, y) in zip(compiled.rows, eager.rows, strict=True):
+        _close(torch.tensor(x), torch.tensor(y))
+    assert got.stop_reason == want.stop_reason == "enough"
+    _same_run(got, want, a, b)
+
+
+def test_stopping_converged_and_diverged_members_as_the_eager_loop() -> None:
+    # Member 0 runs out of steps, member 1 (lr 1e-12) converges, member 2 (lr 1e300)
+    # diverges at once; the held members' losses are still recorded.
+    config = {"lr": [0.1, 1e-12, 1e300], "steps": 300, "tol": 1e-7, "window": 50}
+    config |= {"check_every": 50, "log_every": 7}
+    for loss in ("cross_entropy", "bce"):
+        got, want, a, b = _runs("relu", loss, 3, config)
+        assert [m.status for m in got.members] == ["budget", "converged", "diverged"]
+        _same_run(got, want, a, b)
+        finals = [m.final_loss for m in want.members]
+        assert [m.final_loss for m in got.members] == pytest.approx(finals, rel=RTOL, nan_ok=True)
+        assert not math.isfinite(got.members[2].final_loss)
+
+
+class _Hooker(Observer):
+    """At the first check, puts a forward hook on the first layer: it counts calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.handle: Any = None
+
+    def on_step(self, run: Run) -> None:
+        if self.handle is None:
+            layer = run._engine.model.layers[0]
+
+            def hook(module: nn.Module, args: Any, out: Any) -> None:
+                self.calls += 1
+
+            self.handle = layer.register_forward_hook(hook)
+
+
+def test_a_hook_put_on_mid_run_sees_every_later_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _Calls(monkeypatch)
+    config = {"lr": 0.1, "steps": 30, "check_every": 10, "batch_size": 32, "seeds": 0}
+    hooker, eager_hooker = _Hooker(), _Hooker()
+    ds = _circles("cross_entropy")
+    a, b = _stack("relu", "cross_entropy", 2), _stack("relu", "cross_entropy", 2)
+    got = train(a, ds, TrainConfig(compile=True, **config), observers=[hooker])
+    want = train(b, ds, TrainConfig(**config), observers=[eager_hooker])
+    assert calls.steps == 10  # the steps before the hook
+    assert hooker.calls == eager_hooker.calls > 20  # the 20 later steps, and evaluations
+    _same_run(got, want, a, b)
+
+
+def test_float32_runs_close_to_float64(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _Calls(monkeypatch)
+    ds = _circles("cross_entropy")
+    ds32 = data.Dataset("c", ds.x_train.float(), ds.y_train, ds.x_test.float(), ds.y_test, 2)
+    a = _stack("tanh", "cross_entropy", 2)
+    b = models.mlp([2, 8, 4, 2], "tanh", members=2, dtype=torch.float32)
+    b.load_state_dict({k: v.float() for k, v in a.state_dict().items()})
+    config = TrainConfig(lr=0.1, steps=50, compile=True)
+    r64, r32 = train(a, ds, config), train(b, ds32, config)
+    # float32's rounding, 6e-8 a step, grows to a few 1e-6 over 50 steps here.
+    torch.testing.assert_close(r32.loss.double(), r64.loss, rtol=1e-4, atol=0)
+    assert calls.steps == 100
+
+
+def test_no_compiler_warns_and_leaves_the_kernel_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INITLAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    native.kernel.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="could not compile.*install a C compiler"):
+            assert native.kernel(torch.float32) is None
+    finally:
+        native.kernel.cache_clear()
+
+
+def test_the_kernel_is_compiled_once_into_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INITLAB_CACHE", str(tmp_path))
+    native.kernel.cache_clear()
+    try:
+        assert native.kernel(torch.float32) is not None
+        built = sorted((tmp_path / "native").glob("mlp_steps_float_*"))
+        assert len(built) == 1
+        native.kernel.cache_clear()
+        monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))  # loaded, not compiled
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert native.kernel(torch.float32) is not None
+    finally:
+        native.kernel.cache_clear()
+    assert native.kernel(torch.int64) is None  # only float32 and float64
