@@ -2,14 +2,16 @@
 
 Three questions, each answered by measurement in this run:
 
-1. **The tiny net at M = 1** (2-10-5-2, full batch 300): how many aten calls one step of
-   initlab's engine makes and how long they take, and what capturing many steps at once
-   gives in PyTorch (``torch.compile`` of a K-step loop of the same step written as plain
-   tensor code, no engine features; compilation excluded), next to JAX's ``lax.scan``
+1. **The tiny net at M = 1** (2-10-5-2, full batch 300): how many aten calls one eager
+   step of initlab's engine makes and how long they take; what capturing many steps at
+   once gives in PyTorch (``torch.compile`` of a K-step loop of the same step written as
+   plain tensor code, no engine features; compilation excluded); the engine with
+   ``compile=True`` (initlab's C kernel, K steps a call); and JAX's ``lax.scan``
    (``benchmarks/stack.py``'s D) when JAX is installed.
-2. **The tiny net at M = 1,024**: the step's operations by time, and the rate at M = 128,
-   where the step's tensors stay in cache (where the two rates match, the limit is the
-   kernels on these skinny products, k = 2, 5, 10, and the elementwise passes, not memory).
+2. **The tiny net at M = 1,024**: the eager step's operations by time, and the rate at
+   M = 128, where the step's tensors stay in cache (where the two rates match, the limit
+   is the kernels on these skinny products, k = 2, 5, 10, and the elementwise passes,
+   not memory); then the rate with ``compile=True``.
 3. **784-100-100-10 at M = 1, 8, 64, 256** (batch 64): the share of the step spent in
    matrix products, their GFLOP/s, and ``torch.mm``'s on 2048² matrices.
 
@@ -119,6 +121,8 @@ def main() -> None:
     for k in (1, 10, 50):
         seconds = captured_steps(x.float(), y, k)
         print(f"  torch.compile of {k:2d} plain steps: {seconds * 1e6:.1f} µs/step")
+    run = initlab_run([2, 10, 5, 2], 1, x, y, 300, 3000, compiled=True)
+    print(f"  initlab, compile=True (its C kernel): {initlab_seconds(*run) * 1e6:.1f} µs/step")
     if HAVE_JAX:
         seconds = jax_stack([2, 10, 5, 2], 1, x, y, 300, 200)
         print(f"  JAX jit(lax.scan): {seconds * 1e6:.1f} µs/step")
@@ -135,6 +139,8 @@ def main() -> None:
     # stay in the caches; at 1,024 they are 18 MB.
     rate = 128 / initlab_seconds(*initlab_run([2, 10, 5, 2], 128, x, y, 300, 100))
     print(f"  at M = 128 (hidden tensors 2.3 MB, in cache): {rate:,.0f} member-steps/s")
+    seconds = initlab_seconds(*initlab_run([2, 10, 5, 2], 1024, x, y, 300, 100, compiled=True))
+    print(f"  compile=True (its C kernel): {1024 / seconds:,.0f} member-steps/s")
 
     xs, ys = torch.randn(6000, 784), torch.randint(0, 10, (6000,))
     sizes = [784 * 100, 100 * 100, 100 * 10]

@@ -12,6 +12,7 @@ SRC = Path(initlab.__file__).parent
 #: Top-level modules in data-flow order: each may import only those before it.
 ORDER = [
     "_validation",
+    "_blas",
     "_spec",
     "_io",
     "_repr",
@@ -24,6 +25,7 @@ ORDER = [
     "lsuv",
     "meanfield",
     "clip",
+    "native",
     "train",
     "store",
     "probe",

@@ -40,10 +40,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils import skip_init
 
-from initlab import activations
+from initlab import _blas, activations
 from initlab import init as initmod
 from initlab._validation import check_choice, check_int, param_message
 from initlab.norm import StackedBatchNorm
+
+_blas.strict()  # before MKL runs: a member's products independent of its place
 
 __all__ = [
     "ACTIVATIONS",
@@ -423,6 +425,12 @@ class Stack(nn.Module):
         first = layers[0]
         shared = self._is_shared(x)
         if isinstance(first, StackedLinear):
+            if shared and self.members == 1:
+                # One member: its batch is its own, so the products are those of a member
+                # with its own batch in a larger stack (batched, the same layouts), and
+                # its numbers are theirs on every BLAS (on AMD CPUs, MKL's mm and bmm
+                # differ in the last bits on some transposed operands).
+                x, shared = x.unsqueeze(0), False
             h = x.T if shared else x.transpose(1, 2)
             if shared and first.in_features <= 8:
                 # A few features: the weight gradient's product (M·out, B) @ (B, in) is

@@ -1165,6 +1165,8 @@ class _Backprop:
         or (M, B, in), targets y (1 or M, B); the gradients are left in each ``.grad``
         (the same tensors every step, written with ``out=``)."""
         members, data, layers, grads = self.members, self.data, self.layers, self.grads
+        if x.dim() == 2 and members == 1:  # one member's batch is its own: as Stack.logits
+            x = x.unsqueeze(0)
         shared = x.dim() == 2
         if not shared:
             h = x.transpose(1, 2)
@@ -1889,11 +1891,16 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
 
 # --------------------------------------------------------------------------- native
 
-#: The largest nets (Σ in·out per member) the kernel takes at any M, and at M = 1.
-_NATIVE_ANY_M, _NATIVE_ONE_MEMBER = 256, 8192
+#: The nets the kernel takes (benchmarks/native_crossover.py): at any M those of up to
+#: _NATIVE_ANY_M weights per member (Σ in·out); up to _NATIVE_LARGEST where the stack
+#: holds at most _NATIVE_WORK weights in all. Past these, torch's products win.
+_NATIVE_ANY_M, _NATIVE_LARGEST, _NATIVE_WORK = 320, 16_384, 40_000
 
-#: The compiled kernel's codes for the activations after a layer (0: none).
-_ACTIVATION_CODES = {id(_BACKWARD[kind]): code for code, kind in enumerate(_BACKWARD, 1)}
+#: The compiled kernel's codes for the activations after a layer (0: none), by the
+#: activation's entry in _BACKWARD.
+_ACTIVATION_CODES = {
+    id(_BACKWARD[kind]): code for kind, code in ((nn.ReLU, 1), (nn.Tanh, 2), (nn.Sigmoid, 3))
+}
 
 
 def _native_kernel(e: _Engine, backprop: _Backprop | None) -> native.MlpSteps | None:
@@ -1914,12 +1921,11 @@ def _native_kernel(e: _Engine, backprop: _Backprop | None) -> native.MlpSteps | 
     ):
         return None
     lins = [lin for lin, _ in backprop.layers]
-    # Where the kernel is the faster route (measured with benchmarks/native_crossover.py
-    # on a 2-core AVX2 machine): on small nets, where a step of torch is dispatch, not
-    # arithmetic. On larger ones MKL's products win (the 784-100-100-10 net at M = 1 ran
-    # at a third of eager's rate in the kernel).
+    # The kernel where it is the faster route: small nets, where a step of torch is
+    # dispatch, not arithmetic. On larger ones MKL's products win: the 784-100-100-10
+    # net ran at half eager's rate in the kernel, at M = 1 and at M = 64.
     size = sum(lin.in_features * lin.out_features for lin in lins)
-    if size > _NATIVE_ANY_M and (e.members > 1 or size > _NATIVE_ONE_MEMBER):
+    if size > _NATIVE_ANY_M and (size > _NATIVE_LARGEST or e.members * size > _NATIVE_WORK):
         return None
     weights = [lin.weight.detach() for lin in lins]
     biases = [None if lin.bias is None else lin.bias.detach() for lin in lins]
@@ -1930,6 +1936,8 @@ def _native_kernel(e: _Engine, backprop: _Backprop | None) -> native.MlpSteps | 
     fn = native.kernel(e.dtype)
     if fn is None:
         return None
+    if any(act is not None and id(act) not in _ACTIVATION_CODES for _, act in backprop.layers):
+        return None  # an activation the kernel does not know
     acts = [0 if act is None else _ACTIVATION_CODES[id(act)] for _, act in backprop.layers]
     return native.MlpSteps(
         fn, weights, biases, [g for g, _ in grads], [g for _, g in grads], acts, config.loss
@@ -1959,7 +1967,8 @@ def _chunked_loop(
     rates = _Rates(e)
     ones = torch.ones(members, dtype=e.dtype, device=device)
     most = 1024 if tol is None else window  # the ring takes at most `window` rows at once
-    limit = 8  # steps per call: 8, then as many as take about 50 ms
+    limit = min(8, most)  # steps per call: 8, then as many as take about 50 ms
+    n = x_train.shape[0]
 
     def until(step: int) -> int:
         """The steps from ``step`` through the next one after which the run is read."""
@@ -1986,107 +1995,132 @@ def _chunked_loop(
         stepper.step(lr, active, all_active)
         return losses.detach().unsqueeze(0), norm.unsqueeze(0)
 
-    step = epoch = 0
-    lr = e.lr
-    all_active = any_active = True
-    interrupted = False
-    last_shown = e.last_shown
-    started = run.started = time.perf_counter()
-    while step < total and any_active and not interrupted:
-        lr = e.lr = rates.at(epoch)
-        batches = None if plan is None else plan.epoch(epoch)
-        ahead: Tensor | None = None  # a batch taken from `batches`, not yet stepped
-        epoch_rows: list[Tensor] = []  # mini-batches: batch · loss, (K, M) per call
-        seen = 0
-        while step < total and any_active:
-            if flag.stop:
+    def chunks() -> tuple[int, int, Tensor, Tensor, bool]:
+        """The loop; returns (step, epoch, lr, last_shown, interrupted)."""
+        nonlocal limit
+        step = epoch = 0
+        lr = e.lr
+        all_active = any_active = True
+        interrupted = False
+        last_shown = e.last_shown
+        run.started = time.perf_counter()
+        while step < total and any_active and not interrupted:
+            lr = e.lr = rates.at(epoch)
+            batches = None if plan is None else plan.epoch(epoch)
+            ahead: Tensor | None = None  # a batch taken from `batches`, not yet stepped
+            epoch_rows: list[Tensor] = []  # mini-batches: batch · loss, (K, M) per call
+            seen = 0
+            while step < total and any_active:
+                if flag.stop:
+                    interrupted = True
+                    break
+                ready = backprop.ready()
+                want = max(1, min(until(step), limit)) if ready else 1
+                if plan is None and not rates.constant:
+                    want = 1  # every step is an epoch, perhaps at another rate
+                index: Tensor | None = None
+                if batches is not None:
+                    idx: list[Tensor] = []
+                    while len(idx) < want:
+                        nxt = ahead if ahead is not None else next(batches, None)
+                        ahead = None
+                        if nxt is None:
+                            break
+                        if idx and nxt.shape != idx[0].shape:  # a last, smaller batch
+                            ahead = nxt
+                            break
+                        idx.append(nxt)
+                    if not idx:
+                        break  # the epoch is over
+                    want = len(idx)
+                    index = torch.stack(idx).to(torch.int64)
+                    if index.dim() == 3 and index.shape[1] == 1:
+                        index = index[:, 0]  # (K, 1, B): one order, shared
+                    _check_rows(index, n, members)  # the kernel reads what they point at
+                if ready:
+                    for p, g in backprop.pairs:
+                        if p.grad is not g:  # once, or after a step through autograd
+                            p.grad = g
+                    tic = time.perf_counter()
+                    losses, norms = kernel(x_train, y_train, index, lr, active, want)
+                    if want == limit:
+                        per_step = (time.perf_counter() - tic) / want
+                        limit = max(1, min(most, int(0.05 / max(per_step, 1e-7))))
+                else:
+                    losses, norms = eager(index, lr, all_active)
+                rows = list(losses.unbind(0))
+                pending.extend(rows)
+                pending_shown.extend(rows)
+                if tol is not None:
+                    at = torch.arange(step, step + want, device=device) % window
+                    ring.index_copy_(0, at, losses)
+                for k in range(-step % log_every, want, log_every):
+                    e.rec_steps.append(step + k)
+                    e.rec_loss.append(rows[k])
+                    e.rec_norm.append(norms[k])
+                    e.rec_clip.append(no_clip)
+                    e.rec_lr.append(lr)
+                if plan is None:
+                    e.epoch_losses.extend(rows)
+                else:
+                    batch = index.shape[-1] if index is not None else 0
+                    epoch_rows.append(losses if e.steps_per_epoch == 1 else losses * batch)
+                    seen += batch * want
+                last_shown = rows[-1]
+                e.norm, e.fired, e.norm_step = norms[-1], no_clip, step + want - 1
+                step += want
+                if plan is None:
+                    epoch = step - 1  # a step is an epoch: this one's, as _loop shows it
+                e.step, e.epoch, e.last_shown = step, epoch, last_shown
+                if hooks.log and (step - 1) % log_every == 0:
+                    row = LogRow(step - 1, last_shown, norms[-1], no_clip, lr)
+                    for o in hooks.log:
+                        run.hear(o.on_log, row)
+                if eval_every is not None and step % eval_every == 0:
+                    e.evaluate(step, run, hooks)
+                if step % check_every == 0 or step == total:
+                    e.check(step - 1, run, hooks)
+                    all_active, any_active = all(e.active_host), any(e.active_host)
+                    for o in hooks.at_check:
+                        run.hear(o.on_step)
+                for k, o in hooks.every:
+                    if step % k == 0:
+                        run.hear(o.on_step)
+                if plan is None:
+                    epoch = step  # a step is an epoch
+                    if not rates.constant:
+                        break  # the next epoch's rate
+            if plan is not None:
+                if seen:  # on the device: no sync
+                    cost = torch.cat(epoch_rows).sum(0)
+                    e.epoch_losses.append(cost if e.steps_per_epoch == 1 else cost.div_(seen))
+                epoch += 1
+            if flag.stop and step < total:
                 interrupted = True
-                break
-            ready = backprop.ready()
-            want = max(1, min(until(step), limit)) if ready else 1
-            if plan is None and not rates.constant:
-                want = 1  # every step is an epoch, perhaps at another rate
-            index: Tensor | None = None
-            if batches is not None:
-                idx: list[Tensor] = []
-                while len(idx) < want:
-                    nxt = ahead if ahead is not None else next(batches, None)
-                    ahead = None
-                    if nxt is None:
-                        break
-                    if idx and nxt.shape != idx[0].shape:  # a last, smaller batch
-                        ahead = nxt
-                        break
-                    idx.append(nxt)
-                if not idx:
-                    break  # the epoch is over
-                want = len(idx)
-                index = torch.stack(idx)
-                if index.dim() == 3 and index.shape[1] == 1:
-                    index = index[:, 0]  # (K, 1, B): one order, shared
-            if ready:
-                for p, g in backprop.pairs:
-                    if p.grad is not g:  # once, or after a step through autograd
-                        p.grad = g
-                tic = time.perf_counter()
-                losses, norms = kernel(x_train, y_train, index, lr, active, want)
-                if want == limit:
-                    per_step = (time.perf_counter() - tic) / want
-                    limit = max(1, min(most, int(0.05 / max(per_step, 1e-7))))
-            else:
-                losses, norms = eager(index, lr, all_active)
-            rows = list(losses.unbind(0))
-            pending.extend(rows)
-            pending_shown.extend(rows)
-            if tol is not None:
-                ring.index_copy_(0, torch.arange(step, step + want, device=device) % window, losses)
-            for k in range(-step % log_every, want, log_every):
-                e.rec_steps.append(step + k)
-                e.rec_loss.append(rows[k])
-                e.rec_norm.append(norms[k])
-                e.rec_clip.append(no_clip)
-                e.rec_lr.append(lr)
-            if plan is None:
-                e.epoch_losses.extend(rows)
-            else:
-                batch = index.shape[-1] if index is not None else 0
-                epoch_rows.append(losses if e.steps_per_epoch == 1 else losses * batch)
-                seen += batch * want
-            last_shown = rows[-1]
-            e.norm, e.fired, e.norm_step = norms[-1], no_clip, step + want - 1
-            step += want
-            e.step, e.epoch, e.last_shown = step, epoch, last_shown
-            if hooks.log and (step - 1) % log_every == 0:
-                row = LogRow(step - 1, last_shown, norms[-1], no_clip, lr)
-                for o in hooks.log:
-                    run.hear(o.on_log, row)
-            if eval_every is not None and step % eval_every == 0:
-                e.evaluate(step, run, hooks)
-            if step % check_every == 0 or step == total:
-                e.check(step - 1, run, hooks)
-                all_active, any_active = all(e.active_host), any(e.active_host)
-                for o in hooks.at_check:
-                    run.hear(o.on_step)
-            for k, o in hooks.every:
-                if step % k == 0:
-                    run.hear(o.on_step)
-            if plan is None:
-                epoch = step  # a step is an epoch
-                if not rates.constant:
-                    break  # the next epoch's rate
-        if plan is not None:
-            if seen:  # on the device: no sync
-                cost = torch.cat(epoch_rows).sum(0)
-                e.epoch_losses.append(cost if e.steps_per_epoch == 1 else cost.div_(seen))
-            epoch += 1
-        if flag.stop and step < total:
-            interrupted = True
-    e.seconds = time.perf_counter() - started
+        return step, epoch, lr, last_shown, interrupted
+
+    with flag, _RecycledMemory(device):  # Ctrl-C ends the run at a call's end
+        step, epoch, lr, last_shown, interrupted = chunks()
+    e.seconds = time.perf_counter() - run.started
     # As in _loop: a Ctrl-C at the last step boundary finds the run done.
     e.ctrl_c_at_end = flag.stop and flag.reason is None and not interrupted
     e.step, e.epoch, e.lr, e.interrupted = step, epoch, lr, interrupted
     e.last_shown = last_shown
     e.finish(run, hooks)
+
+
+def _check_rows(index: Tensor, n: int, members: int) -> None:
+    """A batch plan's rows, checked before the kernel reads what they point at."""
+    if index.dim() == 3 and index.shape[1] != members:
+        raise ValueError(
+            f"The batch plan gave {index.shape[1]} orders of rows for {members} members: "
+            "give one order (B,) shared by all, or one per member (M, B)."
+        )
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n):
+        raise IndexError(
+            f"The batch plan gave rows from {int(index.min())} to {int(index.max())}; "
+            f"the training set has rows 0 to {n - 1}."
+        )
 
 
 def _clip(

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -72,11 +73,12 @@ def _cpu() -> str:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or platform.machine()
-    keep = [line for line in text.splitlines() if line.startswith(("model name", "flags"))]
-    return "\n".join(sorted(set(keep)))
+    fields = ("vendor_id", "model name", "flags", "Features", "CPU implementer", "CPU part")
+    keep = [line for line in text.splitlines() if line.startswith(fields)]
+    return "\n".join([platform.machine(), *sorted(set(keep))])
 
 
-def _compile(source: bytes, dtype: str, target: Path, compiler: str) -> str | None:
+def _compile(source: bytes, dtype: str, target: Path, compiler: list[str]) -> str | None:
     """Compile ``source`` for ``dtype`` into ``target``; None, or the compiler's error."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -86,7 +88,7 @@ def _compile(source: bytes, dtype: str, target: Path, compiler: str) -> str | No
         defines = [f"-DREAL={dtype}", f"-DNAME=initlab_mlp_steps_{dtype}"]
         errors = ""
         for openmp in (["-fopenmp"], []):  # without OpenMP: one thread
-            cmd = [compiler, *_FLAGS, *openmp, *defines, str(src), "-o", str(out), "-lm"]
+            cmd = [*compiler, *_FLAGS, *openmp, *defines, str(src), "-o", str(out), "-lm"]
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode == 0:
                 os.replace(out, target)  # atomic: a reader sees all of it or none
@@ -97,36 +99,43 @@ def _compile(source: bytes, dtype: str, target: Path, compiler: str) -> str | No
 
 @functools.cache
 def kernel(dtype: torch.dtype) -> Any | None:
-    """The compiled step function for ``dtype`` (float32 or float64), or None."""
+    """The compiled step function for ``dtype`` (float32 or float64), or None (with a
+    warning saying why, and what to do) where it cannot be had."""
     name = _TYPES.get(dtype)
     if name is None:
         return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or "cc"
+    compiler = shlex.split(os.environ.get("CC", "")) or [
+        shutil.which("cc") or shutil.which("gcc") or "cc"
+    ]
     source = resources.files(__package__).joinpath(_SOURCE).read_bytes()
-    key = hashlib.sha256(
-        b"\0".join([source, " ".join(_FLAGS).encode(), name.encode(), _cpu().encode()])
-    ).hexdigest()[:24]
+    parts = [source, " ".join(_FLAGS + compiler).encode(), name.encode(), _cpu().encode()]
+    key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:24]
     target = cache_dir() / f"mlp_steps_{name}_{key}{_suffix()}"
+    error = None
     if not target.exists():
         try:
             error = _compile(source, name, target, compiler)
-        except OSError as exc:  # no compiler at all, or an unwritable cache
-            error = str(exc)
-        if error is not None:
-            warnings.warn(
-                f"initlab could not compile its native step kernel ({compiler}): "
-                f"{error.splitlines()[-1] if error else error}. compile=True runs the "
-                "steps through torch instead; install a C compiler (e.g. apt install gcc) "
-                "or set CC to use it.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return None
-    lib = ctypes.CDLL(str(target))
-    fn = getattr(lib, f"initlab_mlp_steps_{name}")
-    fn.argtypes = _ARGS
-    fn.restype = ctypes.c_int
-    return fn
+        except OSError as exc:  # no compiler at all, or a cache it cannot write
+            error = f"{exc.strerror or exc}: {exc.filename or cache_dir()}"
+    if error is None:
+        try:
+            fn = getattr(ctypes.CDLL(str(target)), f"initlab_mlp_steps_{name}")
+        except (OSError, AttributeError) as exc:  # a damaged file in the cache
+            error = f"{target} would not load ({exc}); delete it to compile it again"
+        else:
+            fn.argtypes = _ARGS
+            fn.restype = ctypes.c_int
+            return fn
+    lines = [line for line in error.splitlines() if "error" in line.lower()] or [error]
+    warnings.warn(
+        f"initlab could not build its compiled step kernel with {' '.join(compiler)}: "
+        f"{lines[0].strip()}. compile=True goes through torch.compile instead (which "
+        "also needs a C++ compiler); install a C compiler (e.g. apt install gcc), set "
+        "CC, or set INITLAB_CACHE to a writable folder.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return None
 
 
 def _suffix() -> str:
@@ -186,7 +195,17 @@ class MlpSteps:
             mode, batch = 0, x.shape[0]
         else:
             mode, batch = (1 if idx.dim() == 2 else 2), idx.shape[-1]
+            if idx.dtype != torch.int64 or (mode == 2 and idx.shape[1] != members):
+                raise ValueError(
+                    f"rows: expected int64 (K, B) or (K, {members}, B); got {idx.dtype} "
+                    f"{tuple(idx.shape)}"
+                )
             idx = idx.contiguous()
+        dtypes = (x.dtype, lr.dtype, y.dtype if self.loss else torch.int64, active.dtype)
+        if dtypes != (self.dtype, self.dtype, self.dtype if self.loss else torch.int64, torch.bool):
+            raise ValueError(f"x, lr, y and active: wrong dtypes {dtypes}")
+        if not (x.is_contiguous() and y.is_contiguous() and lr.is_contiguous()):
+            raise ValueError("x, y and lr must be contiguous")
         losses = torch.empty(steps, members, dtype=self.dtype)
         norms = torch.empty(steps, members, dtype=self.dtype)
         labels = y if self.loss == 0 else None
@@ -215,6 +234,8 @@ class MlpSteps:
             norms.data_ptr(),
             torch.get_num_threads(),
         )
+        if failed == 1:
+            raise MemoryError(f"the compiled step kernel could not have its scratch (B={batch})")
         if failed:
-            raise MemoryError(f"the native step kernel could not allocate its scratch (B={batch})")
+            raise ValueError(f"the compiled step kernel was given activation codes {self.acts}")
         return losses, norms

@@ -35,7 +35,6 @@ typedef REAL real;
 #define LOG(v) (sizeof(real) == 4 ? logf((float)(v)) : log(v))
 #define LOG1P(v) (sizeof(real) == 4 ? log1pf((float)(v)) : log1p(v))
 #define TANH(v) (sizeof(real) == 4 ? tanhf((float)(v)) : tanh(v))
-#define SQRT(v) (sizeof(real) == 4 ? sqrtf((float)(v)) : sqrt(v))
 
 enum { ACT_NONE = 0, ACT_RELU = 1, ACT_TANH = 2, ACT_SIGMOID = 3 };
 enum { LOSS_CE = 0, LOSS_BCE = 1 };
@@ -71,18 +70,52 @@ static real lanes(real *acc) {
     return acc[0];
 }
 
+/* Explicit vectors (GCC/Clang vector extensions): the CHUNK lanes of a block stay in
+   registers across the loop that adds into them. */
+typedef real vec __attribute__((vector_size(32)));
+#define LANES ((int)(sizeof(vec) / sizeof(real)))
+#define VECS (CHUNK / LANES)
+
+static inline vec load(const real *p) {
+    vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store(real *p, vec v) { memcpy(p, &v, sizeof v); }
+
 static real sum_row(const real *a, int64_t bp) {
-    real acc[CHUNK] = {0};
-    for (int64_t j = 0; j < bp; j += CHUNK)
-        for (int t = 0; t < CHUNK; t++) acc[t] += a[j + t];
-    return lanes(acc);
+    vec acc[VECS];
+    for (int v = 0; v < VECS; v++) acc[v] = load(a + v * LANES);
+    for (int64_t j = CHUNK; j < bp; j += CHUNK)
+        for (int v = 0; v < VECS; v++) acc[v] += load(a + j + v * LANES);
+    real out[CHUNK];
+    for (int v = 0; v < VECS; v++) store(out + v * LANES, acc[v]);
+    return lanes(out);
 }
 
 static real dot_row(const real *a, const real *c, int64_t bp) {
-    real acc[CHUNK] = {0};
-    for (int64_t j = 0; j < bp; j += CHUNK)
-        for (int t = 0; t < CHUNK; t++) acc[t] += a[j + t] * c[j + t];
-    return lanes(acc);
+    vec acc[VECS];
+    for (int v = 0; v < VECS; v++) acc[v] = load(a + v * LANES) * load(c + v * LANES);
+    for (int64_t j = CHUNK; j < bp; j += CHUNK)
+        for (int v = 0; v < VECS; v++) acc[v] += load(a + j + v * LANES) * load(c + j + v * LANES);
+    real out[CHUNK];
+    for (int v = 0; v < VECS; v++) store(out + v * LANES, acc[v]);
+    return lanes(out);
+}
+
+/* z[0:CHUNK] = start + Σ_i w[i·ws] · rows[i·rs : i·rs + CHUNK], i < count */
+static inline void combine(real *z, real start, const real *w, int64_t ws, const real *rows,
+                           int64_t rs, int64_t count) {
+    vec acc[VECS];
+    const vec zero = {0};
+    for (int v = 0; v < VECS; v++) acc[v] = zero + start;
+    for (int64_t i = 0; i < count; i++) {
+        const real wv = w[i * ws];
+        const real *r = rows + i * rs;
+        for (int v = 0; v < VECS; v++) acc[v] += wv * load(r + v * LANES);
+    }
+    for (int v = 0; v < VECS; v++) store(z + v * LANES, acc[v]);
 }
 
 typedef struct {
@@ -108,16 +141,7 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
             real *zr = z + o * bp;
             const real start = bias ? bias[o] : 0;
             const real *wr = W + o * in;
-            for (int64_t j = 0; j < bp; j += CHUNK) { /* a block of z kept in registers */
-                real acc[CHUNK];
-                for (int t = 0; t < CHUNK; t++) acc[t] = start;
-                for (int64_t i = 0; i < in; i++) {
-                    const real wv = wr[i];
-                    const real *hr = hin + i * bp + j;
-                    for (int t = 0; t < CHUNK; t++) acc[t] += wv * hr[t];
-                }
-                for (int t = 0; t < CHUNK; t++) zr[j + t] = acc[t];
-            }
+            for (int64_t j = 0; j < bp; j += CHUNK) combine(zr + j, start, wr, 1, hin + j, bp, in);
             if (act == ACT_RELU) {
                 for (int64_t j = 0; j < bp; j++) zr[j] = zr[j] <= 0 ? 0 : zr[j];
             } else if (act == ACT_TANH) {
@@ -132,7 +156,7 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
     const real *z = h[L];
     real *delta = d0;
     const int64_t classes = w[L];
-    real total = 0;
+    double total = 0; /* the batch's loss summed in double, whatever real is */
     const real inv = (real)1 / (real)b;
     if (net->loss == LOSS_CE) {
         for (int64_t j = 0; j < b; j++) {
@@ -162,7 +186,7 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
     for (int64_t c = 0; c < classes; c++)
         for (int64_t j = b; j < bp; j++) delta[c * bp + j] = 0;
     /* Backward: each layer's gradients, then the delta of the layer below. */
-    real squares = 0;
+    double squares = 0; /* the gradient norm, summed in double too */
     for (int64_t l = L; l >= 1; l--) {
         const int64_t in = w[l - 1], out = w[l];
         const real *W = net->weights[l - 1] + m * out * in;
@@ -173,12 +197,12 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
             const real *dr = delta + o * bp;
             if (gB) {
                 gB[o] = sum_row(dr, bp);
-                squares += gB[o] * gB[o];
+                squares += (double)gB[o] * gB[o];
             }
             for (int64_t i = 0; i < in; i++) {
                 const real g = dot_row(dr, hin + i * bp, bp);
                 gW[o * in + i] = g;
-                squares += g * g;
+                squares += (double)g * g;
             }
         }
         if (l == 1) break;
@@ -186,15 +210,7 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
         const int64_t act = net->acts[l - 2];
         for (int64_t i = 0; i < in; i++) {
             real *br = below + i * bp;
-            for (int64_t j = 0; j < bp; j += CHUNK) {
-                real acc[CHUNK] = {0};
-                for (int64_t o = 0; o < out; o++) {
-                    const real wv = W[o * in + i];
-                    const real *dr = delta + o * bp + j;
-                    for (int t = 0; t < CHUNK; t++) acc[t] += wv * dr[t];
-                }
-                for (int t = 0; t < CHUNK; t++) br[j + t] = acc[t];
-            }
+            for (int64_t j = 0; j < bp; j += CHUNK) combine(br + j, 0, W + i, in, delta + j, bp, out);
             const real *hr = hin + i * bp; /* the activation's output */
             if (act == ACT_RELU) {
                 for (int64_t j = 0; j < bp; j++) br[j] = hr[j] <= 0 ? 0 : br[j];
@@ -203,11 +219,12 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
             } else if (act == ACT_SIGMOID) {
                 for (int64_t j = 0; j < bp; j++) br[j] *= (1 - hr[j]) * hr[j];
             }
+            for (int64_t j = b; j < bp; j++) br[j] = 0; /* inf·0 would leave NaN there */
         }
         delta = below;
     }
-    *norm = SQRT(squares);
-    return total * inv;
+    *norm = (real)sqrt(squares);
+    return (real)(total / (double)b);
 }
 
 static void update(const Net *net, int64_t m, real lr) {
@@ -225,7 +242,8 @@ static void update(const Net *net, int64_t m, real lr) {
     }
 }
 
-/* Returns 0, or 1 when memory could not be had (nothing was changed then). */
+/* Returns 0; 1 when memory could not be had, 2 for an unknown activation code (nothing
+   was changed then). */
 int NAME(int64_t members, int64_t layers, const int64_t *widths, const int64_t *acts,
          real *const *weights, real *const *biases, real *const *grad_w, real *const *grad_b,
          int64_t loss, const real *x, int64_t n, const int64_t *labels, const real *targets,
@@ -233,11 +251,13 @@ int NAME(int64_t members, int64_t layers, const int64_t *widths, const int64_t *
          const uint8_t *active, real *losses, real *norms, int64_t threads) {
     const int64_t bp = PADDED(batch), in = widths[0];
     Net net = {members, layers, batch, bp, loss, widths, acts, weights, biases, grad_w, grad_b};
-    int64_t widest = 0, hidden = 0;
-    for (int64_t l = 0; l <= layers; l++) {
+    int64_t widest = 0, hidden = 0; /* the deltas hold layers 1..L's widths */
+    for (int64_t l = 1; l <= layers; l++) {
         widest = widths[l] > widest ? widths[l] : widest;
-        if (l) hidden += widths[l];
+        hidden += widths[l];
     }
+    for (int64_t l = 0; l < layers; l++)
+        if (acts[l] < ACT_NONE || acts[l] > ACT_SIGMOID) return 2;
     /* The shared inputs, one (in, bp) per step (mode 1) or one for all (mode 0). */
     const int64_t shared = mode == BATCH_FULL ? 1 : mode == BATCH_SHARED ? steps : 0;
     real *xt = shared ? aligned(shared * in * bp) : NULL;
@@ -268,12 +288,14 @@ int NAME(int64_t members, int64_t layers, const int64_t *widths, const int64_t *
     const int64_t own = (hidden + 2 * widest + (mode == BATCH_MEMBER ? in + 1 : 0)) * bp;
     real *scratch = aligned(nthreads * own);
     int64_t *own_labels = mode == BATCH_MEMBER ? (int64_t *)malloc(sizeof(int64_t) * nthreads * batch) : NULL;
-    if (!scratch || (mode == BATCH_MEMBER && !own_labels) || layers >= 64) {
+    real **pointers = (real **)malloc(sizeof(real *) * nthreads * (layers + 1));
+    if (!scratch || (mode == BATCH_MEMBER && !own_labels) || !pointers) {
         free(xt);
         free(ylab);
         free(ytar);
         free(scratch);
         free(own_labels);
+        free(pointers);
         return 1;
     }
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
@@ -282,7 +304,7 @@ int NAME(int64_t members, int64_t layers, const int64_t *widths, const int64_t *
 #ifdef _OPENMP
         t = omp_get_thread_num();
 #endif
-        real *h[64];
+        real **h = pointers + t * (layers + 1);
         real *p = scratch + t * own;
         for (int64_t l = 1; l <= layers; l++) {
             h[l] = p;
@@ -319,6 +341,7 @@ int NAME(int64_t members, int64_t layers, const int64_t *widths, const int64_t *
     }
     free(scratch);
     free(own_labels);
+    free(pointers);
     free(xt);
     free(ylab);
     free(ytar);
