@@ -44,7 +44,7 @@ typecheck: install
 # It keeps its own torch.compile cache: torch 2.13 does not key that cache by the kernel
 # family, and kernels cached under AVX-512 then loaded under AVX2 (or the reverse) gave
 # wrong losses, NaN or a crash (double free) — in the user's own later runs too.
-NUMERICS := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1 \
+NUMERICS := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 MKL_CBWR=AVX2,STRICT OMP_NUM_THREADS=1 \
 	TORCHINDUCTOR_CACHE_DIR=$${TMPDIR:-/tmp}/torchinductor_avx2_$$(id -un) \
 	$(BIN)/python -m pytest -q -m numerics tests
 

@@ -2,7 +2,7 @@
 the eager engine, whose gradients are autograd's bit for bit (test_train.py), in float64.
 
 Tolerances: the kernel sums in another order than torch's kernels (blocks of 32 lanes,
-FMA), so its numbers differ from eager's in the last bits. Over these runs (lr 0.1, 40
+added in a tree), so its numbers differ from eager's in the last bits. Over these runs (lr 0.1, 40
 steps, not chaotic) the largest relative difference measured was 2e-14 on parameters
 and histories, under both ATen kernel families and 1 and 2 threads; 1e-10 is the
 stacked-equals-alone tolerance of the issue and leaves four orders of margin.

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,10 +160,13 @@ class _Running(Observer):
         self.folder = folder
 
     def on_start(self, run: Run) -> None:
-        self.mine = self.folder / f"running-{os.getpid()}-{id(run)}"
+        # A name of its own: id(run) can come back for the next stack in the same worker
+        # once this run is collected (two stacks then left one "seen" file).
+        name = f"{os.getpid()}-{uuid.uuid4().hex}"
+        self.mine = self.folder / f"running-{name}"
         self.mine.touch()
         seen = sum(1 for p in self.folder.iterdir() if p.name.startswith("running-"))
-        (self.folder / f"seen-{os.getpid()}-{id(run)}").write_text(str(seen))
+        (self.folder / f"seen-{name}").write_text(str(seen))
 
     def on_end(self, run: Run, result: object) -> None:
         self.mine.unlink()

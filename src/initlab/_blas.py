@@ -12,8 +12,9 @@ result independent of alignment. It applies to every MKL call in the process: a 
 engine's steps on the 784-100-100-10 net at M = 1, 8, 64 ran at the same rates within the
 noise of three alternating runs (2-core AMD EPYC).
 
-It must be set before MKL's first call: :func:`strict` runs when ``initlab.models`` is
-imported. ``INITLAB_MKL_STRICT=0`` leaves MKL as it is; an ``MKL_CBWR`` of your own is
+It must be set before MKL's first call: :func:`strict` runs when any of initlab's
+modules that compute with torch is first imported (``activations``, ``data``, ``norm``,
+``clip``, ``models``). ``INITLAB_MKL_STRICT=0`` leaves MKL as it is; an ``MKL_CBWR`` of your own is
 kept.
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-_AUTO, _STRICT, _SUCCESS = 2, 0x10000, 0
+_AUTO, _STRICT, _SUCCESS, _TOO_LATE = 2, 0x10000, 0, -8
 
 
 def strict() -> bool:
@@ -42,15 +43,17 @@ def strict() -> bool:
         os.environ["MKL_CBWR"] = "AUTO,STRICT"
         return True
     setter.argtypes = [ctypes.c_int]
-    if setter(_AUTO | _STRICT) == _SUCCESS:
+    code = setter(_AUTO | _STRICT)
+    if code == _SUCCESS:
         os.environ["MKL_CBWR"] = "AUTO,STRICT"  # and so in the processes this one starts
         return True
+    why = "MKL had already run in this process" if code == _TOO_LATE else f"MKL said {code}"
     warnings.warn(
-        "initlab could not put MKL in its strict reproducible mode: MKL had already run "
-        "in this process. A stacked member's last bits may then depend on its "
-        "neighbours on some CPUs. Import initlab before running torch, or set "
+        f"initlab could not put MKL in its strict reproducible mode ({why}): a stacked "
+        "member's last bits may then depend on its neighbours on some CPUs (AMD). Import "
+        "initlab.models (or initlab.train) before the first matrix product, or set "
         "MKL_CBWR=AUTO,STRICT in the environment.",
         RuntimeWarning,
-        stacklevel=2,
+        stacklevel=3,
     )
     return False

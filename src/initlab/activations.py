@@ -72,8 +72,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from initlab import _blas
 from initlab._spec import parse_call
 from initlab._validation import check_choice, check_real, param_message
+
+_blas.strict()  # before MKL first runs: see initlab._blas
 
 __all__ = [
     "NAMES",

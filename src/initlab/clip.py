@@ -54,7 +54,10 @@ from typing import Literal, TypeAlias
 import torch
 from torch import Tensor
 
+from initlab import _blas
 from initlab._validation import check_choice, check_int, check_real, param_message
+
+_blas.strict()  # before MKL first runs: see initlab._blas
 
 __all__ = [
     "ClipResult",

@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from initlab import _blas
 from initlab._validation import (
     check_choice,
     check_int,
@@ -62,6 +63,8 @@ from initlab._validation import (
     param_message,
 )
 from initlab.fetch import SOURCES, cache_dir
+
+_blas.strict()  # before MKL first runs: see initlab._blas
 
 __all__ = [
     "DATASETS",

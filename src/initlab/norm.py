@@ -34,7 +34,10 @@ import math
 import torch
 from torch import Tensor, nn
 
+from initlab import _blas
 from initlab._validation import check_int, check_real, param_message
+
+_blas.strict()  # before MKL first runs: see initlab._blas
 
 __all__ = ["StackedBatchNorm", "batch_norm"]
 

@@ -104,7 +104,7 @@ def kernel(dtype: torch.dtype) -> Any | None:
     name = _TYPES.get(dtype)
     if name is None:
         return None
-    compiler = shlex.split(os.environ.get("CC", "")) or [
+    compiler = shlex.split(os.environ.get("CC", ""), posix=os.name != "nt") or [
         shutil.which("cc") or shutil.which("gcc") or "cc"
     ]
     source = resources.files(__package__).joinpath(_SOURCE).read_bytes()
@@ -201,7 +201,7 @@ class MlpSteps:
                     f"{tuple(idx.shape)}"
                 )
             idx = idx.contiguous()
-        dtypes = (x.dtype, lr.dtype, y.dtype if self.loss else torch.int64, active.dtype)
+        dtypes = (x.dtype, lr.dtype, y.dtype, active.dtype)
         if dtypes != (self.dtype, self.dtype, self.dtype if self.loss else torch.int64, torch.bool):
             raise ValueError(f"x, lr, y and active: wrong dtypes {dtypes}")
         if not (x.is_contiguous() and y.is_contiguous() and lr.is_contiguous()):

@@ -4,7 +4,7 @@
    REAL = double, the function named by NAME. Each member's numbers come from the same
    operations in the same order wherever it sits in the stack and whichever thread runs
    it: members are independent, every buffer a reduction reads starts on a 64-byte
-   boundary with rows padded to 16 elements, and the members are split among threads
+   boundary with rows padded to 32 elements, and the members are split among threads
    statically.
 
    Layout, as the engine's StackedLinear: weight l is (M, out, in) and bias l (M, out),
