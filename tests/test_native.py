@@ -82,11 +82,13 @@ class _Calls:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = self.steps = 0
+        self.mkl: set[bool] = set()  # whether each call had MKL for its larger layers
         real = native.MlpSteps.__call__
 
         def spy(kernel: native.MlpSteps, *args: Any) -> Any:
             self.calls += 1
             self.steps += args[-1]
+            self.mkl.add(bool(kernel.gemm))
             return real(kernel, *args)
 
         monkeypatch.setattr(native.MlpSteps, "__call__", spy)
@@ -315,6 +317,77 @@ def test_a_deep_narrow_stack_runs_in_the_kernel(monkeypatch: pytest.MonkeyPatch)
     got, want, a, b = _runs("tanh", "cross_entropy", 2, config, widths=(2, *[4] * 69))
     _same_run(got, want, a, b)
     assert calls.steps == 12
+
+
+_WIDE = (2, 40, 30)  # layers of 80, 1,200 and 60 (bce: 30) weights
+
+
+def _through_mkl(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The products of layers of 64 weights and more go to torch's MKL."""
+    if not native.gemm(torch.float64):  # pragma: no cover - x86 torch has MKL
+        pytest.skip("this torch has no MKL: the kernel computes every product itself")
+    monkeypatch.setattr("initlab.train._NATIVE_GEMM_MIN", 64)
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce"])
+@pytest.mark.parametrize(
+    "batching",
+    [{"batch_size": "full"}, {"batch_size": 32, "seeds": 5}, {"batch_size": 32, "seeds": [5, 6]}],
+    ids=["full", "shared", "per-member"],
+)
+def test_layers_through_mkl_train_as_the_eager_engine(
+    act: str, loss: str, batching: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first two layers' products in MKL (the first reading the batch as rows), the
+    # last in the kernel's loops.
+    _through_mkl(monkeypatch)
+    calls = _Calls(monkeypatch)
+    config = {"lr": [0.1, 0.2], "steps": 40, "log_every": 3, "eval_every": 17, **batching}
+    got, want, a, b = _runs(act, loss, 2, config, widths=_WIDE)
+    _same_run(got, want, a, b)
+    assert calls.steps == 40 and calls.calls < 40 and calls.mkl == {True}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_stacked_member_through_mkl_is_the_member_alone(
+    threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stacked, a member's products run in MKL on its own thread; alone, on MKL's
+    # threads. With one thread the two are the same calls, to the bit; with two, MKL
+    # may split a product in another order (float64: within 1e-10).
+    _through_mkl(monkeypatch)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ds = _circles("cross_entropy")
+        lrs = [0.05, 0.1, 0.2]
+        config = {"batch_size": 16, "seeds": [1, 2, 3], "steps": 30, "compile": True}
+        stack = _stack("relu", "cross_entropy", 3, _WIDE)
+        got = train(stack, ds, TrainConfig(lr=lrs, **config))
+        for m in range(3):
+            member = _stack("relu", "cross_entropy", 1, _WIDE)
+            with torch.no_grad():
+                for p, q in zip(
+                    member.parameters(),
+                    _stack("relu", "cross_entropy", 3, _WIDE).parameters(),
+                    strict=True,
+                ):
+                    p.copy_(q[m : m + 1])
+            single = {**config, "seeds": config["seeds"][m]}  # type: ignore[index]
+            result = train(member, ds, TrainConfig(lr=lrs[m], **single))
+            pairs = [(result.loss[:, 0], got.loss[:, m])]
+            pairs += [
+                (p.detach()[0], q.detach()[m])
+                for p, q in zip(member.parameters(), stack.parameters(), strict=True)
+            ]
+            for a, b in pairs:
+                if threads == 1:
+                    assert torch.equal(a, b)
+                else:
+                    _close(a, b)
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Plan:

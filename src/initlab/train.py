@@ -1896,6 +1896,9 @@ def _loop(e: _Engine, run: Run, hooks: _Hooks) -> None:
 #: _NATIVE_ANY_M weights per member (Σ in·out); up to _NATIVE_LARGEST where the stack
 #: holds at most _NATIVE_WORK weights in all. Past these, torch's products win.
 _NATIVE_ANY_M, _NATIVE_LARGEST, _NATIVE_WORK = 320, 16_384, 40_000
+#: The products of a layer of at least this many weights go from the kernel to torch's
+#: MKL, where torch has one; the kernel then takes nets of any size.
+_NATIVE_GEMM_MIN = 1024
 
 #: The compiled kernel's codes for the activations after a layer (0: none), by the
 #: activation's entry in _BACKWARD.
@@ -1926,7 +1929,8 @@ def _native_kernel(e: _Engine, backprop: _Backprop | None) -> native.MlpSteps | 
     # dispatch, not arithmetic. On larger ones MKL's products win: the 784-100-100-10
     # net ran at half eager's rate in the kernel, at M = 1 and at M = 64.
     size = sum(lin.in_features * lin.out_features for lin in lins)
-    if size > _NATIVE_ANY_M and (size > _NATIVE_LARGEST or e.members * size > _NATIVE_WORK):
+    too_large = size > _NATIVE_ANY_M and (size > _NATIVE_LARGEST or e.members * size > _NATIVE_WORK)
+    if too_large and not native.gemm(e.dtype):
         return None
     weights = [lin.weight.detach() for lin in lins]
     biases = [None if lin.bias is None else lin.bias.detach() for lin in lins]
@@ -1941,7 +1945,14 @@ def _native_kernel(e: _Engine, backprop: _Backprop | None) -> native.MlpSteps | 
         return None
     acts = [0 if act is None else _ACTIVATION_CODES[id(act)] for _, act in backprop.layers]
     return native.MlpSteps(
-        fn, weights, biases, [g for g, _ in grads], [g for _, g in grads], acts, config.loss
+        fn,
+        weights,
+        biases,
+        [g for g, _ in grads],
+        [g for _, g in grads],
+        acts,
+        config.loss,
+        gemm_min=_NATIVE_GEMM_MIN,
     )
 
 

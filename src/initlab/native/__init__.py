@@ -57,7 +57,12 @@ _ARGS = [
     _ptr,  # losses out (K, M)
     _ptr,  # norms out (K, M)
     _i64,  # threads
+    _ptr,  # the BLAS's Fortran gemm, or NULL
+    _i64,  # the fewest weights of a layer whose products go to gemm
 ]
+
+#: The Fortran gemm of the MKL inside torch, by dtype.
+_GEMMS = {torch.float32: "sgemm_", torch.float64: "dgemm_"}
 
 
 def cache_dir() -> Path:
@@ -138,6 +143,21 @@ def kernel(dtype: torch.dtype) -> Any | None:
     return None
 
 
+@functools.cache
+def gemm(dtype: torch.dtype) -> int:
+    """The address of the MKL gemm that torch itself calls (in MKL's strict reproducible
+    mode, which initlab sets), for ``dtype``; 0 where torch has no MKL (the kernel then
+    computes every product itself)."""
+    name = _GEMMS.get(dtype)
+    if name is None or not torch.backends.mkl.is_available():  # type: ignore[no-untyped-call]
+        return 0
+    try:
+        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
+    except (OSError, AttributeError):  # another build of torch
+        return 0
+
+
 def _suffix() -> str:
     return ".dll" if os.name == "nt" else ".so"
 
@@ -153,7 +173,9 @@ class MlpSteps:
     ``grad_w``/``grad_b`` (same shapes) hold the last step's gradients after a call.
     ``acts[l]`` is 0 (none), 1 (ReLU), 2 (tanh) or 3 (sigmoid) after layer l; ``loss``
     is ``"cross_entropy"`` or ``"bce"`` (one logit). All contiguous, on the CPU, of one
-    dtype; the pointers are taken once, so the tensors must stay where they are.
+    dtype; the pointers are taken once, so the tensors must stay where they are. The
+    products of layers of at least ``gemm_min`` weights (in·out) go to torch's MKL
+    (:func:`gemm`) where it has one; None keeps every product in the kernel's loops.
     """
 
     def __init__(
@@ -165,6 +187,7 @@ class MlpSteps:
         grad_b: list[torch.Tensor | None],
         acts: list[int],
         loss: str,
+        gemm_min: int | None = None,
     ) -> None:
         self.fn = fn
         self.tensors = [*weights, *biases, *grad_w, *grad_b]  # kept alive with the pointers
@@ -177,6 +200,8 @@ class MlpSteps:
         self.w, self.b = _pointers(list(weights)), _pointers(list(biases))
         self.gw, self.gb = _pointers(list(grad_w)), _pointers(list(grad_b))
         self.loss = 0 if loss == "cross_entropy" else 1
+        self.gemm = 0 if gemm_min is None else gemm(self.dtype)
+        self.gemm_min = max(1, gemm_min or 0)
 
     def __call__(
         self,
@@ -233,6 +258,8 @@ class MlpSteps:
             losses.data_ptr(),
             norms.data_ptr(),
             torch.get_num_threads(),
+            self.gemm,
+            self.gemm_min,
         )
         if failed == 1:
             raise MemoryError(f"the compiled step kernel could not have its scratch (B={batch})")

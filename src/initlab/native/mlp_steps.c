@@ -11,7 +11,17 @@
    both contiguous; x is (n, in) and the batch of a step is either all of x in order
    (mode 0), the rows idx[k] (B,) shared by every member (mode 1), or the rows
    idx[k][m] (B,) of each member (mode 2). Inside a member, activations are
-   feature-major, (width, B): the inner loops run along the batch. */
+   feature-major, (width, B): the inner loops run along the batch.
+
+   Where the caller passes the BLAS's Fortran gemm (MKL's sgemm_ or dgemm_, from the
+   torch that loaded this kernel), the products of each layer of at least gemm_min
+   weights go to it: the matrix products of the larger nets, where MKL's blocking wins,
+   with the rest of the step (bias, activation, loss, update) still here, with no
+   dispatch between. The first layer then reads its batch as rows, (B, in), as x
+   holds it. gemm is called from inside the members' threads when there are several
+   (where MKL runs on the calling thread), from outside them at M = 1 (MKL's own
+   threads); MKL's strict reproducible mode, which initlab sets, makes the result
+   the same either way. */
 
 #include <math.h>
 #include <stdint.h>
@@ -61,6 +71,12 @@ static void gather_t(real *dst, int64_t bp, const real *x, int64_t in, const int
     }
     for (int64_t i = 0; i < in; i++)
         for (int64_t j = b; j < bp; j++) dst[i * bp + j] = 0;
+}
+
+/* dst (b, in) = the rows of x (n, in) picked by rows (or the first b rows), as they are. */
+static void gather(real *dst, const real *x, int64_t in, const int64_t *rows, int64_t b) {
+    for (int64_t j = 0; j < b; j++)
+        memcpy(dst + j * in, x + (rows ? rows[j] : j) * in, sizeof(real) * (size_t)in);
 }
 
 /* The lanes added in a fixed tree: the same order on every machine and member. */
@@ -118,11 +134,32 @@ static inline void combine(real *z, real start, const real *w, int64_t ws, const
     for (int v = 0; v < VECS; v++) store(z + v * LANES, acc[v]);
 }
 
+/* The Fortran BLAS gemm: C = alpha·op(A)·op(B) + beta·C, column-major. */
+typedef void (*gemm_fn)(const char *, const char *, const int *, const int *, const int *,
+                        const real *, const real *, const int *, const real *, const int *,
+                        const real *, real *, const int *);
+
 typedef struct {
     int64_t members, layers, batch, bp, loss;
     const int64_t *widths, *acts;
     real *const *weights, *const *biases, *const *grad_w, *const *grad_b;
+    gemm_fn gemm;     /* NULL: every product in the loops here */
+    int64_t gemm_min; /* the fewest weights of a layer whose products go to gemm */
+    int xrow;         /* the batch's input is (B, in) rows, not (in, bp) */
 } Net;
+
+static int uses_gemm(const Net *net, int64_t l) {
+    return net->gemm && net->widths[l - 1] * net->widths[l] >= net->gemm_min;
+}
+
+/* C (m, n) with column stride ldc = beta·C + op(A) (m, k) · op(B) (k, n), column-major. */
+static void product(const Net *net, char ta, char tb, int64_t m, int64_t n, int64_t k,
+                    const real *a, int64_t lda, const real *b, int64_t ldb, real beta, real *c,
+                    int64_t ldc) {
+    const int im = (int)m, in = (int)n, ik = (int)k, ia = (int)lda, ib = (int)ldb, ic = (int)ldc;
+    const real one = 1;
+    net->gemm(&ta, &tb, &im, &in, &ik, &one, a, &ia, b, &ib, &beta, c, &ic);
+}
 
 /* One step of member m on the input h[0] (width[0], bp); h[1..L] and the two delta
    buffers are the member's scratch. Returns the mean loss; leaves the gradients in
@@ -137,13 +174,22 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
         const real *bias = net->biases[l - 1] ? net->biases[l - 1] + m * out : NULL;
         const real *hin = h[l - 1];
         real *z = h[l];
+        const int gemm = uses_gemm(net, l);
+        if (gemm) { /* z (out, bp): the bias, then + W · hin over the batch's b columns */
+            for (int64_t o = 0; o < out; o++)
+                for (int64_t j = 0; j < b; j++) z[o * bp + j] = bias ? bias[o] : 0;
+            if (l == 1 && net->xrow) product(net, 'T', 'N', b, out, in, hin, in, W, in, 1, z, bp);
+            else product(net, 'N', 'N', b, out, in, hin, bp, W, in, 1, z, bp);
+        }
         for (int64_t o = 0; o < out; o++) {
             real *zr = z + o * bp;
             const real start = bias ? bias[o] : 0;
             const real *wr = W + o * in;
-            for (int64_t j = 0; j < bp; j += CHUNK) combine(zr + j, start, wr, 1, hin + j, bp, in);
+            if (!gemm)
+                for (int64_t j = 0; j < bp; j += CHUNK)
+                    combine(zr + j, start, wr, 1, hin + j, bp, in);
             if (act == ACT_RELU) {
-                for (int64_t j = 0; j < bp; j++) zr[j] = zr[j] <= 0 ? 0 : zr[j];
+                for (int64_t j = 0; j < b; j++) zr[j] = zr[j] <= 0 ? 0 : zr[j];
             } else if (act == ACT_TANH) {
                 for (int64_t j = 0; j < b; j++) zr[j] = TANH(zr[j]);
             } else if (act == ACT_SIGMOID) {
@@ -193,6 +239,11 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
         real *gW = net->grad_w[l - 1] + m * out * in;
         real *gB = net->grad_b[l - 1] ? net->grad_b[l - 1] + m * out : NULL;
         const real *hin = h[l - 1];
+        const int gemm = uses_gemm(net, l);
+        if (gemm) { /* gW (out, in) = delta (out, b) · hinᵀ (b, in) */
+            if (l == 1 && net->xrow) product(net, 'N', 'N', in, out, b, hin, in, delta, bp, 0, gW, in);
+            else product(net, 'T', 'N', in, out, b, hin, bp, delta, bp, 0, gW, in);
+        }
         for (int64_t o = 0; o < out; o++) {
             const real *dr = delta + o * bp;
             if (gB) {
@@ -200,7 +251,7 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
                 squares += (double)gB[o] * gB[o];
             }
             for (int64_t i = 0; i < in; i++) {
-                const real g = dot_row(dr, hin + i * bp, bp);
+                const real g = gemm ? gW[o * in + i] : dot_row(dr, hin + i * bp, bp);
                 gW[o * in + i] = g;
                 squares += (double)g * g;
             }
@@ -208,16 +259,20 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
         if (l == 1) break;
         real *below = delta == d0 ? d1 : d0;
         const int64_t act = net->acts[l - 2];
+        if (gemm) /* below (in, b) = Wᵀ (in, out) · delta (out, b) */
+            product(net, 'N', 'T', b, in, out, delta, bp, W, in, 0, below, bp);
         for (int64_t i = 0; i < in; i++) {
             real *br = below + i * bp;
-            for (int64_t j = 0; j < bp; j += CHUNK) combine(br + j, 0, W + i, in, delta + j, bp, out);
+            if (!gemm)
+                for (int64_t j = 0; j < bp; j += CHUNK)
+                    combine(br + j, 0, W + i, in, delta + j, bp, out);
             const real *hr = hin + i * bp; /* the activation's output */
             if (act == ACT_RELU) {
-                for (int64_t j = 0; j < bp; j++) br[j] = hr[j] <= 0 ? 0 : br[j];
+                for (int64_t j = 0; j < b; j++) br[j] = hr[j] <= 0 ? 0 : br[j];
             } else if (act == ACT_TANH) {
-                for (int64_t j = 0; j < bp; j++) br[j] *= 1 - hr[j] * hr[j];
+                for (int64_t j = 0; j < b; j++) br[j] *= 1 - hr[j] * hr[j];
             } else if (act == ACT_SIGMOID) {
-                for (int64_t j = 0; j < bp; j++) br[j] *= (1 - hr[j]) * hr[j];
+                for (int64_t j = 0; j < b; j++) br[j] *= (1 - hr[j]) * hr[j];
             }
             for (int64_t j = b; j < bp; j++) br[j] = 0; /* inf·0 would leave NaN there */
         }
@@ -242,15 +297,76 @@ static void update(const Net *net, int64_t m, real lr) {
     }
 }
 
+typedef struct {
+    const Net *net;
+    const real *x, *targets, *lr, *full; /* full: mode 0's batch, as the layers read it */
+    const int64_t *labels, *idx;
+    const uint8_t *active;
+    real *losses, *norms, *scratch;
+    int64_t *own_labels;
+    real **pointers;
+    int64_t own, steps, mode;
+} Work;
+
+/* Thread t of count: its members' steps, with its own scratch. Each step's rows are
+   gathered by the thread that runs the member (mode 1: the same rows for every member),
+   into its own buffer. */
+static void members_steps(const Work *w, int64_t t, int64_t count) {
+    const Net *net = w->net;
+    const int64_t layers = net->layers, bp = net->bp, batch = net->batch, members = net->members;
+    const int64_t in = net->widths[0], mode = w->mode;
+    int64_t widest = 0;
+    for (int64_t l = 1; l <= layers; l++) widest = net->widths[l] > widest ? net->widths[l] : widest;
+    real **h = w->pointers + t * (layers + 1);
+    real *p = w->scratch + t * w->own;
+    for (int64_t l = 1; l <= layers; l++) {
+        h[l] = p;
+        p += net->widths[l] * bp;
+    }
+    real *d0 = p, *d1 = p + widest * bp;
+    real *own_x = d1 + widest * bp; /* modes 1 and 2: the step's batch, then its targets */
+    real *own_tar = own_x + in * bp;
+    int64_t *own_lab = w->own_labels ? w->own_labels + t * batch : NULL;
+    const int64_t first = members * t / count, last = members * (t + 1) / count;
+    for (int64_t m = first; m < last; m++) {
+        for (int64_t k = 0; k < w->steps; k++) {
+            const int64_t *lab = w->labels;
+            const real *tar = w->targets;
+            if (mode == BATCH_FULL) {
+                h[0] = (real *)w->full; /* read, never written */
+            } else {
+                const int64_t *rows = w->idx + (mode == BATCH_SHARED ? k : k * members + m) * batch;
+                if (net->xrow) gather(own_x, w->x, in, rows, batch);
+                else gather_t(own_x, bp, w->x, in, rows, batch);
+                for (int64_t j = 0; j < batch; j++) {
+                    if (net->loss == LOSS_CE) own_lab[j] = w->labels[rows[j]];
+                    else own_tar[j] = w->targets[rows[j]];
+                }
+                h[0] = own_x;
+                lab = own_lab;
+                tar = own_tar;
+            }
+            real norm;
+            w->losses[k * members + m] = member_step(net, m, h, d0, d1, lab, tar, &norm);
+            w->norms[k * members + m] = norm;
+            if (w->active[m]) update(net, m, w->lr[m]);
+        }
+    }
+}
+
 /* Returns 0; 1 when memory could not be had, 2 for an unknown activation code (nothing
    was changed then). */
 int NAME(int64_t members, int64_t layers, const int64_t *widths, const int64_t *acts,
          real *const *weights, real *const *biases, real *const *grad_w, real *const *grad_b,
          int64_t loss, const real *x, int64_t n, const int64_t *labels, const real *targets,
          int64_t steps, int64_t batch, int64_t mode, const int64_t *idx, const real *lr,
-         const uint8_t *active, real *losses, real *norms, int64_t threads) {
+         const uint8_t *active, real *losses, real *norms, int64_t threads, gemm_fn gemm,
+         int64_t gemm_min) {
+    (void)n;
     const int64_t bp = PADDED(batch), in = widths[0];
-    Net net = {members, layers, batch, bp, loss, widths, acts, weights, biases, grad_w, grad_b};
+    Net net = {members, layers, batch,  bp,     loss,     widths, acts,
+               weights, biases, grad_w, grad_b, gemm, gemm_min, 0};
+    net.xrow = uses_gemm(&net, 1);
     int64_t widest = 0, hidden = 0; /* the deltas hold layers 1..L's widths */
     for (int64_t l = 1; l <= layers; l++) {
         widest = widths[l] > widest ? widths[l] : widest;
@@ -258,92 +374,42 @@ int NAME(int64_t members, int64_t layers, const int64_t *widths, const int64_t *
     }
     for (int64_t l = 0; l < layers; l++)
         if (acts[l] < ACT_NONE || acts[l] > ACT_SIGMOID) return 2;
-    /* The shared inputs, one (in, bp) per step (mode 1) or one for all (mode 0). */
-    const int64_t shared = mode == BATCH_FULL ? 1 : mode == BATCH_SHARED ? steps : 0;
-    real *xt = shared ? aligned(shared * in * bp) : NULL;
-    if (shared && !xt) return 1;
-    for (int64_t k = 0; k < shared; k++)
-        gather_t(xt + k * in * bp, bp, x, in, mode == BATCH_SHARED ? idx + k * batch : NULL,
-                 batch);
-    /* Labels per step for shared batches, gathered once. */
-    int64_t *ylab = NULL;
-    real *ytar = NULL;
-    if (mode != BATCH_MEMBER) {
-        const int64_t rows = shared * batch;
-        if (loss == LOSS_CE) ylab = (int64_t *)malloc(sizeof(int64_t) * rows);
-        else ytar = aligned(rows);
-        if ((loss == LOSS_CE && !ylab) || (loss != LOSS_CE && !ytar)) {
-            free(xt);
-            return 1;
-        }
-        for (int64_t r = 0; r < rows; r++) {
-            const int64_t row = mode == BATCH_SHARED ? idx[r] : r;
-            if (ylab) ylab[r] = labels[row];
-            else ytar[r] = targets[row];
-        }
-    }
+    /* Mode 0's batch, once for every step and member: x itself where the first layer
+       reads rows, else x transposed. */
+    real *xt = mode == BATCH_FULL && !net.xrow ? aligned(in * bp) : NULL;
+    if (mode == BATCH_FULL && !net.xrow && !xt) return 1;
+    if (xt) gather_t(xt, bp, x, in, NULL, batch);
     /* Each thread's scratch, made before the threads start (a thread that could not
        have its own would leave the others waiting for it). */
     const int64_t nthreads = threads < 1 ? 1 : threads > members ? members : threads;
-    const int64_t own = (hidden + 2 * widest + (mode == BATCH_MEMBER ? in + 1 : 0)) * bp;
+    const int64_t own = (hidden + 2 * widest + (mode != BATCH_FULL ? in + 1 : 0)) * bp;
     real *scratch = aligned(nthreads * own);
-    int64_t *own_labels = mode == BATCH_MEMBER ? (int64_t *)malloc(sizeof(int64_t) * nthreads * batch) : NULL;
+    int64_t *own_labels =
+        mode != BATCH_FULL ? (int64_t *)malloc(sizeof(int64_t) * nthreads * batch) : NULL;
     real **pointers = (real **)malloc(sizeof(real *) * nthreads * (layers + 1));
-    if (!scratch || (mode == BATCH_MEMBER && !own_labels) || !pointers) {
+    if (!scratch || (mode != BATCH_FULL && !own_labels) || !pointers) {
         free(xt);
-        free(ylab);
-        free(ytar);
         free(scratch);
         free(own_labels);
         free(pointers);
         return 1;
     }
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
-    {
-        int64_t t = 0;
+    const Work work = {
+        .net = &net,       .x = x,         .targets = targets, .lr = lr,
+        .full = xt ? xt : x, .labels = labels, .idx = idx,       .active = active,
+        .losses = losses,  .norms = norms, .scratch = scratch, .own_labels = own_labels,
+        .pointers = pointers, .own = own,  .steps = steps,     .mode = mode,
+    };
 #ifdef _OPENMP
-        t = omp_get_thread_num();
+    if (nthreads > 1) {
+#pragma omp parallel num_threads(nthreads)
+        members_steps(&work, omp_get_thread_num(), omp_get_num_threads());
+    } else /* not even an inactive region: MKL then runs its own threads */
 #endif
-        real **h = pointers + t * (layers + 1);
-        real *p = scratch + t * own;
-        for (int64_t l = 1; l <= layers; l++) {
-            h[l] = p;
-            p += widths[l] * bp;
-        }
-        real *d0 = p, *d1 = p + widest * bp;
-        real *own_x = d1 + widest * bp; /* mode 2: the member's batch, then its targets */
-        real *own_tar = own_x + in * bp;
-        int64_t *own_lab = own_labels ? own_labels + t * batch : NULL;
-#pragma omp for schedule(static)
-        for (int64_t m = 0; m < members; m++) {
-            for (int64_t k = 0; k < steps; k++) {
-                const int64_t *lab = ylab ? ylab + (shared > 1 ? k * batch : 0) : NULL;
-                const real *tar = ytar ? ytar + (shared > 1 ? k * batch : 0) : NULL;
-                if (mode == BATCH_MEMBER) {
-                    const int64_t *rows = idx + (k * members + m) * batch;
-                    gather_t(own_x, bp, x, in, rows, batch);
-                    for (int64_t j = 0; j < batch; j++) {
-                        if (loss == LOSS_CE) own_lab[j] = labels[rows[j]];
-                        else own_tar[j] = targets[rows[j]];
-                    }
-                    h[0] = own_x;
-                    lab = own_lab;
-                    tar = own_tar;
-                } else {
-                    h[0] = xt + (shared > 1 ? k : 0) * in * bp;
-                }
-                real norm;
-                losses[k * members + m] = member_step(&net, m, h, d0, d1, lab, tar, &norm);
-                norms[k * members + m] = norm;
-                if (active[m]) update(&net, m, lr[m]);
-            }
-        }
-    }
+        members_steps(&work, 0, 1);
     free(scratch);
     free(own_labels);
     free(pointers);
     free(xt);
-    free(ylab);
-    free(ytar);
     return 0;
 }
