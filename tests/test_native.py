@@ -12,6 +12,7 @@ ATEN_CPU_CAPABILITY=avx2 (on a 2-core AVX2 AMD EPYC, where the two families coin
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import signal
@@ -88,7 +89,8 @@ class _Calls:
         def spy(kernel: native.MlpSteps, *args: Any) -> Any:
             self.calls += 1
             self.steps += args[-1]
-            self.mkl.add(bool(kernel.gemm))
+            sizes = [a * b for a, b in itertools.pairwise(kernel.widths.tolist())]
+            self.mkl.add(bool(kernel.gemm) and max(sizes) >= kernel.gemm_min)
             return real(kernel, *args)
 
         monkeypatch.setattr(native.MlpSteps, "__call__", spy)
@@ -129,6 +131,16 @@ def _same_run(got: TrainResult, want: TrainResult, a: models.Stack, b: models.St
         _close(p.detach(), q.detach())
         assert p.grad is not None and q.grad is not None
         _close(p.grad, q.grad)  # the last step's gradients, left in .grad
+
+
+_WIDE = (2, 40, 30)  # layers of 80, 1,200 and 60 (bce: 30) weights
+
+
+def _through_mkl(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The products of layers of 64 weights and more go to torch's MKL."""
+    if not native.gemm(torch.float64):  # pragma: no cover - x86 torch has MKL
+        pytest.skip("this torch has no MKL: the kernel computes every product itself")
+    monkeypatch.setattr("initlab.train._NATIVE_GEMM_MIN", 64)
 
 
 @pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid"])
@@ -225,6 +237,35 @@ def test_stopping_converged_and_diverged_members_as_the_eager_loop(
     assert calls.steps == 2 * 300
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
+@pytest.mark.parametrize(
+    "update",
+    [
+        {},
+        {"weight_decay": 0.05},
+        {"clip": "norm", "clip_threshold": [0.15, 0.3]},
+        {"clip": "value", "clip_threshold": 0.02, "weight_decay": 0.01},
+    ],
+    ids=["plain", "decay", "norm", "value"],
+)
+@pytest.mark.parametrize("mkl", [False, True], ids=["loops", "mkl"])
+def test_optimizers_and_clipping_in_the_kernel_as_the_eager_engine(
+    optimizer: str, update: dict[str, Any], mkl: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if mkl:
+        _through_mkl(monkeypatch)
+    else:
+        monkeypatch.setattr("initlab.train._NATIVE_GEMM_MIN", 10**9)
+    calls = _Calls(monkeypatch)
+    config = {"lr": [0.1, 0.05], "steps": 40, "log_every": 1, "batch_size": 32, "seeds": 2}
+    config |= {"optimizer": optimizer, "momentum": 0.8, **update}
+    got, want, a, b = _runs("tanh", "cross_entropy", 2, config, widths=_WIDE)
+    _same_run(got, want, a, b)  # the clipped flags of every step, exactly
+    if "clip" in update:  # clipping fired on some steps, not on all
+        assert bool(got.clipped.any()) and not bool(got.clipped.all())
+    assert calls.steps == 40 and calls.mkl == {mkl}
+
+
 class _Hooker(Observer):
     """At the first check, puts a forward hook on the first layer: it counts calls."""
 
@@ -242,9 +283,17 @@ class _Hooker(Observer):
             self.handle = layer.register_forward_hook(hook)
 
 
-def test_a_hook_put_on_mid_run_sees_every_later_step(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "update",
+    [{}, {"optimizer": "nesterov", "clip": "norm", "clip_threshold": 0.3}],
+    ids=["sgd", "nesterov-clipped"],
+)
+def test_a_hook_put_on_mid_run_sees_every_later_step(
+    update: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After the hook, the steps through autograd go on from the kernel's momentum.
     calls = _Calls(monkeypatch)
-    config = {"lr": 0.1, "steps": 30, "check_every": 10, "batch_size": 32, "seeds": 0}
+    config = {"lr": 0.1, "steps": 30, "check_every": 10, "batch_size": 32, "seeds": 0, **update}
     hooker, eager_hooker = _Hooker(), _Hooker()
     got, want, a, b = _runs("relu", "cross_entropy", 2, config, ([hooker], [eager_hooker]))
     assert calls.steps == 10  # the steps before the hook
@@ -317,16 +366,6 @@ def test_a_deep_narrow_stack_runs_in_the_kernel(monkeypatch: pytest.MonkeyPatch)
     got, want, a, b = _runs("tanh", "cross_entropy", 2, config, widths=(2, *[4] * 69))
     _same_run(got, want, a, b)
     assert calls.steps == 12
-
-
-_WIDE = (2, 40, 30)  # layers of 80, 1,200 and 60 (bce: 30) weights
-
-
-def _through_mkl(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The products of layers of 64 weights and more go to torch's MKL."""
-    if not native.gemm(torch.float64):  # pragma: no cover - x86 torch has MKL
-        pytest.skip("this torch has no MKL: the kernel computes every product itself")
-    monkeypatch.setattr("initlab.train._NATIVE_GEMM_MIN", 64)
 
 
 @pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid"])

@@ -179,9 +179,10 @@ class TrainConfig:
     log_every: int = 1  # record the per-step history every k steps
     eval_every: int | None = None  # steps between train/test accuracy evaluations (end always)
     check_every: int = 100  # steps between stopping checks (each reads the device once)
-    compile: bool = False  # compile the steps for this machine. A small MLP stack on plain
-    #   SGD without clipping runs many steps per call in initlab's C kernel (the machine's
-    #   C compiler, about a second once; initlab.native); anything else goes through
+    compile: bool = False  # compile the steps for this machine. An MLP stack on SGD,
+    #   momentum or Nesterov (clipping by norm or value, weight decay) runs many steps per
+    #   call in initlab's C kernel (the machine's C compiler, about a second once;
+    #   initlab.native; larger layers' products in torch's MKL); anything else goes through
     #   torch.compile (seconds to start). Neither gives eager's bits (the kernel's runs: 4e-13).
 
     def __post_init__(self) -> None:
@@ -1908,17 +1909,18 @@ _ACTIVATION_CODES = {
 
 
 def _native_kernel(e: _Engine, backprop: _Backprop | None) -> native.MlpSteps | None:
-    """``compile=True``'s kernel for this run, or None where it cannot run it: plain SGD
-    on every member, no weight decay, no clipping, no cost function, on the CPU in
-    float32 or float64, a stack :class:`_Backprop` takes with contiguous parameters, and
-    (n, in) features."""
+    """``compile=True``'s kernel for this run, or None where it cannot run it: one of
+    SGD, momentum or Nesterov on every member (with or without weight decay), clipping
+    by norm, by value or none, no cost function, on the CPU in float32 or float64, a
+    stack :class:`_Backprop` takes with contiguous parameters, and (n, in) features."""
     config = e.config
+    rule = e.names[0]
     if (
         backprop is None
         or e.cost is not None
-        or config.clip is not None
-        or config.weight_decay
-        or any(name != "sgd" for name in e.names)
+        or config.clip not in (None, "norm", "value")
+        or rule not in ("sgd", "momentum", "nesterov")
+        or any(name != rule for name in e.names)
         or e.device.type != "cpu"
         or e.x_train.dim() != 2
         or e.x_train.shape[1] != backprop.in_features
@@ -1944,6 +1946,17 @@ def _native_kernel(e: _Engine, backprop: _Backprop | None) -> native.MlpSteps | 
     if fn is None:
         return None
     acts = [0 if act is None else _ACTIVATION_CODES[id(act)] for _, act in backprop.layers]
+    buffers = None
+    if rule != "sgd":  # momentum's buffers, the stepper's own (a step through autograd uses them)
+        state = e.stepper.rules[0].buf
+        where = {id(p): i for i, p in enumerate(e.params)}
+        buffers = (
+            [state[where[id(lin.weight)]] for lin in lins],
+            [None if lin.bias is None else state[where[id(lin.bias)]] for lin in lins],
+        )
+    thresholds = None
+    if config.clip is not None:
+        thresholds = torch.tensor(e.thresholds, dtype=e.dtype)
     return native.MlpSteps(
         fn,
         weights,
@@ -1953,6 +1966,12 @@ def _native_kernel(e: _Engine, backprop: _Backprop | None) -> native.MlpSteps | 
         acts,
         config.loss,
         gemm_min=_NATIVE_GEMM_MIN,
+        rule=rule,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        buffers=buffers,
+        clip=config.clip,
+        thresholds=thresholds,
     )
 
 
@@ -1975,7 +1994,7 @@ def _chunked_loop(
     x_train, y_train = e.x_train.contiguous(), e.y_train.contiguous()
     pending, pending_shown, ring, window = e.pending, e.pending_shown, e.ring, config.window + 1
     log_every, eval_every, check_every = config.log_every, config.eval_every, config.check_every
-    no_clip, tol, device = e.no_clip, config.tol, e.device
+    no_clip, tol, device, clip = e.no_clip, config.tol, e.device, config.clip
     rates = _Rates(e)
     ones = torch.ones(members, dtype=e.dtype, device=device)
     most = 1024 if tol is None else window  # the ring takes at most `window` rows at once
@@ -1992,8 +2011,9 @@ def _chunked_loop(
         ends += [(step // k + 1) * k for k, _ in hooks.every]
         return min(ends) - step
 
-    def eager(index: Tensor | None, lr: Tensor, all_active: bool) -> tuple[Tensor, Tensor]:
-        """One step through autograd, as :func:`_loop` takes it: (1, M) losses, norms."""
+    def eager(index: Tensor | None, lr: Tensor, all_active: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """One step through autograd, as :func:`_loop` takes it: (1, M) losses, norms,
+        whether clipping fired."""
         if index is None:
             xb, yb = x_train, y_train.unsqueeze(0)
         elif index.dim() == 2:  # (1, B): shared
@@ -2003,9 +2023,12 @@ def _chunked_loop(
         stepper.zero_grad()
         losses = _member_losses(model.logits(xb, None if all_active else active), yb, config.loss)
         losses.backward(ones)  # type: ignore[no-untyped-call]
-        norm = _per_member_norm(_grads(params), members)
+        if clip is not None:
+            norm, fired = _clip(clip, params, _grads(params), e.threshold, members)
+        else:
+            norm, fired = _per_member_norm(_grads(params), members), no_clip
         stepper.step(lr, active, all_active)
-        return losses.detach().unsqueeze(0), norm.unsqueeze(0)
+        return losses.detach().unsqueeze(0), norm.unsqueeze(0), fired.unsqueeze(0)
 
     def chunks() -> tuple[int, int, Tensor, Tensor, bool]:
         """The loop; returns (step, epoch, lr, last_shown, interrupted)."""
@@ -2054,12 +2077,12 @@ def _chunked_loop(
                         if p.grad is not g:  # once, or after a step through autograd
                             p.grad = g
                     tic = time.perf_counter()
-                    losses, norms = kernel(x_train, y_train, index, lr, active, want)
+                    losses, norms, fired = kernel(x_train, y_train, index, lr, active, want)
                     if want == limit:
                         per_step = (time.perf_counter() - tic) / want
                         limit = max(1, min(most, int(0.05 / max(per_step, 1e-7))))
                 else:
-                    losses, norms = eager(index, lr, all_active)
+                    losses, norms, fired = eager(index, lr, all_active)
                 rows = list(losses.unbind(0))
                 pending.extend(rows)
                 pending_shown.extend(rows)
@@ -2070,7 +2093,7 @@ def _chunked_loop(
                     e.rec_steps.append(step + k)
                     e.rec_loss.append(rows[k])
                     e.rec_norm.append(norms[k])
-                    e.rec_clip.append(no_clip)
+                    e.rec_clip.append(no_clip if clip is None else fired[k])
                     e.rec_lr.append(lr)
                 if plan is None:
                     e.epoch_losses.extend(rows)
@@ -2079,13 +2102,14 @@ def _chunked_loop(
                     epoch_rows.append(losses if e.steps_per_epoch == 1 else losses * batch)
                     seen += batch * want
                 last_shown = rows[-1]
-                e.norm, e.fired, e.norm_step = norms[-1], no_clip, step + want - 1
+                last_fired = no_clip if clip is None else fired[-1]
+                e.norm, e.fired, e.norm_step = norms[-1], last_fired, step + want - 1
                 step += want
                 if plan is None:
                     epoch = step - 1  # a step is an epoch: this one's, as _loop shows it
                 e.step, e.epoch, e.last_shown = step, epoch, last_shown
                 if hooks.log and (step - 1) % log_every == 0:
-                    row = LogRow(step - 1, last_shown, norms[-1], no_clip, lr)
+                    row = LogRow(step - 1, last_shown, norms[-1], last_fired, lr)
                     for o in hooks.log:
                         run.hear(o.on_log, row)
                 if eval_every is not None and step % eval_every == 0:

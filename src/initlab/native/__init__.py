@@ -59,7 +59,17 @@ _ARGS = [
     _i64,  # threads
     _ptr,  # the BLAS's Fortran gemm, or NULL
     _i64,  # the fewest weights of a layer whose products go to gemm
+    _i64,  # rule: 0 SGD, 1 momentum, 2 Nesterov
+    ctypes.c_double,  # momentum's β
+    ctypes.c_double,  # L2 weight decay λ
+    _ptr,  # momentum's buffers for the weights: L pointers (NULL for SGD)
+    _ptr,  # … for the biases
+    _i64,  # clipping: 0 none, 1 by global norm, 2 by value
+    _ptr,  # clipping thresholds (M,)
+    _ptr,  # fired out (K, M) bool
 ]
+_RULES = {"sgd": 0, "momentum": 1, "nesterov": 2}
+_CLIPS = {None: 0, "norm": 1, "value": 2}
 
 #: The Fortran gemm of the MKL inside torch, by dtype.
 _GEMMS = {torch.float32: "sgemm_", torch.float64: "dgemm_"}
@@ -176,6 +186,11 @@ class MlpSteps:
     dtype; the pointers are taken once, so the tensors must stay where they are. The
     products of layers of at least ``gemm_min`` weights (in·out) go to torch's MKL
     (:func:`gemm`) where it has one; None keeps every product in the kernel's loops.
+
+    The update is ``rule`` (``"sgd"``, ``"momentum"`` or ``"nesterov"``, torch's
+    undamped forms, β = ``momentum``) with L2 ``weight_decay``, after clipping the
+    gradients by ``clip`` (None, ``"norm"`` or ``"value"``) at ``thresholds`` (M,), as
+    the engine's steps. ``buffers`` are momentum's (weights', biases'), updated in place.
     """
 
     def __init__(
@@ -188,7 +203,21 @@ class MlpSteps:
         acts: list[int],
         loss: str,
         gemm_min: int | None = None,
+        *,
+        rule: str = "sgd",
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        buffers: tuple[list[torch.Tensor], list[torch.Tensor | None]] | None = None,
+        clip: str | None = None,
+        thresholds: torch.Tensor | None = None,
     ) -> None:
+        if rule not in _RULES or clip not in _CLIPS:
+            raise ValueError(
+                "the kernel steps sgd, momentum or nesterov, clipping by norm or value; "
+                f"got {rule!r}, {clip!r}"
+            )
+        if (rule != "sgd") != (buffers is not None) or (clip is None) != (thresholds is None):
+            raise ValueError("momentum needs its buffers, and clipping its thresholds (M,)")
         self.fn = fn
         self.tensors = [*weights, *biases, *grad_w, *grad_b]  # kept alive with the pointers
         self.members = weights[0].shape[0]
@@ -202,6 +231,14 @@ class MlpSteps:
         self.loss = 0 if loss == "cross_entropy" else 1
         self.gemm = 0 if gemm_min is None else gemm(self.dtype)
         self.gemm_min = max(1, gemm_min or 0)
+        self.rule, self.momentum, self.weight_decay = _RULES[rule], momentum, weight_decay
+        self.clip = _CLIPS[clip]
+        self.thresholds = thresholds
+        if buffers is None:
+            self.bw = self.bb = None
+        else:
+            self.tensors += [*buffers[0], *buffers[1]]
+            self.bw, self.bb = _pointers(list(buffers[0])), _pointers(list(buffers[1]))
 
     def __call__(
         self,
@@ -211,10 +248,11 @@ class MlpSteps:
         lr: torch.Tensor,
         active: torch.Tensor,
         steps: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``steps`` steps on x (n, in) and y (n,): all of x when ``idx`` is None, else
-        the rows ``idx`` (K, B) shared or (K, M, B) per member. The per-member losses and
-        gradient norms of each step, (K, M) each."""
+        the rows ``idx`` (K, B) shared or (K, M, B) per member. The per-member losses,
+        gradient norms (before clipping) and whether clipping fired, of each step, (K, M)
+        each."""
         members = self.members
         if idx is None:
             mode, batch = 0, x.shape[0]
@@ -233,6 +271,12 @@ class MlpSteps:
             raise ValueError("x, y and lr must be contiguous")
         losses = torch.empty(steps, members, dtype=self.dtype)
         norms = torch.empty(steps, members, dtype=self.dtype)
+        fired = torch.zeros(steps, members, dtype=torch.bool)
+        thresholds = self.thresholds
+        if thresholds is not None and (
+            thresholds.dtype != self.dtype or thresholds.shape != (members,)
+        ):
+            raise ValueError(f"thresholds: expected {self.dtype} ({members},)")
         labels = y if self.loss == 0 else None
         targets = y if self.loss == 1 else None
         failed = self.fn(
@@ -260,9 +304,21 @@ class MlpSteps:
             torch.get_num_threads(),
             self.gemm,
             self.gemm_min,
+            self.rule,
+            self.momentum,
+            self.weight_decay,
+            self.bw,
+            self.bb,
+            self.clip,
+            0 if thresholds is None else thresholds.data_ptr(),
+            fired.data_ptr(),
         )
         if failed == 1:
             raise MemoryError(f"the compiled step kernel could not have its scratch (B={batch})")
-        if failed:
+        if failed == 2:
             raise ValueError(f"the compiled step kernel was given activation codes {self.acts}")
-        return losses, norms
+        if failed:
+            raise ValueError(
+                f"the compiled step kernel was given rule {self.rule}, clip {self.clip}"
+            )
+        return losses, norms, fired

@@ -49,6 +49,8 @@ typedef REAL real;
 enum { ACT_NONE = 0, ACT_RELU = 1, ACT_TANH = 2, ACT_SIGMOID = 3 };
 enum { LOSS_CE = 0, LOSS_BCE = 1 };
 enum { BATCH_FULL = 0, BATCH_SHARED = 1, BATCH_MEMBER = 2 };
+enum { RULE_SGD = 0, RULE_MOMENTUM = 1, RULE_NESTEROV = 2 };
+enum { CLIP_NONE = 0, CLIP_NORM = 1, CLIP_VALUE = 2 };
 
 #define ALIGNMENT 64
 /* Rows are padded to whole blocks of CHUNK elements, each summed in CHUNK independent
@@ -146,6 +148,9 @@ typedef struct {
     gemm_fn gemm;     /* NULL: every product in the loops here */
     int64_t gemm_min; /* the fewest weights of a layer whose products go to gemm */
     int xrow;         /* the batch's input is (B, in) rows, not (in, bp) */
+    int64_t rule, clip;              /* RULE_*, CLIP_* */
+    real mu, wd;                     /* momentum's β, the L2 weight decay λ */
+    real *const *buf_w, *const *buf_b; /* momentum's buffers, as the weights (or NULL) */
 } Net;
 
 static int uses_gemm(const Net *net, int64_t l) {
@@ -282,17 +287,67 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
     return (real)(total / (double)b);
 }
 
-static void update(const Net *net, int64_t m, real lr) {
+/* Clipping, as initlab.clip with the engine's arguments, on member m's gradients in
+   place: by the global norm (every gradient times min(1, c/(‖g‖ + 1e-6)), fired when
+   that is < 1) or by value (each element clamped to [−c, c], fired when one was past
+   it). A NaN norm gives NaN gradients and does not fire, as there. Returns fired. */
+static int clip_member(const Net *net, int64_t m, real norm, real c) {
+    const int64_t *w = net->widths;
+    const real scale0 = c / (norm + (real)1e-6);
+    const real scale = scale0 > 1 ? 1 : scale0;
+    int fired = net->clip == CLIP_NORM ? scale < 1 : 0;
+    for (int64_t l = 1; l <= net->layers; l++) {
+        for (int part = 0; part < 2; part++) {
+            const int64_t size = part ? w[l] : w[l] * w[l - 1];
+            real *const *grads = part ? net->grad_b : net->grad_w;
+            if (!grads[l - 1]) continue;
+            real *g = grads[l - 1] + m * size;
+            if (net->clip == CLIP_NORM) {
+                for (int64_t i = 0; i < size; i++) g[i] *= scale;
+            } else {
+                for (int64_t i = 0; i < size; i++) {
+                    if (g[i] > c) g[i] = c, fired = 1;
+                    else if (g[i] < -c) g[i] = -c, fired = 1;
+                }
+            }
+        }
+    }
+    return fired;
+}
+
+/* The update of one tensor, as the engine's _Rule: v = g (+ λ·p), then SGD's s = lr·v,
+   momentum's b ← β·b + v, s = lr·b, or Nesterov's s = lr·(β·b + v); p ← p − s where the
+   member trains (a held member's momentum still moves, as in the engine). */
+static void update_tensor(const Net *net, real *p, const real *g, real *buf, int64_t size,
+                          real lr, int active) {
+    const real mu = net->mu, wd = net->wd;
+    for (int64_t i = 0; i < size; i++) {
+        real v = g[i];
+        if (wd != 0) v = p[i] * wd + v;
+        real s;
+        if (net->rule == RULE_SGD) {
+            s = v * lr;
+        } else {
+            const real b = buf[i] * mu + v;
+            buf[i] = b;
+            s = net->rule == RULE_MOMENTUM ? b * lr : (b * mu + v) * lr;
+        }
+        if (active) p[i] -= s;
+    }
+}
+
+static void update(const Net *net, int64_t m, real lr, int active) {
+    if (!active && net->rule == RULE_SGD) return; /* nothing moves */
     const int64_t *w = net->widths;
     for (int64_t l = 1; l <= net->layers; l++) {
         const int64_t size = w[l] * w[l - 1];
-        real *W = net->weights[l - 1] + m * size;
-        const real *gW = net->grad_w[l - 1] + m * size;
-        for (int64_t i = 0; i < size; i++) W[i] -= lr * gW[i];
+        real *bw = net->buf_w ? net->buf_w[l - 1] + m * size : NULL;
+        update_tensor(net, net->weights[l - 1] + m * size, net->grad_w[l - 1] + m * size, bw,
+                      size, lr, active);
         if (net->biases[l - 1]) {
-            real *B = net->biases[l - 1] + m * w[l];
-            const real *gB = net->grad_b[l - 1] + m * w[l];
-            for (int64_t i = 0; i < w[l]; i++) B[i] -= lr * gB[i];
+            real *bb = net->buf_b ? net->buf_b[l - 1] + m * w[l] : NULL;
+            update_tensor(net, net->biases[l - 1] + m * w[l], net->grad_b[l - 1] + m * w[l], bb,
+                          w[l], lr, active);
         }
     }
 }
@@ -300,6 +355,8 @@ static void update(const Net *net, int64_t m, real lr) {
 typedef struct {
     const Net *net;
     const real *x, *targets, *lr, *full; /* full: mode 0's batch, as the layers read it */
+    const real *thresholds;              /* clipping's, per member */
+    uint8_t *fired;                      /* (K, M): clipping fired */
     const int64_t *labels, *idx;
     const uint8_t *active;
     real *losses, *norms, *scratch;
@@ -349,23 +406,31 @@ static void members_steps(const Work *w, int64_t t, int64_t count) {
             real norm;
             w->losses[k * members + m] = member_step(net, m, h, d0, d1, lab, tar, &norm);
             w->norms[k * members + m] = norm;
-            if (w->active[m]) update(net, m, w->lr[m]);
+            if (net->clip != CLIP_NONE)
+                w->fired[k * members + m] = (uint8_t)clip_member(net, m, norm, w->thresholds[m]);
+            update(net, m, w->lr[m], w->active[m]);
         }
     }
 }
 
-/* Returns 0; 1 when memory could not be had, 2 for an unknown activation code (nothing
-   was changed then). */
+/* Returns 0; 1 when memory could not be had, 2 for an unknown activation code, 3 for an
+   unknown rule or clipping, or momentum without its buffers (nothing was changed then). */
 int NAME(int64_t members, int64_t layers, const int64_t *widths, const int64_t *acts,
          real *const *weights, real *const *biases, real *const *grad_w, real *const *grad_b,
          int64_t loss, const real *x, int64_t n, const int64_t *labels, const real *targets,
          int64_t steps, int64_t batch, int64_t mode, const int64_t *idx, const real *lr,
          const uint8_t *active, real *losses, real *norms, int64_t threads, gemm_fn gemm,
-         int64_t gemm_min) {
+         int64_t gemm_min, int64_t rule, double mu, double wd, real *const *buf_w,
+         real *const *buf_b, int64_t clip, const real *thresholds, uint8_t *fired) {
     (void)n;
     const int64_t bp = PADDED(batch), in = widths[0];
-    Net net = {members, layers, batch,  bp,     loss,     widths, acts,
-               weights, biases, grad_w, grad_b, gemm, gemm_min, 0};
+    if (rule < RULE_SGD || rule > RULE_NESTEROV || clip < CLIP_NONE || clip > CLIP_VALUE) return 3;
+    if (rule != RULE_SGD && !buf_w) return 3;
+    Net net = {.members = members, .layers = layers, .batch = batch, .bp = bp, .loss = loss,
+               .widths = widths, .acts = acts, .weights = weights, .biases = biases,
+               .grad_w = grad_w, .grad_b = grad_b, .gemm = gemm, .gemm_min = gemm_min,
+               .xrow = 0, .rule = rule, .clip = clip, .mu = (real)mu, .wd = (real)wd,
+               .buf_w = rule == RULE_SGD ? NULL : buf_w, .buf_b = rule == RULE_SGD ? NULL : buf_b};
     net.xrow = uses_gemm(&net, 1);
     int64_t widest = 0, hidden = 0; /* the deltas hold layers 1..L's widths */
     for (int64_t l = 1; l <= layers; l++) {
@@ -399,6 +464,7 @@ int NAME(int64_t members, int64_t layers, const int64_t *widths, const int64_t *
         .full = xt ? xt : x, .labels = labels, .idx = idx,       .active = active,
         .losses = losses,  .norms = norms, .scratch = scratch, .own_labels = own_labels,
         .pointers = pointers, .own = own,  .steps = steps,     .mode = mode,
+        .thresholds = thresholds, .fired = fired,
     };
 #ifdef _OPENMP
     if (nthreads > 1) {
