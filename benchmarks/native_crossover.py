@@ -1,9 +1,11 @@
-"""Where ``compile=True``'s C kernel (``initlab.native``) beats the eager engine: the
-rate of each route, member-steps/s, on MLPs from 80 to 89,400 weights per member
-(Σ in·out), at M = 1, 8 and 64, plain SGD, cross-entropy, ReLU. The kernel is forced
-here on every net; ``train._NATIVE_ANY_M``, ``_NATIVE_LARGEST`` and ``_NATIVE_WORK``,
-the nets the engine gives it, were chosen from this table. The last column says
-whether the engine takes the kernel for that row.
+"""Where ``compile=True``'s C kernel (``initlab.native``) beats the eager engine, and
+from which layer size its products go to MKL: the rate of each route, member-steps/s, on
+MLPs from 80 to 89,400 weights per member (Σ in·out), at M = 1, 8 and 64, plain SGD,
+cross-entropy, ReLU. Columns: eager; the kernel with every product in its own loops
+("loops"); the kernel with the products of layers of at least 256, 1,024 and 4,096
+weights in MKL's gemm. ``train._NATIVE_GEMM_MIN`` (1,024) was chosen from this table;
+where torch has no MKL, the engine gives the kernel the nets of ``_NATIVE_ANY_M``,
+``_NATIVE_LARGEST`` and ``_NATIVE_WORK`` (the "loops" column against eager).
 
     .venv/bin/python benchmarks/native_crossover.py
 """
@@ -32,32 +34,38 @@ NETS = [
 ]
 
 
-def takes(size: int, members: int, any_m: int, largest: int, work: int) -> bool:
-    """Whether the engine's rule gives this net and M to the kernel."""
-    return size <= any_m or (size <= largest and members * size <= work)
+GEMM_MINS = (256, 1024, 4096)
 
 
 def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    head = f"{'net':22} {'Σ in·out':>9} {'batch':>5} {'M':>3} {'eager':>9} {'kernel':>9}"
-    print(f"{head} {'ratio':>6} engine")
-    rule = (trainmod._NATIVE_ANY_M, trainmod._NATIVE_LARGEST, trainmod._NATIVE_WORK)
+    head = f"{'net':22} {'Σ in·out':>9} {'batch':>5} {'M':>3} {'eager':>9} {'loops':>9}"
+    mkl = " ".join(f"{f'MKL≥{g}':>9}" for g in GEMM_MINS)
+    print(f"{head} {mkl} best/eager")
+    chosen = trainmod._NATIVE_GEMM_MIN
     trainmod._NATIVE_ANY_M = 10**9  # the kernel on every net
     torch.manual_seed(0)
-    for widths, batch in NETS:
-        n = 300 if batch == 300 else 4000
-        x, y = torch.randn(n, widths[0]), torch.randint(0, widths[-1], (n,))
-        size = sum(a * b for a, b in itertools.pairwise(widths))
-        for members in (1, 8, 64):
-            steps = max(10, min(300, 3_000_000 // (members * size)))
-            eager = initlab_seconds(*initlab_run(widths, members, x, y, batch, steps))
-            kernel = initlab_seconds(*initlab_run(widths, members, x, y, batch, steps, True))
-            print(
-                f"{'-'.join(map(str, widths)):22} {size:9,} {batch:5} {members:3} "
-                f"{members / eager:9,.0f} {members / kernel:9,.0f} {eager / kernel:5.2f}× "
-                f"{'kernel' if takes(size, members, *rule) else 'eager'}",
-                flush=True,
-            )
+    try:
+        for widths, batch in NETS:
+            n = 300 if batch == 300 else 4000
+            x, y = torch.randn(n, widths[0]), torch.randint(0, widths[-1], (n,))
+            size = sum(a * b for a, b in itertools.pairwise(widths))
+            for members in (1, 8, 64):
+                steps = max(20, min(300, 3_000_000 // (members * size)))
+                eager = initlab_seconds(*initlab_run(widths, members, x, y, batch, steps))
+                rates = []
+                for gemm_min in (10**12, *GEMM_MINS):
+                    trainmod._NATIVE_GEMM_MIN = gemm_min
+                    run = initlab_run(widths, members, x, y, batch, steps, True)
+                    rates.append(members / initlab_seconds(*run))
+                print(
+                    f"{'-'.join(map(str, widths)):22} {size:9,} {batch:5} {members:3} "
+                    f"{members / eager:9,.0f} {' '.join(f'{r:9,.0f}' for r in rates)} "
+                    f"{max(rates) * eager / members:9.2f}×",
+                    flush=True,
+                )
+    finally:
+        trainmod._NATIVE_GEMM_MIN = chosen
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ Three questions, each answered by measurement in this run:
    is the kernels on these skinny products, k = 2, 5, 10, and the elementwise passes,
    not memory); then the rate with ``compile=True``.
 3. **784-100-100-10 at M = 1, 8, 64, 256** (batch 64): the share of the step spent in
-   matrix products, their GFLOP/s, and ``torch.mm``'s on 2048² matrices.
+   matrix products, their GFLOP/s, and ``torch.mm``'s on 2048² matrices; then the rate
+   with ``compile=True``, where the kernel calls MKL's gemm for the products itself (no
+   dispatch, nothing else between them), against the same products alone.
 
     .venv/bin/python benchmarks/step_limits.py
 """
@@ -21,6 +23,7 @@ Three questions, each answered by measurement in this run:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -33,9 +36,9 @@ from initlab import data, models
 from initlab.train import TrainConfig, train
 
 try:  # stack.py's C and D (D when the bench extra is installed)
-    from stack import HAVE_JAX, gflops_mm, initlab_run, initlab_seconds, jax_stack
+    from stack import HAVE_JAX, best, gflops_mm, initlab_run, initlab_seconds, jax_stack
 except ImportError:  # run from elsewhere than benchmarks/
-    from benchmarks.stack import HAVE_JAX, gflops_mm, initlab_run, initlab_seconds, jax_stack
+    from benchmarks.stack import HAVE_JAX, best, gflops_mm, initlab_run, initlab_seconds, jax_stack
 
 GEMMS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 
@@ -49,6 +52,34 @@ def _profiled(stack: models.Stack, ds: data.Dataset, config: TrainConfig) -> dic
             times[event.name] += event.cpu_time_total
             times["calls"] += 1
     return times
+
+
+def products_alone(members: int) -> float:
+    """Seconds for the products of one step of 784-100-100-10 (batch 64) at M members,
+    as the kernel lays them out (activations feature-major, (width, B); weights (out, in)),
+    through torch.mm: on all threads for one member (MKL's own), else each member's on one
+    thread, the members split over the threads."""
+    b, widths = 64, [784, 100, 100, 10]
+    x = torch.randn(b, 784)
+    ws = [torch.randn(o, i) for i, o in itertools.pairwise(widths)]
+    hs = [torch.randn(o, b) for o in widths[1:]]
+
+    def step() -> None:
+        for k, w in enumerate(ws):
+            h_in = x.T if k == 0 else hs[k - 1]
+            torch.mm(w, h_in)  # forward
+            torch.mm(hs[k], h_in.T)  # weight gradient (the delta has the output's shape)
+            if k:
+                torch.mm(w.T, hs[k])  # the delta below
+
+    threads = torch.get_num_threads()
+    if members > 1:
+        torch.set_num_threads(1)
+    try:
+        seconds = best(step, repeats=20)
+    finally:
+        torch.set_num_threads(threads)
+    return seconds if members == 1 else seconds * members / min(members, threads)
 
 
 def op_table(stack: models.Stack, ds: data.Dataset, config: TrainConfig) -> dict[str, float]:
@@ -168,6 +199,14 @@ def main() -> None:
         for name, us in sorted(ops.items(), key=lambda kv: -kv[1])[:6]:
             if name != "calls":
                 print(f"    {name:32} {us / 1e3:6.2f} ms/step (profiler)")
+        many = max(20, min(300, 6000 // members))
+        fast = initlab_seconds(*initlab_run([784, 100, 100, 10], members, xs, ys, 64, many, True))
+        print(
+            f"  compile=True (the kernel; its products in MKL): {fast * 1e3:.2f} ms/step, "
+            f"{ran / fast / 1e9:.0f} GFLOP/s on the products it runs = "
+            f"{ran / fast / 1e9 / mm:.0%} of torch.mm; {products_alone(members) / fast:.0%} "
+            "of its step is those products alone"
+        )
 
 
 if __name__ == "__main__":

@@ -1927,13 +1927,15 @@ def _native_kernel(e: _Engine, backprop: _Backprop | None) -> native.MlpSteps | 
     ):
         return None
     lins = [lin for lin, _ in backprop.layers]
-    # The kernel where it is the faster route: small nets, where a step of torch is
-    # dispatch, not arithmetic. On larger ones MKL's products win: the 784-100-100-10
-    # net ran at half eager's rate in the kernel, at M = 1 and at M = 64.
+    # The kernel where it is the faster route (benchmarks/native_crossover.py): small
+    # nets, where a step of torch is dispatch, not arithmetic; and any net with a layer
+    # whose products go to MKL from the kernel. With every product in its own loops, the
+    # 784-100-100-10 net ran at half eager's rate, at M = 1 and at M = 64.
     size = sum(lin.in_features * lin.out_features for lin in lins)
     too_large = size > _NATIVE_ANY_M and (size > _NATIVE_LARGEST or e.members * size > _NATIVE_WORK)
-    if too_large and not native.gemm(e.dtype):
-        return None
+    largest = max(lin.in_features * lin.out_features for lin in lins)
+    if too_large and not (native.gemm(e.dtype) and largest >= _NATIVE_GEMM_MIN):
+        return None  # past the rule, only where MKL takes the larger layers' products
     weights = [lin.weight.detach() for lin in lins]
     biases = [None if lin.bias is None else lin.bias.detach() for lin in lins]
     grads = [(gw, None if gb is None else gb.squeeze(-1)) for gw, gb in backprop.grads]

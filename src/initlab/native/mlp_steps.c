@@ -19,9 +19,13 @@
    with the rest of the step (bias, activation, loss, update) still here, with no
    dispatch between. The first layer then reads its batch as rows, (B, in), as x
    holds it. gemm is called from inside the members' threads when there are several
-   (where MKL runs on the calling thread), from outside them at M = 1 (MKL's own
-   threads); MKL's strict reproducible mode, which initlab sets, makes the result
-   the same either way. */
+   (MKL sees the OpenMP region of torch's own libgomp, which this library shares, and
+   runs on the calling thread), and from no region at all at M = 1, where MKL splits a
+   product over its own threads. MKL may then sum in another order: a member alone and
+   the same member stacked agree to the bit with one thread, and otherwise to rounding
+   (float64: within 1e-10 in the tests). Built against another OpenMP runtime (clang's
+   libomp), MKL would not see the region and would start threads in each member's:
+   slower, not different. */
 
 #include <math.h>
 #include <stdint.h>
@@ -290,8 +294,10 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
 /* Clipping, as initlab.clip with the engine's arguments, on member m's gradients in
    place: by the global norm (every gradient times min(1, c/(‖g‖ + 1e-6)), fired when
    that is < 1) or by value (each element clamped to [−c, c], fired when one was past
-   it). A NaN norm gives NaN gradients and does not fire, as there. Returns fired. */
+   it). A member whose norm is not finite keeps its gradients and does not fire, as
+   there (nonfinite="pass"). Returns fired. */
 static int clip_member(const Net *net, int64_t m, real norm, real c) {
+    if (!isfinite(norm)) return 0;
     const int64_t *w = net->widths;
     const real scale0 = c / (norm + (real)1e-6);
     const real scale = scale0 > 1 ? 1 : scale0;
@@ -381,8 +387,9 @@ static void members_steps(const Work *w, int64_t t, int64_t count) {
         p += net->widths[l] * bp;
     }
     real *d0 = p, *d1 = p + widest * bp;
-    real *own_x = d1 + widest * bp; /* modes 1 and 2: the step's batch, then its targets */
-    real *own_tar = own_x + in * bp;
+    /* modes 1 and 2: the step's batch, then its targets */
+    real *own_x = mode != BATCH_FULL ? d1 + widest * bp : NULL;
+    real *own_tar = own_x ? own_x + in * bp : NULL;
     int64_t *own_lab = w->own_labels ? w->own_labels + t * batch : NULL;
     const int64_t first = members * t / count, last = members * (t + 1) / count;
     for (int64_t m = first; m < last; m++) {
