@@ -17,10 +17,13 @@ For each model and number of members M, one run of this script measures:
 All train with SGD on cross-entropy; each member draws its own mini-batch (the 784 net)
 or sees the whole set (the tiny net, full batch). Times are the best of several
 repeats, per step, after a warm-up. It prints member-steps/s and the ratios C/A, C/B
-and C/D, and initlab's GFLOP/s, also as a share of ``torch.mm`` on 2048×2048 matrices. Before the
-rows of each net it checks that D computes what C computes: from the same weights, on
-the same full batch, their losses over a few steps agree to float32 rounding (the
-largest relative difference is printed; over 1e-4 the script stops with an error).
+and C/D, and the GFLOP/s of initlab's faster route (C or Cc), counted on the matrix
+products a step runs (forward, weight gradients, and the input gradients of every layer
+but the first: 2·B·(2·Σ in·out + Σ over the later layers), 2 FLOPs a multiply-add),
+also as a share of ``torch.mm`` on 2048×2048 matrices. Before the rows of each net it
+checks that D computes what C computes: from the same weights, on the same full batch,
+their losses over a few steps agree to float32 rounding (the largest relative
+difference is printed; over 1e-4 the script stops with an error).
 
     .venv/bin/python benchmarks/stack.py            # the whole table (a few minutes)
     .venv/bin/python benchmarks/stack.py --quick    # fewer members, fewer steps
@@ -360,7 +363,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{'Cc/A':>6} {'Cc/B':>6} {'Cc/D':>6} {'GFLOP/s':>8} {'%mm':>5}"
     )
     for name, widths, x, y, batch, member_counts in cases:
-        flops = 6 * batch * sum(a * b for a, b in itertools.pairwise(widths))
+        sizes = [a * b for a, b in itertools.pairwise(widths)]
+        flops = 2 * batch * (2 * sum(sizes) + sum(sizes[1:]))  # the products run
         for m in args.members or member_counts:
             steps = max(4, min(100, 2000 // m)) if not args.quick else 4
             loop_steps = 4 if args.quick else max(20, 400 // min(m, 16))
