@@ -327,17 +327,19 @@ static int clip_member(const Net *net, int64_t m, real norm, real c) {
 static void update_tensor(const Net *net, real *p, const real *g, real *buf, int64_t size,
                           real lr, int active) {
     const real mu = net->mu, wd = net->wd;
-    for (int64_t i = 0; i < size; i++) {
-        real v = g[i];
-        if (wd != 0) v = p[i] * wd + v;
-        real s;
-        if (net->rule == RULE_SGD) {
-            s = v * lr;
-        } else {
-            const real b = buf[i] * mu + v;
-            buf[i] = b;
-            s = net->rule == RULE_MOMENTUM ? b * lr : (b * mu + v) * lr;
-        }
+    const int decay = wd != 0, nesterov = net->rule == RULE_NESTEROV;
+    if (net->rule == RULE_SGD) { /* (a held member's SGD step is skipped by the caller) */
+        if (decay)
+            for (int64_t i = 0; i < size; i++) p[i] -= (p[i] * wd + g[i]) * lr;
+        else
+            for (int64_t i = 0; i < size; i++) p[i] -= g[i] * lr;
+        return;
+    }
+    for (int64_t i = 0; i < size; i++) { /* the invariant tests are hoisted by -O3 */
+        const real v = decay ? p[i] * wd + g[i] : g[i];
+        const real b = buf[i] * mu + v;
+        buf[i] = b;
+        const real s = nesterov ? (b * mu + v) * lr : b * lr;
         if (active) p[i] -= s;
     }
 }
