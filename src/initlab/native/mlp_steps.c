@@ -126,6 +126,17 @@ static real dot_row(const real *a, const real *c, int64_t bp) {
     return lanes(out);
 }
 
+/* Σ a[i]² in double, in 8 independent sums (one chain of dependent adds would take
+   4 cycles an element: 0.1 ms for the 784-100 layer), added in a fixed tree. */
+static double sum_of_squares(const real *a, int64_t n) {
+    double acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) acc[t] += (double)a[i + t] * a[i + t];
+    for (; i < n; i++) acc[i % 8] += (double)a[i] * a[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 /* z[0:CHUNK] = start + Σ_i w[i·ws] · rows[i·rs : i·rs + CHUNK], i < count */
 static inline void combine(real *z, real start, const real *w, int64_t ws, const real *rows,
                            int64_t rs, int64_t count) {
@@ -259,12 +270,15 @@ static real member_step(const Net *net, int64_t m, real **h, real *d0, real *d1,
                 gB[o] = sum_row(dr, bp);
                 squares += (double)gB[o] * gB[o];
             }
-            for (int64_t i = 0; i < in; i++) {
-                const real g = gemm ? gW[o * in + i] : dot_row(dr, hin + i * bp, bp);
-                gW[o * in + i] = g;
-                squares += (double)g * g;
+            if (!gemm) {
+                for (int64_t i = 0; i < in; i++) {
+                    const real g = dot_row(dr, hin + i * bp, bp);
+                    gW[o * in + i] = g;
+                    squares += (double)g * g;
+                }
             }
         }
+        if (gemm) squares += sum_of_squares(gW, out * in);
         if (l == 1) break;
         real *below = delta == d0 ? d1 : d0;
         const int64_t act = net->acts[l - 2];
