@@ -1,5 +1,7 @@
-"""Kernels compiled for the machine at hand: K plain-SGD steps of a stack of small MLPs
-in one call, with no Python and no dispatch per step (``TrainConfig(compile=True)``).
+"""Kernels compiled for the machine at hand: K steps of a stack of MLPs in one call (SGD,
+momentum or Nesterov, weight decay, clipping by norm or value), with no Python and no
+dispatch per step (``TrainConfig(compile=True)``). The matrix products of the larger
+layers go from the kernel to the MKL inside torch (:func:`gemm`).
 
 The C source ships with initlab (``mlp_steps.c``). The first use compiles it with the
 machine's C compiler (``$CC``, else ``cc``) for this CPU (``-O3 -march=native``, OpenMP
@@ -177,7 +179,7 @@ def _pointers(tensors: list[torch.Tensor | None]) -> Any:
 
 
 class MlpSteps:
-    """K plain-SGD steps of a stack of MLPs through the compiled kernel.
+    """K steps of a stack of MLPs through the compiled kernel.
 
     ``weights[l]`` (M, out, in) and ``biases[l]`` (M, out) or None are updated in place;
     ``grad_w``/``grad_b`` (same shapes) hold the last step's gradients after a call.
